@@ -1,0 +1,269 @@
+//! X.509 certificates: parsed once, with the facts pfxkit reports and the chain ordering it needs.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use der::{Decode, Encode};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use spki::SubjectPublicKeyInfoRef;
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
+
+use crate::error::{Error, Result};
+
+/// An X.509 certificate with its DER bytes and thumbprints.
+#[derive(Clone)]
+pub struct Certificate {
+    der: Vec<u8>,
+    parsed: x509_cert::Certificate,
+    sha1: [u8; 20],
+    sha256: [u8; 32],
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("subject", &self.subject())
+            .field("sha256", &self.sha256_hex())
+            .finish()
+    }
+}
+
+impl PartialEq for Certificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+impl Eq for Certificate {}
+
+impl Certificate {
+    /// Parses one DER certificate; trailing bytes are an error.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] when the bytes are not one X.509 certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self> {
+        let parsed = x509_cert::Certificate::from_der(der)
+            .map_err(|e| Error::from_der("X.509 certificate", e))?;
+        Ok(Certificate {
+            der: der.to_vec(),
+            parsed,
+            sha1: Sha1::digest(der).into(),
+            sha256: Sha256::digest(der).into(),
+        })
+    }
+
+    /// The DER encoding.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The parsed structure, for callers that need more than pfxkit reports.
+    pub fn x509(&self) -> &x509_cert::Certificate {
+        &self.parsed
+    }
+
+    /// The subject as an RFC 4514 string (most specific RDN first).
+    pub fn subject(&self) -> String {
+        self.parsed.tbs_certificate().subject().to_string()
+    }
+
+    /// The issuer as an RFC 4514 string.
+    pub fn issuer(&self) -> String {
+        self.parsed.tbs_certificate().issuer().to_string()
+    }
+
+    /// The serial number as lowercase hex without leading zeros (`0` for zero).
+    pub fn serial_hex(&self) -> String {
+        let bytes = self.parsed.tbs_certificate().serial_number().as_bytes();
+        let hex = hex_lower(bytes);
+        let trimmed = hex.trim_start_matches('0');
+        if trimmed.is_empty() {
+            "0".into()
+        } else {
+            trimmed.into()
+        }
+    }
+
+    /// Start of validity, seconds since the Unix epoch.
+    pub fn not_before_unix(&self) -> u64 {
+        self.parsed
+            .tbs_certificate()
+            .validity()
+            .not_before
+            .to_unix_duration()
+            .as_secs()
+    }
+
+    /// End of validity, seconds since the Unix epoch.
+    pub fn not_after_unix(&self) -> u64 {
+        self.parsed
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs()
+    }
+
+    /// Start of validity as RFC 3339 UTC (`2026-01-01T00:00:00Z`).
+    pub fn not_before_rfc3339(&self) -> String {
+        rfc3339(self.not_before_unix())
+    }
+
+    /// End of validity as RFC 3339 UTC.
+    pub fn not_after_rfc3339(&self) -> String {
+        rfc3339(self.not_after_unix())
+    }
+
+    /// SHA-1 of the DER (the Windows "thumbprint" and the PKCS#12 localKeyId convention).
+    pub fn sha1(&self) -> &[u8; 20] {
+        &self.sha1
+    }
+
+    /// SHA-256 of the DER.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// SHA-1 thumbprint as lowercase hex.
+    pub fn sha1_hex(&self) -> String {
+        hex_lower(&self.sha1)
+    }
+
+    /// SHA-256 thumbprint as lowercase hex.
+    pub fn sha256_hex(&self) -> String {
+        hex_lower(&self.sha256)
+    }
+
+    /// The subject public key.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] if the key info cannot be re-read (it parsed once already, so this
+    /// does not happen for certificates made by [`Certificate::from_der`]).
+    pub fn with_public_key<T>(
+        &self,
+        f: impl FnOnce(&SubjectPublicKeyInfoRef<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let spki_der = self
+            .parsed
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| Error::from_der("certificate public key", e))?;
+        let spki = SubjectPublicKeyInfoRef::from_der(&spki_der)
+            .map_err(|e| Error::from_der("certificate public key", e))?;
+        f(&spki)
+    }
+
+    /// Whether subject and issuer are the same name (a root or a self-signed leaf).
+    pub fn is_self_issued(&self) -> bool {
+        let tbs = self.parsed.tbs_certificate();
+        tbs.subject() == tbs.issuer()
+    }
+
+    fn subject_key_id(&self) -> Option<Vec<u8>> {
+        let (_, ski) = self
+            .parsed
+            .tbs_certificate()
+            .get_extension::<SubjectKeyIdentifier>()
+            .ok()??;
+        Some(ski.0.as_bytes().to_vec())
+    }
+
+    fn authority_key_id(&self) -> Option<Vec<u8>> {
+        let (_, aki) = self
+            .parsed
+            .tbs_certificate()
+            .get_extension::<AuthorityKeyIdentifier>()
+            .ok()??;
+        aki.key_identifier.map(|k| k.as_bytes().to_vec())
+    }
+
+    /// Whether `issuer` plausibly issued `self`: names match, and key identifiers do not
+    /// contradict each other.
+    fn issued_by(&self, issuer: &Certificate) -> bool {
+        if self.parsed.tbs_certificate().issuer() != issuer.parsed.tbs_certificate().subject() {
+            return false;
+        }
+        match (self.authority_key_id(), issuer.subject_key_id()) {
+            (Some(aki), Some(ski)) => aki == ski,
+            _ => true,
+        }
+    }
+}
+
+/// Orders a chain from `leaf` through `pool`: repeatedly the certificate whose subject is the
+/// current issuer (a matching key identifier preferred), stopping at a self-issued certificate
+/// or when nothing matches. Never loops: each certificate is used once. Returns indexes into
+/// `pool`, leaf excluded.
+pub fn chain_from(leaf: &Certificate, pool: &[Certificate]) -> Vec<usize> {
+    let mut used: HashSet<&[u8; 32]> = HashSet::from([leaf.sha256()]);
+    let mut chain = Vec::new();
+    let mut current = leaf;
+    while !current.is_self_issued() {
+        let candidates = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !used.contains(c.sha256()) && current.issued_by(c));
+        // Prefer an issuer whose key identifier positively matches the AKI.
+        let aki = current.authority_key_id();
+        let mut best: Option<(usize, &Certificate)> = None;
+        for (i, c) in candidates {
+            let exact = aki.is_some() && aki == c.subject_key_id();
+            if best.is_none() || exact {
+                best = Some((i, c));
+                if exact {
+                    break;
+                }
+            }
+        }
+        let Some((i, next)) = best else { break };
+        used.insert(next.sha256());
+        chain.push(i);
+        current = next;
+    }
+    chain
+}
+
+/// Lowercase hex without separators.
+pub fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 UTC.
+pub fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil-from-days (H. Hinnant's algorithm), valid for the whole X.509 time range.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400 + 3661), "2000-02-29T01:01:01Z");
+        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+}

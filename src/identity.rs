@@ -1,0 +1,69 @@
+//! An identity: a private key, its leaf certificate and the chain above it, proven to belong
+//! together.
+
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::secret::PrivateKey;
+
+/// A private key with its leaf certificate (first) and chain (leaf-first order).
+///
+/// It can only be built by [`Identity::new`], which proves that the key's public half is the
+/// leaf's public key, so holding an `Identity` means the pair is consistent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    key: PrivateKey,
+    chain: Vec<Certificate>,
+    alias: Option<String>,
+}
+
+impl Identity {
+    /// Pairs `key` with `leaf` and the certificates above it (`chain`, issuer of the leaf
+    /// first).
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`] when the key does not belong to the leaf; [`Error::Unsupported`]
+    /// when pfxkit cannot compute the public half of the key's algorithm.
+    pub fn new(key: PrivateKey, leaf: Certificate, chain: Vec<Certificate>) -> Result<Self> {
+        if !leaf.with_public_key(|spki| key.matches_public_key(spki))? {
+            return Err(Error::KeyMismatch {
+                certificate_sha256: leaf.sha256_hex(),
+            });
+        }
+        let mut all = Vec::with_capacity(chain.len() + 1);
+        all.push(leaf);
+        all.extend(chain);
+        Ok(Identity {
+            key,
+            chain: all,
+            alias: None,
+        })
+    }
+
+    /// The same identity under an alias (friendlyName).
+    #[must_use]
+    pub fn with_alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+
+    /// The alias, when one was given or read.
+    pub fn alias(&self) -> Option<&str> {
+        self.alias.as_deref()
+    }
+
+    /// The private key.
+    pub fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+
+    /// The leaf certificate.
+    pub fn leaf(&self) -> &Certificate {
+        // `new` always puts the leaf first, so the chain is never empty.
+        &self.chain[0]
+    }
+
+    /// Leaf first, then each issuer in turn.
+    pub fn chain(&self) -> &[Certificate] {
+        &self.chain
+    }
+}

@@ -1,0 +1,1 @@
+//! The PKCS#12 (RFC 7292) codec.

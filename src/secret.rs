@@ -1,0 +1,460 @@
+//! Secret values: passwords and private keys.
+//!
+//! Both are zeroized on drop, print `[redacted]` in `Debug`, and have no `Deref`/`AsRef`: the
+//! only way to the bytes is an explicitly named accessor, so every use can be found with grep.
+
+use std::fmt;
+
+use der::asn1::{ObjectIdentifier, UintRef};
+use der::{Decode, Reader, SliceReader};
+use spki::SubjectPublicKeyInfoRef;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// A password, or the explicit absence of one.
+///
+/// The empty password `""` and the absent password are different keys in PKCS#12: the empty one
+/// is the BMPString terminator `00 00`, the absent one is zero bytes. Files in the wild use both.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(Option<Zeroizing<String>>);
+
+impl Password {
+    /// A password from its text.
+    pub fn new(text: impl Into<String>) -> Self {
+        Password(Some(Zeroizing::new(text.into())))
+    }
+
+    /// The absent (NULL) password, distinct from the empty one.
+    pub fn absent() -> Self {
+        Password(None)
+    }
+
+    /// Whether this is the absent password.
+    pub fn is_absent(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Whether this is the empty (but present) password.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_some_and(|s| s.is_empty())
+    }
+
+    /// The text of the password (`None` when absent). Named so every use can be audited.
+    pub fn expose_secret(&self) -> Option<&str> {
+        self.0.as_deref().map(String::as_str)
+    }
+
+    /// UTF-8 bytes, as PBES2 and PBMAC1 use them (absent and empty are both no bytes).
+    pub(crate) fn utf8_bytes(&self) -> &[u8] {
+        self.0.as_deref().map(String::as_bytes).unwrap_or_default()
+    }
+
+    /// BMPString (UTF-16BE) with a two-byte NUL terminator, as PBES1 and the classic MAC use it;
+    /// characters outside the BMP become surrogate pairs, as OpenSSL and `cryptography` do. The
+    /// absent password is zero bytes.
+    pub(crate) fn bmp_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::new());
+        if let Some(text) = self.0.as_deref() {
+            out.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+            out.extend([0, 0]);
+        }
+        out
+    }
+
+    /// UTF-16BE code units without a terminator, as Java keystores use them.
+    pub(crate) fn utf16be_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::new());
+        if let Some(text) = self.0.as_deref() {
+            out.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("Password([redacted])"),
+            None => f.write_str("Password(absent)"),
+        }
+    }
+}
+
+/// Elliptic curves pfxkit knows by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Curve {
+    /// NIST P-256 (secp256r1).
+    P256,
+    /// NIST P-384 (secp384r1).
+    P384,
+    /// NIST P-521 (secp521r1).
+    P521,
+}
+
+impl Curve {
+    /// The curve's size in bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            Curve::P256 => 256,
+            Curve::P384 => 384,
+            Curve::P521 => 521,
+        }
+    }
+
+    /// The named-curve OID.
+    pub fn oid(self) -> ObjectIdentifier {
+        match self {
+            Curve::P256 => oids::P256,
+            Curve::P384 => oids::P384,
+            Curve::P521 => oids::P521,
+        }
+    }
+
+    fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
+        [Curve::P256, Curve::P384, Curve::P521]
+            .into_iter()
+            .find(|c| c.oid() == *oid)
+    }
+}
+
+/// The algorithm of a private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyAlgorithm {
+    /// RSA (rsaEncryption or RSASSA-PSS), with its modulus size in bits.
+    Rsa {
+        /// Modulus size in bits.
+        bits: u32,
+    },
+    /// ECDSA/ECDH on a named curve; `None` for a curve pfxkit does not know.
+    Ec(Option<Curve>),
+    /// Ed25519.
+    Ed25519,
+    /// Ed448.
+    Ed448,
+    /// DSA, with the size of its prime p in bits.
+    Dsa {
+        /// Size of p in bits.
+        bits: u32,
+    },
+    /// Any other algorithm: kept opaque, never lost.
+    Other(ObjectIdentifier),
+}
+
+impl KeyAlgorithm {
+    /// The short name used in JSON output: `rsa`, `ec`, `ed25519`, `ed448`, `dsa`, or the OID.
+    pub fn name(&self) -> String {
+        match self {
+            KeyAlgorithm::Rsa { .. } => "rsa".into(),
+            KeyAlgorithm::Ec(_) => "ec".into(),
+            KeyAlgorithm::Ed25519 => "ed25519".into(),
+            KeyAlgorithm::Ed448 => "ed448".into(),
+            KeyAlgorithm::Dsa { .. } => "dsa".into(),
+            KeyAlgorithm::Other(oid) => oid.to_string(),
+        }
+    }
+
+    /// The key size in bits (curve size for EC), when known.
+    pub fn bits(&self) -> Option<u32> {
+        match self {
+            KeyAlgorithm::Rsa { bits } | KeyAlgorithm::Dsa { bits } => Some(*bits),
+            KeyAlgorithm::Ec(curve) => curve.map(Curve::bits),
+            KeyAlgorithm::Ed25519 => Some(256),
+            KeyAlgorithm::Ed448 => Some(456),
+            KeyAlgorithm::Other(_) => None,
+        }
+    }
+}
+
+/// Object identifiers of key algorithms.
+pub(crate) mod oids {
+    use der::asn1::ObjectIdentifier as Oid;
+    pub const RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    pub const RSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
+    pub const EC: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
+    pub const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
+    pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+    pub const ED448: Oid = Oid::new_unwrap("1.3.101.113");
+    pub const DSA: Oid = Oid::new_unwrap("1.2.840.10040.4.1");
+}
+
+/// DSA primes above this size are refused before any modular exponentiation: a hostile key
+/// could otherwise make the public-key check arbitrarily slow.
+const MAX_DSA_BITS: u32 = 8192;
+
+/// A private key as PKCS#8 `PrivateKeyInfo` DER, zeroized on drop.
+#[derive(Clone)]
+pub struct PrivateKey {
+    der: Zeroizing<Vec<u8>>,
+    algorithm: KeyAlgorithm,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("algorithm", &self.algorithm)
+            .field("der", &"[redacted]")
+            .finish()
+    }
+}
+
+impl PartialEq for PrivateKey {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.der.as_slice().ct_eq(other.der.as_slice()))
+    }
+}
+impl Eq for PrivateKey {}
+
+impl PrivateKey {
+    /// Parses PKCS#8 `PrivateKeyInfo` (or v2 `OneAsymmetricKey`) DER and detects its algorithm.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] when the bytes are not PKCS#8 or the inner key of a known algorithm
+    /// does not parse.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+        let der = Zeroizing::new(der.to_vec());
+        let algorithm = {
+            let info = pkcs8::PrivateKeyInfoRef::from_der(&der)
+                .map_err(|e| Error::from_der("PKCS#8 private key", e))?;
+            detect_algorithm(&info)?
+        };
+        Ok(PrivateKey { der, algorithm })
+    }
+
+    /// The key's algorithm and size.
+    pub fn algorithm(&self) -> &KeyAlgorithm {
+        &self.algorithm
+    }
+
+    /// The PKCS#8 DER bytes. Named so every place a key leaves its wrapper can be audited.
+    pub fn expose_pkcs8_der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// Whether this key's public half equals the given SubjectPublicKeyInfo.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] when the key's inner structure is broken, [`Error::Unsupported`] for
+    /// algorithms whose public half pfxkit cannot compute (the key is still kept).
+    pub fn matches_public_key(&self, spki: &SubjectPublicKeyInfoRef<'_>) -> Result<bool> {
+        let info = pkcs8::PrivateKeyInfoRef::from_der(&self.der)
+            .map_err(|e| Error::from_der("PKCS#8 private key", e))?;
+        let cert_key = spki.subject_public_key.raw_bytes();
+        let spki_oid = spki.algorithm.oid;
+        let inner = info.private_key.as_bytes();
+        match &self.algorithm {
+            KeyAlgorithm::Rsa { .. } => {
+                if spki_oid != oids::RSA && spki_oid != oids::RSA_PSS {
+                    return Ok(false);
+                }
+                let (n, e) = rsa_private_public_half(inner)?;
+                let Ok((cn, ce)) = rsa_public_key(cert_key) else {
+                    return Ok(false);
+                };
+                Ok(n == cn && e == ce)
+            }
+            KeyAlgorithm::Ec(curve) => {
+                if spki_oid != oids::EC {
+                    return Ok(false);
+                }
+                let curve = curve.ok_or_else(|| Error::Unsupported {
+                    what: "public key check for this elliptic curve".into(),
+                    oid: None,
+                })?;
+                let scalar = Zeroizing::new(ec_private_scalar(inner)?);
+                ec_public_matches(curve, &scalar, cert_key)
+            }
+            KeyAlgorithm::Ed25519 => {
+                if spki_oid != oids::ED25519 {
+                    return Ok(false);
+                }
+                let seed = Zeroizing::new(octet_string_content(inner, "Ed25519 private key")?);
+                let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+                    seed.as_slice()
+                        .try_into()
+                        .map_err(|_| Error::malformed("Ed25519 private key", "not 32 bytes"))?,
+                );
+                let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+                Ok(signing.verifying_key().as_bytes().as_slice() == cert_key)
+            }
+            KeyAlgorithm::Dsa { bits } => {
+                if spki_oid != oids::DSA || *bits > MAX_DSA_BITS {
+                    return Ok(false);
+                }
+                dsa_public_matches(&info, inner, cert_key, spki)
+            }
+            KeyAlgorithm::Ed448 | KeyAlgorithm::Other(_) => {
+                // No arithmetic for these: the v2 PKCS#8 public key, when present, is only a
+                // claim, so it is not taken as proof.
+                Err(Error::Unsupported {
+                    what: format!("public key check for {} keys", self.algorithm.name()),
+                    oid: Some(info.algorithm.oid.to_string()),
+                })
+            }
+        }
+    }
+}
+
+fn detect_algorithm(info: &pkcs8::PrivateKeyInfoRef<'_>) -> Result<KeyAlgorithm> {
+    let oid = info.algorithm.oid;
+    let inner = info.private_key.as_bytes();
+    Ok(match oid {
+        o if o == oids::RSA || o == oids::RSA_PSS => {
+            let (n, _) = rsa_private_public_half(inner)?;
+            KeyAlgorithm::Rsa { bits: bit_len(n) }
+        }
+        o if o == oids::EC => {
+            let curve = info
+                .algorithm
+                .parameters
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                .or_else(|| ec_inner_curve(inner))
+                .and_then(|c| Curve::from_oid(&c));
+            KeyAlgorithm::Ec(curve)
+        }
+        o if o == oids::ED25519 => KeyAlgorithm::Ed25519,
+        o if o == oids::ED448 => KeyAlgorithm::Ed448,
+        o if o == oids::DSA => {
+            let (p, _, _) = dsa_params(info)?;
+            KeyAlgorithm::Dsa { bits: bit_len(p) }
+        }
+        other => KeyAlgorithm::Other(other),
+    })
+}
+
+fn bit_len(be: &[u8]) -> u32 {
+    let trimmed: &[u8] = match be.iter().position(|b| *b != 0) {
+        Some(i) => be.get(i..).unwrap_or_default(),
+        None => &[],
+    };
+    match trimmed.first() {
+        Some(first) => (trimmed.len() as u32 - 1) * 8 + (8 - first.leading_zeros()),
+        None => 0,
+    }
+}
+
+fn decode_err(context: &'static str) -> impl Fn(der::Error) -> Error {
+    move |e| Error::from_der(context, e)
+}
+
+/// `RSAPrivateKey ::= SEQUENCE { version, modulus, publicExponent, ... }` (RFC 8017 §A.1.2):
+/// returns (n, e).
+fn rsa_private_public_half(inner: &[u8]) -> Result<(&[u8], &[u8])> {
+    let ctx = "RSA private key";
+    let mut r = SliceReader::new(inner).map_err(decode_err(ctx))?;
+    r.sequence(|seq| {
+        let _version = UintRef::decode(seq)?;
+        let n = UintRef::decode(seq)?;
+        let e = UintRef::decode(seq)?;
+        // The private exponent and CRT values follow; they are not needed here.
+        seq.drain(seq.remaining_len())?;
+        Ok((n.as_bytes(), e.as_bytes()))
+    })
+    .map_err(decode_err(ctx))
+}
+
+/// `RSAPublicKey ::= SEQUENCE { modulus, publicExponent }` (RFC 8017 §A.1.1).
+fn rsa_public_key(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
+    let ctx = "RSA public key";
+    let mut r = SliceReader::new(bytes).map_err(decode_err(ctx))?;
+    let out = r
+        .sequence(|seq| {
+            let n = UintRef::decode(seq)?;
+            let e = UintRef::decode(seq)?;
+            Ok((n.as_bytes(), e.as_bytes()))
+        })
+        .map_err(decode_err(ctx))?;
+    r.finish().map_err(decode_err(ctx))?;
+    Ok(out)
+}
+
+/// `ECPrivateKey ::= SEQUENCE { version 1, privateKey OCTET STRING, [0] parameters, [1] publicKey }`
+/// (RFC 5915): returns the scalar bytes.
+fn ec_private_scalar(inner: &[u8]) -> Result<Vec<u8>> {
+    let key = sec1::EcPrivateKey::from_der(inner).map_err(|e| Error::Malformed {
+        context: "EC private key".into(),
+        offset: None,
+        reason: e.to_string(),
+    })?;
+    Ok(key.private_key.to_vec())
+}
+
+fn ec_inner_curve(inner: &[u8]) -> Option<ObjectIdentifier> {
+    let key = sec1::EcPrivateKey::from_der(inner).ok()?;
+    key.parameters.and_then(|p| p.named_curve())
+}
+
+fn ec_public_matches(curve: Curve, scalar: &[u8], cert_point: &[u8]) -> Result<bool> {
+    let bad = || Error::malformed("EC private key", "scalar out of range for its curve");
+    Ok(match curve {
+        Curve::P256 => {
+            let sk = p256::SecretKey::from_slice(scalar).map_err(|_| bad())?;
+            p256::PublicKey::from_sec1_bytes(cert_point).is_ok_and(|pk| pk == sk.public_key())
+        }
+        Curve::P384 => {
+            let sk = p384::SecretKey::from_slice(scalar).map_err(|_| bad())?;
+            p384::PublicKey::from_sec1_bytes(cert_point).is_ok_and(|pk| pk == sk.public_key())
+        }
+        Curve::P521 => {
+            let sk = p521::SecretKey::from_slice(scalar).map_err(|_| bad())?;
+            p521::PublicKey::from_sec1_bytes(cert_point).is_ok_and(|pk| pk == sk.public_key())
+        }
+    })
+}
+
+fn octet_string_content(inner: &[u8], ctx: &'static str) -> Result<Vec<u8>> {
+    let os = <&der::asn1::OctetStringRef>::from_der(inner).map_err(decode_err(ctx))?;
+    Ok(os.as_bytes().to_vec())
+}
+
+/// `Dss-Parms ::= SEQUENCE { p, q, g }` (RFC 3279 §2.3.2) from the algorithm parameters.
+fn dsa_params<'a>(info: &pkcs8::PrivateKeyInfoRef<'a>) -> Result<(&'a [u8], &'a [u8], &'a [u8])> {
+    let ctx = "DSA parameters";
+    let params = info
+        .algorithm
+        .parameters
+        .ok_or_else(|| Error::malformed(ctx, "missing"))?;
+    let mut r = SliceReader::new(params.value()).map_err(decode_err(ctx))?;
+    let p = UintRef::decode(&mut r).map_err(decode_err(ctx))?;
+    let q = UintRef::decode(&mut r).map_err(decode_err(ctx))?;
+    let g = UintRef::decode(&mut r).map_err(decode_err(ctx))?;
+    r.finish().map_err(decode_err(ctx))?;
+    Ok((p.as_bytes(), q.as_bytes(), g.as_bytes()))
+}
+
+fn dsa_public_matches(
+    info: &pkcs8::PrivateKeyInfoRef<'_>,
+    inner: &[u8],
+    cert_key: &[u8],
+    spki: &SubjectPublicKeyInfoRef<'_>,
+) -> Result<bool> {
+    use num_bigint::BigUint;
+    let (p, _q, g) = dsa_params(info)?;
+    // The certificate may omit the parameters (inherited from its issuer); when it has them they
+    // must be the key's.
+    if let Some(cert_params) = spki.algorithm.parameters {
+        if let Some(key_params) = info.algorithm.parameters {
+            if cert_params.value() != key_params.value() {
+                return Ok(false);
+            }
+        }
+    }
+    let x = UintRef::from_der(inner).map_err(decode_err("DSA private key"))?;
+    let Ok(y) = UintRef::from_der(cert_key) else {
+        return Ok(false);
+    };
+    let p = BigUint::from_bytes_be(p);
+    if p.bits() < 2 {
+        return Err(Error::malformed("DSA parameters", "p is too small"));
+    }
+    // num-bigint cannot zeroize its limbs; the private exponent's copy lives only for this call.
+    let x = BigUint::from_bytes_be(x.as_bytes());
+    let computed = BigUint::from_bytes_be(g).modpow(&x, &p);
+    Ok(computed == BigUint::from_bytes_be(y.as_bytes()))
+}
+
