@@ -30,4 +30,4 @@ pub use cert::Certificate;
 pub use error::{Error, Result};
 pub use identity::Identity;
 pub use limits::Limits;
-pub use secret::{Password, PrivateKey};
+pub use secret::{Password, PasswordSource, PrivateKey};

@@ -458,3 +458,78 @@ fn dsa_public_matches(
     Ok(computed == BigUint::from_bytes_be(y.as_bytes()))
 }
 
+/// Where a password comes from, in the form OpenSSL users know: `pass:TEXT`, `env:VAR`,
+/// `file:PATH` (first line, without its line ending) or `stdin` (first line of standard input).
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// The literal text (visible in `ps`; for tests and demos).
+    Literal(Password),
+    /// An environment variable.
+    Env(String),
+    /// The first line of a file.
+    File(std::path::PathBuf),
+    /// The first line of standard input.
+    Stdin,
+}
+
+impl fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordSource::Literal(_) => f.write_str("pass:[redacted]"),
+            PasswordSource::Env(v) => write!(f, "env:{v}"),
+            PasswordSource::File(p) => write!(f, "file:{}", p.display()),
+            PasswordSource::Stdin => f.write_str("stdin"),
+        }
+    }
+}
+
+impl std::str::FromStr for PasswordSource {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(text) = s.strip_prefix("pass:") {
+            Ok(PasswordSource::Literal(Password::new(text)))
+        } else if let Some(var) = s.strip_prefix("env:") {
+            Ok(PasswordSource::Env(var.to_string()))
+        } else if let Some(path) = s.strip_prefix("file:") {
+            Ok(PasswordSource::File(path.into()))
+        } else if s == "stdin" {
+            Ok(PasswordSource::Stdin)
+        } else {
+            Err(Error::Invalid(
+                "a password source is pass:TEXT, env:VAR, file:PATH or stdin".into(),
+            ))
+        }
+    }
+}
+
+impl PasswordSource {
+    /// Reads the password.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unset or non-Unicode variable, [`Error::Io`] when the file or
+    /// standard input cannot be read.
+    pub fn resolve(&self) -> Result<Password> {
+        match self {
+            PasswordSource::Literal(p) => Ok(p.clone()),
+            PasswordSource::Env(var) => std::env::var(var)
+                .map(Password::new)
+                .map_err(|_| Error::Invalid(format!("environment variable {var} is not set"))),
+            PasswordSource::File(path) => {
+                let text =
+                    Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
+                Ok(Password::new(first_line(&text)))
+            }
+            PasswordSource::Stdin => {
+                let mut line = Zeroizing::new(String::new());
+                std::io::stdin().read_line(&mut line)?;
+                Ok(Password::new(first_line(&line)))
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    let line = text.split('\n').next().unwrap_or_default();
+    line.strip_suffix('\r').unwrap_or(line)
+}

@@ -1,1 +1,18 @@
-//! The PKCS#12 (RFC 7292) codec.
+//! The PKCS#12 (RFC 7292) codec: reading every archive found in the wild, writing archives
+//! every consumer accepts.
+//!
+//! Reading: [`read`] turns bytes into an [`Archive`]; [`Archive::identities`] pairs keys with
+//! certificates by proof, never by file order.
+
+pub(crate) mod asn1;
+pub mod ber;
+pub mod kdf;
+pub(crate) mod mac;
+pub mod oids;
+pub(crate) mod pbe;
+mod read;
+
+pub use kdf::HashAlg;
+pub use mac::MacAlgorithm;
+pub use pbe::{EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
+pub use read::{Archive, BagAttributes, CertBag, KeyBag, MacInfo, OtherBag, OtherBagKind, read};

@@ -1,1 +1,72 @@
-fn main(){}
+//! The `pfxkit` command line: argument parsing and printing only; every decision is the
+//! library's. The contract (names, JSON fields, exit codes) is `shared/specs/cli.md`.
+
+mod inspect;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pfxkit::{Error, Password, PasswordSource};
+
+/// PKCS#12/PFX and Java keystore tool.
+#[derive(Debug, Parser)]
+#[command(name = "pfxkit", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Detect a file's format by content and list what it holds.
+    Inspect(inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pfxkit: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Exit codes of the contract: 3 wrong password/integrity, 4 malformed, 5 limit, 6 unsupported,
+/// 1 anything else.
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::WrongPassword { .. } => 3,
+        Error::Malformed { .. } => 4,
+        Error::LimitExceeded { .. } => 5,
+        Error::Unsupported { .. } => 6,
+        _ => 1,
+    }
+}
+
+/// Parses a `--password` style option into a source (clap value parser).
+fn password_source(s: &str) -> Result<PasswordSource, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+/// Resolves an optional password source.
+fn resolve(src: Option<&PasswordSource>) -> Result<Option<Password>, Error> {
+    src.map(PasswordSource::resolve).transpose()
+}
+
+/// Reads a whole input file, naming it in errors.
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Prints one JSON document on stdout.
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}

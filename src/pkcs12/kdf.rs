@@ -1,0 +1,236 @@
+//! Hash functions by OID, HMAC, PBKDF2 (RFC 8018 §5.2) and the PKCS#12 KDF (RFC 7292 app. B).
+
+use der::asn1::ObjectIdentifier as Oid;
+use hmac::{Hmac, KeyInit, Mac};
+use zeroize::Zeroizing;
+
+use super::oids;
+
+/// The hash functions PKCS#12 files use for MACs, PRFs and KDFs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HashAlg {
+    /// SHA-1.
+    Sha1,
+    /// SHA-224.
+    Sha224,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+    /// SHA-512/224.
+    Sha512_224,
+    /// SHA-512/256.
+    Sha512_256,
+}
+
+/// Runs `$body` with `$D` bound to the digest type of `$alg`.
+macro_rules! with_digest {
+    ($alg:expr, $D:ident => $body:expr) => {
+        match $alg {
+            HashAlg::Sha1 => {
+                type $D = sha1::Sha1;
+                $body
+            }
+            HashAlg::Sha224 => {
+                type $D = sha2::Sha224;
+                $body
+            }
+            HashAlg::Sha256 => {
+                type $D = sha2::Sha256;
+                $body
+            }
+            HashAlg::Sha384 => {
+                type $D = sha2::Sha384;
+                $body
+            }
+            HashAlg::Sha512 => {
+                type $D = sha2::Sha512;
+                $body
+            }
+            HashAlg::Sha512_224 => {
+                type $D = sha2::Sha512_224;
+                $body
+            }
+            HashAlg::Sha512_256 => {
+                type $D = sha2::Sha512_256;
+                $body
+            }
+        }
+    };
+}
+
+const ALL: [HashAlg; 7] = [
+    HashAlg::Sha1,
+    HashAlg::Sha224,
+    HashAlg::Sha256,
+    HashAlg::Sha384,
+    HashAlg::Sha512,
+    HashAlg::Sha512_224,
+    HashAlg::Sha512_256,
+];
+
+impl HashAlg {
+    /// Output length in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha224 | HashAlg::Sha512_224 => 28,
+            HashAlg::Sha256 | HashAlg::Sha512_256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
+    }
+
+    /// The lowercase name used in reports (`sha256`, `sha512-224`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlg::Sha1 => "sha1",
+            HashAlg::Sha224 => "sha224",
+            HashAlg::Sha256 => "sha256",
+            HashAlg::Sha384 => "sha384",
+            HashAlg::Sha512 => "sha512",
+            HashAlg::Sha512_224 => "sha512-224",
+            HashAlg::Sha512_256 => "sha512-256",
+        }
+    }
+
+    /// The digest algorithm OID (as in a classic MAC's DigestInfo).
+    pub fn digest_oid(self) -> Oid {
+        match self {
+            HashAlg::Sha1 => oids::SHA1,
+            HashAlg::Sha224 => oids::SHA224,
+            HashAlg::Sha256 => oids::SHA256,
+            HashAlg::Sha384 => oids::SHA384,
+            HashAlg::Sha512 => oids::SHA512,
+            HashAlg::Sha512_224 => oids::SHA512_224,
+            HashAlg::Sha512_256 => oids::SHA512_256,
+        }
+    }
+
+    /// The HMAC OID (as in a PBKDF2 PRF or a PBMAC1 messageAuthScheme).
+    pub fn hmac_oid(self) -> Oid {
+        match self {
+            HashAlg::Sha1 => oids::HMAC_SHA1,
+            HashAlg::Sha224 => oids::HMAC_SHA224,
+            HashAlg::Sha256 => oids::HMAC_SHA256,
+            HashAlg::Sha384 => oids::HMAC_SHA384,
+            HashAlg::Sha512 => oids::HMAC_SHA512,
+            HashAlg::Sha512_224 => oids::HMAC_SHA512_224,
+            HashAlg::Sha512_256 => oids::HMAC_SHA512_256,
+        }
+    }
+
+    pub(crate) fn from_digest_oid(oid: &Oid) -> Option<Self> {
+        ALL.into_iter().find(|h| h.digest_oid() == *oid)
+    }
+
+    pub(crate) fn from_hmac_oid(oid: &Oid) -> Option<Self> {
+        ALL.into_iter().find(|h| h.hmac_oid() == *oid)
+    }
+
+    /// HMAC of `data` under `key`.
+    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Zeroizing<Vec<u8>> {
+        with_digest!(self, D => {
+            // HMAC accepts keys of any length, so this cannot fail.
+            let mut mac = <Hmac<D> as KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+            mac.update(data);
+            Zeroizing::new(mac.finalize().into_bytes().to_vec())
+        })
+    }
+
+    /// PBKDF2 with HMAC over this hash as PRF, filling `out`.
+    pub(crate) fn pbkdf2(self, password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
+        with_digest!(self, D => pbkdf2_with::<Hmac<D>>(password, salt, iterations, out))
+    }
+
+    /// The PKCS#12 KDF (RFC 7292 appendix B.2) over a BMPString password.
+    pub(crate) fn pkcs12_kdf(
+        self,
+        password_bmp: &[u8],
+        salt: &[u8],
+        id: KdfPurpose,
+        iterations: u32,
+        len: usize,
+    ) -> Zeroizing<Vec<u8>> {
+        let id = match id {
+            KdfPurpose::Key => pkcs12::kdf::Pkcs12KeyType::EncryptionKey,
+            KdfPurpose::Iv => pkcs12::kdf::Pkcs12KeyType::Iv,
+            KdfPurpose::Mac => pkcs12::kdf::Pkcs12KeyType::Mac,
+        };
+        // Iteration counts were bounded by `Limits` far below i32::MAX before this point.
+        let rounds = i32::try_from(iterations).unwrap_or(i32::MAX);
+        with_digest!(self, D => Zeroizing::new(pkcs12::kdf::derive_key::<D>(password_bmp, salt, id, rounds, len)))
+    }
+}
+
+/// What a PKCS#12 KDF output is for (the "ID" diversifier of RFC 7292 B.3).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum KdfPurpose {
+    Key,
+    Iv,
+    Mac,
+}
+
+/// PBKDF2 (RFC 8018 §5.2). The keyed PRF state is computed once and cloned for every
+/// iteration, so each iteration costs two compression-function calls.
+fn pbkdf2_with<M: Mac + KeyInit + Clone>(
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    out: &mut [u8],
+) {
+    let prf =
+        M::new_from_slice(password).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    for (index, block) in out.chunks_mut(M::output_size()).enumerate() {
+        let mut mac = prf.clone();
+        mac.update(salt);
+        mac.update(&(index as u32 + 1).to_be_bytes());
+        let mut u = mac.finalize().into_bytes();
+        let mut t = u.clone();
+        for _ in 1..iterations {
+            let mut mac = prf.clone();
+            mac.update(&u);
+            u = mac.finalize().into_bytes();
+            t.iter_mut().zip(u.iter()).for_each(|(a, b)| *a ^= b);
+        }
+        block.iter_mut().zip(t.iter()).for_each(|(o, v)| *o = *v);
+        zeroize::Zeroize::zeroize(t.as_mut_slice());
+        zeroize::Zeroize::zeroize(u.as_mut_slice());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn pbkdf2_matches_rfc6070_vector() {
+        let mut out = [0u8; 20];
+        HashAlg::Sha1.pbkdf2(b"password", b"salt", 4096, &mut out);
+        assert_eq!(
+            out.to_vec(),
+            hex("4b007901b765489abead49d926f721d065a429c1")
+        );
+    }
+
+    #[test]
+    fn pbkdf2_sha256_matches_known_answer() {
+        let mut out = [0u8; 32];
+        HashAlg::Sha256.pbkdf2(b"password", b"salt", 2, &mut out);
+        assert_eq!(
+            out.to_vec(),
+            hex("ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43")
+        );
+    }
+}

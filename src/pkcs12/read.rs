@@ -1,0 +1,737 @@
+//! Reading PKCS#12 archives: structure, integrity, decryption, bags, pairing.
+
+use std::fmt;
+
+use der::asn1::ObjectIdentifier as Oid;
+use zeroize::Zeroizing;
+
+use super::asn1::{DerReader, Tlv, tag};
+use super::ber;
+use super::mac::{MacAlgorithm, parse_mac_data};
+use super::oids;
+use super::pbe::{EncryptionScheme, parse_encrypted_private_key_info};
+use crate::cert::{Certificate, chain_from};
+use crate::error::{Error, LimitKind, Result};
+use crate::identity::Identity;
+use crate::limits::{IterationBudget, Limits};
+use crate::secret::{Password, PrivateKey};
+
+/// The MAC of an archive, as reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacInfo {
+    /// The algorithm and its parameters.
+    pub algorithm: MacAlgorithm,
+}
+
+/// Attributes of a bag that pfxkit interprets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BagAttributes {
+    /// `friendlyName`: the alias.
+    pub friendly_name: Option<String>,
+    /// `localKeyId`: pairs a key with its certificate.
+    pub local_key_id: Option<Vec<u8>>,
+    /// Java's trusted-certificate attribute is present.
+    pub java_trusted: bool,
+    /// OIDs of the other attributes, kept so nothing is silently lost.
+    pub other: Vec<Oid>,
+}
+
+/// A private key found in the archive.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct KeyBag {
+    /// The decrypted key.
+    pub key: PrivateKey,
+    /// Its bag attributes.
+    pub attributes: BagAttributes,
+    /// How it was encrypted; `None` for a plain keyBag.
+    pub encryption: Option<EncryptionScheme>,
+}
+
+/// A certificate found in the archive.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CertBag {
+    /// The certificate.
+    pub certificate: Certificate,
+    /// Its bag attributes.
+    pub attributes: BagAttributes,
+    /// How the SafeContents holding it was encrypted; `None` when in plain data.
+    pub encryption: Option<EncryptionScheme>,
+}
+
+/// The kinds of bag pfxkit lists but does not interpret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OtherBagKind {
+    /// A CRL bag.
+    Crl,
+    /// A secret bag.
+    Secret,
+    /// A certificate bag of a type other than X.509 (e.g. SDSI).
+    Certificate(Oid),
+    /// A bag type pfxkit does not know.
+    Unknown(Oid),
+}
+
+/// A bag that is listed, never lost, but not interpreted.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct OtherBag {
+    /// What kind of bag.
+    pub kind: OtherBagKind,
+    /// Its attributes.
+    pub attributes: BagAttributes,
+    /// The DER of the bag value (may be secret: zeroized on drop, redacted in `Debug`).
+    pub value: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for OtherBag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtherBag")
+            .field("kind", &self.kind)
+            .field("attributes", &self.attributes)
+            .field("value", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Everything read from a PKCS#12 archive, in file order.
+#[derive(Clone, Debug)]
+pub struct Archive {
+    mac: Option<MacInfo>,
+    keys: Vec<KeyBag>,
+    certificates: Vec<CertBag>,
+    other_bags: Vec<OtherBag>,
+}
+
+impl Archive {
+    /// The MAC, or `None` when the archive has no integrity protection.
+    pub fn mac(&self) -> Option<&MacInfo> {
+        self.mac.as_ref()
+    }
+
+    /// Private keys, in file order.
+    pub fn keys(&self) -> &[KeyBag] {
+        &self.keys
+    }
+
+    /// Certificates, once per occurrence, in file order.
+    pub fn certificates(&self) -> &[CertBag] {
+        &self.certificates
+    }
+
+    /// CRL, secret and unknown bags.
+    pub fn other_bags(&self) -> &[OtherBag] {
+        &self.other_bags
+    }
+
+    /// For each key (same order as [`Archive::keys`]), the index in [`Archive::certificates`]
+    /// of the certificate proven to hold its public key: first among those with an equal
+    /// `localKeyId`, then among all. File order is never trusted.
+    pub fn pairings(&self) -> Vec<Option<usize>> {
+        self.keys
+            .iter()
+            .map(|k| {
+                let proven = |c: &CertBag| {
+                    c.certificate
+                        .with_public_key(|spki| k.key.matches_public_key(spki))
+                        .unwrap_or(false)
+                };
+                let by_id = k.attributes.local_key_id.as_ref().and_then(|id| {
+                    self.certificates
+                        .iter()
+                        .position(|c| c.attributes.local_key_id.as_ref() == Some(id) && proven(c))
+                });
+                by_id.or_else(|| self.certificates.iter().position(proven))
+            })
+            .collect()
+    }
+
+    /// One identity per key whose certificate was found, with its chain built leaf-first from
+    /// every certificate in the archive. The alias is the key's friendlyName, else the
+    /// certificate's.
+    pub fn identities(&self) -> Vec<Identity> {
+        let pool: Vec<Certificate> = self
+            .certificates
+            .iter()
+            .map(|c| c.certificate.clone())
+            .collect();
+        self.keys
+            .iter()
+            .zip(self.pairings())
+            .filter_map(|(k, pair)| {
+                let cert_bag = self.certificates.get(pair?)?;
+                let leaf = &cert_bag.certificate;
+                let chain = chain_from(leaf, &pool)
+                    .into_iter()
+                    .filter_map(|i| pool.get(i).cloned())
+                    .collect();
+                let identity = Identity::new(k.key.clone(), leaf.clone(), chain).ok()?;
+                let alias = k
+                    .attributes
+                    .friendly_name
+                    .clone()
+                    .or_else(|| cert_bag.attributes.friendly_name.clone());
+                Some(match alias {
+                    Some(a) => identity.with_alias(a),
+                    None => identity,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A container of the AuthenticatedSafe, before decryption.
+enum Container<'a> {
+    Plain(Tlv<'a>),
+    Encrypted {
+        scheme: EncryptionScheme,
+        ciphertext: Vec<u8>,
+    },
+}
+
+/// Reads a PKCS#12 archive (DER, BER, or PEM-armoured).
+///
+/// `password`: `Some` uses exactly that password (which may be [`Password::absent`]); `None`
+/// means the caller has none, and both the empty and the absent password are tried, as OpenSSL
+/// does. When the archive has a MAC, the password that verifies it is used first for decryption.
+///
+/// # Errors
+/// - [`Error::WrongPassword`]: the MAC does not verify, or an item does not decrypt.
+/// - [`Error::Malformed`]: not a PKCS#12 archive, truncated, or badly encoded.
+/// - [`Error::LimitExceeded`]: a [`Limits`] bound was exceeded (checked before any KDF runs).
+/// - [`Error::Unsupported`]: an algorithm or mode pfxkit does not implement (with its OID).
+pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Result<Archive> {
+    limits.check_input_size(input.len())?;
+    let armoured = strip_pem(input)?;
+    let bytes = armoured.as_deref().unwrap_or(input);
+    let der = ber::normalize(bytes, asn1_depth(limits))?;
+    let pfx = parse_pfx(&der, limits)?;
+
+    let mut budget = IterationBudget::new(limits);
+    if let Some((mac, _)) = &pfx.mac {
+        budget.charge(u64::from(mac.iterations()))?;
+    }
+    let containers = parse_authenticated_safe(pfx.auth_safe, limits)?;
+    // Charge every KDF visible without decryption before running any of them.
+    let mut plain_bags = Vec::new();
+    for c in &containers {
+        match c {
+            Container::Encrypted { scheme, .. } => budget.charge(u64::from(scheme.iterations()))?,
+            Container::Plain(t) => {
+                let bags = parse_safe_contents_shallow(t.value, limits)?;
+                for bag in &bags {
+                    if let Some(scheme) = &bag.scheme {
+                        budget.charge(u64::from(scheme.iterations()))?;
+                    }
+                }
+                plain_bags.push(bags);
+            }
+        }
+    }
+
+    let candidates: Vec<Password> = match password {
+        Some(p) => vec![p.clone()],
+        None => vec![Password::new(""), Password::absent()],
+    };
+    let mut order: Vec<&Password> = candidates.iter().collect();
+    let mac = match &pfx.mac {
+        Some((alg, expected)) => {
+            let pos = candidates
+                .iter()
+                .position(|p| alg.verify(p, pfx.auth_safe, expected))
+                .ok_or_else(|| Error::wrong_password("PKCS#12 MAC"))?;
+            order.rotate_left(pos);
+            Some(MacInfo {
+                algorithm: alg.clone(),
+            })
+        }
+        None => None,
+    };
+
+    let mut ctx = Collector {
+        limits,
+        budget,
+        passwords: order,
+        archive: Archive {
+            mac,
+            keys: Vec::new(),
+            certificates: Vec::new(),
+            other_bags: Vec::new(),
+        },
+        bag_count: 0,
+    };
+    let mut plain_iter = plain_bags.into_iter();
+    for (i, c) in containers.into_iter().enumerate() {
+        match c {
+            Container::Plain(_) => {
+                let bags = plain_iter.next().unwrap_or_default();
+                ctx.collect(bags, None, 0)?;
+            }
+            Container::Encrypted { scheme, ciphertext } => {
+                let plaintext = ctx.decrypt(
+                    &scheme,
+                    &ciphertext,
+                    &format!("encrypted SafeContents #{i}"),
+                    |pt, limits| {
+                        let der = ber::normalize(pt, asn1_depth(limits))?;
+                        // Check that it parses before accepting the password.
+                        parse_safe_contents_shallow(&der, limits)?;
+                        Ok(der)
+                    },
+                )?;
+                let bags = parse_safe_contents_shallow(&plaintext, limits)?;
+                for bag in &bags {
+                    if let Some(s) = &bag.scheme {
+                        ctx.budget.charge(u64::from(s.iterations()))?;
+                    }
+                }
+                ctx.collect(bags, Some(&scheme), 0)?;
+            }
+        }
+    }
+    Ok(ctx.archive)
+}
+
+/// ASN.1 nesting allowed to the BER normaliser: each safeContentsBag level costs about four
+/// ASN.1 levels, and a certificate's own structure about eight.
+fn asn1_depth(limits: &Limits) -> usize {
+    limits.max_depth.saturating_mul(4).saturating_add(8)
+}
+
+fn strip_pem(input: &[u8]) -> Result<Option<Vec<u8>>> {
+    let trimmed = input.trim_ascii_start();
+    if !trimmed.starts_with(b"-----BEGIN") {
+        return Ok(None);
+    }
+    let block = pem::parse(trimmed).map_err(|e| Error::malformed("PEM armour", e.to_string()))?;
+    if block.tag() != "PKCS12" {
+        return Err(Error::malformed(
+            "PEM armour",
+            format!("expected a PKCS12 block, found {}", block.tag()),
+        ));
+    }
+    Ok(Some(block.into_contents()))
+}
+
+struct Pfx<'a> {
+    auth_safe: &'a [u8],
+    mac: Option<(MacAlgorithm, &'a [u8])>,
+}
+
+/// `PFX ::= SEQUENCE { version INTEGER {v3(3)}, authSafe ContentInfo, macData MacData OPTIONAL }`
+/// (RFC 7292 §4).
+fn parse_pfx<'a>(der: &'a [u8], limits: &Limits) -> Result<Pfx<'a>> {
+    const CTX: &str = "PKCS#12 PFX";
+    let mut top = DerReader::new(der, CTX);
+    let pfx = top.read(tag::SEQUENCE, "PFX SEQUENCE")?;
+    top.finish()?;
+    let mut r = pfx.reader(CTX);
+    let version = r.read(tag::INTEGER, "version")?;
+    if version.uint(CTX)? != 3 {
+        return Err(Error::Unsupported {
+            what: format!("PKCS#12 version {}", version.uint(CTX)?),
+            oid: None,
+        });
+    }
+    let content_info = r.read(tag::SEQUENCE, "authSafe ContentInfo")?;
+    let mac = match r.read_optional(tag::SEQUENCE)? {
+        Some(m) => Some(parse_mac_data(&m, limits)?),
+        None => None,
+    };
+    r.finish()?;
+    let (content_type, content) = parse_content_info(&content_info)?;
+    if content_type == oids::SIGNED_DATA {
+        return Err(Error::unsupported_oid(
+            "PKCS#12 public-key integrity mode (signedData)",
+            content_type,
+        ));
+    }
+    if content_type != oids::DATA {
+        return Err(Error::unsupported_oid(
+            "PKCS#12 authSafe content type",
+            content_type,
+        ));
+    }
+    let content = content
+        .ok_or_else(|| Error::malformed_at(CTX, content_info.start, "authSafe has no content"))?;
+    let mut c = content.reader(CTX);
+    let octets = c.read(tag::OCTET_STRING, "authSafe data")?;
+    c.finish()?;
+    Ok(Pfx {
+        auth_safe: octets.value,
+        mac,
+    })
+}
+
+/// `ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY OPTIONAL }`.
+fn parse_content_info<'a>(ci: &Tlv<'a>) -> Result<(Oid, Option<Tlv<'a>>)> {
+    const CTX: &str = "ContentInfo";
+    let mut r = ci.reader(CTX);
+    let oid = r.read(tag::OID, "contentType")?.oid(CTX)?;
+    let content = r.read_optional(tag::CONTEXT_0)?;
+    r.finish()?;
+    Ok((oid, content))
+}
+
+/// `AuthenticatedSafe ::= SEQUENCE OF ContentInfo`.
+fn parse_authenticated_safe<'a>(octets: &'a [u8], limits: &Limits) -> Result<Vec<Container<'a>>> {
+    const CTX: &str = "AuthenticatedSafe";
+    let mut top = DerReader::new(octets, CTX);
+    let seq = top.read(tag::SEQUENCE, "AuthenticatedSafe SEQUENCE")?;
+    top.finish()?;
+    let mut r = seq.reader(CTX);
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        if out.len() >= limits.max_entries {
+            return Err(Error::LimitExceeded {
+                limit: LimitKind::EntryCount,
+                value: out.len() as u64 + 1,
+                bound: limits.max_entries as u64,
+            });
+        }
+        let ci = r.read(tag::SEQUENCE, "ContentInfo")?;
+        let (content_type, content) = parse_content_info(&ci)?;
+        let content = content
+            .ok_or_else(|| Error::malformed_at(CTX, ci.start, "ContentInfo without content"))?;
+        let mut c = content.reader(CTX);
+        if content_type == oids::DATA {
+            let octets = c.read(tag::OCTET_STRING, "data")?;
+            c.finish()?;
+            out.push(Container::Plain(octets));
+        } else if content_type == oids::ENCRYPTED_DATA {
+            let ed = c.read(tag::SEQUENCE, "EncryptedData")?;
+            c.finish()?;
+            out.push(parse_encrypted_data(&ed, limits)?);
+        } else if content_type == oids::ENVELOPED_DATA {
+            return Err(Error::unsupported_oid(
+                "PKCS#12 public-key privacy mode (envelopedData)",
+                content_type,
+            ));
+        } else {
+            return Err(Error::unsupported_oid(
+                "AuthenticatedSafe content type",
+                content_type,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `EncryptedData ::= SEQUENCE { version INTEGER, encryptedContentInfo EncryptedContentInfo,
+/// unprotectedAttrs [1] IMPLICIT … OPTIONAL }` and `EncryptedContentInfo ::= SEQUENCE {
+/// contentType OID, contentEncryptionAlgorithm AlgorithmIdentifier, encryptedContent [0]
+/// IMPLICIT OCTET STRING OPTIONAL }` (RFC 5652 §8, §6.1).
+fn parse_encrypted_data<'a>(ed: &Tlv<'a>, limits: &Limits) -> Result<Container<'a>> {
+    const CTX: &str = "EncryptedData";
+    let mut r = ed.reader(CTX);
+    let _version = r.read(tag::INTEGER, "version")?;
+    let eci = r.read(tag::SEQUENCE, "EncryptedContentInfo")?;
+    let _unprotected = r.read_optional(tag::CONTEXT_1)?;
+    r.finish()?;
+    let mut e = eci.reader(CTX);
+    let content_type = e.read(tag::OID, "contentType")?.oid(CTX)?;
+    if content_type != oids::DATA {
+        return Err(Error::unsupported_oid(
+            "encrypted content type",
+            content_type,
+        ));
+    }
+    let alg = e.read(tag::SEQUENCE, "contentEncryptionAlgorithm")?;
+    let scheme = EncryptionScheme::parse(&alg, limits)?;
+    // [0] IMPLICIT OCTET STRING: primitive in DER; BER writers (NSS) send it constructed, as
+    // OCTET STRING chunks, which the normaliser leaves in place because an implicit tag hides
+    // the type.
+    let ciphertext = match e.peek_tag() {
+        Some(tag::CONTEXT_0_PRIMITIVE) => e.read_any()?.value.to_vec(),
+        Some(tag::CONTEXT_0) => {
+            let t = e.read_any()?;
+            let mut chunks = t.reader(CTX);
+            let mut out = Vec::with_capacity(t.value.len());
+            while !chunks.is_empty() {
+                out.extend_from_slice(
+                    chunks
+                        .read(tag::OCTET_STRING, "encryptedContent chunk")?
+                        .value,
+                );
+            }
+            out
+        }
+        _ => {
+            return Err(Error::malformed_at(
+                CTX,
+                eci.start,
+                "EncryptedContentInfo has no encryptedContent",
+            ));
+        }
+    };
+    e.finish()?;
+    Ok(Container::Encrypted { scheme, ciphertext })
+}
+
+/// A SafeBag decoded without decrypting anything.
+struct RawBag<'a> {
+    bag_id: Oid,
+    value: Tlv<'a>,
+    attributes: BagAttributes,
+    /// For shrouded key bags: the scheme and ciphertext.
+    scheme: Option<EncryptionScheme>,
+    ciphertext: &'a [u8],
+}
+
+/// `SafeContents ::= SEQUENCE OF SafeBag`, `SafeBag ::= SEQUENCE { bagId OID, bagValue [0]
+/// EXPLICIT ANY, bagAttributes SET OF PKCS12Attribute OPTIONAL }`.
+fn parse_safe_contents_shallow<'a>(der: &'a [u8], limits: &Limits) -> Result<Vec<RawBag<'a>>> {
+    const CTX: &str = "SafeContents";
+    let mut top = DerReader::new(der, CTX);
+    let seq = top.read(tag::SEQUENCE, "SafeContents SEQUENCE")?;
+    top.finish()?;
+    let mut r = seq.reader(CTX);
+    let mut bags = Vec::new();
+    while !r.is_empty() {
+        if bags.len() >= limits.max_entries {
+            return Err(Error::LimitExceeded {
+                limit: LimitKind::EntryCount,
+                value: bags.len() as u64 + 1,
+                bound: limits.max_entries as u64,
+            });
+        }
+        let bag = r.read(tag::SEQUENCE, "SafeBag")?;
+        let mut b = bag.reader("SafeBag");
+        let bag_id = b.read(tag::OID, "bagId")?.oid("SafeBag")?;
+        let wrapper = b.read(tag::CONTEXT_0, "bagValue")?;
+        let attributes = match b.read_optional(tag::SET)? {
+            Some(set) => parse_attributes(&set)?,
+            None => BagAttributes::default(),
+        };
+        b.finish()?;
+        let mut w = wrapper.reader("SafeBag");
+        let value = w.read_any()?;
+        w.finish()?;
+        let (scheme, ciphertext) = if bag_id == oids::SHROUDED_KEY_BAG {
+            if value.tag != tag::SEQUENCE {
+                return Err(Error::malformed_at(
+                    "pkcs8ShroudedKeyBag",
+                    value.start,
+                    "expected EncryptedPrivateKeyInfo",
+                ));
+            }
+            let (s, ct) = parse_encrypted_private_key_info(&value, limits)?;
+            (Some(s), ct)
+        } else {
+            (None, &[][..])
+        };
+        bags.push(RawBag {
+            bag_id,
+            value,
+            attributes,
+            scheme,
+            ciphertext,
+        });
+    }
+    Ok(bags)
+}
+
+/// `PKCS12Attribute ::= SEQUENCE { attrId OID, attrValues SET OF ANY }`.
+fn parse_attributes(set: &Tlv<'_>) -> Result<BagAttributes> {
+    const CTX: &str = "bag attributes";
+    let mut out = BagAttributes::default();
+    let mut r = set.reader(CTX);
+    while !r.is_empty() {
+        let attr = r.read(tag::SEQUENCE, "attribute")?;
+        let mut a = attr.reader(CTX);
+        let oid = a.read(tag::OID, "attrId")?.oid(CTX)?;
+        let values = a.read(tag::SET, "attrValues")?;
+        a.finish()?;
+        let mut v = values.reader(CTX);
+        if oid == oids::FRIENDLY_NAME {
+            let t = v.read_any()?;
+            // BMPString per RFC 7292; some writers use UTF8String.
+            out.friendly_name = Some(match t.tag {
+                tag::UTF8_STRING => String::from_utf8(t.value.to_vec())
+                    .map_err(|_| Error::malformed_at(CTX, t.start, "friendlyName is not UTF-8"))?,
+                _ => t.bmp_string(CTX)?,
+            });
+        } else if oid == oids::LOCAL_KEY_ID {
+            out.local_key_id = Some(v.read(tag::OCTET_STRING, "localKeyId")?.value.to_vec());
+        } else if oid == oids::JAVA_TRUSTED {
+            out.java_trusted = true;
+        } else {
+            out.other.push(oid);
+        }
+    }
+    Ok(out)
+}
+
+/// State while turning bags into the archive's lists.
+struct Collector<'l, 'p> {
+    limits: &'l Limits,
+    budget: IterationBudget<'l>,
+    /// Passwords to try, the one that verified the MAC (or last decrypted) first.
+    passwords: Vec<&'p Password>,
+    archive: Archive,
+    bag_count: usize,
+}
+
+impl Collector<'_, '_> {
+    /// Decrypts with each candidate password in turn; `accept` checks that the plaintext makes
+    /// sense (a correct CBC padding happens by chance once in 256 tries).
+    fn decrypt<T>(
+        &mut self,
+        scheme: &EncryptionScheme,
+        ciphertext: &[u8],
+        what: &str,
+        accept: impl Fn(&[u8], &Limits) -> Result<T>,
+    ) -> Result<T> {
+        let mut last = None;
+        for i in 0..self.passwords.len() {
+            let Some(pw) = self.passwords.get(i).copied() else {
+                break;
+            };
+            match scheme
+                .decrypt(pw, ciphertext)
+                .and_then(|pt| accept(&pt, self.limits))
+            {
+                Ok(v) => {
+                    self.passwords.rotate_left(i);
+                    return Ok(v);
+                }
+                Err(e @ (Error::LimitExceeded { .. } | Error::Unsupported { .. })) => {
+                    return Err(e);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(Error::Malformed { .. }) | Some(Error::WrongPassword { .. }) | None => {
+                Error::wrong_password(what.to_string())
+            }
+            Some(other) => other,
+        })
+    }
+
+    fn collect(
+        &mut self,
+        bags: Vec<RawBag<'_>>,
+        container: Option<&EncryptionScheme>,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > self.limits.max_depth {
+            return Err(Error::LimitExceeded {
+                limit: LimitKind::NestingDepth,
+                value: depth as u64,
+                bound: self.limits.max_depth as u64,
+            });
+        }
+        for bag in bags {
+            self.bag_count += 1;
+            if self.bag_count > self.limits.max_entries {
+                return Err(Error::LimitExceeded {
+                    limit: LimitKind::EntryCount,
+                    value: self.bag_count as u64,
+                    bound: self.limits.max_entries as u64,
+                });
+            }
+            self.bag(bag, container, depth)?;
+        }
+        Ok(())
+    }
+
+    fn bag(
+        &mut self,
+        bag: RawBag<'_>,
+        container: Option<&EncryptionScheme>,
+        depth: usize,
+    ) -> Result<()> {
+        let id = bag.bag_id;
+        if id == oids::KEY_BAG {
+            let key = parse_private_key(bag.value.raw, self.limits)?;
+            self.archive.keys.push(KeyBag {
+                key,
+                attributes: bag.attributes,
+                encryption: None,
+            });
+        } else if id == oids::SHROUDED_KEY_BAG {
+            let scheme = bag.scheme.ok_or_else(|| {
+                Error::malformed("pkcs8ShroudedKeyBag", "no encryption algorithm")
+            })?;
+            let what = match &bag.attributes.friendly_name {
+                Some(n) => format!("private key '{n}'"),
+                None => format!("private key #{}", self.archive.keys.len()),
+            };
+            let key = self.decrypt(&scheme, bag.ciphertext, &what, parse_private_key)?;
+            self.archive.keys.push(KeyBag {
+                key,
+                attributes: bag.attributes,
+                encryption: Some(scheme),
+            });
+        } else if id == oids::CERT_BAG {
+            match parse_cert_bag(&bag.value)? {
+                Ok(certificate) => self.archive.certificates.push(CertBag {
+                    certificate,
+                    attributes: bag.attributes,
+                    encryption: container.cloned(),
+                }),
+                Err(cert_type) => self.archive.other_bags.push(OtherBag {
+                    kind: OtherBagKind::Certificate(cert_type),
+                    attributes: bag.attributes,
+                    value: Zeroizing::new(bag.value.raw.to_vec()),
+                }),
+            }
+        } else if id == oids::SAFE_CONTENTS_BAG {
+            let nested = parse_safe_contents_shallow(bag.value.raw, self.limits)?;
+            for b in &nested {
+                if let Some(s) = &b.scheme {
+                    self.budget.charge(u64::from(s.iterations()))?;
+                }
+            }
+            self.collect(nested, container, depth + 1)?;
+        } else {
+            let kind = match id {
+                o if o == oids::CRL_BAG => OtherBagKind::Crl,
+                o if o == oids::SECRET_BAG => OtherBagKind::Secret,
+                o => OtherBagKind::Unknown(o),
+            };
+            self.archive.other_bags.push(OtherBag {
+                kind,
+                attributes: bag.attributes,
+                value: Zeroizing::new(bag.value.raw.to_vec()),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn parse_private_key(der: &[u8], limits: &Limits) -> Result<PrivateKey> {
+    let der = Zeroizing::new(ber::normalize(der, asn1_depth(limits))?);
+    PrivateKey::from_pkcs8_der(&der)
+}
+
+/// `CertBag ::= SEQUENCE { certId OID, certValue [0] EXPLICIT ANY }`; x509Certificate values are
+/// an OCTET STRING holding the DER certificate. Returns the certificate, or the type OID of a
+/// certificate kind pfxkit does not interpret.
+fn parse_cert_bag(value: &Tlv<'_>) -> Result<std::result::Result<Certificate, Oid>> {
+    const CTX: &str = "CertBag";
+    let mut r = value.reader(CTX);
+    let cert_type = r.read(tag::OID, "certId")?.oid(CTX)?;
+    let wrapper = r.read(tag::CONTEXT_0, "certValue")?;
+    r.finish()?;
+    if cert_type != oids::X509_CERTIFICATE {
+        return Ok(Err(cert_type));
+    }
+    let mut w = wrapper.reader(CTX);
+    let octets = w.read(tag::OCTET_STRING, "x509Certificate")?;
+    w.finish()?;
+    Certificate::from_der(octets.value)
+        .map(Ok)
+        .map_err(|e| match e {
+            Error::Malformed { reason, .. } => Error::Malformed {
+                context: "X.509 certificate in a CertBag".into(),
+                offset: Some(octets.offset),
+                reason,
+            },
+            other => other,
+        })
+}
