@@ -288,7 +288,16 @@ impl PrivateKey {
                 }
                 dsa_public_matches(&info, inner, cert_key, spki)
             }
-            KeyAlgorithm::Ed448 | KeyAlgorithm::Other(_) => {
+            KeyAlgorithm::Ed448 => {
+                if spki_oid != oids::ED448 {
+                    return Ok(false);
+                }
+                let seed = Zeroizing::new(octet_string_content(inner, "Ed448 private key")?);
+                let signing = ed448_goldilocks::SigningKey::try_from(seed.as_slice())
+                    .map_err(|_| Error::malformed("Ed448 private key", "not 57 bytes"))?;
+                Ok(signing.verifying_key().as_bytes().as_slice() == cert_key)
+            }
+            KeyAlgorithm::Other(_) => {
                 // No arithmetic for these: the v2 PKCS#8 public key, when present, is only a
                 // claim, so it is not taken as proof.
                 Err(Error::Unsupported {
