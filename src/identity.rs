@@ -67,3 +67,41 @@ impl Identity {
         &self.chain
     }
 }
+
+/// For each key, the index of the certificate proven to hold its public key: first among the
+/// certificates whose hint (PKCS#12 `localKeyId`) equals the key's, then among all. File order is
+/// never trusted (OpenSSL's manual: the first certificate need not be the key's).
+pub fn pair_keys(
+    keys: &[(&PrivateKey, Option<&[u8]>)],
+    certs: &[(&Certificate, Option<&[u8]>)],
+) -> Vec<Option<usize>> {
+    keys.iter()
+        .map(|(key, key_hint)| {
+            let proven = |cert: &Certificate| {
+                cert.with_public_key(|spki| key.matches_public_key(spki))
+                    .unwrap_or(false)
+            };
+            let by_hint = key_hint.and_then(|hint| {
+                certs
+                    .iter()
+                    .position(|(c, h)| *h == Some(hint) && proven(c))
+            });
+            by_hint.or_else(|| certs.iter().position(|(c, _)| proven(c)))
+        })
+        .collect()
+}
+
+/// An identity for `key` and `pool[leaf]`, its chain ordered from the rest of `pool`.
+///
+/// # Errors
+/// As [`Identity::new`]; [`Error::Invalid`] when `leaf` is out of range.
+pub fn assemble(key: &PrivateKey, leaf: usize, pool: &[Certificate]) -> Result<Identity> {
+    let leaf_cert = pool
+        .get(leaf)
+        .ok_or_else(|| Error::Invalid("leaf certificate index out of range".into()))?;
+    let chain = crate::cert::chain_from(leaf_cert, pool)
+        .into_iter()
+        .filter_map(|i| pool.get(i).cloned())
+        .collect();
+    Identity::new(key.clone(), leaf_cert.clone(), chain)
+}

@@ -20,10 +20,13 @@
 //! ```
 
 pub mod cert;
+pub mod contents;
 pub mod error;
 pub mod identity;
 pub mod limits;
+pub mod pem;
 pub mod pkcs12;
+pub mod random;
 pub mod secret;
 
 pub use cert::Certificate;

@@ -10,9 +10,13 @@ pub mod kdf;
 pub(crate) mod mac;
 pub mod oids;
 pub(crate) mod pbe;
+mod profile;
 mod read;
+mod write;
 
 pub use kdf::HashAlg;
 pub use mac::MacAlgorithm;
 pub use pbe::{EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
+pub use profile::Profile;
 pub use read::{Archive, BagAttributes, CertBag, KeyBag, MacInfo, OtherBag, OtherBagKind, read};
+pub use write::Builder;

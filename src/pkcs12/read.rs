@@ -10,9 +10,9 @@ use super::ber;
 use super::mac::{MacAlgorithm, parse_mac_data};
 use super::oids;
 use super::pbe::{EncryptionScheme, parse_encrypted_private_key_info};
-use crate::cert::{Certificate, chain_from};
+use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
-use crate::identity::Identity;
+use crate::identity::{Identity, assemble, pair_keys};
 use crate::limits::{IterationBudget, Limits};
 use crate::secret::{Password, PrivateKey};
 
@@ -131,22 +131,17 @@ impl Archive {
     /// of the certificate proven to hold its public key: first among those with an equal
     /// `localKeyId`, then among all. File order is never trusted.
     pub fn pairings(&self) -> Vec<Option<usize>> {
-        self.keys
+        let keys: Vec<_> = self
+            .keys
             .iter()
-            .map(|k| {
-                let proven = |c: &CertBag| {
-                    c.certificate
-                        .with_public_key(|spki| k.key.matches_public_key(spki))
-                        .unwrap_or(false)
-                };
-                let by_id = k.attributes.local_key_id.as_ref().and_then(|id| {
-                    self.certificates
-                        .iter()
-                        .position(|c| c.attributes.local_key_id.as_ref() == Some(id) && proven(c))
-                });
-                by_id.or_else(|| self.certificates.iter().position(proven))
-            })
-            .collect()
+            .map(|k| (&k.key, k.attributes.local_key_id.as_deref()))
+            .collect();
+        let certs: Vec<_> = self
+            .certificates
+            .iter()
+            .map(|c| (&c.certificate, c.attributes.local_key_id.as_deref()))
+            .collect();
+        pair_keys(&keys, &certs)
     }
 
     /// One identity per key whose certificate was found, with its chain built leaf-first from
@@ -162,18 +157,15 @@ impl Archive {
             .iter()
             .zip(self.pairings())
             .filter_map(|(k, pair)| {
-                let cert_bag = self.certificates.get(pair?)?;
-                let leaf = &cert_bag.certificate;
-                let chain = chain_from(leaf, &pool)
-                    .into_iter()
-                    .filter_map(|i| pool.get(i).cloned())
-                    .collect();
-                let identity = Identity::new(k.key.clone(), leaf.clone(), chain).ok()?;
-                let alias = k
-                    .attributes
-                    .friendly_name
-                    .clone()
-                    .or_else(|| cert_bag.attributes.friendly_name.clone());
+                let leaf = pair?;
+                let identity = assemble(&k.key, leaf, &pool).ok()?;
+                let alias = k.attributes.friendly_name.clone().or_else(|| {
+                    self.certificates
+                        .get(leaf)?
+                        .attributes
+                        .friendly_name
+                        .clone()
+                });
                 Some(match alias {
                     Some(a) => identity.with_alias(a),
                     None => identity,

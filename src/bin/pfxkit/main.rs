@@ -1,6 +1,7 @@
 //! The `pfxkit` command line: argument parsing and printing only; every decision is the
 //! library's. The contract (names, JSON fields, exit codes) is `shared/specs/cli.md`.
 
+mod build;
 mod inspect;
 
 use std::process::ExitCode;
@@ -20,12 +21,18 @@ struct Cli {
 enum Command {
     /// Detect a file's format by content and list what it holds.
     Inspect(inspect::Args),
+    /// Write a PKCS#12 archive from a key, its certificate and chain.
+    Build(build::BuildArgs),
+    /// Re-encode every key entry and certificate of a file in another format.
+    Convert(build::ConvertArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Build(args) => build::build(args),
+        Command::Convert(args) => build::convert(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,260 @@
+//! PEM bundles and DER files of certificates and private keys, and encrypted PKCS#8.
+//!
+//! Reads certificates (`CERTIFICATE`, or one DER certificate) and private keys in PKCS#8
+//! (`PRIVATE KEY`), encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) and
+//! SEC1 (`EC PRIVATE KEY`), or DER PKCS#8. Writes certificates and PKCS#8 keys, encrypted with
+//! PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) unless a plain key is asked for explicitly.
+
+use zeroize::Zeroizing;
+
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::pkcs12::asn1::{DerReader, enc, tag};
+use crate::pkcs12::kdf::HashAlg;
+use crate::pkcs12::pbe::{EncryptionScheme, Pbes2Cipher, parse_encrypted_private_key_info};
+use crate::random::{RandomSource, bytes};
+use crate::secret::{Curve, Password, PrivateKey, oids as key_oids};
+
+/// PBKDF2 iterations for keys pfxkit encrypts in PEM (OpenSSL 3 uses 2048; more is cheap here).
+pub const PEM_KEY_ITERATIONS: u32 = 10_000;
+
+/// Everything found in a PEM (or DER) file.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Bundle {
+    /// Certificates, in file order.
+    pub certificates: Vec<Certificate>,
+    /// Private keys, in file order.
+    pub keys: Vec<PrivateKey>,
+}
+
+impl Bundle {
+    /// Keys paired with their certificates by public key, each with its chain from the
+    /// bundle's other certificates.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a key has no certificate in the bundle.
+    pub fn identities(&self) -> Result<Vec<crate::Identity>> {
+        let keys: Vec<_> = self.keys.iter().map(|k| (k, None)).collect();
+        let certs: Vec<_> = self.certificates.iter().map(|c| (c, None)).collect();
+        crate::identity::pair_keys(&keys, &certs)
+            .into_iter()
+            .zip(&self.keys)
+            .map(|(leaf, key)| match leaf {
+                Some(i) => crate::identity::assemble(key, i, &self.certificates),
+                None => Err(Error::Invalid(format!(
+                    "no certificate in the bundle matches the {} private key",
+                    key.algorithm().name()
+                ))),
+            })
+            .collect()
+    }
+}
+
+/// Whether `bytes` look like PEM text.
+pub fn is_pem(bytes: &[u8]) -> bool {
+    bytes.trim_ascii_start().starts_with(b"-----BEGIN ")
+}
+
+/// Reads every certificate and key of a PEM file, or one DER certificate or PKCS#8 key.
+/// Encrypted keys need `key_password`.
+///
+/// # Errors
+/// [`Error::Malformed`] for bad PEM/DER, [`Error::WrongPassword`] when an encrypted key does not
+/// decrypt, [`Error::Invalid`] when an encrypted key has no password, [`Error::Unsupported`] for
+/// legacy `Proc-Type` PEM encryption or unknown block types.
+pub fn read_bundle(
+    input: &[u8],
+    key_password: Option<&Password>,
+    limits: &Limits,
+) -> Result<Bundle> {
+    limits.check_input_size(input.len())?;
+    let mut bundle = Bundle::default();
+    if !is_pem(input) {
+        if let Ok(cert) = Certificate::from_der(input) {
+            bundle.certificates.push(cert);
+        } else {
+            bundle
+                .keys
+                .push(decode_der_key(input, key_password, limits)?);
+        }
+        return Ok(bundle);
+    }
+    let blocks = pem::parse_many(input).map_err(|e| Error::malformed("PEM", e.to_string()))?;
+    if blocks.is_empty() {
+        return Err(Error::malformed("PEM", "no PEM blocks found"));
+    }
+    if blocks.len() > limits.max_entries {
+        return Err(Error::LimitExceeded {
+            limit: crate::error::LimitKind::EntryCount,
+            value: blocks.len() as u64,
+            bound: limits.max_entries as u64,
+        });
+    }
+    for block in blocks {
+        if block.headers().get("Proc-Type").is_some() {
+            return Err(Error::Unsupported {
+                what: "legacy PEM encryption (Proc-Type: 4,ENCRYPTED); convert the key to PKCS#8 first".into(),
+                oid: None,
+            });
+        }
+        let contents = Zeroizing::new(block.contents().to_vec());
+        match block.tag() {
+            "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
+                bundle.certificates.push(Certificate::from_der(&contents)?);
+            }
+            "PRIVATE KEY" => bundle.keys.push(PrivateKey::from_pkcs8_der(&contents)?),
+            "ENCRYPTED PRIVATE KEY" => {
+                bundle
+                    .keys
+                    .push(decrypt_pkcs8(&contents, key_password, limits)?);
+            }
+            "RSA PRIVATE KEY" => bundle
+                .keys
+                .push(PrivateKey::from_pkcs8_der(&wrap_pkcs1(&contents))?),
+            "EC PRIVATE KEY" => bundle
+                .keys
+                .push(PrivateKey::from_pkcs8_der(&wrap_sec1(&contents)?)?),
+            // Parameters written by `openssl ecparam` next to a key carry nothing we need.
+            "EC PARAMETERS" => {}
+            other => {
+                return Err(Error::Unsupported {
+                    what: format!("PEM block '{other}'"),
+                    oid: None,
+                });
+            }
+        }
+    }
+    Ok(bundle)
+}
+
+fn decode_der_key(
+    der: &[u8],
+    key_password: Option<&Password>,
+    limits: &Limits,
+) -> Result<PrivateKey> {
+    match PrivateKey::from_pkcs8_der(der) {
+        Ok(key) => Ok(key),
+        // An EncryptedPrivateKeyInfo starts with a SEQUENCE holding an AlgorithmIdentifier.
+        Err(plain_err) => decrypt_pkcs8(der, key_password, limits).map_err(|e| match e {
+            Error::Malformed { .. } => plain_err,
+            other => other,
+        }),
+    }
+}
+
+/// Decrypts a DER `EncryptedPrivateKeyInfo`.
+///
+/// # Errors
+/// As [`read_bundle`].
+pub fn decrypt_pkcs8(
+    der: &[u8],
+    password: Option<&Password>,
+    limits: &Limits,
+) -> Result<PrivateKey> {
+    const CTX: &str = "EncryptedPrivateKeyInfo";
+    let mut r = DerReader::new(der, CTX);
+    let epki = r.read(tag::SEQUENCE, "EncryptedPrivateKeyInfo")?;
+    r.finish()?;
+    let (scheme, ciphertext) = parse_encrypted_private_key_info(&epki, limits)?;
+    let password = password.ok_or_else(|| {
+        Error::Invalid("the private key is encrypted: a key password is needed".into())
+    })?;
+    let plain = scheme.decrypt(password, ciphertext)?;
+    PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error::wrong_password("encrypted private key"))
+}
+
+/// Encodes a key as PEM: `ENCRYPTED PRIVATE KEY` under `password` (PBES2, PBKDF2-HMAC-SHA256,
+/// AES-256-CBC), or plain `PRIVATE KEY` when `password` is `None`.
+///
+/// # Errors
+/// [`Error::Invalid`] for the absent password (an encrypted key needs one); [`Error::Io`] when
+/// the random source fails.
+pub fn encode_private_key(
+    key: &PrivateKey,
+    password: Option<&Password>,
+    rng: &mut dyn RandomSource,
+) -> Result<Zeroizing<String>> {
+    let Some(password) = password else {
+        return Ok(Zeroizing::new(pem_text(
+            "PRIVATE KEY",
+            key.expose_pkcs8_der(),
+        )));
+    };
+    if password.is_absent() {
+        return Err(Error::Invalid(
+            "an encrypted PEM key needs a password".into(),
+        ));
+    }
+    Ok(Zeroizing::new(pem_text(
+        "ENCRYPTED PRIVATE KEY",
+        &encrypt_pkcs8(key, password, rng)?,
+    )))
+}
+
+/// DER `EncryptedPrivateKeyInfo` with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC).
+///
+/// # Errors
+/// [`Error::Io`] when the random source fails.
+pub fn encrypt_pkcs8(
+    key: &PrivateKey,
+    password: &Password,
+    rng: &mut dyn RandomSource,
+) -> Result<Vec<u8>> {
+    let scheme = EncryptionScheme::Pbes2 {
+        prf: HashAlg::Sha256,
+        salt: bytes(rng, 16)?,
+        iterations: PEM_KEY_ITERATIONS,
+        cipher: Pbes2Cipher::Aes256Cbc,
+        iv: bytes(rng, 16)?,
+    };
+    let ciphertext = scheme.encrypt(password, key.expose_pkcs8_der())?;
+    Ok(enc::seq(&[&scheme.to_der(), &enc::octets(&ciphertext)]))
+}
+
+/// Encodes a certificate as PEM.
+pub fn encode_certificate(cert: &Certificate) -> String {
+    pem_text("CERTIFICATE", cert.der())
+}
+
+fn pem_text(tag: &str, der: &[u8]) -> String {
+    let block = pem::Pem::new(tag, der.to_vec());
+    pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// PKCS#1 `RSAPrivateKey` → PKCS#8 `PrivateKeyInfo { 0, rsaEncryption NULL, OCTET STRING }`.
+fn wrap_pkcs1(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(enc::seq(&[
+        &enc::uint(0),
+        &enc::algorithm(&key_oids::RSA, Some(&enc::null())),
+        &enc::octets(pkcs1),
+    ]))
+}
+
+/// SEC1 `ECPrivateKey` → PKCS#8 with the curve taken from the SEC1 parameters.
+fn wrap_sec1(sec1_der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    use der::Decode;
+    let key = sec1::EcPrivateKey::from_der(sec1_der)
+        .map_err(|e| Error::malformed("EC private key", e.to_string()))?;
+    let curve = key
+        .parameters
+        .and_then(|p| p.named_curve())
+        .ok_or_else(|| {
+            Error::malformed("EC private key", "no named curve in the key's parameters")
+        })?;
+    if ![Curve::P256, Curve::P384, Curve::P521]
+        .iter()
+        .any(|c| c.oid() == curve)
+    {
+        return Err(Error::unsupported_oid("elliptic curve", curve));
+    }
+    Ok(Zeroizing::new(enc::seq(&[
+        &enc::uint(0),
+        &enc::algorithm(&key_oids::EC, Some(&enc::oid(&curve))),
+        &enc::octets(sec1_der),
+    ])))
+}

@@ -1,0 +1,238 @@
+//! Writing PKCS#12 archives.
+//!
+//! Layout, as OpenSSL writes it and every consumer expects: an AuthenticatedSafe with one
+//! encryptedData (or, for the `none` profile, data) holding every certificate bag, then one data
+//! holding the key bags (each shrouded on its own), then the MAC over it all.
+
+use std::collections::HashSet;
+
+use sha1::{Digest, Sha1};
+
+use super::asn1::{enc, tag};
+use super::oids;
+use super::profile::Profile;
+use crate::cert::Certificate;
+use crate::error::{Error, LimitKind, Result};
+use crate::identity::Identity;
+use crate::limits::Limits;
+use crate::random::{OsRandom, RandomSource};
+use crate::secret::Password;
+
+/// Builds a PKCS#12 archive from identities, extra certificates and trusted certificates.
+///
+/// ```no_run
+/// # fn demo(identity: pfxkit::Identity) -> pfxkit::Result<()> {
+/// use pfxkit::pkcs12::{Builder, Profile};
+/// use pfxkit::{Limits, Password};
+/// let der = Builder::new(Profile::Modern)
+///     .identity(identity, Some("web"))
+///     .build(&Password::new("secret"), &Limits::default())?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Builder {
+    profile: Profile,
+    iterations: Option<u32>,
+    identities: Vec<(Identity, Option<String>)>,
+    extra: Vec<(Certificate, Option<String>)>,
+    trusted: Vec<(Certificate, String)>,
+    rng: Box<dyn RandomSource>,
+}
+
+impl Builder {
+    /// A builder for `profile`, drawing salts and IVs from the OS generator.
+    pub fn new(profile: Profile) -> Self {
+        Builder {
+            profile,
+            iterations: None,
+            identities: Vec::new(),
+            extra: Vec::new(),
+            trusted: Vec::new(),
+            rng: Box::new(OsRandom),
+        }
+    }
+
+    /// Adds a key with its chain under `alias` (friendlyName); without one, the identity's own
+    /// alias is used, if any.
+    #[must_use]
+    pub fn identity(mut self, identity: Identity, alias: Option<&str>) -> Self {
+        let alias = alias
+            .map(str::to_string)
+            .or_else(|| identity.alias().map(str::to_string));
+        self.identities.push((identity, alias));
+        self
+    }
+
+    /// Adds a certificate that belongs to no key.
+    #[must_use]
+    pub fn extra_certificate(mut self, certificate: Certificate, alias: Option<&str>) -> Self {
+        self.extra.push((certificate, alias.map(str::to_string)));
+        self
+    }
+
+    /// Adds a certificate marked trusted for Java (a keytool "trustedCertEntry").
+    #[must_use]
+    pub fn trusted_certificate(mut self, certificate: Certificate, alias: &str) -> Self {
+        self.trusted.push((certificate, alias.to_string()));
+        self
+    }
+
+    /// Overrides the profile's iteration count (checked against [`Limits::max_iterations`]).
+    #[must_use]
+    pub fn iterations(mut self, iterations: u32) -> Self {
+        self.iterations = Some(iterations);
+        self
+    }
+
+    /// Replaces the random source (for reproducible test output).
+    #[must_use]
+    pub fn random(mut self, rng: impl RandomSource + 'static) -> Self {
+        self.rng = Box::new(rng);
+        self
+    }
+
+    /// Encodes the archive.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] for an iteration count the reader would refuse, [`Error::Invalid`]
+    /// for an archive with nothing in it, [`Error::Io`] when the random source fails.
+    pub fn build(mut self, password: &Password, limits: &Limits) -> Result<Vec<u8>> {
+        let iterations = self.iterations.unwrap_or(self.profile.default_iterations());
+        if self.profile != Profile::None {
+            if iterations == 0 {
+                return Err(Error::Invalid(
+                    "the iteration count must be at least 1".into(),
+                ));
+            }
+            Limits::check(
+                LimitKind::Iterations,
+                u64::from(iterations),
+                limits.max_iterations,
+            )?;
+        }
+        if self.identities.is_empty() && self.extra.is_empty() && self.trusted.is_empty() {
+            return Err(Error::Invalid(
+                "nothing to write: no key, certificate or trusted certificate".into(),
+            ));
+        }
+        let rng = self.rng.as_mut();
+
+        let mut cert_bags = Vec::new();
+        let mut key_bags = Vec::new();
+        let mut written: HashSet<[u8; 32]> = HashSet::new();
+        for (identity, alias) in &self.identities {
+            let leaf = identity.leaf();
+            let local_key_id: [u8; 20] = Sha1::digest(leaf.der()).into();
+            let attrs = attributes(alias.as_deref(), Some(&local_key_id), false);
+            let pkcs8 = identity.key().expose_pkcs8_der();
+            key_bags.push(match self.profile.key_scheme(iterations, rng)? {
+                Some(scheme) => {
+                    let ciphertext = scheme.encrypt(password, pkcs8)?;
+                    let epki = enc::seq(&[&scheme.to_der(), &enc::octets(&ciphertext)]);
+                    safe_bag(&oids::SHROUDED_KEY_BAG, &epki, &attrs)
+                }
+                None => safe_bag(&oids::KEY_BAG, pkcs8, &attrs),
+            });
+            cert_bags.push(cert_bag(leaf, &attrs));
+            written.insert(*leaf.sha256());
+            // CA certificates shared by several chains are written once.
+            for ca in identity.chain().iter().skip(1) {
+                if written.insert(*ca.sha256()) {
+                    cert_bags.push(cert_bag(ca, &[]));
+                }
+            }
+        }
+        for (cert, alias) in &self.extra {
+            cert_bags.push(cert_bag(cert, &attributes(alias.as_deref(), None, false)));
+        }
+        for (cert, alias) in &self.trusted {
+            cert_bags.push(cert_bag(cert, &attributes(Some(alias), None, true)));
+        }
+
+        let mut contents = Vec::new();
+        if !cert_bags.is_empty() {
+            let safe = enc::seq(&cert_bags.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            contents.push(match self.profile.cert_scheme(iterations, rng)? {
+                Some(scheme) => encrypted_data(&scheme.to_der(), &scheme.encrypt(password, &safe)?),
+                None => data(&safe),
+            });
+        }
+        if !key_bags.is_empty() {
+            contents.push(data(&enc::seq(
+                &key_bags.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            )));
+        }
+        let auth_safe = enc::seq(&contents.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let mac_data = match self.profile.mac(iterations, rng)? {
+            Some(mac) => mac.mac_data_der(&mac.compute(password, &auth_safe)),
+            None => Vec::new(),
+        };
+        Ok(enc::seq(&[&enc::uint(3), &data(&auth_safe), &mac_data]))
+    }
+}
+
+/// `ContentInfo { data, [0] EXPLICIT OCTET STRING }`.
+fn data(content: &[u8]) -> Vec<u8> {
+    enc::seq(&[
+        &enc::oid(&oids::DATA),
+        &enc::explicit0(&enc::octets(content)),
+    ])
+}
+
+/// `ContentInfo { encryptedData, [0] EXPLICIT EncryptedData { 0, EncryptedContentInfo { data,
+/// algorithm, [0] IMPLICIT OCTET STRING } } }`.
+fn encrypted_data(algorithm: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+    let eci = enc::seq(&[
+        &enc::oid(&oids::DATA),
+        algorithm,
+        &enc::tlv(tag::CONTEXT_0_PRIMITIVE, ciphertext),
+    ]);
+    let ed = enc::seq(&[&enc::uint(0), &eci]);
+    enc::seq(&[&enc::oid(&oids::ENCRYPTED_DATA), &enc::explicit0(&ed)])
+}
+
+/// `SafeBag { bagId, [0] EXPLICIT value, attributes }`.
+fn safe_bag(bag_id: &der::asn1::ObjectIdentifier, value: &[u8], attrs: &[u8]) -> Vec<u8> {
+    enc::seq(&[&enc::oid(bag_id), &enc::explicit0(value), attrs])
+}
+
+fn cert_bag(cert: &Certificate, attrs: &[u8]) -> Vec<u8> {
+    let value = enc::seq(&[
+        &enc::oid(&oids::X509_CERTIFICATE),
+        &enc::explicit0(&enc::octets(cert.der())),
+    ]);
+    safe_bag(&oids::CERT_BAG, &value, attrs)
+}
+
+/// The bag attributes SET (empty bytes when there are none), sorted as DER requires.
+fn attributes(
+    friendly_name: Option<&str>,
+    local_key_id: Option<&[u8]>,
+    java_trusted: bool,
+) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    if let Some(name) = friendly_name {
+        attrs.push(enc::seq(&[
+            &enc::oid(&oids::FRIENDLY_NAME),
+            &enc::set(&[&enc::bmp_string(name)]),
+        ]));
+    }
+    if let Some(id) = local_key_id {
+        attrs.push(enc::seq(&[
+            &enc::oid(&oids::LOCAL_KEY_ID),
+            &enc::set(&[&enc::octets(id)]),
+        ]));
+    }
+    if java_trusted {
+        // keytool marks trusted certificates with this attribute holding anyExtendedKeyUsage.
+        attrs.push(enc::seq(&[
+            &enc::oid(&oids::JAVA_TRUSTED),
+            &enc::set(&[&enc::oid(&oids::ANY_EXTENDED_KEY_USAGE)]),
+        ]));
+    }
+    if attrs.is_empty() {
+        return Vec::new();
+    }
+    attrs.sort();
+    enc::set(&attrs.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
