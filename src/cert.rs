@@ -224,6 +224,31 @@ pub fn chain_from(leaf: &Certificate, pool: &[Certificate]) -> Vec<usize> {
     chain
 }
 
+/// Orders a set of certificates leaf-first: the first certificate that issued none of the
+/// others, then its chain from the set; certificates outside that chain follow in their order.
+pub fn order_leaf_first(certs: Vec<Certificate>) -> Vec<Certificate> {
+    let issues_another = |c: &Certificate| {
+        certs
+            .iter()
+            .any(|o| o != c && !o.is_self_issued() && o.issued_by(c))
+    };
+    let Some(leaf_idx) = certs.iter().position(|c| !issues_another(c)) else {
+        return certs;
+    };
+    let Some(leaf) = certs.get(leaf_idx) else {
+        return certs;
+    };
+    let chain = chain_from(leaf, &certs);
+    let mut ordered = vec![leaf.clone()];
+    ordered.extend(chain.iter().filter_map(|i| certs.get(*i).cloned()));
+    for (i, c) in certs.iter().enumerate() {
+        if i != leaf_idx && !chain.contains(&i) {
+            ordered.push(c.clone());
+        }
+    }
+    ordered
+}
+
 /// Lowercase hex without separators.
 pub fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write;

@@ -60,6 +60,27 @@ pub enum Error {
         certificate_sha256: String,
     },
 
+    /// A store already holds an entry under this alias (and overwriting was not asked for).
+    #[error("alias '{alias}' already exists in the store")]
+    AliasExists {
+        /// The alias.
+        alias: String,
+    },
+
+    /// A store holds no entry under this alias.
+    #[error("alias '{alias}' is not in the store")]
+    AliasNotFound {
+        /// The alias.
+        alias: String,
+    },
+
+    /// A store's file does not exist (and creating it was not asked for).
+    #[error("store {} does not exist", .path.display())]
+    StoreNotFound {
+        /// The store's file.
+        path: PathBuf,
+    },
+
     /// A request that cannot be carried out as asked (a missing alias, a forbidden option).
     #[error("{0}")]
     Invalid(String),

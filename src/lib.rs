@@ -28,6 +28,7 @@ pub mod pem;
 pub mod pkcs12;
 pub mod random;
 pub mod secret;
+pub mod store;
 
 pub use cert::Certificate;
 pub use error::{Error, Result};

@@ -52,6 +52,108 @@ impl Bundle {
     }
 }
 
+/// What [`scan`] finds in a PEM file.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Scan {
+    /// Certificates in file order, each with the `friendlyName` of the OpenSSL-style
+    /// `Bag Attributes` text before it, if any.
+    pub certificates: Vec<(Certificate, Option<String>)>,
+    /// Whether a private key block is present (it is not decrypted).
+    pub has_key: bool,
+    /// The `friendlyName` before the key block, if any.
+    pub key_alias: Option<String>,
+}
+
+/// The certificates of a PEM file, their aliases, and whether it holds a private key, without
+/// decrypting anything.
+///
+/// # Errors
+/// [`Error::Malformed`] for bad PEM or certificates; [`Error::Unsupported`] for unknown blocks.
+pub fn scan(input: &[u8], limits: &Limits) -> Result<Scan> {
+    limits.check_input_size(input.len())?;
+    let mut out = Scan::default();
+    if input.trim_ascii().is_empty() {
+        return Ok(out);
+    }
+    let blocks = pem::parse_many(input).map_err(|e| Error::malformed("PEM", e.to_string()))?;
+    if blocks.is_empty() {
+        return Err(Error::malformed("PEM", "no PEM blocks found"));
+    }
+    let aliases = preceding_aliases(input);
+    for (i, block) in blocks.iter().enumerate() {
+        let alias = aliases.get(i).cloned().flatten();
+        match block.tag() {
+            "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
+                out.certificates
+                    .push((Certificate::from_der(block.contents())?, alias));
+            }
+            "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
+                out.has_key = true;
+                out.key_alias = out.key_alias.or(alias);
+            }
+            "EC PARAMETERS" => {}
+            other => {
+                return Err(Error::Unsupported {
+                    what: format!("PEM block '{other}'"),
+                    oid: None,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// For each PEM block, the `friendlyName:` found in the text between the previous block's end
+/// and its own BEGIN line (OpenSSL writes `Bag Attributes` there; PEM parsers ignore it).
+fn preceding_aliases(input: &[u8]) -> Vec<Option<String>> {
+    let text = String::from_utf8_lossy(input);
+    let mut out = Vec::new();
+    let mut rest: &str = &text;
+    while let Some(begin) = rest.find("-----BEGIN ") {
+        let (before, after) = rest.split_at(begin);
+        let preamble = before.rsplit("-----END ").next().unwrap_or(before);
+        out.push(preamble.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix("friendlyName:")
+                .map(|n| n.trim().to_string())
+        }));
+        rest = match after.find("-----END ") {
+            Some(end) => after.get(end + 9..).unwrap_or_default(),
+            None => "",
+        };
+    }
+    out
+}
+
+/// Encodes a certificate as PEM, preceded by OpenSSL-style `Bag Attributes` naming `alias`.
+///
+/// # Errors
+/// [`Error::Invalid`] when the alias holds a line break or other control character.
+pub fn encode_certificate_with_alias(cert: &Certificate, alias: Option<&str>) -> Result<String> {
+    Ok(format!(
+        "{}{}",
+        alias_header(alias)?,
+        encode_certificate(cert)
+    ))
+}
+
+/// The `Bag Attributes` text naming `alias` (empty for `None`).
+///
+/// # Errors
+/// [`Error::Invalid`] when the alias holds a line break or other control character.
+pub fn alias_header(alias: Option<&str>) -> Result<String> {
+    match alias {
+        None => Ok(String::new()),
+        Some(a) if a.chars().any(char::is_control) || a.trim() != a || a.is_empty() => {
+            Err(Error::Invalid(format!(
+                "alias {a:?} cannot be kept in a PEM file (control characters or surrounding spaces)"
+            )))
+        }
+        Some(a) => Ok(format!("Bag Attributes\n    friendlyName: {a}\n")),
+    }
+}
+
 /// Whether `bytes` look like PEM text.
 pub fn is_pem(bytes: &[u8]) -> bool {
     bytes.trim_ascii_start().starts_with(b"-----BEGIN ")

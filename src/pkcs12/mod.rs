@@ -17,6 +17,6 @@ mod write;
 pub use kdf::HashAlg;
 pub use mac::MacAlgorithm;
 pub use pbe::{EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
-pub use profile::Profile;
+pub use profile::{Profile, detect as detect_profile};
 pub use read::{Archive, BagAttributes, CertBag, KeyBag, MacInfo, OtherBag, OtherBagKind, read};
 pub use write::Builder;

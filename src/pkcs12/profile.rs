@@ -181,3 +181,47 @@ impl FromStr for Profile {
         })
     }
 }
+
+/// The profile closest to the algorithms an existing archive uses, and its iteration count, so
+/// that rewriting a store keeps what its consumers already accept.
+pub fn detect(archive: &super::Archive) -> (Profile, u32) {
+    use super::pbe::EncryptionScheme as S;
+    let mac = archive.mac().map(|m| &m.algorithm);
+    let key_scheme = archive.keys().iter().find_map(|k| k.encryption.as_ref());
+    let cert_scheme = archive
+        .certificates()
+        .iter()
+        .find_map(|c| c.encryption.as_ref());
+    let iterations = mac
+        .map(MacAlgorithm::iterations)
+        .or(key_scheme.map(S::iterations))
+        .or(cert_scheme.map(S::iterations));
+    let profile = match (mac, key_scheme.or(cert_scheme)) {
+        (None, None) => Profile::None,
+        (Some(MacAlgorithm::Pbmac1 { .. }), _) => Profile::ModernPbmac1,
+        (_, Some(S::Pbes1 { .. })) => {
+            if matches!(
+                cert_scheme,
+                Some(S::Pbes1 {
+                    cipher: Pbes1Cipher::Rc2_40 | Pbes1Cipher::Rc2_128,
+                    ..
+                })
+            ) {
+                Profile::LegacyRc2
+            } else {
+                Profile::Legacy3Des
+            }
+        }
+        (Some(MacAlgorithm::Classic { salt, .. }), _) if salt.len() >= 20 => Profile::Java,
+        (
+            Some(MacAlgorithm::Classic {
+                hash: HashAlg::Sha1,
+                ..
+            }),
+            None,
+        ) => Profile::Legacy3Des,
+        _ => Profile::Modern,
+    };
+    let iterations = iterations.unwrap_or(profile.default_iterations());
+    (profile, iterations)
+}

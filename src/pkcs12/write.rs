@@ -36,6 +36,7 @@ pub struct Builder {
     identities: Vec<(Identity, Option<String>)>,
     extra: Vec<(Certificate, Option<String>)>,
     trusted: Vec<(Certificate, String)>,
+    allow_empty: bool,
     rng: Box<dyn RandomSource>,
 }
 
@@ -48,6 +49,7 @@ impl Builder {
             identities: Vec::new(),
             extra: Vec::new(),
             trusted: Vec::new(),
+            allow_empty: false,
             rng: Box::new(OsRandom),
         }
     }
@@ -84,6 +86,14 @@ impl Builder {
         self
     }
 
+    /// Allows an archive with no entries (an emptied store); otherwise that is an error, since
+    /// it is usually a caller's mistake.
+    #[must_use]
+    pub fn allow_empty(mut self) -> Self {
+        self.allow_empty = true;
+        self
+    }
+
     /// Replaces the random source (for reproducible test output).
     #[must_use]
     pub fn random(mut self, rng: impl RandomSource + 'static) -> Self {
@@ -110,7 +120,11 @@ impl Builder {
                 limits.max_iterations,
             )?;
         }
-        if self.identities.is_empty() && self.extra.is_empty() && self.trusted.is_empty() {
+        if !self.allow_empty
+            && self.identities.is_empty()
+            && self.extra.is_empty()
+            && self.trusted.is_empty()
+        {
             return Err(Error::Invalid(
                 "nothing to write: no key, certificate or trusted certificate".into(),
             ));

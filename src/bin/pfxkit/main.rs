@@ -3,6 +3,7 @@
 
 mod build;
 mod inspect;
+mod store;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,9 @@ enum Command {
     Build(build::BuildArgs),
     /// Re-encode every key entry and certificate of a file in another format.
     Convert(build::ConvertArgs),
+    /// Inventory, add to and remove from certificate stores.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Build(args) => build::build(args),
         Command::Convert(args) => build::convert(args),
+        Command::Store(command) => store::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

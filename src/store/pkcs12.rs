@@ -1,0 +1,257 @@
+//! The `pkcs12` store: many aliased entries in one PKCS#12 file under a store password, which
+//! also protects the keys (as Java and OpenSSL do).
+//!
+//! A rewrite keeps the algorithms and iteration count the file already uses (so its consumers
+//! still accept it) unless a profile is configured. A file pfxkit cannot rewrite without loss —
+//! a key without its certificate, secret or CRL bags — is refused rather than damaged.
+
+use std::path::PathBuf;
+
+use super::fs::{StoreLock, WriteOptions};
+use super::{
+    AddOptions, Capabilities, EntryPasswordPolicy, InventoryEntry, PrivateKeyPolicy, StoreAdapter,
+};
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::identity::Identity;
+use crate::limits::Limits;
+use crate::pkcs12::{self, Builder, Profile};
+use crate::secret::Password;
+
+/// A PKCS#12 certificate store.
+#[derive(Clone, Debug)]
+pub struct Pkcs12Store {
+    path: PathBuf,
+    store_password: Password,
+    profile: Option<Profile>,
+    write: WriteOptions,
+    limits: Limits,
+}
+
+/// An entry as held in memory between read and rewrite.
+enum Entry {
+    Key(Identity, String),
+    Cert {
+        certificate: Certificate,
+        alias: String,
+        trusted: bool,
+    },
+}
+
+impl Entry {
+    fn alias(&self) -> &str {
+        match self {
+            Entry::Key(_, a) | Entry::Cert { alias: a, .. } => a,
+        }
+    }
+}
+
+impl Pkcs12Store {
+    /// A store at `path` protected by `store_password`.
+    pub fn new(path: impl Into<PathBuf>, store_password: Password) -> Self {
+        Pkcs12Store {
+            path: path.into(),
+            store_password,
+            profile: None,
+            write: WriteOptions::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Writes with this profile instead of the file's current algorithms.
+    #[must_use]
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    /// How files are written (backups, fault injection).
+    #[must_use]
+    pub fn write_options(mut self, write: WriteOptions) -> Self {
+        self.write = write;
+        self
+    }
+
+    fn lock(&self) -> Result<StoreLock> {
+        StoreLock::acquire(&[self.path.as_path()])
+    }
+
+    /// Reads the entries and the (profile, iterations) the file uses.
+    fn read(&self) -> Result<(Vec<Entry>, (Profile, u32))> {
+        if !self.path.exists() {
+            return Err(Error::StoreNotFound {
+                path: self.path.clone(),
+            });
+        }
+        let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let archive = pkcs12::read(&bytes, Some(&self.store_password), &self.limits)?;
+        let identities = archive.identities();
+        if identities.len() != archive.keys().len() {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "rewriting {}: it holds a private key without its certificate, which a rewrite would lose",
+                    self.path.display()
+                ),
+                oid: None,
+            });
+        }
+        if !archive.other_bags().is_empty() {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "rewriting {}: it holds secret, CRL or unknown bags, which a rewrite would lose",
+                    self.path.display()
+                ),
+                oid: None,
+            });
+        }
+        let mut entries: Vec<Entry> = identities
+            .into_iter()
+            .map(|i| {
+                let alias = i
+                    .alias()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| i.leaf().sha1_hex());
+                Entry::Key(i, alias)
+            })
+            .collect();
+        for bag in archive.certificates() {
+            let in_chain = entries
+                .iter()
+                .any(|e| matches!(e, Entry::Key(i, _) if i.chain().contains(&bag.certificate)));
+            if !in_chain {
+                entries.push(Entry::Cert {
+                    certificate: bag.certificate.clone(),
+                    alias: bag
+                        .attributes
+                        .friendly_name
+                        .clone()
+                        .unwrap_or_else(|| bag.certificate.sha1_hex()),
+                    trusted: bag.attributes.java_trusted,
+                });
+            }
+        }
+        Ok((entries, pkcs12::detect_profile(&archive)))
+    }
+
+    fn write(&self, lock: &StoreLock, entries: Vec<Entry>, detected: (Profile, u32)) -> Result<()> {
+        let (profile, iterations) = match self.profile {
+            Some(p) => (p, p.default_iterations()),
+            None => detected,
+        };
+        let mut builder = Builder::new(profile).allow_empty();
+        if profile != Profile::None {
+            builder = builder.iterations(iterations);
+        }
+        for entry in entries {
+            builder = match entry {
+                Entry::Key(identity, alias) => builder.identity(identity, Some(&alias)),
+                Entry::Cert {
+                    certificate,
+                    alias,
+                    trusted: true,
+                } => builder.trusted_certificate(certificate, &alias),
+                Entry::Cert {
+                    certificate,
+                    alias,
+                    trusted: false,
+                } => builder.extra_certificate(certificate, Some(&alias)),
+            };
+        }
+        let bytes = builder.build(&self.store_password, &self.limits)?;
+        lock.commit(&[(self.path.as_path(), &bytes)], &self.write)
+    }
+}
+
+impl StoreAdapter for Pkcs12Store {
+    fn store_type(&self) -> &'static str {
+        "pkcs12"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            private_keys: PrivateKeyPolicy::Optional,
+            entry_password: EntryPasswordPolicy::Unsupported,
+            store_password_required: true,
+            multiple_entries: true,
+            custom_alias: true,
+        }
+    }
+
+    fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    fn inventory(&self) -> Result<Vec<InventoryEntry>> {
+        let _lock = self.lock()?;
+        let (entries, _) = self.read()?;
+        Ok(entries
+            .into_iter()
+            .map(|e| match e {
+                Entry::Key(identity, alias) => InventoryEntry {
+                    alias,
+                    chain: identity.chain().to_vec(),
+                    has_private_key: true,
+                },
+                Entry::Cert {
+                    certificate, alias, ..
+                } => InventoryEntry {
+                    alias,
+                    chain: vec![certificate],
+                    has_private_key: false,
+                },
+            })
+            .collect())
+    }
+
+    /// `entry_password` is not used: PKCS#12 keys are protected by the store password.
+    fn add(
+        &self,
+        alias: Option<&str>,
+        identity: &Identity,
+        _entry_password: Option<&Password>,
+        options: AddOptions,
+    ) -> Result<String> {
+        let alias = alias
+            .or(identity.alias())
+            .ok_or_else(|| Error::Invalid("a pkcs12 store entry needs an alias".into()))?
+            .to_string();
+        let lock = self.lock()?;
+        let (mut entries, detected) = match self.read() {
+            Ok(read) => read,
+            Err(Error::StoreNotFound { .. }) if options.create => (
+                Vec::new(),
+                (
+                    self.profile.unwrap_or_default(),
+                    self.profile.unwrap_or_default().default_iterations(),
+                ),
+            ),
+            Err(e) => return Err(e),
+        };
+        let position = entries.iter().position(|e| e.alias() == alias);
+        let new = Entry::Key(identity.clone(), alias.clone());
+        match position {
+            Some(_) if !options.overwrite => return Err(Error::AliasExists { alias }),
+            Some(i) => {
+                if let Some(slot) = entries.get_mut(i) {
+                    *slot = new;
+                }
+            }
+            None => entries.push(new),
+        }
+        self.write(&lock, entries, detected)?;
+        Ok(alias)
+    }
+
+    fn remove(&self, alias: &str) -> Result<()> {
+        let lock = self.lock()?;
+        let (mut entries, detected) = self.read()?;
+        let before = entries.len();
+        entries.retain(|e| e.alias() != alias);
+        if entries.len() == before {
+            return Err(Error::AliasNotFound {
+                alias: alias.to_string(),
+            });
+        }
+        self.write(&lock, entries, detected)
+    }
+}
