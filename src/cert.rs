@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct Certificate {
     der: Vec<u8>,
-    parsed: x509_cert::Certificate,
+    // Boxed: the parsed form is large and certificates move around in vectors and enums.
+    parsed: Box<x509_cert::Certificate>,
     sha1: [u8; 20],
     sha256: [u8; 32],
 }
@@ -46,7 +47,7 @@ impl Certificate {
             .map_err(|e| Error::from_der("X.509 certificate", e))?;
         Ok(Certificate {
             der: der.to_vec(),
-            parsed,
+            parsed: Box::new(parsed),
             sha1: Sha1::digest(der).into(),
             sha256: Sha256::digest(der).into(),
         })

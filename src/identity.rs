@@ -57,8 +57,8 @@ impl Identity {
     }
 
     /// The leaf certificate.
+    #[allow(clippy::indexing_slicing)] // `new` puts the leaf first: the chain is never empty.
     pub fn leaf(&self) -> &Certificate {
-        // `new` always puts the leaf first, so the chain is never empty.
         &self.chain[0]
     }
 

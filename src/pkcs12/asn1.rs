@@ -10,9 +10,7 @@ use crate::error::{Error, Result};
 
 /// Universal and context tags used by PKCS#12.
 pub(crate) mod tag {
-    pub const BOOLEAN: u8 = 0x01;
     pub const INTEGER: u8 = 0x02;
-    pub const BIT_STRING: u8 = 0x03;
     pub const OCTET_STRING: u8 = 0x04;
     pub const NULL: u8 = 0x05;
     pub const OID: u8 = 0x06;
@@ -194,7 +192,7 @@ impl<'a> Tlv<'a> {
         if self.tag != tag::BMP_STRING {
             return Err(self.err(ctx, "expected a BMPString"));
         }
-        if self.value.len() % 2 != 0 {
+        if !self.value.len().is_multiple_of(2) {
             return Err(self.err(ctx, "BMPString of odd length"));
         }
         let units = self.value.chunks_exact(2).map(|c| {

@@ -229,11 +229,10 @@ pub(crate) fn parse_pbkdf2_params<'a>(
             let mut r = prf.reader(CTX);
             let oid = r.read(tag::OID, "PRF OID")?.oid(CTX)?;
             // Parameters are NULL or absent for every HMAC PRF.
-            if let Some(t) = r.read_optional(tag::NULL)? {
-                if !t.value.is_empty() {
+            if let Some(t) = r.read_optional(tag::NULL)?
+                && !t.value.is_empty() {
                     return Err(Error::malformed_at(CTX, t.start, "non-empty NULL"));
                 }
-            }
             r.finish()?;
             HashAlg::from_hmac_oid(&oid)
                 .ok_or_else(|| Error::unsupported_oid("PBKDF2 pseudo-random function", oid))?
@@ -289,14 +288,13 @@ impl EncryptionScheme {
                 format!("IV of {} bytes for {}", iv_tlv.value.len(), cipher.name()),
             ));
         }
-        if let Some(k) = key_length {
-            if k != key_len as u64 {
+        if let Some(k) = key_length
+            && k != key_len as u64 {
                 return Err(Error::malformed(
                     CTX,
                     format!("PBKDF2 keyLength {k} does not fit {}", cipher.name()),
                 ));
             }
-        }
         Ok(EncryptionScheme::Pbes2 {
             prf,
             salt: salt.to_vec(),

@@ -175,7 +175,7 @@ impl PemStore {
                 let chain = if self.include_chain {
                     identity.chain()
                 } else {
-                    &identity.chain()[..1]
+                    identity.chain().get(..1).unwrap_or_default()
                 };
                 let mut certs = crate::pem::alias_header(Some(alias))?;
                 certs.extend(chain.iter().map(crate::pem::encode_certificate));
@@ -267,26 +267,24 @@ impl StoreAdapter for PemStore {
             .map(str::to_string)
             .unwrap_or_else(|| identity.leaf().sha1_hex());
         crate::pem::alias_header(Some(&new_alias))?;
-        if let PemMode::KeyEntry { plain_key } = self.mode {
-            if entry_password.is_none_or(Password::is_absent) && !plain_key {
+        if let PemMode::KeyEntry { plain_key } = self.mode
+            && entry_password.is_none_or(Password::is_absent) && !plain_key {
                 return Err(Error::Invalid(
                     "a pem store writes the key encrypted: an entry password is required".into(),
                 ));
             }
-        }
         let lock = self.lock()?;
         let existing = self.current(options.create)?;
         match self.mode {
             PemMode::KeyEntry { .. } => {
                 // One entry per store: adding to a store that holds one is an overwrite of it,
                 // and only allowed under its own alias.
-                if let Some(current) = existing.first() {
-                    if current.alias != new_alias || !options.overwrite {
+                if let Some(current) = existing.first()
+                    && (current.alias != new_alias || !options.overwrite) {
                         return Err(Error::AliasExists {
                             alias: current.alias.clone(),
                         });
                     }
-                }
                 self.commit_entry(&lock, Some((&new_alias, identity, entry_password)))?;
             }
             PemMode::TrustOnly => {
