@@ -22,6 +22,7 @@
 pub mod cert;
 pub mod error;
 pub mod identity;
+pub mod jks;
 pub mod limits;
 pub mod pkcs12;
 pub mod secret;
