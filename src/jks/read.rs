@@ -30,7 +30,8 @@ use crate::secret::Password;
 /// - [`Error::LimitExceeded`] when the file exceeds [`Limits::max_input_size`], the entry count
 ///   [`Limits::max_entries`] or a chain [`Limits::max_chain_len`];
 /// - [`Error::Unsupported`] for JCEKS secret-key entries (whose Java-serialized body cannot be
-///   skipped without a Java-serialization parser) and certificate types other than X.509.
+///   skipped without a Java-serialization parser, so the digest cannot even be located: this
+///   error comes before any password check) and certificate types other than X.509.
 pub fn read(bytes: &[u8], store_password: &Password, limits: &Limits) -> Result<Keystore> {
     read_inner(bytes, Some(store_password), limits)
 }

@@ -76,7 +76,7 @@ pub fn write(
     })
 }
 
-/// [`write`] with the creation time (milliseconds since the Unix epoch) of every entry and the
+/// [`write()`] with the creation time (milliseconds since the Unix epoch) of every entry and the
 /// source of salt bytes given: for reproducible output in tests. `random` must fill its buffer
 /// with unpredictable bytes in real use.
 ///
