@@ -227,12 +227,10 @@ pub fn chain_from(leaf: &Certificate, pool: &[Certificate]) -> Vec<usize> {
 /// Lowercase hex without separators.
 pub fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// Formats seconds since the Unix epoch as RFC 3339 UTC.

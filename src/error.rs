@@ -124,8 +124,7 @@ fn oid_suffix(oid: Option<&str>) -> String {
 }
 
 fn path_suffix(path: Option<&PathBuf>) -> String {
-    path.map(|p| format!(" on {}", p.display()))
-        .unwrap_or_default()
+    path.map(|p| format!(" on {}", p.display())).unwrap_or_default()
 }
 
 impl Error {

@@ -88,13 +88,12 @@ impl<'l> IterationBudget<'l> {
     /// Checks one KDF's count (1 ≤ n ≤ max) without charging it.
     pub(crate) fn check_one(&self, iterations: u64) -> Result<()> {
         if iterations == 0 {
-            return Err(Error::malformed("iteration count", "must be at least 1"));
+            return Err(Error::malformed(
+                "iteration count",
+                "must be at least 1",
+            ));
         }
-        Limits::check(
-            LimitKind::Iterations,
-            iterations,
-            self.limits.max_iterations,
-        )
+        Limits::check(LimitKind::Iterations, iterations, self.limits.max_iterations)
     }
 
     /// Checks and charges one KDF run of `iterations`.

@@ -457,3 +457,4 @@ fn dsa_public_matches(
     let computed = BigUint::from_bytes_be(g).modpow(&x, &p);
     Ok(computed == BigUint::from_bytes_be(y.as_bytes()))
 }
+
