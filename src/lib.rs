@@ -23,6 +23,7 @@ pub mod cert;
 pub mod contents;
 pub mod error;
 pub mod identity;
+pub mod jks;
 pub mod limits;
 pub mod pem;
 pub mod pkcs12;

@@ -1,0 +1,310 @@
+//! The JKS and JCEKS codec: Java's proprietary keystores.
+//!
+//! Reads JKS (versions 1 and 2) and JCEKS: private-key entries protected with Sun's JKS key
+//! protector or `PBEWithMD5AndTripleDES`, and trusted-certificate entries. Writes both formats
+//! with the protection Java itself uses. The byte layout is in `specs/jks.md`; the authority is
+//! OpenJDK's `JavaKeyStore.java` and `JceKeyStore.java`.
+//!
+//! ```text
+//! magic    u32  FEEDFEED (JKS) | CECECECE (JCEKS)
+//! version  u32  1 | 2
+//! count    i32
+//! entries  tag i32 ‖ alias (modified UTF-8) ‖ created i64 ‖ tag-specific body
+//! digest   SHA-1(UTF-16BE(store password) ‖ "Mighty Aphrodite" ‖ every byte before it)
+//! ```
+//!
+//! [`read`] checks the store digest before it trusts anything else; [`read_unverified`] is the
+//! separately named call that lists a store without its password, as Java does when it is given
+//! none. Private keys stay encrypted in a [`KeyEntry`] until [`KeyEntry::decrypt`] is called
+//! with the key password.
+//!
+//! ```no_run
+//! use pfxkit::{Limits, Password, jks};
+//!
+//! let bytes = std::fs::read("server.jks")?;
+//! let store = jks::read(&bytes, &Password::new("changeit"), &Limits::default())?;
+//! for entry in store.entries() {
+//!     if let jks::Entry::PrivateKey(key) = entry {
+//!         let identity = key.identity(&Password::new("changeit"), &Limits::default())?;
+//!         println!("{}: {}", key.alias(), identity.leaf().subject());
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod mutf8;
+mod protect;
+mod read;
+mod write;
+
+pub use protect::{JCEKS_MAX_ITERATIONS, KeyProtection};
+pub use read::{read, read_unverified};
+pub use write::{JCEKS_WRITE_ITERATIONS, WriteEntry, write, write_with};
+
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::identity::Identity;
+use crate::limits::Limits;
+use crate::secret::{Password, PrivateKey};
+
+/// Magic number of a JKS file.
+const JKS_MAGIC: u32 = 0xFEED_FEED;
+/// Magic number of a JCEKS file.
+const JCEKS_MAGIC: u32 = 0xCECE_CECE;
+/// The salt Sun mixes into the store digest, after the password.
+const DIGEST_WHITENER: &[u8] = b"Mighty Aphrodite";
+/// Length of the store digest (SHA-1).
+const DIGEST_LEN: usize = 20;
+
+/// Which of Java's two proprietary keystore formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeystoreKind {
+    /// `JKS` (magic `FEEDFEED`): Sun's original keystore.
+    Jks,
+    /// `JCEKS` (magic `CECECECE`): the JCE keystore, with stronger (3DES) key protection.
+    Jceks,
+}
+
+impl KeystoreKind {
+    /// Java's name for the store type, as `keytool -storetype` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeystoreKind::Jks => "JKS",
+            KeystoreKind::Jceks => "JCEKS",
+        }
+    }
+
+    fn magic(self) -> u32 {
+        match self {
+            KeystoreKind::Jks => JKS_MAGIC,
+            KeystoreKind::Jceks => JCEKS_MAGIC,
+        }
+    }
+}
+
+/// Recognises a JKS or JCEKS file by its magic number (nothing else is checked).
+pub fn detect(bytes: &[u8]) -> Option<KeystoreKind> {
+    let magic = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
+    match magic {
+        JKS_MAGIC => Some(KeystoreKind::Jks),
+        JCEKS_MAGIC => Some(KeystoreKind::Jceks),
+        _ => None,
+    }
+}
+
+/// A keystore as read from a file: its entries in file order, each alias as stored.
+#[derive(Clone, Debug)]
+pub struct Keystore {
+    kind: KeystoreKind,
+    version: u32,
+    entries: Vec<Entry>,
+    digest_verified: bool,
+    warnings: Vec<String>,
+}
+
+impl Keystore {
+    /// JKS or JCEKS.
+    pub fn kind(&self) -> KeystoreKind {
+        self.kind
+    }
+
+    /// The format version in the header (1 or 2).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The entries in file order. When an alias occurs more than once, only the last entry is
+    /// kept (as Java does), at the position of that last occurrence; see [`Keystore::warnings`].
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The entries, by value.
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
+
+    /// Whether the store digest was checked against a store password ([`read`]), as opposed to
+    /// not checked at all ([`read_unverified`]).
+    pub fn digest_verified(&self) -> bool {
+        self.digest_verified
+    }
+
+    /// Things about the file worth telling a person that did not stop it from loading:
+    /// duplicate aliases, aliases that differ only in case, unpaired surrogates in aliases,
+    /// bytes after the digest.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The entry with this alias, compared case-insensitively (Java lower-cases aliases when it
+    /// looks them up). When several match, an entry stored in lower case wins (that is the one
+    /// Java finds), otherwise the last.
+    pub fn get(&self, alias: &str) -> Option<&Entry> {
+        let wanted = lower_alias(alias);
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.alias() == wanted)
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .rev()
+                    .find(|e| lower_alias(e.alias()) == wanted)
+            })
+    }
+}
+
+/// One keystore entry.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Entry {
+    /// A private key (still encrypted) with its certificate chain (tag 1).
+    PrivateKey(KeyEntry),
+    /// A trusted certificate (tag 2).
+    Trusted(TrustedEntry),
+}
+
+impl Entry {
+    /// The alias as stored in the file (Java writes it lower-cased, other tools may not).
+    pub fn alias(&self) -> &str {
+        match self {
+            Entry::PrivateKey(k) => &k.alias,
+            Entry::Trusted(t) => &t.alias,
+        }
+    }
+
+    /// The creation time in milliseconds since the Unix epoch, as stored.
+    pub fn created_millis(&self) -> i64 {
+        match self {
+            Entry::PrivateKey(k) => k.created_millis,
+            Entry::Trusted(t) => t.created_millis,
+        }
+    }
+
+    /// The key entry's leaf certificate (`None` for an empty chain), or the trusted certificate.
+    pub fn certificate(&self) -> Option<&Certificate> {
+        match self {
+            Entry::PrivateKey(k) => k.chain.first(),
+            Entry::Trusted(t) => Some(&t.certificate),
+        }
+    }
+}
+
+/// A private-key entry: the encrypted key and its certificate chain, leaf first.
+#[derive(Clone, Debug)]
+pub struct KeyEntry {
+    alias: String,
+    created_millis: i64,
+    encrypted_key: Vec<u8>,
+    protection: KeyProtection,
+    chain: Vec<Certificate>,
+}
+
+impl KeyEntry {
+    /// The alias as stored.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    /// The creation time in milliseconds since the Unix epoch.
+    pub fn created_millis(&self) -> i64 {
+        self.created_millis
+    }
+
+    /// The certificate chain, leaf first (may be empty: Java allows it, though keytool then
+    /// calls the entry a secret key).
+    pub fn chain(&self) -> &[Certificate] {
+        &self.chain
+    }
+
+    /// How the key is protected.
+    pub fn protection(&self) -> &KeyProtection {
+        &self.protection
+    }
+
+    /// The key as stored: a PKCS#8 `EncryptedPrivateKeyInfo` in DER.
+    pub fn encrypted_key_der(&self) -> &[u8] {
+        &self.encrypted_key
+    }
+
+    /// Decrypts the private key with the key password (which Java lets differ from the store
+    /// password). JKS protection uses the password's UTF-16BE code units; JCEKS
+    /// `PBEWithMD5AndTripleDES` its UTF-8 bytes.
+    ///
+    /// # Errors
+    /// [`Error::WrongPassword`] when the key does not decrypt under `key_password`;
+    /// [`Error::LimitExceeded`] when the JCEKS iteration count exceeds
+    /// [`Limits::max_iterations`] or Java's own cap [`JCEKS_MAX_ITERATIONS`];
+    /// [`Error::Unsupported`] for a protection algorithm other than the two Java uses;
+    /// [`Error::Malformed`] when the decrypted key is not PKCS#8.
+    pub fn decrypt(&self, key_password: &Password, limits: &Limits) -> Result<PrivateKey> {
+        protect::decrypt(
+            &self.encrypted_key,
+            key_password,
+            limits,
+            &format!("key entry '{}'", self.alias),
+        )
+    }
+
+    /// Decrypts the key and pairs it with the chain, proving that the key belongs to the leaf.
+    /// The identity carries the alias as stored.
+    ///
+    /// # Errors
+    /// Those of [`KeyEntry::decrypt`]; [`Error::Invalid`] when the chain is empty;
+    /// [`Error::KeyMismatch`] when the key is not the leaf's; [`Error::Unsupported`] when pfxkit
+    /// cannot compute the public half of the key's algorithm.
+    pub fn identity(&self, key_password: &Password, limits: &Limits) -> Result<Identity> {
+        let key = self.decrypt(key_password, limits)?;
+        let (leaf, rest) = self.chain.split_first().ok_or_else(|| {
+            Error::Invalid(format!(
+                "key entry '{}' has no certificate chain",
+                self.alias
+            ))
+        })?;
+        Ok(Identity::new(key, leaf.clone(), rest.to_vec())?.with_alias(self.alias.clone()))
+    }
+}
+
+/// A trusted-certificate entry.
+#[derive(Clone, Debug)]
+pub struct TrustedEntry {
+    alias: String,
+    created_millis: i64,
+    // Boxed: a parsed certificate is large, and `Entry` should not be.
+    certificate: Box<Certificate>,
+}
+
+impl TrustedEntry {
+    /// The alias as stored.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    /// The creation time in milliseconds since the Unix epoch.
+    pub fn created_millis(&self) -> i64 {
+        self.created_millis
+    }
+
+    /// The trusted certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.certificate
+    }
+}
+
+/// Lower-cases an alias as Java does (`toLowerCase(Locale.ENGLISH)`: Unicode's default case
+/// mapping, no Turkish dotless i).
+fn lower_alias(alias: &str) -> String {
+    alias.to_lowercase()
+}
+
+/// The store digest: `SHA-1(UTF-16BE(password) ‖ "Mighty Aphrodite" ‖ body)`.
+fn store_digest(password: &Password, body: &[u8]) -> [u8; DIGEST_LEN] {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(password.utf16be_bytes().as_slice());
+    h.update(DIGEST_WHITENER);
+    h.update(body);
+    h.finalize().into()
+}
