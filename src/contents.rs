@@ -129,10 +129,27 @@ pub fn load(
             }
         }
         Format::Jks | Format::Jceks => {
-            return Err(crate::Error::Unsupported {
-                what: "Java keystores".into(),
-                oid: None,
-            });
+            let store_password = password.ok_or_else(|| {
+                crate::Error::Invalid(
+                    "a Java keystore needs its store password (its digest is checked before anything is trusted)".into(),
+                )
+            })?;
+            let store = crate::jks::read(bytes, store_password, limits)?;
+            let key_password = key_password.unwrap_or(store_password);
+            let mut contents = Contents::default();
+            for entry in store.entries() {
+                match entry {
+                    crate::jks::Entry::PrivateKey(k) => {
+                        contents.identities.push(k.identity(key_password, limits)?)
+                    }
+                    crate::jks::Entry::Trusted(t) => contents.certificates.push(LooseCertificate {
+                        certificate: t.certificate().clone(),
+                        alias: Some(t.alias().to_string()),
+                        trusted: true,
+                    }),
+                }
+            }
+            contents
         }
     };
     Ok((format, contents))

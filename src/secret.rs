@@ -63,7 +63,6 @@ impl Password {
     }
 
     /// UTF-16BE code units without a terminator, as Java keystores use them.
-    #[allow(dead_code)] // used by the JKS codec, merged separately
     pub(crate) fn utf16be_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::new());
         if let Some(text) = self.0.as_deref() {
@@ -449,9 +448,10 @@ fn dsa_public_matches(
     // must be the key's.
     if let Some(cert_params) = spki.algorithm.parameters
         && let Some(key_params) = info.algorithm.parameters
-            && cert_params.value() != key_params.value() {
-                return Ok(false);
-            }
+        && cert_params.value() != key_params.value()
+    {
+        return Ok(false);
+    }
     let x = UintRef::from_der(inner).map_err(decode_err("DSA private key"))?;
     let Ok(y) = UintRef::from_der(cert_key) else {
         return Ok(false);

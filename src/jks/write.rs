@@ -35,6 +35,18 @@ pub enum WriteEntry<'a> {
         /// printable ASCII, the only key passwords Java 17 accepts there.
         key_password: &'a Password,
     },
+    /// A private key entry kept exactly as read (still protected), so a store can be rewritten
+    /// without knowing the key passwords of the entries it does not change.
+    ProtectedKey {
+        /// The alias; written lower-cased.
+        alias: &'a str,
+        /// The protected key (`EncryptedPrivateKeyInfo` DER) as stored.
+        encrypted_key: &'a [u8],
+        /// The chain, leaf first.
+        chain: &'a [Certificate],
+        /// The original creation time, milliseconds since the Unix epoch.
+        created_millis: i64,
+    },
     /// A trusted certificate (tag 2).
     Trusted {
         /// The alias; written lower-cased.
@@ -47,7 +59,9 @@ pub enum WriteEntry<'a> {
 impl WriteEntry<'_> {
     fn alias(&self) -> &str {
         match self {
-            WriteEntry::PrivateKey { alias, .. } | WriteEntry::Trusted { alias, .. } => alias,
+            WriteEntry::PrivateKey { alias, .. }
+            | WriteEntry::ProtectedKey { alias, .. }
+            | WriteEntry::Trusted { alias, .. } => alias,
         }
     }
 }
@@ -68,11 +82,9 @@ pub fn write(
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0);
+    let mut os = crate::random::OsRandom;
     write_with(kind, entries, store_password, now, &mut |buf| {
-        getrandom::fill(buf).map_err(|e| Error::Io {
-            path: None,
-            source: std::io::Error::other(e.to_string()),
-        })
+        crate::random::RandomSource::fill(&mut os, buf)
     })
 }
 
@@ -136,6 +148,22 @@ pub fn write_with(
                 out.extend_from_slice(&encrypted);
                 put_len(&mut out, identity.chain().len(), "certificate chain")?;
                 for cert in identity.chain() {
+                    put_certificate(&mut out, cert)?;
+                }
+            }
+            WriteEntry::ProtectedKey {
+                encrypted_key,
+                chain,
+                created_millis: created,
+                ..
+            } => {
+                out.extend_from_slice(&1i32.to_be_bytes());
+                put_utf(&mut out, alias)?;
+                out.extend_from_slice(&created.to_be_bytes());
+                put_len(&mut out, encrypted_key.len(), "encrypted key")?;
+                out.extend_from_slice(encrypted_key);
+                put_len(&mut out, chain.len(), "certificate chain")?;
+                for cert in *chain {
                     put_certificate(&mut out, cert)?;
                 }
             }

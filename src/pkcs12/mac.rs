@@ -218,9 +218,10 @@ pub(crate) fn parse_mac_data<'a>(
     }
 
     if let Some(t) = a.read_optional(tag::NULL)?
-        && !t.value.is_empty() {
-            return Err(Error::malformed_at(CTX, t.start, "non-empty NULL"));
-        }
+        && !t.value.is_empty()
+    {
+        return Err(Error::malformed_at(CTX, t.start, "non-empty NULL"));
+    }
     a.finish()?;
     let hash = HashAlg::from_digest_oid(&oid)
         .ok_or_else(|| Error::unsupported_oid("MAC digest algorithm", oid))?;

@@ -230,9 +230,10 @@ pub(crate) fn parse_pbkdf2_params<'a>(
             let oid = r.read(tag::OID, "PRF OID")?.oid(CTX)?;
             // Parameters are NULL or absent for every HMAC PRF.
             if let Some(t) = r.read_optional(tag::NULL)?
-                && !t.value.is_empty() {
-                    return Err(Error::malformed_at(CTX, t.start, "non-empty NULL"));
-                }
+                && !t.value.is_empty()
+            {
+                return Err(Error::malformed_at(CTX, t.start, "non-empty NULL"));
+            }
             r.finish()?;
             HashAlg::from_hmac_oid(&oid)
                 .ok_or_else(|| Error::unsupported_oid("PBKDF2 pseudo-random function", oid))?
@@ -289,12 +290,13 @@ impl EncryptionScheme {
             ));
         }
         if let Some(k) = key_length
-            && k != key_len as u64 {
-                return Err(Error::malformed(
-                    CTX,
-                    format!("PBKDF2 keyLength {k} does not fit {}", cipher.name()),
-                ));
-            }
+            && k != key_len as u64
+        {
+            return Err(Error::malformed(
+                CTX,
+                format!("PBKDF2 keyLength {k} does not fit {}", cipher.name()),
+            ));
+        }
         Ok(EncryptionScheme::Pbes2 {
             prf,
             salt: salt.to_vec(),

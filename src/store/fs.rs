@@ -239,9 +239,10 @@ fn write_temp(target: &Path, bytes: &[u8], like: Option<&Path>) -> Result<(PathB
             .map_err(|e| Error::io(&tmp, e))?;
         // Only root can give a file away; anyone else already owns what they create.
         if let Err(e) = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))
-            && e.kind() != std::io::ErrorKind::PermissionDenied {
-                return Err(Error::io(&tmp, e));
-            }
+            && e.kind() != std::io::ErrorKind::PermissionDenied
+        {
+            return Err(Error::io(&tmp, e));
+        }
     }
     file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
     Ok((tmp, file))

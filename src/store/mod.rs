@@ -2,11 +2,12 @@
 //! crash-safe transactions.
 //!
 //! [`StoreAdapter`] is the interface the catalog (and third-party tools) use; [`pem::PemStore`],
-//! [`pkcs12::Pkcs12Store`] and the Java keystore store implement it. Every change takes the
+//! [`pkcs12::Pkcs12Store`] and [`jks::JksStore`] implement it. Every change takes the
 //! store's lock, reads the current file, changes it in memory and commits it through
 //! [`fs::StoreLock::commit`]; any failure leaves the files byte-for-byte as they were.
 
 pub mod fs;
+pub mod jks;
 pub mod pem;
 pub mod pkcs12;
 
@@ -262,11 +263,8 @@ pub fn open(spec: &StoreSpec) -> Result<Box<dyn StoreAdapter>> {
             pkcs12::Pkcs12Store::new(&spec.path, need_password()?)
                 .write_options(spec.write.clone()),
         ),
-        StoreType::Jks => {
-            return Err(crate::Error::Unsupported {
-                what: "jks stores".into(),
-                oid: None,
-            });
-        }
+        StoreType::Jks => Box::new(
+            jks::JksStore::new(&spec.path, need_password()?).write_options(spec.write.clone()),
+        ),
     })
 }

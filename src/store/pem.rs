@@ -268,11 +268,13 @@ impl StoreAdapter for PemStore {
             .unwrap_or_else(|| identity.leaf().sha1_hex());
         crate::pem::alias_header(Some(&new_alias))?;
         if let PemMode::KeyEntry { plain_key } = self.mode
-            && entry_password.is_none_or(Password::is_absent) && !plain_key {
-                return Err(Error::Invalid(
-                    "a pem store writes the key encrypted: an entry password is required".into(),
-                ));
-            }
+            && entry_password.is_none_or(Password::is_absent)
+            && !plain_key
+        {
+            return Err(Error::Invalid(
+                "a pem store writes the key encrypted: an entry password is required".into(),
+            ));
+        }
         let lock = self.lock()?;
         let existing = self.current(options.create)?;
         match self.mode {
@@ -280,11 +282,12 @@ impl StoreAdapter for PemStore {
                 // One entry per store: adding to a store that holds one is an overwrite of it,
                 // and only allowed under its own alias.
                 if let Some(current) = existing.first()
-                    && (current.alias != new_alias || !options.overwrite) {
-                        return Err(Error::AliasExists {
-                            alias: current.alias.clone(),
-                        });
-                    }
+                    && (current.alias != new_alias || !options.overwrite)
+                {
+                    return Err(Error::AliasExists {
+                        alias: current.alias.clone(),
+                    });
+                }
                 self.commit_entry(&lock, Some((&new_alias, identity, entry_password)))?;
             }
             PemMode::TrustOnly => {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use pfxkit::cert::chain_from;
 use pfxkit::contents::{self, Contents};
+use pfxkit::jks::{KeystoreKind, WriteEntry};
 use pfxkit::pkcs12::{Builder, Profile};
 use pfxkit::random::OsRandom;
 use pfxkit::{Error, Identity, Limits, Password, PasswordSource};
@@ -146,6 +147,25 @@ pub fn convert(args: ConvertArgs) -> Result<(), Error> {
             &contents,
             out_key_password.as_ref().or(out_password.as_ref()),
         )?,
+        "jks" | "jceks" => {
+            let kind = if args.to == "jks" {
+                KeystoreKind::Jks
+            } else {
+                KeystoreKind::Jceks
+            };
+            let store_password = out_password.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "--to {}: a Java keystore needs --out-password",
+                    args.to
+                ))
+            })?;
+            to_java(
+                &contents,
+                kind,
+                &store_password,
+                out_key_password.as_ref().unwrap_or(&store_password),
+            )?
+        }
         other => {
             return Err(Error::Invalid(format!(
                 "--to {other}: expected pkcs12, jks, jceks or pem"
@@ -177,6 +197,49 @@ fn to_pkcs12(
         };
     }
     builder.build(password, limits)
+}
+
+fn to_java(
+    contents: &Contents,
+    kind: KeystoreKind,
+    store_password: &Password,
+    key_password: &Password,
+) -> Result<Vec<u8>, Error> {
+    let aliases: Vec<String> = contents
+        .identities
+        .iter()
+        .map(|i| {
+            i.alias()
+                .map(str::to_string)
+                .unwrap_or_else(|| i.leaf().sha1_hex())
+        })
+        .collect();
+    let cert_aliases: Vec<String> = contents
+        .certificates
+        .iter()
+        .map(|c| c.alias.clone().unwrap_or_else(|| c.certificate.sha1_hex()))
+        .collect();
+    let mut entries: Vec<WriteEntry<'_>> = contents
+        .identities
+        .iter()
+        .zip(&aliases)
+        .map(|(identity, alias)| WriteEntry::PrivateKey {
+            alias,
+            identity,
+            key_password,
+        })
+        .collect();
+    entries.extend(
+        contents
+            .certificates
+            .iter()
+            .zip(&cert_aliases)
+            .map(|(c, alias)| WriteEntry::Trusted {
+                alias,
+                certificate: &c.certificate,
+            }),
+    );
+    pfxkit::jks::write(kind, &entries, store_password)
 }
 
 fn to_pem(contents: &Contents, key_password: Option<&Password>) -> Result<Vec<u8>, Error> {

@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use pfxkit::contents::Format;
+use pfxkit::jks::{self, Entry, Keystore};
 use pfxkit::pkcs12::{self, Archive};
-use pfxkit::{Error, Limits, PasswordSource};
+use pfxkit::{Certificate, Error, Limits, Password, PasswordSource, PrivateKey};
 use serde_json::{Value, json};
 
 use crate::{password_source, print_json, read_file, resolve};
@@ -22,15 +24,40 @@ pub struct Args {
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    /// List a Java keystore without its store password, unverified: nothing in it is
+    /// integrity-checked (Java's own behaviour without a password, here only on request).
+    #[arg(long)]
+    no_verify: bool,
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
     let bytes = read_file(&args.file)?;
     let password = resolve(args.password.as_ref())?;
     let limits = Limits::default();
-    let report = {
-        let archive = pkcs12::read(&bytes, password.as_ref(), &limits)?;
-        pkcs12_report(&archive)
+    let key_password = resolve(args.key_password.as_ref())?;
+    let report = match Format::detect(&bytes) {
+        Format::Pkcs12 => pkcs12_report(&pkcs12::read(&bytes, password.as_ref(), &limits)?),
+        Format::Jks | Format::Jceks => {
+            let store = match (&password, args.no_verify) {
+                (Some(p), _) => jks::read(&bytes, p, &limits)?,
+                (None, true) => jks::read_unverified(&bytes, &limits)?,
+                (None, false) => {
+                    return Err(Error::Invalid(
+                        "a Java keystore needs --password (or --no-verify to list it unverified)"
+                            .into(),
+                    ));
+                }
+            };
+            let key_password = key_password.as_ref().or(password.as_ref());
+            jks_report(&store, key_password, &limits)
+        }
+        Format::Pem => pem_report(&bytes, key_password.as_ref().or(password.as_ref()), &limits)?,
+        _ => {
+            return Err(Error::Unsupported {
+                what: "this file format".into(),
+                oid: None,
+            });
+        }
     };
     if args.json {
         print_json(&report);
@@ -94,32 +121,145 @@ fn pkcs12_report(archive: &Archive) -> Value {
     })
 }
 
+fn key_json(
+    alias: Option<&str>,
+    key: Option<&PrivateKey>,
+    certificate: Option<&Certificate>,
+) -> Value {
+    let alg = key.map(PrivateKey::algorithm);
+    json!({
+        "alias": alias,
+        "algorithm": alg.map(|a| a.name()),
+        "bits": alg.and_then(|a| a.bits()),
+        "certificate_sha256": certificate.map(Certificate::sha256_hex),
+    })
+}
+
+fn cert_json(alias: Option<&str>, cert: &Certificate, has_key: bool, trusted: bool) -> Value {
+    json!({
+        "alias": alias,
+        "subject": cert.subject(),
+        "issuer": cert.issuer(),
+        "serial": cert.serial_hex(),
+        "not_before": cert.not_before_rfc3339(),
+        "not_after": cert.not_after_rfc3339(),
+        "sha1": cert.sha1_hex(),
+        "sha256": cert.sha256_hex(),
+        "has_key": has_key,
+        "trusted": trusted,
+    })
+}
+
+/// Key entries whose key password is unknown or wrong are listed with a null algorithm.
+fn jks_report(store: &Keystore, key_password: Option<&Password>, limits: &Limits) -> Value {
+    let mut keys = Vec::new();
+    let mut certificates = Vec::new();
+    for entry in store.entries() {
+        match entry {
+            Entry::PrivateKey(k) => {
+                let key = key_password.and_then(|p| k.decrypt(p, limits).ok());
+                keys.push(key_json(Some(k.alias()), key.as_ref(), k.chain().first()));
+                for (i, cert) in k.chain().iter().enumerate() {
+                    certificates.push(cert_json(Some(k.alias()), cert, i == 0, false));
+                }
+            }
+            Entry::Trusted(t) => {
+                certificates.push(cert_json(Some(t.alias()), t.certificate(), false, true))
+            }
+            _ => {}
+        }
+    }
+    json!({
+        "format": match store.kind() { jks::KeystoreKind::Jceks => "jceks", _ => "jks" },
+        "mac": if store.digest_verified() {
+            json!({ "algorithm": "sha1-keystore-digest", "iterations": null })
+        } else {
+            Value::Null
+        },
+        "verified": store.digest_verified(),
+        "keys": keys,
+        "certificates": certificates,
+        "warnings": store.warnings(),
+    })
+}
+
+/// PEM bundles: keys that cannot be decrypted (no or wrong password) are listed with a null
+/// algorithm.
+fn pem_report(
+    bytes: &[u8],
+    key_password: Option<&Password>,
+    limits: &Limits,
+) -> Result<Value, Error> {
+    let scan = pfxkit::pem::scan(bytes, limits).or_else(|e| {
+        // A lone DER certificate or key.
+        let bundle = pfxkit::pem::read_bundle(bytes, key_password, limits).map_err(|_| e)?;
+        let mut scan = pfxkit::pem::Scan::default();
+        scan.certificates = bundle.certificates.into_iter().map(|c| (c, None)).collect();
+        scan.has_key = !bundle.keys.is_empty();
+        Ok::<_, Error>(scan)
+    })?;
+    let bundle = pfxkit::pem::read_bundle(bytes, key_password, limits).ok();
+    let identities = bundle
+        .as_ref()
+        .and_then(|b| b.identities().ok())
+        .unwrap_or_default();
+    let keys: Vec<Value> = match &bundle {
+        Some(b) => b
+            .keys
+            .iter()
+            .map(|k| {
+                let leaf = identities.iter().find(|i| i.key() == k).map(|i| i.leaf());
+                key_json(scan.key_alias.as_deref(), Some(k), leaf)
+            })
+            .collect(),
+        None if scan.has_key => vec![key_json(scan.key_alias.as_deref(), None, None)],
+        None => Vec::new(),
+    };
+    let certificates: Vec<Value> = scan
+        .certificates
+        .iter()
+        .map(|(c, alias)| {
+            cert_json(
+                alias.as_deref(),
+                c,
+                identities.iter().any(|i| i.leaf() == c),
+                false,
+            )
+        })
+        .collect();
+    Ok(json!({ "format": "pem", "mac": null, "keys": keys, "certificates": certificates }))
+}
+
 fn print_text(report: &Value) {
     let s = |v: &Value| {
         v.as_str()
             .map(str::to_string)
             .unwrap_or_else(|| v.to_string())
     };
-    println!("format: {}", s(&report["format"]));
+    let flag = |v: &Value, text: &'static str| if *v == true { text } else { "" };
+    outln!("format: {}", s(&report["format"]));
     match report["mac"].as_object() {
-        Some(mac) => println!(
+        Some(mac) if mac["iterations"].is_null() => outln!("mac: {}", s(&mac["algorithm"])),
+        Some(mac) => outln!(
             "mac: {} ({} iterations)",
             s(&mac["algorithm"]),
             mac["iterations"]
         ),
-        None => println!("mac: none (no integrity protection)"),
+        None => outln!("mac: none (no integrity protection)"),
     }
     for k in report["keys"].as_array().into_iter().flatten() {
-        println!(
-            "key {}: {} {} bits, certificate {}",
+        let what = match k["algorithm"].as_str() {
+            Some(alg) => format!("{alg} {} bits", s(&k["bits"])),
+            None => "not decrypted (no or wrong key password)".into(),
+        };
+        outln!(
+            "key {}: {what}, certificate {}",
             s(&k["alias"]),
-            s(&k["algorithm"]),
-            s(&k["bits"]),
             s(&k["certificate_sha256"])
         );
     }
     for c in report["certificates"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "certificate {}: {}\n  issuer {}\n  serial {}  valid {} .. {}\n  sha256 {}{}{}",
             s(&c["alias"]),
             s(&c["subject"]),
@@ -128,16 +268,8 @@ fn print_text(report: &Value) {
             s(&c["not_before"]),
             s(&c["not_after"]),
             s(&c["sha256"]),
-            if c["has_key"] == true {
-                "  [has key]"
-            } else {
-                ""
-            },
-            if c["trusted"] == true {
-                "  [trusted]"
-            } else {
-                ""
-            },
+            flag(&c["has_key"], "  [has key]"),
+            flag(&c["trusted"], "  [trusted]"),
         );
     }
 }

@@ -1,6 +1,14 @@
 //! The `pfxkit` command line: argument parsing and printing only; every decision is the
 //! library's. The contract (names, JSON fields, exit codes) is `shared/specs/cli.md`.
 
+/// `println!` that ignores a closed stdout (`pfxkit inspect … | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod build;
 mod inspect;
 mod store;

@@ -104,7 +104,7 @@ pub fn run(command: StoreCommand) -> Result<(), Error> {
                 print_json(&json!({ "entries": report }));
             } else {
                 for e in &entries {
-                    println!(
+                    outln!(
                         "{}: {}{} (chain of {})",
                         e.alias,
                         e.leaf().map(|c| c.subject()).unwrap_or_default(),

@@ -1,0 +1,193 @@
+//! The `jks` store: many key and trusted entries in one Java keystore (JKS, or JCEKS when the
+//! existing file is one) under a store password, each key under its own key password (by
+//! default the store password, as keytool does).
+//!
+//! A rewrite keeps every entry it does not change byte-for-byte protected as it was, so keys
+//! whose passwords pfxkit was never given survive.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::fs::{StoreLock, WriteOptions};
+use super::{
+    AddOptions, Capabilities, EntryPasswordPolicy, InventoryEntry, PrivateKeyPolicy, StoreAdapter,
+};
+use crate::error::{Error, Result};
+use crate::identity::Identity;
+use crate::jks::{self, Entry, Keystore, KeystoreKind, WriteEntry};
+use crate::limits::Limits;
+use crate::random::{OsRandom, RandomSource};
+use crate::secret::Password;
+
+/// A Java keystore certificate store.
+#[derive(Clone, Debug)]
+pub struct JksStore {
+    path: PathBuf,
+    store_password: Password,
+    write: WriteOptions,
+    limits: Limits,
+}
+
+impl JksStore {
+    /// A store at `path` protected by `store_password`. A new store is written as JKS; an
+    /// existing JCEKS file stays JCEKS.
+    pub fn new(path: impl Into<PathBuf>, store_password: Password) -> Self {
+        JksStore {
+            path: path.into(),
+            store_password,
+            write: WriteOptions::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// How files are written (backups, fault injection).
+    #[must_use]
+    pub fn write_options(mut self, write: WriteOptions) -> Self {
+        self.write = write;
+        self
+    }
+
+    fn lock(&self) -> Result<StoreLock> {
+        StoreLock::acquire(&[self.path.as_path()])
+    }
+
+    fn read(&self) -> Result<Keystore> {
+        if !self.path.exists() {
+            return Err(Error::StoreNotFound {
+                path: self.path.clone(),
+            });
+        }
+        let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        jks::read(&bytes, &self.store_password, &self.limits)
+    }
+
+    /// Writes `kept` (entries as read) plus an optional new key entry.
+    fn write(
+        &self,
+        lock: &StoreLock,
+        kind: KeystoreKind,
+        kept: &[Entry],
+        new: Option<(&str, &Identity, &Password)>,
+    ) -> Result<()> {
+        let mut entries: Vec<WriteEntry<'_>> = kept
+            .iter()
+            .map(|e| match e {
+                Entry::PrivateKey(k) => WriteEntry::ProtectedKey {
+                    alias: k.alias(),
+                    encrypted_key: k.encrypted_key_der(),
+                    chain: k.chain(),
+                    created_millis: k.created_millis(),
+                },
+                Entry::Trusted(t) => WriteEntry::Trusted {
+                    alias: t.alias(),
+                    certificate: t.certificate(),
+                },
+            })
+            .collect();
+        if let Some((alias, identity, key_password)) = new {
+            entries.push(WriteEntry::PrivateKey {
+                alias,
+                identity,
+                key_password,
+            });
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let mut rng = OsRandom;
+        let bytes = jks::write_with(kind, &entries, &self.store_password, now, &mut |b| {
+            rng.fill(b)
+        })?;
+        lock.commit(&[(self.path.as_path(), &bytes)], &self.write)
+    }
+}
+
+impl StoreAdapter for JksStore {
+    fn store_type(&self) -> &'static str {
+        "jks"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            private_keys: PrivateKeyPolicy::Optional,
+            entry_password: EntryPasswordPolicy::Optional,
+            store_password_required: true,
+            multiple_entries: true,
+            custom_alias: true,
+        }
+    }
+
+    fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    fn inventory(&self) -> Result<Vec<InventoryEntry>> {
+        let _lock = self.lock()?;
+        Ok(self
+            .read()?
+            .entries()
+            .iter()
+            .map(|e| match e {
+                Entry::PrivateKey(k) => InventoryEntry {
+                    alias: k.alias().to_string(),
+                    chain: k.chain().to_vec(),
+                    has_private_key: true,
+                },
+                Entry::Trusted(t) => InventoryEntry {
+                    alias: t.alias().to_string(),
+                    chain: vec![t.certificate().clone()],
+                    has_private_key: false,
+                },
+            })
+            .collect())
+    }
+
+    fn add(
+        &self,
+        alias: Option<&str>,
+        identity: &Identity,
+        entry_password: Option<&Password>,
+        options: AddOptions,
+    ) -> Result<String> {
+        let alias = alias
+            .or(identity.alias())
+            .ok_or_else(|| Error::Invalid("a jks store entry needs an alias".into()))?
+            .to_lowercase();
+        let key_password = entry_password.unwrap_or(&self.store_password);
+        let lock = self.lock()?;
+        let (kind, mut entries) = match self.read() {
+            Ok(store) => (store.kind(), store.into_entries()),
+            Err(Error::StoreNotFound { .. }) if options.create => (KeystoreKind::Jks, Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let before = entries.len();
+        entries.retain(|e| e.alias().to_lowercase() != alias);
+        if entries.len() != before && !options.overwrite {
+            return Err(Error::AliasExists { alias });
+        }
+        self.write(
+            &lock,
+            kind,
+            &entries,
+            Some((&alias, identity, key_password)),
+        )?;
+        Ok(alias)
+    }
+
+    fn remove(&self, alias: &str) -> Result<()> {
+        let lock = self.lock()?;
+        let store = self.read()?;
+        let kind = store.kind();
+        let mut entries = store.into_entries();
+        let before = entries.len();
+        let wanted = alias.to_lowercase();
+        entries.retain(|e| e.alias().to_lowercase() != wanted);
+        if entries.len() == before {
+            return Err(Error::AliasNotFound {
+                alias: alias.to_string(),
+            });
+        }
+        self.write(&lock, kind, &entries, None)
+    }
+}
