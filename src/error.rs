@@ -81,6 +81,10 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The catalog database failed.
+    #[error("catalog database: {0}")]
+    Database(String),
+
     /// A request that cannot be carried out as asked (a missing alias, a forbidden option).
     #[error("{0}")]
     Invalid(String),

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 /// Universal and context tags used by PKCS#12.
 pub(crate) mod tag {
     pub const INTEGER: u8 = 0x02;
+    pub const BIT_STRING_TAG: u8 = 0x03;
     pub const OCTET_STRING: u8 = 0x04;
     pub const NULL: u8 = 0x05;
     pub const OID: u8 = 0x06;

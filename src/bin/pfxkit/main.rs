@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 mod build;
+mod catalog;
 mod inspect;
 mod store;
 
@@ -24,6 +25,8 @@ use pfxkit::{Error, Password, PasswordSource};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    catalog: catalog::CatalogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +40,21 @@ enum Command {
     /// Inventory, add to and remove from certificate stores.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Create a catalog.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
+    /// The embedded certificate authority.
+    #[command(subcommand)]
+    Ca(catalog::CaCommand),
+    /// Generate a key and issue a certificate from the embedded CA.
+    Enroll(catalog::EnrollArgs),
+    /// Register a PFX made elsewhere (key and chain).
+    Import(catalog::ImportArgs),
+    /// Issue a new certificate like an existing one (never deploys).
+    Renew(catalog::RenewArgs),
+    /// Certificates in the catalog.
+    #[command(subcommand)]
+    Certificates(catalog::CertificatesCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +64,12 @@ fn main() -> ExitCode {
         Command::Build(args) => build::build(args),
         Command::Convert(args) => build::convert(args),
         Command::Store(command) => store::run(command),
+        Command::Catalog(c) => catalog::catalog(&cli.catalog, c),
+        Command::Ca(c) => catalog::ca(&cli.catalog, c),
+        Command::Enroll(a) => catalog::enroll(&cli.catalog, a),
+        Command::Import(a) => catalog::import(&cli.catalog, a),
+        Command::Renew(a) => catalog::renew(&cli.catalog, a),
+        Command::Certificates(c) => catalog::certificates(&cli.catalog, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,7 +109,7 @@ fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
 
 /// Prints one JSON document on stdout.
 fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

@@ -1,0 +1,435 @@
+//! The catalog: certificates, enrollment requests, staged keys, containers, stores, locations,
+//! jobs and permissions — and the operations on them (enroll, import, renew, deploy, inventory,
+//! replace, run jobs).
+//!
+//! [`Catalog`] is the storage interface: each method is one transaction, written so that a
+//! PostgreSQL implementation can serve many hosts (job claiming maps to `SELECT … FOR UPDATE SKIP
+//! LOCKED`). [`sqlite::SqliteCatalog`] is the embedded default. [`service::Service`] holds the
+//! behaviour of `shared/specs/replace.md` on top of a `Catalog` and the stores'
+//! [`StoreAdapter`](crate::store::StoreAdapter)s; the catalog never touches store files itself.
+
+pub mod ca;
+pub mod seal;
+pub mod service;
+pub mod sqlite;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::store::StoreType;
+
+/// A certificate's integer id (Keyfactor's `KeyfactorId` / `CertificateId`).
+pub type CertificateId = i64;
+/// An enrollment request's integer id (`KeyfactorRequestId`).
+pub type RequestId = i64;
+/// A container's integer id.
+pub type ContainerId = i64;
+/// A job's integer id.
+pub type JobId = i64;
+
+/// A certificate known to the catalog.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CertificateRecord {
+    /// Its id.
+    pub id: CertificateId,
+    /// The certificate.
+    pub certificate: Certificate,
+    /// Ids of the chain above it (issuer first), as recorded.
+    pub chain: Vec<CertificateId>,
+    /// Whether a private key is staged for it.
+    pub has_staged_key: bool,
+}
+
+/// How a certificate entered the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// Issued by the embedded CA.
+    Enroll,
+    /// A PFX made elsewhere.
+    Import,
+    /// Issued by the embedded CA as the renewal of another certificate.
+    Renew,
+}
+
+impl RequestKind {
+    fn name(self) -> &'static str {
+        match self {
+            RequestKind::Enroll => "enroll",
+            RequestKind::Import => "import",
+            RequestKind::Renew => "renew",
+        }
+    }
+}
+
+/// The role of a CA certificate held by the embedded CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaRole {
+    /// A self-signed root.
+    Root,
+    /// An intermediate signed by the root; issues end-entity certificates when present.
+    Intermediate,
+}
+
+/// A CA key held by the catalog.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CaRecord {
+    /// The CA certificate's id.
+    pub certificate_id: CertificateId,
+    /// Root or intermediate.
+    pub role: CaRole,
+    /// The CA's private key, sealed under the catalog key.
+    pub sealed_key: Vec<u8>,
+}
+
+/// A store container (a group of stores with its own permissions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContainerRecord {
+    /// Its id.
+    pub id: ContainerId,
+    /// Its unique name.
+    pub name: String,
+}
+
+/// How a store's password is kept.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorePasswordRecord {
+    /// The store has none.
+    None,
+    /// Sealed under the catalog key.
+    Sealed(Vec<u8>),
+    /// A reference resolved when needed: `env:VAR` or `file:PATH`.
+    Reference(String),
+}
+
+impl fmt::Debug for StorePasswordRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorePasswordRecord::None => f.write_str("None"),
+            StorePasswordRecord::Sealed(_) => f.write_str("Sealed([redacted])"),
+            StorePasswordRecord::Reference(r) => write!(f, "Reference({r})"),
+        }
+    }
+}
+
+/// A certificate store known to the catalog.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StoreRecord {
+    /// Its GUID.
+    pub id: String,
+    /// Its type.
+    pub store_type: StoreType,
+    /// Its (certificate) file.
+    pub path: PathBuf,
+    /// A PEM store's separate key file.
+    pub key_path: Option<PathBuf>,
+    /// The container it belongs to, if any.
+    pub container_id: Option<ContainerId>,
+    /// Its store password.
+    pub password: StorePasswordRecord,
+}
+
+/// Where the latest inventory of a store found a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Location {
+    /// The store's GUID.
+    pub store_id: String,
+    /// The alias it was found under.
+    pub alias: String,
+    /// The certificate.
+    pub certificate_id: CertificateId,
+}
+
+/// A permission on stores; each includes the ones before it (Read ⊂ Schedule ⊂ Modify).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Permission {
+    /// See stores and their contents.
+    Read,
+    /// Schedule management jobs.
+    Schedule,
+    /// Change store definitions.
+    Modify,
+}
+
+impl Permission {
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Schedule => "schedule",
+            Permission::Modify => "modify",
+        }
+    }
+}
+
+impl FromStr for Permission {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "read" => Ok(Permission::Read),
+            "schedule" => Ok(Permission::Schedule),
+            "modify" => Ok(Permission::Modify),
+            other => Err(Error::Invalid(format!(
+                "unknown permission '{other}' (read, schedule or modify)"
+            ))),
+        }
+    }
+}
+
+/// A permission granted to a principal globally (`container_id: None`) or on one container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Grant {
+    /// Who.
+    pub principal: String,
+    /// Where: `None` is global.
+    pub container_id: Option<ContainerId>,
+    /// What.
+    pub permission: Permission,
+}
+
+/// A job's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobStatus {
+    /// Due at its scheduled time.
+    Waiting,
+    /// Claimed by a runner.
+    InProcess,
+    /// Done (see its result).
+    Completed,
+    /// Failed and will be retried.
+    CompletedWillRetry,
+}
+
+/// A finished job's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobResult {
+    /// It did what it was asked.
+    Success,
+    /// It did it, with something worth a look.
+    Warning,
+    /// It did not.
+    Failure,
+}
+
+macro_rules! names {
+    ($ty:ty { $($variant:ident = $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// The name used in JSON and the database.
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+        }
+        impl FromStr for $ty {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($name => Ok(Self::$variant),)*
+                    other => Err(Error::malformed("catalog record", format!("unknown value '{other}'"))),
+                }
+            }
+        }
+    };
+}
+names!(JobStatus { Waiting = "Waiting", InProcess = "InProcess", Completed = "Completed", CompletedWillRetry = "CompletedWillRetry" });
+names!(JobResult { Success = "Success", Warning = "Warning", Failure = "Failure" });
+
+/// What a management job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobOperation {
+    /// Put a certificate (key and chain) under an alias.
+    Add,
+}
+
+/// A management job to create.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NewJob {
+    /// The target store.
+    pub store_id: String,
+    /// What to do.
+    pub operation: JobOperation,
+    /// The certificate to put there.
+    pub certificate_id: CertificateId,
+    /// Under this alias (`None`: the store derives one).
+    pub alias: Option<String>,
+    /// Replace an existing entry under the alias.
+    pub overwrite: bool,
+    /// The entry password, sealed under the catalog key.
+    pub sealed_entry_password: Option<Vec<u8>>,
+    /// When it is due, milliseconds since the Unix epoch.
+    pub scheduled_ms: i64,
+    /// Who asked.
+    pub principal: Option<String>,
+}
+
+/// A job as recorded.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct JobRecord {
+    /// Its id.
+    pub id: JobId,
+    /// What was asked.
+    pub job: NewJob,
+    /// Where it stands.
+    pub status: JobStatus,
+    /// How it ended, once it has.
+    pub result: Option<JobResult>,
+    /// What the runner said.
+    pub message: Option<String>,
+}
+
+/// The catalog's storage. Each method is one transaction; implementations must be safe to use
+/// from several processes at once.
+pub trait Catalog: Send + Sync + fmt::Debug {
+    /// Records `certificate` with its `chain` (issuer first; chain certificates are recorded
+    /// too, without keys), an optional sealed staged key, and optionally a new request — all at
+    /// once or not at all. A certificate already known (same SHA-256) keeps its id.
+    ///
+    /// # Errors
+    /// [`Error::Io`]-class database errors.
+    fn add_certificate(
+        &self,
+        certificate: &Certificate,
+        chain: &[Certificate],
+        sealed_key: Option<&[u8]>,
+        request: Option<RequestKind>,
+    ) -> Result<(CertificateRecord, Option<RequestId>)>;
+
+    /// A certificate by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn certificate(&self, id: CertificateId) -> Result<Option<CertificateRecord>>;
+
+    /// A certificate by SHA-1 or SHA-256 thumbprint (hex, any case).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn certificate_by_thumbprint(&self, thumbprint: &str) -> Result<Option<CertificateRecord>>;
+
+    /// The certificate an enrollment request produced.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn certificate_by_request(&self, request: RequestId) -> Result<Option<CertificateRecord>>;
+
+    /// The sealed staged key of a certificate.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn staged_key(&self, certificate: CertificateId) -> Result<Option<Vec<u8>>>;
+
+    /// Records a CA key for a recorded certificate.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn add_ca(&self, certificate: CertificateId, role: CaRole, sealed_key: &[u8]) -> Result<()>;
+
+    /// The CA that issues end-entity certificates: the newest intermediate, else the newest root.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn issuing_ca(&self) -> Result<Option<CaRecord>>;
+
+    /// Creates a container.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the name is taken; database errors.
+    fn add_container(&self, name: &str) -> Result<ContainerRecord>;
+
+    /// A container by name.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn container_by_name(&self, name: &str) -> Result<Option<ContainerRecord>>;
+
+    /// Records a store.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn add_store(&self, store: &StoreRecord) -> Result<()>;
+
+    /// A store by GUID.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn store(&self, id: &str) -> Result<Option<StoreRecord>>;
+
+    /// Every store.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn stores(&self) -> Result<Vec<StoreRecord>>;
+
+    /// Grants a permission.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn grant(&self, grant: &Grant) -> Result<()>;
+
+    /// Every grant of a principal.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn grants(&self, principal: &str) -> Result<Vec<Grant>>;
+
+    /// Replaces a store's locations with what its latest inventory found.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn set_locations(&self, store_id: &str, found: &[(String, CertificateId)]) -> Result<()>;
+
+    /// Every location of a certificate.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn locations(&self, certificate: CertificateId) -> Result<Vec<Location>>;
+
+    /// Creates jobs, all at once or not at all; returns their ids in order.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn add_jobs(&self, jobs: &[NewJob]) -> Result<Vec<JobId>>;
+
+    /// Every job, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn jobs(&self) -> Result<Vec<JobRecord>>;
+
+    /// Atomically moves every job due at `now_ms` that is Waiting (or InProcess since before
+    /// `stale_before_ms`, i.e. abandoned by a killed runner) to InProcess, and returns them.
+    /// Two runners never claim the same job.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn claim_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<JobRecord>>;
+
+    /// Records a job's new status, result and message.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn finish_job(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        result: JobResult,
+        message: &str,
+    ) -> Result<()>;
+}

@@ -1,0 +1,482 @@
+//! The catalog's operations: initialisation, the embedded CA, enrollment, import, renewal and
+//! look-ups.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::ca::{self, Issuer, KeyType, San, Usage};
+use super::seal::CatalogKey;
+use super::sqlite::SqliteCatalog;
+use super::{CaRole, Catalog, CertificateId, CertificateRecord, RequestId, RequestKind};
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::identity::Identity;
+use crate::limits::Limits;
+use crate::pkcs12::{Builder, Profile};
+use crate::secret::{Password, PrivateKey};
+
+const DB_FILE: &str = "catalog.sqlite";
+const KEY_FILE: &str = "catalog.key";
+
+/// Default validity of an enrolled certificate, in days.
+pub const DEFAULT_DAYS: u32 = 397;
+/// Validity of a CA certificate, in days.
+pub const CA_DAYS: u32 = 3650;
+
+/// A catalog opened for work: its storage, its key, and where it lives.
+#[derive(Debug)]
+pub struct Service {
+    dir: PathBuf,
+    catalog: Box<dyn Catalog>,
+    key: CatalogKey,
+    limits: Limits,
+}
+
+/// What enrollment, import and renewal return (Keyfactor's `CertificateInformation`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Enrollment {
+    /// `KeyfactorId`.
+    pub certificate_id: CertificateId,
+    /// `KeyfactorRequestId`.
+    pub request_id: RequestId,
+    /// The certificate.
+    pub certificate: Certificate,
+    /// `Pkcs12Blob`: key and chain under the transport password.
+    pub pkcs12: Vec<u8>,
+}
+
+/// Which certificate an operation is about: exactly one of id and thumbprint.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum CertificateRef {
+    /// By `KeyfactorId`.
+    Id(CertificateId),
+    /// By SHA-1 or SHA-256 thumbprint.
+    Thumbprint(String),
+}
+
+/// What to enroll.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EnrollRequest {
+    /// Subject DN (RFC 4514).
+    pub subject: String,
+    /// Subject alternative names.
+    pub sans: Vec<San>,
+    /// Key type to generate.
+    pub key_type: KeyType,
+    /// Validity in days.
+    pub days: u32,
+}
+
+impl EnrollRequest {
+    /// A request for `subject` with an EC P-256 key, valid [`DEFAULT_DAYS`].
+    pub fn new(subject: impl Into<String>) -> Self {
+        EnrollRequest {
+            subject: subject.into(),
+            sans: Vec::new(),
+            key_type: KeyType::EcP256,
+            days: DEFAULT_DAYS,
+        }
+    }
+
+    /// With these SANs.
+    #[must_use]
+    pub fn sans(mut self, sans: Vec<San>) -> Self {
+        self.sans = sans;
+        self
+    }
+
+    /// With this key type.
+    #[must_use]
+    pub fn key_type(mut self, key_type: KeyType) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    /// Valid for this many days.
+    #[must_use]
+    pub fn days(mut self, days: u32) -> Self {
+        self.days = days;
+        self
+    }
+}
+
+fn staged_label(cert: &Certificate) -> String {
+    format!("staged-key:{}", cert.sha256_hex())
+}
+
+fn ca_label(cert: &Certificate) -> String {
+    format!("ca-key:{}", cert.sha256_hex())
+}
+
+impl Service {
+    /// Creates a catalog in `dir` (made 0700 if missing): the database and a new 0600 key file.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a catalog already exists there; I/O and database errors.
+    pub fn init(dir: &Path) -> Result<Service> {
+        use std::os::unix::fs::DirBuilderExt;
+        if dir.join(KEY_FILE).exists() || dir.join(DB_FILE).exists() {
+            return Err(Error::Invalid(format!(
+                "a catalog already exists in {}",
+                dir.display()
+            )));
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        let key = CatalogKey::create(&dir.join(KEY_FILE))?;
+        let catalog = SqliteCatalog::open(&dir.join(DB_FILE))?;
+        Ok(Service {
+            dir: dir.to_path_buf(),
+            catalog: Box::new(catalog),
+            key,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Opens the catalog in `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when there is none; I/O and database errors.
+    pub fn open(dir: &Path) -> Result<Service> {
+        if !dir.join(KEY_FILE).exists() {
+            return Err(Error::Invalid(format!(
+                "no catalog in {} (run `pfxkit catalog init` first)",
+                dir.display()
+            )));
+        }
+        let key = CatalogKey::load(&dir.join(KEY_FILE))?;
+        let catalog = SqliteCatalog::open(&dir.join(DB_FILE))?;
+        Ok(Service {
+            dir: dir.to_path_buf(),
+            catalog: Box::new(catalog),
+            key,
+            limits: Limits::default(),
+        })
+    }
+
+    /// A service over any [`Catalog`] implementation (e.g. a shared database) and key.
+    pub fn with_catalog(dir: &Path, catalog: Box<dyn Catalog>, key: CatalogKey) -> Service {
+        Service {
+            dir: dir.to_path_buf(),
+            catalog,
+            key,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The catalog directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The storage.
+    pub fn catalog(&self) -> &dyn Catalog {
+        self.catalog.as_ref()
+    }
+
+    /// The catalog key (sealing and opening secrets).
+    pub fn key(&self) -> &CatalogKey {
+        &self.key
+    }
+
+    /// The limits applied to files read.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Creates the embedded CA: a root for `subject`, and an intermediate for
+    /// `intermediate_subject` when given (which then issues end-entity certificates). Returns
+    /// the issuing CA's certificate.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad DN; key generation and database errors.
+    pub fn ca_init(
+        &self,
+        subject: &str,
+        key_type: KeyType,
+        intermediate_subject: Option<&str>,
+    ) -> Result<Certificate> {
+        let root_key = key_type.generate()?;
+        let (not_before, not_after) = ca::validity(CA_DAYS);
+        let root = ca::issue(
+            &ca::Request {
+                subject_der: ca::name_der(subject)?,
+                sans: &[],
+                subject_key: &root_key,
+                not_before,
+                not_after,
+                usage: Usage::Ca,
+            },
+            &Issuer {
+                certificate: None,
+                key: &root_key,
+            },
+        )?;
+        let sealed = self
+            .key
+            .seal(&ca_label(&root), root_key.expose_pkcs8_der())?;
+        let (record, _) = self.catalog.add_certificate(&root, &[], None, None)?;
+        self.catalog.add_ca(record.id, CaRole::Root, &sealed)?;
+        let Some(sub) = intermediate_subject else {
+            return Ok(root);
+        };
+        let int_key = key_type.generate()?;
+        let int = ca::issue(
+            &ca::Request {
+                subject_der: ca::name_der(sub)?,
+                sans: &[],
+                subject_key: &int_key,
+                not_before,
+                not_after,
+                usage: Usage::Ca,
+            },
+            &Issuer {
+                certificate: Some(&root),
+                key: &root_key,
+            },
+        )?;
+        let sealed = self.key.seal(&ca_label(&int), int_key.expose_pkcs8_der())?;
+        let (record, _) =
+            self.catalog
+                .add_certificate(&int, std::slice::from_ref(&root), None, None)?;
+        self.catalog
+            .add_ca(record.id, CaRole::Intermediate, &sealed)?;
+        Ok(int)
+    }
+
+    /// The issuing CA's certificate, key and chain (issuer first, the CA itself included).
+    fn issuing_ca(&self) -> Result<(Certificate, PrivateKey, Vec<Certificate>)> {
+        let ca = self.catalog.issuing_ca()?.ok_or_else(|| {
+            Error::Invalid("the catalog has no CA (run `pfxkit ca init` first)".into())
+        })?;
+        let record = self.require(ca.certificate_id)?;
+        let key_der = self
+            .key
+            .open(&ca_label(&record.certificate), &ca.sealed_key)?;
+        let key = PrivateKey::from_pkcs8_der(&key_der)?;
+        let mut chain = vec![record.certificate.clone()];
+        chain.extend(self.chain_of(&record)?);
+        Ok((record.certificate, key, chain))
+    }
+
+    fn require(&self, id: CertificateId) -> Result<CertificateRecord> {
+        self.catalog
+            .certificate(id)?
+            .ok_or_else(|| Error::Invalid(format!("unknown certificate id {id}")))
+    }
+
+    /// The recorded chain of a certificate (issuer first).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn chain_of(&self, record: &CertificateRecord) -> Result<Vec<Certificate>> {
+        record
+            .chain
+            .iter()
+            .map(|id| Ok(self.require(*id)?.certificate))
+            .collect()
+    }
+
+    /// Looks a certificate up by id or thumbprint.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when it is unknown; database errors.
+    pub fn certificate(&self, which: &CertificateRef) -> Result<CertificateRecord> {
+        match which {
+            CertificateRef::Id(id) => self.require(*id),
+            CertificateRef::Thumbprint(t) => self
+                .catalog
+                .certificate_by_thumbprint(t)?
+                .ok_or_else(|| Error::Invalid(format!("unknown certificate thumbprint {t}"))),
+        }
+    }
+
+    /// The staged identity (key and chain) of a certificate.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when no key is staged for it; key and database errors.
+    pub fn staged_identity(&self, record: &CertificateRecord) -> Result<Identity> {
+        let sealed = self.catalog.staged_key(record.id)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "certificate {} has no staged private key",
+                record.id
+            ))
+        })?;
+        let der = self.key.open(&staged_label(&record.certificate), &sealed)?;
+        let key = PrivateKey::from_pkcs8_der(&der)?;
+        Identity::new(key, record.certificate.clone(), self.chain_of(record)?)
+    }
+
+    /// Generates a key and issues a certificate from the embedded CA; stages the key; returns
+    /// the ids and the PKCS#12 blob under `transport_password`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] without a CA or for a bad request; crypto and database errors.
+    pub fn enroll(
+        &self,
+        request: &EnrollRequest,
+        transport_password: &Password,
+    ) -> Result<Enrollment> {
+        self.issue(request, RequestKind::Enroll, transport_password)
+    }
+
+    fn issue(
+        &self,
+        request: &EnrollRequest,
+        kind: RequestKind,
+        transport_password: &Password,
+    ) -> Result<Enrollment> {
+        if request.days == 0 {
+            return Err(Error::Invalid("validity must be at least one day".into()));
+        }
+        let (ca_cert, ca_key, chain) = self.issuing_ca()?;
+        let key = request.key_type.generate()?;
+        let (not_before, not_after) = ca::validity(request.days);
+        let cert = ca::issue(
+            &ca::Request {
+                subject_der: ca::name_der(&request.subject)?,
+                sans: &request.sans,
+                subject_key: &key,
+                not_before,
+                not_after,
+                usage: Usage::Tls,
+            },
+            &Issuer {
+                certificate: Some(&ca_cert),
+                key: &ca_key,
+            },
+        )?;
+        let identity = Identity::new(key, cert, chain)?;
+        self.record(&identity, kind, transport_password)
+    }
+
+    /// Stages an identity and records it with a request; the blob is built first so nothing is
+    /// recorded for a request that cannot be answered.
+    fn record(
+        &self,
+        identity: &Identity,
+        kind: RequestKind,
+        transport_password: &Password,
+    ) -> Result<Enrollment> {
+        let leaf = identity.leaf();
+        let pkcs12 = Builder::new(Profile::Modern)
+            .identity(identity.clone(), Some(&leaf.sha1_hex()))
+            .build(transport_password, &self.limits)?;
+        let sealed = Zeroizing::new(
+            self.key
+                .seal(&staged_label(leaf), identity.key().expose_pkcs8_der())?,
+        );
+        let (record, request_id) = self.catalog.add_certificate(
+            leaf,
+            identity.chain().get(1..).unwrap_or_default(),
+            Some(&sealed),
+            Some(kind),
+        )?;
+        Ok(Enrollment {
+            certificate_id: record.id,
+            request_id: request_id.ok_or_else(|| Error::Database("request id missing".into()))?,
+            certificate: record.certificate,
+            pkcs12,
+        })
+    }
+
+    /// Registers a PFX made elsewhere (its one key and chain), as enrollment does.
+    ///
+    /// # Errors
+    /// The PKCS#12 reader's errors; [`Error::Invalid`] when the file has no key with its
+    /// certificate, or several.
+    pub fn import(
+        &self,
+        pfx: &[u8],
+        password: Option<&Password>,
+        transport_password: &Password,
+    ) -> Result<Enrollment> {
+        let archive = crate::pkcs12::read(pfx, password, &self.limits)?;
+        let identity = match archive.identities().as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(Error::Invalid(
+                    "the PFX holds no private key with its certificate".into(),
+                ));
+            }
+            _ => {
+                return Err(Error::Invalid(
+                    "the PFX holds several keys; import one at a time".into(),
+                ));
+            }
+        };
+        self.record(&identity, RequestKind::Import, transport_password)
+    }
+
+    /// Issues a new certificate with the subject, SANs and key type of an existing one. Never
+    /// deploys.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown certificate or one whose key type the CA cannot make.
+    pub fn renew(
+        &self,
+        which: &CertificateRef,
+        transport_password: &Password,
+    ) -> Result<Enrollment> {
+        let old = self.certificate(which)?;
+        let key_type = match self.staged_identity(&old) {
+            Ok(identity) => KeyType::of(identity.key()),
+            Err(_) => None,
+        }
+        .or_else(|| key_type_of_certificate(&old.certificate))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "certificate {}: its key type cannot be renewed here",
+                old.id
+            ))
+        })?;
+        let cert = &old.certificate;
+        let days = cert.not_after_unix().saturating_sub(cert.not_before_unix()) / 86_400;
+        let request = EnrollRequest {
+            subject: cert.subject(),
+            sans: ca::sans_of(cert),
+            key_type,
+            days: u32::try_from(days.max(1)).unwrap_or(DEFAULT_DAYS),
+        };
+        self.issue(&request, RequestKind::Renew, transport_password)
+    }
+}
+
+/// The key type of a certificate's public key.
+fn key_type_of_certificate(cert: &Certificate) -> Option<KeyType> {
+    use crate::secret::oids;
+    cert.with_public_key(|spki| {
+        let oid = spki.algorithm.oid;
+        Ok(if oid == oids::ED25519 {
+            Some(KeyType::Ed25519)
+        } else if oid == oids::EC {
+            let curve = spki
+                .algorithm
+                .parameters
+                .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
+            match curve {
+                Some(c) if c == oids::P256 => Some(KeyType::EcP256),
+                Some(c) if c == oids::P384 => Some(KeyType::EcP384),
+                _ => None,
+            }
+        } else if oid == oids::RSA {
+            let bits = spki.subject_public_key.raw_bytes().len().saturating_sub(14) * 8;
+            match bits {
+                b if b <= 2048 => Some(KeyType::Rsa2048),
+                b if b <= 3072 => Some(KeyType::Rsa3072),
+                _ => Some(KeyType::Rsa4096),
+            }
+        } else {
+            None
+        })
+    })
+    .ok()
+    .flatten()
+}

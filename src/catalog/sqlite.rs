@@ -1,0 +1,641 @@
+//! The embedded catalog: one SQLite file (bundled SQLite) in the catalog directory, WAL mode so
+//! readers never block the writer, and a busy timeout so concurrent processes queue instead of
+//! failing. Schema versions are applied in order from `PRAGMA user_version`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::*;
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+
+/// Ordered schema migrations; entry `i` moves the schema from version `i` to `i + 1`. Released
+/// entries are never edited, only appended to.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE certificates (
+    id          INTEGER PRIMARY KEY,
+    sha256      TEXT NOT NULL UNIQUE,
+    sha1        TEXT NOT NULL,
+    der         BLOB NOT NULL,
+    subject     TEXT NOT NULL,
+    issuer      TEXT NOT NULL,
+    serial      TEXT NOT NULL,
+    not_before  INTEGER NOT NULL,
+    not_after   INTEGER NOT NULL,
+    chain       TEXT NOT NULL DEFAULT '',
+    created_ms  INTEGER NOT NULL
+);
+CREATE INDEX certificates_sha1 ON certificates(sha1);
+CREATE TABLE requests (
+    id              INTEGER PRIMARY KEY,
+    certificate_id  INTEGER NOT NULL REFERENCES certificates(id),
+    kind            TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL
+);
+CREATE TABLE staged_keys (
+    certificate_id  INTEGER PRIMARY KEY REFERENCES certificates(id),
+    sealed          BLOB NOT NULL
+);
+CREATE TABLE cas (
+    id              INTEGER PRIMARY KEY,
+    certificate_id  INTEGER NOT NULL REFERENCES certificates(id),
+    role            TEXT NOT NULL,
+    sealed_key      BLOB NOT NULL
+);
+CREATE TABLE containers (
+    id    INTEGER PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE
+);
+CREATE TABLE stores (
+    id              TEXT PRIMARY KEY,
+    store_type      TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    key_path        TEXT,
+    container_id    INTEGER REFERENCES containers(id),
+    password_kind   TEXT NOT NULL,
+    password        BLOB
+);
+CREATE TABLE locations (
+    store_id        TEXT NOT NULL REFERENCES stores(id),
+    alias           TEXT NOT NULL,
+    certificate_id  INTEGER NOT NULL REFERENCES certificates(id),
+    PRIMARY KEY (store_id, alias)
+);
+CREATE INDEX locations_certificate ON locations(certificate_id);
+CREATE TABLE grants (
+    principal     TEXT NOT NULL,
+    container_id  INTEGER REFERENCES containers(id),
+    permission    TEXT NOT NULL,
+    UNIQUE (principal, container_id, permission)
+);
+CREATE TABLE jobs (
+    id                      INTEGER PRIMARY KEY,
+    store_id                TEXT NOT NULL REFERENCES stores(id),
+    operation               TEXT NOT NULL,
+    certificate_id          INTEGER NOT NULL REFERENCES certificates(id),
+    alias                   TEXT,
+    overwrite               INTEGER NOT NULL,
+    sealed_entry_password   BLOB,
+    scheduled_ms            INTEGER NOT NULL,
+    principal               TEXT,
+    status                  TEXT NOT NULL,
+    result                  TEXT,
+    message                 TEXT,
+    claimed_ms              INTEGER
+);
+CREATE INDEX jobs_due ON jobs(status, scheduled_ms);
+"];
+
+/// The SQLite catalog.
+#[derive(Debug)]
+pub struct SqliteCatalog {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn db(e: rusqlite::Error) -> Error {
+    Error::Database(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the file cannot be opened or migrated.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        let catalog = SqliteCatalog {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
+        catalog.migrate()?;
+        Ok(catalog)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| Error::Database("catalog connection poisoned".into()))?;
+        f(&mut conn).map_err(db)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", i + 1)?;
+            }
+            tx.commit()
+        })
+    }
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, String, bool)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn to_record(raw: (i64, Vec<u8>, String, bool)) -> Result<CertificateRecord> {
+    let (id, der, chain, has_staged_key) = raw;
+    Ok(CertificateRecord {
+        id,
+        certificate: Certificate::from_der(&der)?,
+        chain: chain
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        has_staged_key,
+    })
+}
+
+const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c";
+
+fn insert_certificate(
+    tx: &rusqlite::Transaction<'_>,
+    cert: &Certificate,
+    chain: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = tx
+        .query_row(
+            "SELECT id FROM certificates WHERE sha256 = ?1",
+            [cert.sha256_hex()],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        if !chain.is_empty() {
+            tx.execute(
+                "UPDATE certificates SET chain = ?1 WHERE id = ?2 AND chain = ''",
+                params![chain, id],
+            )?;
+        }
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO certificates (sha256, sha1, der, subject, issuer, serial, not_before, not_after, chain, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            cert.sha256_hex(),
+            cert.sha1_hex(),
+            cert.der(),
+            cert.subject(),
+            cert.issuer(),
+            cert.serial_hex(),
+            i64::try_from(cert.not_before_unix()).unwrap_or(i64::MAX),
+            i64::try_from(cert.not_after_unix()).unwrap_or(i64::MAX),
+            chain,
+            now_ms()
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+type RawJob = (JobId, NewJob, String, Option<String>, Option<String>);
+
+fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
+    Ok((
+        row.get(0)?,
+        NewJob {
+            store_id: row.get(1)?,
+            operation: JobOperation::Add,
+            certificate_id: row.get(3)?,
+            alias: row.get(4)?,
+            overwrite: row.get(5)?,
+            sealed_entry_password: row.get(6)?,
+            scheduled_ms: row.get(7)?,
+            principal: row.get(8)?,
+        },
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+    ))
+}
+
+const SELECT_JOB: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message FROM jobs";
+
+fn to_job(raw: RawJob) -> Result<JobRecord> {
+    let (id, job, status, result, message) = raw;
+    Ok(JobRecord {
+        id,
+        job,
+        status: status.parse()?,
+        result: result.map(|r| r.parse()).transpose()?,
+        message,
+    })
+}
+
+fn store_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawStore> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+type RawStore = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    Option<Vec<u8>>,
+);
+
+fn to_store(raw: RawStore) -> Result<StoreRecord> {
+    let (id, store_type, path, key_path, container_id, kind, password) = raw;
+    let password = match (kind.as_str(), password) {
+        ("sealed", Some(p)) => StorePasswordRecord::Sealed(p),
+        ("reference", Some(p)) => {
+            StorePasswordRecord::Reference(String::from_utf8(p).map_err(|_| {
+                Error::malformed("catalog store record", "password reference is not UTF-8")
+            })?)
+        }
+        _ => StorePasswordRecord::None,
+    };
+    Ok(StoreRecord {
+        id,
+        store_type: store_type.parse()?,
+        path: path.into(),
+        key_path: key_path.map(PathBuf::from),
+        container_id,
+        password,
+    })
+}
+
+const SELECT_STORE: &str =
+    "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores";
+
+impl Catalog for SqliteCatalog {
+    fn add_certificate(
+        &self,
+        certificate: &Certificate,
+        chain: &[Certificate],
+        sealed_key: Option<&[u8]>,
+        request: Option<RequestKind>,
+    ) -> Result<(CertificateRecord, Option<RequestId>)> {
+        let (id, request_id) = self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Chain certificates first, each with the rest of the chain above it.
+            let mut ids = Vec::with_capacity(chain.len());
+            for (i, c) in chain.iter().enumerate().rev() {
+                let above: Vec<String> = ids.iter().rev().map(i64::to_string).collect();
+                let _ = i;
+                ids.push(insert_certificate(&tx, c, &above.join(","))?);
+            }
+            ids.reverse();
+            let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
+            let id = insert_certificate(&tx, certificate, &chain_text.join(","))?;
+            if let Some(key) = sealed_key {
+                tx.execute(
+                    "INSERT INTO staged_keys (certificate_id, sealed) VALUES (?1, ?2)
+                     ON CONFLICT(certificate_id) DO UPDATE SET sealed = excluded.sealed",
+                    params![id, key],
+                )?;
+            }
+            let request_id = match request {
+                Some(kind) => {
+                    tx.execute(
+                        "INSERT INTO requests (certificate_id, kind, created_ms) VALUES (?1, ?2, ?3)",
+                        params![id, kind.name(), now_ms()],
+                    )?;
+                    Some(tx.last_insert_rowid())
+                }
+                None => None,
+            };
+            tx.commit()?;
+            Ok((id, request_id))
+        })?;
+        let record = self
+            .certificate(id)?
+            .ok_or_else(|| Error::Database("certificate vanished".into()))?;
+        Ok((record, request_id))
+    }
+
+    fn certificate(&self, id: CertificateId) -> Result<Option<CertificateRecord>> {
+        let raw = self.with(|c| {
+            c.query_row(
+                &format!("{SELECT_CERT} WHERE c.id = ?1"),
+                [id],
+                record_from_row,
+            )
+            .optional()
+        })?;
+        raw.map(to_record).transpose()
+    }
+
+    fn certificate_by_thumbprint(&self, thumbprint: &str) -> Result<Option<CertificateRecord>> {
+        let t = thumbprint.to_ascii_lowercase();
+        let raw = self.with(|c| {
+            c.query_row(
+                &format!("{SELECT_CERT} WHERE c.sha1 = ?1 OR c.sha256 = ?1 ORDER BY c.id LIMIT 1"),
+                [t],
+                record_from_row,
+            )
+            .optional()
+        })?;
+        raw.map(to_record).transpose()
+    }
+
+    fn certificate_by_request(&self, request: RequestId) -> Result<Option<CertificateRecord>> {
+        let id: Option<i64> = self.with(|c| {
+            c.query_row(
+                "SELECT certificate_id FROM requests WHERE id = ?1",
+                [request],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        match id {
+            Some(id) => self.certificate(id),
+            None => Ok(None),
+        }
+    }
+
+    fn staged_key(&self, certificate: CertificateId) -> Result<Option<Vec<u8>>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT sealed FROM staged_keys WHERE certificate_id = ?1",
+                [certificate],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn add_ca(&self, certificate: CertificateId, role: CaRole, sealed_key: &[u8]) -> Result<()> {
+        let role = match role {
+            CaRole::Root => "root",
+            CaRole::Intermediate => "intermediate",
+        };
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO cas (certificate_id, role, sealed_key) VALUES (?1, ?2, ?3)",
+                params![certificate, role, sealed_key],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn issuing_ca(&self) -> Result<Option<CaRecord>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT certificate_id, role, sealed_key FROM cas
+                 ORDER BY CASE role WHEN 'intermediate' THEN 0 ELSE 1 END, id DESC LIMIT 1",
+                [],
+                |r| {
+                    let role: String = r.get(1)?;
+                    Ok(CaRecord {
+                        certificate_id: r.get(0)?,
+                        role: if role == "intermediate" {
+                            CaRole::Intermediate
+                        } else {
+                            CaRole::Root
+                        },
+                        sealed_key: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn add_container(&self, name: &str) -> Result<ContainerRecord> {
+        if self.container_by_name(name)?.is_some() {
+            return Err(Error::Invalid(format!("container '{name}' already exists")));
+        }
+        let id = self.with(|c| {
+            c.execute("INSERT INTO containers (name) VALUES (?1)", [name])?;
+            Ok(c.last_insert_rowid())
+        })?;
+        Ok(ContainerRecord {
+            id,
+            name: name.to_string(),
+        })
+    }
+
+    fn container_by_name(&self, name: &str) -> Result<Option<ContainerRecord>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, name FROM containers WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(ContainerRecord {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn add_store(&self, store: &StoreRecord) -> Result<()> {
+        let (kind, password): (&str, Option<Vec<u8>>) = match &store.password {
+            StorePasswordRecord::None => ("none", None),
+            StorePasswordRecord::Sealed(p) => ("sealed", Some(p.clone())),
+            StorePasswordRecord::Reference(r) => ("reference", Some(r.as_bytes().to_vec())),
+        };
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind, password)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    store.id,
+                    store.store_type.name(),
+                    store.path.to_string_lossy(),
+                    store.key_path.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                    store.container_id,
+                    kind,
+                    password
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn store(&self, id: &str) -> Result<Option<StoreRecord>> {
+        let raw = self.with(|c| {
+            c.query_row(
+                &format!("{SELECT_STORE} WHERE id = ?1"),
+                [id],
+                store_from_row,
+            )
+            .optional()
+        })?;
+        raw.map(to_store).transpose()
+    }
+
+    fn stores(&self) -> Result<Vec<StoreRecord>> {
+        let raws = self.with(|c| {
+            let mut stmt = c.prepare(&format!("{SELECT_STORE} ORDER BY rowid"))?;
+            stmt.query_map([], store_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        raws.into_iter().map(to_store).collect()
+    }
+
+    fn grant(&self, grant: &Grant) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO grants (principal, container_id, permission) VALUES (?1, ?2, ?3)",
+                params![grant.principal, grant.container_id, grant.permission.name()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn grants(&self, principal: &str) -> Result<Vec<Grant>> {
+        let raws: Vec<(Option<i64>, String)> = self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT container_id, permission FROM grants WHERE principal = ?1")?;
+            stmt.query_map([principal], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })?;
+        raws.into_iter()
+            .map(|(container_id, p)| {
+                Ok(Grant {
+                    principal: principal.to_string(),
+                    container_id,
+                    permission: p.parse()?,
+                })
+            })
+            .collect()
+    }
+
+    fn set_locations(&self, store_id: &str, found: &[(String, CertificateId)]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM locations WHERE store_id = ?1", [store_id])?;
+            for (alias, cert) in found {
+                tx.execute(
+                    "INSERT OR REPLACE INTO locations (store_id, alias, certificate_id) VALUES (?1, ?2, ?3)",
+                    params![store_id, alias, cert],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    fn locations(&self, certificate: CertificateId) -> Result<Vec<Location>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT store_id, alias, certificate_id FROM locations WHERE certificate_id = ?1 ORDER BY store_id, alias",
+            )?;
+            stmt.query_map([certificate], |r| {
+                Ok(Location { store_id: r.get(0)?, alias: r.get(1)?, certificate_id: r.get(2)? })
+            })?
+            .collect()
+        })
+    }
+
+    fn add_jobs(&self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut ids = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                tx.execute(
+                    "INSERT INTO jobs (store_id, operation, certificate_id, alias, overwrite, sealed_entry_password,
+                                       scheduled_ms, principal, status)
+                     VALUES (?1, 'Add', ?2, ?3, ?4, ?5, ?6, ?7, 'Waiting')",
+                    params![
+                        j.store_id,
+                        j.certificate_id,
+                        j.alias,
+                        j.overwrite,
+                        j.sealed_entry_password,
+                        j.scheduled_ms,
+                        j.principal
+                    ],
+                )?;
+                ids.push(tx.last_insert_rowid());
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+    }
+
+    fn jobs(&self) -> Result<Vec<JobRecord>> {
+        let raws = self.with(|c| {
+            let mut stmt = c.prepare(&format!("{SELECT_JOB} ORDER BY id"))?;
+            stmt.query_map([], job_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        raws.into_iter().map(to_job).collect()
+    }
+
+    fn claim_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<JobRecord>> {
+        // BEGIN IMMEDIATE takes SQLite's write lock first, so no other runner can claim the
+        // same rows between the SELECT and the UPDATE (PostgreSQL: FOR UPDATE SKIP LOCKED).
+        let raws = self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let raws = {
+                let mut stmt = tx.prepare(&format!(
+                    "{SELECT_JOB} WHERE scheduled_ms <= ?1 AND (status = 'Waiting'
+                       OR (status = 'InProcess' AND claimed_ms < ?2)) ORDER BY id"
+                ))?;
+                stmt.query_map(params![now_ms, stale_before_ms], job_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            for (id, ..) in &raws {
+                tx.execute(
+                    "UPDATE jobs SET status = 'InProcess', claimed_ms = ?1 WHERE id = ?2",
+                    params![super::sqlite::now_ms(), id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(raws)
+        })?;
+        raws.into_iter()
+            .map(|r| {
+                let mut job = to_job(r)?;
+                job.status = JobStatus::InProcess;
+                Ok(job)
+            })
+            .collect()
+    }
+
+    fn finish_job(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        result: JobResult,
+        message: &str,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET status = ?1, result = ?2, message = ?3 WHERE id = ?4",
+                params![status.name(), result.name(), message, id],
+            )
+            .map(|_| ())
+        })
+    }
+}
