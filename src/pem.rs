@@ -154,9 +154,12 @@ pub fn alias_header(alias: Option<&str>) -> Result<String> {
     }
 }
 
-/// Whether `bytes` look like PEM text.
+/// Whether `bytes` look like PEM text: not DER (which starts with a SEQUENCE), and a
+/// `-----BEGIN ` line somewhere (explanatory text such as OpenSSL's `Bag Attributes` may come
+/// first).
 pub fn is_pem(bytes: &[u8]) -> bool {
-    bytes.trim_ascii_start().starts_with(b"-----BEGIN ")
+    let text = bytes.trim_ascii_start();
+    text.first() != Some(&0x30) && text.windows(11).any(|w| w == b"-----BEGIN ")
 }
 
 /// Reads every certificate and key of a PEM file, or one DER certificate or PKCS#8 key.

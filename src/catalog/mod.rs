@@ -9,6 +9,8 @@
 //! [`StoreAdapter`](crate::store::StoreAdapter)s; the catalog never touches store files itself.
 
 pub mod ca;
+pub mod demo;
+pub mod jobs;
 pub mod seal;
 pub mod service;
 pub mod sqlite;
@@ -382,6 +384,13 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// # Errors
     /// Database errors.
     fn grant(&self, grant: &Grant) -> Result<()>;
+
+    /// Whether anyone holds a grant on this container (if so, its grants replace the global
+    /// ones for its stores).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn container_has_grants(&self, container: ContainerId) -> Result<bool>;
 
     /// Every grant of a principal.
     ///

@@ -513,6 +513,16 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn container_has_grants(&self, container: ContainerId) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM grants WHERE container_id = ?1)",
+                [container],
+                |r| r.get(0),
+            )
+        })
+    }
+
     fn grants(&self, principal: &str) -> Result<Vec<Grant>> {
         let raws: Vec<(Option<i64>, String)> = self.with(|c| {
             let mut stmt =

@@ -12,6 +12,7 @@ macro_rules! outln {
 mod build;
 mod catalog;
 mod inspect;
+mod manage;
 mod store;
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ struct Cli {
     command: Command,
     #[command(flatten)]
     catalog: catalog::CatalogArgs,
+    #[command(flatten)]
+    principal: manage::PrincipalArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +58,29 @@ enum Command {
     /// Certificates in the catalog.
     #[command(subcommand)]
     Certificates(catalog::CertificatesCommand),
+    /// Store containers.
+    #[command(subcommand)]
+    Containers(manage::ContainersCommand),
+    /// Stores known to the catalog.
+    #[command(subcommand)]
+    Stores(manage::StoresCommand),
+    /// Grant a permission to a principal.
+    Grant(manage::GrantArgs),
+    /// Schedule jobs that put a certificate into stores.
+    Deploy(manage::DeployArgs),
+    /// Inventory stores and record where each certificate is.
+    Inventory(manage::InventoryArgs),
+    /// Replace a certificate in every store where inventory found it.
+    Replace(manage::ReplaceArgs),
+    /// Management jobs.
+    #[command(subcommand)]
+    Jobs(manage::JobsCommand),
+    /// Run the whole flow end to end; exits 0 only if every check held.
+    Demo {
+        /// Work in this directory (kept) instead of a temporary one (removed).
+        #[arg(long = "dir", id = "demo_dir")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +96,14 @@ fn main() -> ExitCode {
         Command::Import(a) => catalog::import(&cli.catalog, a),
         Command::Renew(a) => catalog::renew(&cli.catalog, a),
         Command::Certificates(c) => catalog::certificates(&cli.catalog, c),
+        Command::Containers(c) => manage::containers(&cli.catalog, c),
+        Command::Stores(c) => manage::stores(&cli.catalog, c),
+        Command::Grant(g) => manage::grant(&cli.catalog, g),
+        Command::Deploy(d) => manage::deploy(&cli.catalog, &cli.principal, d),
+        Command::Inventory(i) => manage::inventory(&cli.catalog, i),
+        Command::Replace(r) => manage::replace(&cli.catalog, &cli.principal, r),
+        Command::Jobs(j) => manage::jobs(&cli.catalog, j),
+        Command::Demo { dir } => manage::demo(&cli.catalog, dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,446 @@
+//! Deployment commands: `containers add`, `stores add|list`, `grant`, `deploy`, `inventory`,
+//! `replace`, `jobs list|run`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use pfxkit::catalog::jobs::{self, JobOptions, NewCertificate, StoreOutcome};
+use pfxkit::catalog::service::Service;
+use pfxkit::catalog::{JobRecord, Permission, StorePasswordRecord, StoreRecord};
+use pfxkit::store::StoreType;
+use pfxkit::{Error, PasswordSource};
+use serde_json::{Value, json};
+
+use crate::catalog::CatalogArgs;
+use crate::{password_source, print_json, resolve};
+
+/// Who acts.
+#[derive(Debug, clap::Args)]
+pub struct PrincipalArgs {
+    /// The acting principal; without one the catalog's owner acts with every permission.
+    #[arg(long, env = "PFXKIT_PRINCIPAL", global = true)]
+    pub principal: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ContainersCommand {
+    /// Create a container.
+    Add {
+        /// Its unique name.
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum StoresCommand {
+    /// Record a store.
+    Add {
+        /// pem, pkcs12 or jks.
+        #[arg(long = "type", value_parser = store_type)]
+        store_type: StoreType,
+        /// The store's (certificate) file.
+        #[arg(long)]
+        path: PathBuf,
+        /// A PEM store's separate key file.
+        #[arg(long)]
+        key_path: Option<PathBuf>,
+        /// The container it belongs to.
+        #[arg(long)]
+        container: Option<String>,
+        /// Store password: pass:/stdin values are sealed in the catalog; env:/file: are kept as
+        /// references.
+        #[arg(long, value_parser = password_source)]
+        store_password: Option<PasswordSource>,
+    },
+    /// List the stores.
+    List,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["global", "container"])))]
+pub struct GrantArgs {
+    /// Who.
+    #[arg(long)]
+    principal: String,
+    /// On every store.
+    #[arg(long)]
+    global: bool,
+    /// On the stores of this container.
+    #[arg(long)]
+    container: Option<String>,
+    /// read, schedule or modify (each includes the ones before it).
+    #[arg(long, value_parser = permission)]
+    permission: Permission,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// The certificate to deploy.
+    #[arg(long)]
+    certificate_id: i64,
+    /// Target store GUIDs.
+    #[arg(long = "store", required = true, num_args = 1..)]
+    stores: Vec<String>,
+    /// Alias in the stores.
+    #[arg(long)]
+    alias: Option<String>,
+    /// Replace an existing entry under the alias.
+    #[arg(long)]
+    overwrite: bool,
+    /// Entry password (required by PEM stores).
+    #[arg(long, value_parser = password_source)]
+    password: Option<PasswordSource>,
+    /// When to run: ISO 8601 UTC; absent or past means now.
+    #[arg(long)]
+    job_time: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InventoryArgs {
+    /// Only this store.
+    #[arg(long)]
+    store: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("new").required(true).args(["certificate_id", "request_id"])))]
+pub struct ReplaceArgs {
+    /// The certificate being replaced.
+    #[arg(long)]
+    existing_certificate_id: i64,
+    /// The replacement, by certificate id.
+    #[arg(long)]
+    certificate_id: Option<i64>,
+    /// The replacement, by enrollment request id.
+    #[arg(long)]
+    request_id: Option<i64>,
+    /// Entry password (required by PEM stores).
+    #[arg(long, value_parser = password_source)]
+    password: Option<PasswordSource>,
+    /// When to run: ISO 8601 UTC; absent or past means now.
+    #[arg(long)]
+    job_time: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum JobsCommand {
+    /// List every job.
+    List,
+    /// Run every due job.
+    Run {
+        /// Run as of this ISO 8601 UTC time instead of now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+fn store_type(s: &str) -> Result<StoreType, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn permission(s: &str) -> Result<Permission, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+pub fn containers(args: &CatalogArgs, command: ContainersCommand) -> Result<(), Error> {
+    let ContainersCommand::Add { name } = command;
+    let c = Service::open(&args.dir)?.add_container(&name)?;
+    emit(args, json!({ "Id": c.id, "Name": c.name }), || {
+        outln!("container {} ({})", c.id, c.name)
+    });
+    Ok(())
+}
+
+fn store_json(s: &StoreRecord) -> Value {
+    json!({
+        "Id": s.id,
+        "StoreType": s.store_type.name(),
+        "StorePath": s.path.display().to_string(),
+        "KeyPath": s.key_path.as_ref().map(|p| p.display().to_string()),
+        "ContainerId": s.container_id,
+        "StorePassword": match &s.password {
+            StorePasswordRecord::None => Value::Null,
+            StorePasswordRecord::Sealed(_) => json!("sealed"),
+            StorePasswordRecord::Reference(r) => json!(r),
+            _ => Value::Null,
+        },
+    })
+}
+
+pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
+    let service = Service::open(&args.dir)?;
+    match command {
+        StoresCommand::Add {
+            store_type,
+            path,
+            key_path,
+            container,
+            store_password,
+        } => {
+            let s = service.add_store(
+                store_type,
+                &path,
+                key_path.as_deref(),
+                container.as_deref(),
+                store_password.as_ref(),
+            )?;
+            emit(args, store_json(&s), || outln!("{}", s.id));
+        }
+        StoresCommand::List => {
+            let all = service.catalog().stores()?;
+            emit(
+                args,
+                Value::Array(all.iter().map(store_json).collect()),
+                || {
+                    for s in &all {
+                        outln!("{}  {:6}  {}", s.id, s.store_type.name(), s.path.display());
+                    }
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
+    Service::open(&args.dir)?.grant(&g.principal, g.container.as_deref(), g.permission)?;
+    emit(args, json!({}), || {
+        outln!("granted {} to {}", g.permission.name(), g.principal)
+    });
+    Ok(())
+}
+
+fn outcome_json(o: &StoreOutcome) -> Value {
+    json!({ "SuccessfulStores": o.successful, "FailedStores": o.failed, "Failures": o.failures })
+}
+
+fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
+    emit(args, outcome_json(o), || {
+        for s in &o.successful {
+            outln!("job created for store {s}");
+        }
+        for s in &o.failed {
+            outln!(
+                "store {s} failed: {}",
+                o.failures.get(s).map(String::as_str).unwrap_or_default()
+            );
+        }
+    });
+}
+
+pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> Result<(), Error> {
+    let service = Service::open(&args.dir)?;
+    let password = resolve(d.password.as_ref())?;
+    let options = JobOptions::new(
+        password.as_ref(),
+        d.job_time.as_deref(),
+        principal.principal.as_deref(),
+    );
+    let o = service.deploy(
+        d.certificate_id,
+        &d.stores,
+        d.alias.as_deref(),
+        d.overwrite,
+        &options,
+    )?;
+    print_outcome(args, &o);
+    Ok(())
+}
+
+pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
+    let reports = Service::open(&args.dir)?.inventory(i.store.as_deref())?;
+    let value = Value::Array(
+        reports
+            .iter()
+            .map(|r| json!({ "StoreId": r.store_id, "Result": r.result.name(), "Entries": r.entries, "Message": r.message }))
+            .collect(),
+    );
+    emit(args, value, || {
+        for r in &reports {
+            outln!(
+                "{}: {} ({} entries){}",
+                r.store_id,
+                r.result.name(),
+                r.entries,
+                r.message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            );
+        }
+    });
+    Ok(())
+}
+
+pub fn replace(args: &CatalogArgs, principal: &PrincipalArgs, r: ReplaceArgs) -> Result<(), Error> {
+    let service = Service::open(&args.dir)?;
+    let new = match (r.certificate_id, r.request_id) {
+        (Some(c), None) => NewCertificate::Certificate(c),
+        (None, Some(q)) => NewCertificate::Request(q),
+        // clap's group makes exactly one present.
+        _ => {
+            return Err(Error::Invalid(
+                "give exactly one of --certificate-id and --request-id".into(),
+            ));
+        }
+    };
+    let password = resolve(r.password.as_ref())?;
+    let options = JobOptions::new(
+        password.as_ref(),
+        r.job_time.as_deref(),
+        principal.principal.as_deref(),
+    );
+    let o = service.replace(r.existing_certificate_id, new, &options)?;
+    print_outcome(args, &o);
+    Ok(())
+}
+
+pub fn job_json(j: &JobRecord) -> Value {
+    json!({
+        "Id": j.id,
+        "StoreId": j.job.store_id,
+        "Type": "Management",
+        "CertificateId": j.job.certificate_id,
+        "Alias": j.job.alias,
+        "Status": j.status.name(),
+        "Result": j.result.map(|r| r.name()),
+        "Scheduled": jobs::format_time(j.job.scheduled_ms),
+        "Message": j.message,
+    })
+}
+
+fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
+    emit(
+        args,
+        Value::Array(list.iter().map(job_json).collect()),
+        || {
+            for j in list {
+                outln!(
+                    "job {} {} store {}: {}{}",
+                    j.id,
+                    jobs::format_time(j.job.scheduled_ms),
+                    j.job.store_id,
+                    j.status.name(),
+                    j.result
+                        .map(|r| format!(
+                            " {} — {}",
+                            r.name(),
+                            j.message.as_deref().unwrap_or_default()
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+        },
+    );
+}
+
+/// Jobs at or above this count get a progress bar on a terminal.
+const PROGRESS_THRESHOLD: usize = 20;
+
+pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
+    let service = Service::open(&args.dir)?;
+    match command {
+        JobsCommand::List => print_jobs(args, &service.catalog().jobs()?),
+        JobsCommand::Run { now } => {
+            let now_ms = match now {
+                Some(t) => jobs::parse_time(&t)?,
+                None => jobs::now_ms(),
+            };
+            let due = service
+                .catalog()
+                .jobs()?
+                .iter()
+                .filter(|j| {
+                    j.status == pfxkit::catalog::JobStatus::Waiting && j.job.scheduled_ms <= now_ms
+                })
+                .count();
+            let bar = (!args.json && due >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal())
+                .then(|| indicatif::ProgressBar::new(due as u64));
+            let ran = service.run_jobs(now_ms, &|_| {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            print_jobs(args, &ran);
+        }
+    }
+    Ok(())
+}
+
+fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {
+    if args.json {
+        print_json(&value);
+    } else {
+        text();
+    }
+}
+
+pub fn demo(args: &CatalogArgs, dir: Option<PathBuf>) -> Result<(), Error> {
+    let temp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            temp = TempDir::new()?;
+            temp.0.clone()
+        }
+    };
+    let json = args.json;
+    let report = pfxkit::catalog::demo::run(&dir, &mut |line| {
+        if !json {
+            outln!("• {line}");
+        }
+    })?;
+    let replace = outcome_json(&report.replace);
+    if json {
+        let checks: Vec<Value> = report
+            .checks
+            .iter()
+            .map(|(what, ok)| json!({ "Check": what, "Held": ok }))
+            .collect();
+        print_json(&json!({ "Replace": replace, "Checks": checks, "Passed": report.passed() }));
+    } else {
+        outln!(
+            "Replace response:\n{}",
+            serde_json::to_string_pretty(&replace).unwrap_or_default()
+        );
+        for (what, ok) in &report.checks {
+            outln!("{} {what}", if *ok { "✔" } else { "✘" });
+        }
+        outln!(
+            "{}",
+            if report.passed() {
+                "demo passed"
+            } else {
+                "demo FAILED"
+            }
+        );
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Error::Invalid("the demo's checks did not all hold".into()))
+    }
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self, Error> {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| Error::Invalid(format!("random: {e}")))?;
+        let path =
+            std::env::temp_dir().join(format!("pfxkit-demo-{}", pfxkit::cert::hex_lower(&random)));
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,743 @@
+//! Deployment, inventory, Replace and the job runner — `shared/specs/replace.md` step by step.
+//!
+//! Deploy and Replace only *create* management jobs (being in `SuccessfulStores` means a job
+//! was created, as in Keyfactor). The runner executes due jobs through each store's
+//! [`StoreAdapter`](crate::store::StoreAdapter) — one transaction per job — and inventories the
+//! store right after, so locations are current as soon as a job ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::service::{CertificateRef, Service};
+use super::{
+    CertificateId, ContainerRecord, Grant, JobOperation, JobRecord, JobResult, JobStatus, NewJob,
+    Permission, RequestId, StorePasswordRecord, StoreRecord,
+};
+use crate::error::{Error, Result};
+use crate::secret::{Password, PasswordSource};
+use crate::store::{
+    self, AddOptions, EntryPasswordPolicy, PrivateKeyPolicy, StoreAdapter, StoreSpec, StoreType,
+};
+
+/// How long a claimed job may stay InProcess before another runner takes it over (its runner
+/// is presumed dead). Jobs are idempotent, so a takeover never duplicates work.
+pub const JOB_LEASE_MS: i64 = 10 * 60 * 1000;
+
+/// `SuccessfulStores` / `FailedStores` / `Failures` of Deploy and Replace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreOutcome {
+    /// Stores for which a job was created.
+    pub successful: Vec<String>,
+    /// Stores for which none could be.
+    pub failed: Vec<String>,
+    /// Why, per failed store.
+    pub failures: BTreeMap<String, String>,
+}
+
+impl StoreOutcome {
+    fn fail(&mut self, store: &str, reason: String) {
+        self.failed.push(store.to_string());
+        self.failures.insert(store.to_string(), reason);
+    }
+}
+
+/// What Deploy and Replace share: the entry password (`Password`), when the jobs are due
+/// (`JobTime`), and who asks.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct JobOptions<'a> {
+    /// The entry password; required by store types that require one (PEM).
+    pub password: Option<&'a Password>,
+    /// ISO 8601 UTC; absent or past means now.
+    pub job_time: Option<&'a str>,
+    /// The acting principal; `None` is the catalog's owner.
+    pub principal: Option<&'a str>,
+}
+
+impl<'a> JobOptions<'a> {
+    /// Options with these values.
+    pub fn new(
+        password: Option<&'a Password>,
+        job_time: Option<&'a str>,
+        principal: Option<&'a str>,
+    ) -> Self {
+        JobOptions {
+            password,
+            job_time,
+            principal,
+        }
+    }
+}
+
+/// The new certificate of a Replace: exactly one of `CertificateId` and `RequestId`.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum NewCertificate {
+    /// `CertificateId`.
+    Certificate(CertificateId),
+    /// `RequestId`.
+    Request(RequestId),
+}
+
+/// The result of inventorying one store.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct InventoryReport {
+    /// The store.
+    pub store_id: String,
+    /// Success or Failure.
+    pub result: JobResult,
+    /// Entries found.
+    pub entries: usize,
+    /// Why it failed.
+    pub message: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Parses an ISO 8601 UTC time, `2026-11-19T16:23:01Z` or `2026-11-19T16:23:01.000Z`, into
+/// milliseconds since the Unix epoch.
+///
+/// # Errors
+/// [`Error::Invalid`] for anything else (other offsets included: the API speaks UTC).
+pub fn parse_time(text: &str) -> Result<i64> {
+    let bad = || {
+        Error::Invalid(format!(
+            "time '{text}': expected ISO 8601 UTC like 2026-11-19T16:23:01Z"
+        ))
+    };
+    let body = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = body.split_once('T').ok_or_else(bad)?;
+    let (clock, fraction) = match time.split_once('.') {
+        Some((c, f)) => (c, Some(f)),
+        None => (time, None),
+    };
+    let num = |s: &str, len: usize| -> Result<i64> {
+        if s.len() != len || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    let c: Vec<&str> = clock.split(':').collect();
+    let (&[y, mo, da], &[h, mi, s]) = (d.as_slice(), c.as_slice()) else {
+        return Err(bad());
+    };
+    let (y, mo, da, h, mi, s) = (
+        num(y, 4)?,
+        num(mo, 2)?,
+        num(da, 2)?,
+        num(h, 2)?,
+        num(mi, 2)?,
+        num(s, 2)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || s > 60 {
+        return Err(bad());
+    }
+    let millis = match fraction {
+        None => 0,
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            let padded = format!("{f:0<3}");
+            padded
+                .get(..3)
+                .and_then(|m| m.parse::<i64>().ok())
+                .ok_or_else(bad)?
+        }
+        Some(_) => return Err(bad()),
+    };
+    // Days from civil (H. Hinnant), the inverse of `cert::rfc3339`.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(((days * 86_400 + h * 3600 + mi * 60 + s) * 1000) + millis)
+}
+
+/// Formats milliseconds since the Unix epoch as ISO 8601 UTC with milliseconds.
+pub fn format_time(ms: i64) -> String {
+    let secs = u64::try_from(ms.div_euclid(1000)).unwrap_or(0);
+    let base = crate::cert::rfc3339(secs);
+    format!("{}.{:03}Z", base.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
+fn sealed_entry_label(store_id: &str, certificate: CertificateId) -> String {
+    format!("entry-password:{store_id}:{certificate}")
+}
+
+fn store_password_label(store_id: &str) -> String {
+    format!("store-password:{store_id}")
+}
+
+/// A random (version 4) GUID.
+fn guid() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| Error::Io {
+        path: None,
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crate::cert::hex_lower(&b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        h.get(..8).unwrap_or_default(),
+        h.get(8..12).unwrap_or_default(),
+        h.get(12..16).unwrap_or_default(),
+        h.get(16..20).unwrap_or_default(),
+        h.get(20..).unwrap_or_default()
+    ))
+}
+
+impl Service {
+    /// Creates a store container.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the name is taken; database errors.
+    pub fn add_container(&self, name: &str) -> Result<ContainerRecord> {
+        self.catalog().add_container(name)
+    }
+
+    /// Records a store. A literal password (or one read from stdin) is sealed; `env:` and
+    /// `file:` sources are kept as references and resolved when the store is used.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown container, or a store type that needs a password
+    /// without one; database errors.
+    pub fn add_store(
+        &self,
+        store_type: StoreType,
+        path: &std::path::Path,
+        key_path: Option<&std::path::Path>,
+        container: Option<&str>,
+        password: Option<&PasswordSource>,
+    ) -> Result<StoreRecord> {
+        let container_id = match container {
+            Some(name) => Some(
+                self.catalog()
+                    .container_by_name(name)?
+                    .ok_or_else(|| Error::Invalid(format!("unknown container '{name}'")))?
+                    .id,
+            ),
+            None => None,
+        };
+        let id = guid()?;
+        let password = match password {
+            None => StorePasswordRecord::None,
+            Some(PasswordSource::Env(var)) => StorePasswordRecord::Reference(format!("env:{var}")),
+            Some(PasswordSource::File(p)) => {
+                StorePasswordRecord::Reference(format!("file:{}", p.display()))
+            }
+            Some(other) => {
+                let pw = other.resolve()?;
+                let text = pw.expose_secret().unwrap_or_default();
+                StorePasswordRecord::Sealed(
+                    self.key()
+                        .seal(&store_password_label(&id), text.as_bytes())?,
+                )
+            }
+        };
+        let record = StoreRecord {
+            id,
+            store_type,
+            path: absolute(path),
+            key_path: key_path.map(absolute),
+            container_id,
+            password,
+        };
+        // Refuse now what could never be opened later.
+        store::open(&self.spec(&record, Some(Password::absent())))?;
+        if store_type != StoreType::Pem && record.password == StorePasswordRecord::None {
+            return Err(Error::Invalid(format!(
+                "a {store_type} store needs a store password"
+            )));
+        }
+        self.catalog().add_store(&record)?;
+        Ok(record)
+    }
+
+    /// Grants `permission` to `principal`, globally or on a container.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown container; database errors.
+    pub fn grant(
+        &self,
+        principal: &str,
+        container: Option<&str>,
+        permission: Permission,
+    ) -> Result<()> {
+        let container_id = match container {
+            Some(name) => Some(
+                self.catalog()
+                    .container_by_name(name)?
+                    .ok_or_else(|| Error::Invalid(format!("unknown container '{name}'")))?
+                    .id,
+            ),
+            None => None,
+        };
+        self.catalog().grant(&Grant {
+            principal: principal.to_string(),
+            container_id,
+            permission,
+        })
+    }
+
+    /// Whether `principal` (None: the catalog's owner, who may do anything) holds `needed` on
+    /// `store`: the grants on the store's container when that container has grants of its own
+    /// (for anyone), else the global grants.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn permitted(
+        &self,
+        principal: Option<&str>,
+        store: &StoreRecord,
+        needed: Permission,
+    ) -> Result<bool> {
+        let Some(principal) = principal else {
+            return Ok(true);
+        };
+        let container_has_grants = match store.container_id {
+            Some(c) => self.catalog().container_has_grants(c)?,
+            None => false,
+        };
+        let scope = if container_has_grants {
+            store.container_id
+        } else {
+            None
+        };
+        Ok(self
+            .catalog()
+            .grants(principal)?
+            .iter()
+            .any(|g| g.container_id == scope && g.permission >= needed))
+    }
+
+    fn spec(&self, record: &StoreRecord, password: Option<Password>) -> StoreSpec {
+        StoreSpec::new(record.store_type, &record.path)
+            .key_path(record.key_path.clone())
+            .store_password(password)
+    }
+
+    /// Resolves a store's password (opening a sealed one, reading a reference).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unset variable; I/O errors; [`Error::WrongPassword`] when the
+    /// sealed value was tampered with.
+    pub fn store_password(&self, record: &StoreRecord) -> Result<Option<Password>> {
+        match &record.password {
+            StorePasswordRecord::None => Ok(None),
+            StorePasswordRecord::Sealed(sealed) => {
+                let text = self.key().open(&store_password_label(&record.id), sealed)?;
+                let text = String::from_utf8(text.to_vec())
+                    .map_err(|_| Error::malformed("sealed store password", "not UTF-8"))?;
+                Ok(Some(Password::new(text)))
+            }
+            StorePasswordRecord::Reference(r) => r.parse::<PasswordSource>()?.resolve().map(Some),
+        }
+    }
+
+    /// Opens a store's adapter with its password.
+    ///
+    /// # Errors
+    /// As [`Service::store_password`] and [`store::open`].
+    pub fn adapter(&self, record: &StoreRecord) -> Result<Box<dyn StoreAdapter>> {
+        store::open(&self.spec(record, self.store_password(record)?))
+    }
+
+    fn require_store(&self, id: &str) -> Result<StoreRecord> {
+        self.catalog()
+            .store(id)?
+            .ok_or_else(|| Error::Invalid(format!("unknown store {id}")))
+    }
+
+    /// Inventories one store, or every store: records what each holds as its locations, adding
+    /// certificates the catalog did not know (so they get ids).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown store id; database errors. A store that cannot be read
+    /// is a Failure in its report, not an error.
+    pub fn inventory(&self, store_id: Option<&str>) -> Result<Vec<InventoryReport>> {
+        let stores = match store_id {
+            Some(id) => vec![self.require_store(id)?],
+            None => self.catalog().stores()?,
+        };
+        stores.iter().map(|s| self.inventory_store(s)).collect()
+    }
+
+    fn inventory_store(&self, record: &StoreRecord) -> Result<InventoryReport> {
+        let entries = match self.adapter(record).and_then(|a| a.inventory()) {
+            Ok(entries) => entries,
+            Err(Error::Database(e)) => return Err(Error::Database(e)),
+            Err(e) => {
+                return Ok(InventoryReport {
+                    store_id: record.id.clone(),
+                    result: JobResult::Failure,
+                    entries: 0,
+                    message: Some(e.to_string()),
+                });
+            }
+        };
+        let mut found = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let Some(leaf) = entry.leaf() else { continue };
+            let chain = entry.chain.get(1..).unwrap_or_default();
+            let (cert, _) = self.catalog().add_certificate(leaf, chain, None, None)?;
+            found.push((entry.alias.clone(), cert.id));
+        }
+        self.catalog().set_locations(&record.id, &found)?;
+        Ok(InventoryReport {
+            store_id: record.id.clone(),
+            result: JobResult::Success,
+            entries: entries.len(),
+            message: None,
+        })
+    }
+
+    /// Decides, for one target store, whether a job can be created (spec step 3).
+    fn job_decision(
+        &self,
+        record: &StoreRecord,
+        principal: Option<&str>,
+        password: Option<&Password>,
+    ) -> Result<std::result::Result<(), String>> {
+        if !self.permitted(principal, record, Permission::Schedule)? {
+            return Ok(Err(format!(
+                "principal '{}' lacks the Schedule permission on this store",
+                principal.unwrap_or_default()
+            )));
+        }
+        let caps = store::open(&self.spec(record, Some(Password::absent())))?.capabilities();
+        if caps.private_keys == PrivateKeyPolicy::Forbidden {
+            return Ok(Err(format!(
+                "store type {} does not accept private keys",
+                record.store_type
+            )));
+        }
+        if caps.entry_password == EntryPasswordPolicy::Required
+            && password.is_none_or(Password::is_absent)
+        {
+            return Ok(Err(format!(
+                "store type {} requires an entry password, and the request has no Password",
+                record.store_type
+            )));
+        }
+        Ok(Ok(()))
+    }
+
+    fn new_job(
+        &self,
+        record: &StoreRecord,
+        certificate: CertificateId,
+        alias: Option<String>,
+        overwrite: bool,
+        options: &JobOptions<'_>,
+        scheduled_ms: i64,
+    ) -> Result<NewJob> {
+        let sealed_entry_password = match options.password.and_then(Password::expose_secret) {
+            Some(p) => Some(
+                self.key()
+                    .seal(&sealed_entry_label(&record.id, certificate), p.as_bytes())?,
+            ),
+            None => None,
+        };
+        Ok(NewJob {
+            store_id: record.id.clone(),
+            operation: JobOperation::Add,
+            certificate_id: certificate,
+            alias,
+            overwrite,
+            sealed_entry_password,
+            scheduled_ms,
+            principal: options.principal.map(str::to_string),
+        })
+    }
+
+    fn due(job_time: Option<&str>) -> Result<i64> {
+        let now = now_ms();
+        Ok(match job_time {
+            Some(t) => parse_time(t)?.max(now),
+            None => now,
+        })
+    }
+
+    /// Deploy: management jobs that put certificate `certificate` (its staged key and chain)
+    /// into `stores` under `alias`.
+    ///
+    /// # Errors
+    /// Request errors ([`Error::Invalid`]): unknown certificate or store, no staged key, bad
+    /// JobTime. Per-store problems go to `FailedStores`.
+    pub fn deploy(
+        &self,
+        certificate: CertificateId,
+        stores: &[String],
+        alias: Option<&str>,
+        overwrite: bool,
+        options: &JobOptions<'_>,
+    ) -> Result<StoreOutcome> {
+        let record = self.certificate(&CertificateRef::Id(certificate))?;
+        self.staged_identity(&record)?;
+        let scheduled = Self::due(options.job_time)?;
+        let mut outcome = StoreOutcome::default();
+        let mut jobs = Vec::new();
+        for id in stores {
+            let store = self.require_store(id)?;
+            match self.job_decision(&store, options.principal, options.password)? {
+                Ok(()) => {
+                    jobs.push(self.new_job(
+                        &store,
+                        record.id,
+                        alias.map(str::to_string),
+                        overwrite,
+                        options,
+                        scheduled,
+                    )?);
+                    outcome.successful.push(store.id);
+                }
+                Err(reason) => outcome.fail(&store.id, reason),
+            }
+        }
+        self.catalog().add_jobs(&jobs)?;
+        Ok(outcome)
+    }
+
+    /// Replace (spec steps 1–4): a management job overwriting the found alias with the new
+    /// certificate in every store where the latest inventory located the existing one.
+    ///
+    /// # Errors
+    /// Request errors ([`Error::Invalid`]): unknown existing or new certificate or request,
+    /// a new certificate without a staged key, a bad JobTime. Per-store problems go to
+    /// `FailedStores`.
+    pub fn replace(
+        &self,
+        existing: CertificateId,
+        new: NewCertificate,
+        options: &JobOptions<'_>,
+    ) -> Result<StoreOutcome> {
+        let existing = self
+            .catalog()
+            .certificate(existing)?
+            .ok_or_else(|| Error::Invalid(format!("unknown existing certificate id {existing}")))?;
+        let new = match new {
+            NewCertificate::Certificate(id) => self
+                .catalog()
+                .certificate(id)?
+                .ok_or_else(|| Error::Invalid(format!("unknown certificate id {id}")))?,
+            NewCertificate::Request(r) => self
+                .catalog()
+                .certificate_by_request(r)?
+                .ok_or_else(|| Error::Invalid(format!("unknown request id {r}")))?,
+        };
+        if !new.has_staged_key {
+            return Err(Error::Invalid(format!(
+                "certificate {} has no staged private key: it cannot replace anything",
+                new.id
+            )));
+        }
+        let scheduled = Self::due(options.job_time)?;
+        let mut outcome = StoreOutcome::default();
+        let mut jobs = Vec::new();
+        for location in self.catalog().locations(existing.id)? {
+            let store = self.require_store(&location.store_id)?;
+            match self.job_decision(&store, options.principal, options.password)? {
+                Ok(()) => {
+                    jobs.push(self.new_job(
+                        &store,
+                        new.id,
+                        Some(location.alias.clone()),
+                        true,
+                        options,
+                        scheduled,
+                    )?);
+                    if !outcome.successful.contains(&store.id) {
+                        outcome.successful.push(store.id);
+                    }
+                }
+                Err(reason) => outcome.fail(&store.id, reason),
+            }
+        }
+        self.catalog().add_jobs(&jobs)?;
+        Ok(outcome)
+    }
+
+    /// Runs every job due at `now_ms` (and any abandoned by a dead runner): jobs for different
+    /// stores in parallel, jobs for one store in order, each one store transaction followed by
+    /// an inventory of that store. `progress` is called as each job ends. Returns the jobs run.
+    ///
+    /// # Errors
+    /// Database errors; a job that fails is recorded as a Failure, not returned as an error.
+    pub fn run_jobs(
+        &self,
+        now_ms: i64,
+        progress: &(dyn Fn(&JobRecord) + Sync),
+    ) -> Result<Vec<JobRecord>> {
+        let claimed = self
+            .catalog()
+            .claim_due_jobs(now_ms, now_ms.saturating_sub(JOB_LEASE_MS))?;
+        let mut by_store: HashMap<String, Vec<JobRecord>> = HashMap::new();
+        for job in claimed {
+            by_store
+                .entry(job.job.store_id.clone())
+                .or_default()
+                .push(job);
+        }
+        let queues: Mutex<Vec<Vec<JobRecord>>> = Mutex::new(by_store.into_values().collect());
+        let done: Mutex<Vec<JobRecord>> = Mutex::new(Vec::new());
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(2);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let next = queues.lock().ok().and_then(|mut q| q.pop());
+                        let Some(queue) = next else { break };
+                        for job in queue {
+                            match self.run_job(job) {
+                                Ok(finished) => {
+                                    progress(&finished);
+                                    if let Ok(mut d) = done.lock() {
+                                        d.push(finished);
+                                    }
+                                }
+                                Err(e) => {
+                                    if let Ok(mut slot) = first_error.lock() {
+                                        slot.get_or_insert(e);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        let mut done = done.into_inner().unwrap_or_default();
+        done.sort_by_key(|j| j.id);
+        Ok(done)
+    }
+
+    /// One job: the store transaction, then the store's inventory. Only database errors
+    /// escape; anything else is the job's Failure.
+    fn run_job(&self, mut job: JobRecord) -> Result<JobRecord> {
+        let outcome = self.execute(&job);
+        let (result, message) = match outcome {
+            Ok(alias) => {
+                let inv = self
+                    .require_store(&job.job.store_id)
+                    .and_then(|s| self.inventory_store(&s));
+                match inv {
+                    Ok(r) if r.result == JobResult::Success => {
+                        (JobResult::Success, format!("added as '{alias}'"))
+                    }
+                    Ok(r) => (
+                        JobResult::Warning,
+                        format!(
+                            "added as '{alias}'; inventory failed: {}",
+                            r.message.unwrap_or_default()
+                        ),
+                    ),
+                    Err(e) => (
+                        JobResult::Warning,
+                        format!("added as '{alias}'; inventory failed: {e}"),
+                    ),
+                }
+            }
+            Err(Error::Database(e)) => return Err(Error::Database(e)),
+            Err(e) => (JobResult::Failure, e.to_string()),
+        };
+        self.catalog()
+            .finish_job(job.id, JobStatus::Completed, result, &message)?;
+        job.status = JobStatus::Completed;
+        job.result = Some(result);
+        job.message = Some(message);
+        Ok(job)
+    }
+
+    fn execute(&self, job: &JobRecord) -> Result<String> {
+        let JobOperation::Add = job.job.operation;
+        let store = self.require_store(&job.job.store_id)?;
+        let record = self.certificate(&CertificateRef::Id(job.job.certificate_id))?;
+        let identity = self.staged_identity(&record)?;
+        let entry_password = match &job.job.sealed_entry_password {
+            Some(sealed) => {
+                let text = self
+                    .key()
+                    .open(&sealed_entry_label(&store.id, record.id), sealed)?;
+                Some(Password::new(String::from_utf8(text.to_vec()).map_err(
+                    |_| Error::malformed("entry password", "not UTF-8"),
+                )?))
+            }
+            None => None,
+        };
+        let adapter = self.adapter(&store)?;
+        // Re-running a job after an interruption overwrites the alias with the certificate it
+        // may already hold: the same end state, so a success.
+        let overwrite = job.job.overwrite
+            || adapter.inventory().ok().is_some_and(|entries| {
+                entries.iter().any(|e| {
+                    job.job.alias.as_deref().is_none_or(|a| a == e.alias)
+                        && e.leaf() == Some(identity.leaf())
+                })
+            });
+        adapter.add(
+            job.job.alias.as_deref(),
+            &identity,
+            entry_password.as_ref(),
+            AddOptions::new(overwrite, true),
+        )
+    }
+}
+
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_job_times_with_and_without_milliseconds() {
+        assert_eq!(parse_time("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(
+            parse_time("2026-11-19T16:23:01Z").unwrap(),
+            1_795_623_781_000
+        );
+        assert_eq!(
+            parse_time("2026-11-19T16:23:01.000Z").unwrap(),
+            1_795_623_781_000
+        );
+        assert_eq!(
+            parse_time("2026-11-19T16:23:01.5Z").unwrap(),
+            1_795_623_781_500
+        );
+        assert_eq!(format_time(1_795_623_781_500), "2026-11-19T16:23:01.500Z");
+    }
+
+    #[test]
+    fn rejects_times_that_are_not_utc_iso8601() {
+        for bad in [
+            "2026-11-19 16:23:01Z",
+            "2026-11-19T16:23:01+01:00",
+            "2026-13-19T16:23:01Z",
+            "yesterday",
+            "",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+}
