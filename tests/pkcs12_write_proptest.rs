@@ -233,3 +233,41 @@ fn empty_builder_is_invalid() {
         pkcs12::Builder::new(Profile::Modern).build(&Password::new("p"), &Limits::default());
     assert!(matches!(result, Err(Error::Invalid(_))), "{result:?}");
 }
+
+/// Salt lengths from the spec's "Profiles to write": at least 16 bytes for PBE, 8 for the
+/// classic MAC (as OpenSSL, Windows and `cryptography` write), 20 everywhere for `java` (as
+/// keytool writes).
+#[test]
+fn salts_have_the_lengths_each_profile_promises() {
+    use pfxkit::pkcs12::{EncryptionScheme, MacAlgorithm};
+    for profile in Profile::all() {
+        let password = Password::new("p");
+        let der = build(*profile, identity(0, 2), "web", 9, &password);
+        let archive = pkcs12::read(&der, Some(&password), &Limits::default()).unwrap();
+        let (pbe, mac) = match profile {
+            Profile::Java => (Some(20), Some(20)),
+            Profile::ModernPbmac1 => (Some(16), Some(16)),
+            Profile::None => (None, None),
+            _ => (Some(16), Some(8)),
+        };
+        let schemes = archive
+            .keys()
+            .iter()
+            .map(|k| &k.encryption)
+            .chain(archive.certificates().iter().map(|c| &c.encryption));
+        for scheme in schemes {
+            let salt = scheme.as_ref().map(|s| match s {
+                EncryptionScheme::Pbes1 { salt, .. } | EncryptionScheme::Pbes2 { salt, .. } => {
+                    salt.len()
+                }
+                other => unreachable!("{other:?}"),
+            });
+            assert_eq!(salt, pbe, "{profile}");
+        }
+        let mac_salt = archive.mac().map(|m| match &m.algorithm {
+            MacAlgorithm::Classic { salt, .. } | MacAlgorithm::Pbmac1 { salt, .. } => salt.len(),
+            other => unreachable!("{other:?}"),
+        });
+        assert_eq!(mac_salt, mac, "{profile}");
+    }
+}
