@@ -650,10 +650,10 @@ impl Collector<'_, '_> {
         what: &str,
         accept: impl Fn(&[u8], &Limits) -> Result<T>,
     ) -> Result<T> {
-        if let Some(Some(plain)) = self.predecrypted.remove(&ciphertext_key(ciphertext)) {
-            if let Ok(v) = accept(&plain, self.limits) {
-                return Ok(v);
-            }
+        if let Some(Some(plain)) = self.predecrypted.remove(&ciphertext_key(ciphertext))
+            && let Ok(v) = accept(&plain, self.limits)
+        {
+            return Ok(v);
         }
         let mut last = None;
         for i in 0..self.passwords.len() {
