@@ -472,3 +472,100 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+// ----- private keys whose inner structure is broken -------------------------------------------
+
+/// A MAC-less PFX with one plain keyBag holding `pkcs8`.
+fn plain_key_bag(pkcs8: &[u8]) -> Vec<u8> {
+    const KEY_BAG: &[u8] = &[
+        0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
+    ];
+    let bag = seq(&[KEY_BAG, &tlv(tag::CONTEXT_0, pkcs8)]);
+    common::pfx(&[common::data_content_info(&seq(&[&bag]))], None)
+}
+
+/// The PKCS#8 DER of a key under `tests/data/pki/keys`, with its inner `privateKey` OCTET STRING
+/// content replaced by `edit(old)`.
+fn pkcs8_with_inner(key: &str, edit: impl FnOnce(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let pem = pem::parse(fixture(&format!("pki/keys/{key}.pem"))).unwrap();
+    let mut info = Der::parse(pem.contents());
+    let inner = info.at_mut(&[2]);
+    let new = edit(inner.value());
+    *inner.value_mut() = new;
+    info.encode()
+}
+
+#[test]
+fn reads_plain_key_bags_of_every_algorithm_built_by_the_test_helper() {
+    // Guards the helpers below: unmodified keys read fine.
+    for key in [
+        "leaf-rsa",
+        "leaf-ec256",
+        "leaf-ed25519",
+        "leaf-ed448",
+        "leaf-dsa",
+    ] {
+        let pkcs8 = pkcs8_with_inner(key, <[u8]>::to_vec);
+        let archive = read(&plain_key_bag(&pkcs8)).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(archive.keys().len(), 1, "{key}");
+    }
+}
+
+#[test]
+fn rejects_rsa_private_key_without_its_private_fields_as_malformed() {
+    // RSAPrivateKey cut down to { version, n, e }: a public key dressed as a private one.
+    let pkcs8 = pkcs8_with_inner("leaf-rsa", |inner| {
+        let mut key = Der::parse(inner);
+        key.children_mut().truncate(3);
+        key.encode()
+    });
+    expect_malformed(read(&plain_key_bag(&pkcs8)), "RSA key without d, p, q…");
+}
+
+#[test]
+fn rejects_rsa_private_key_with_a_broken_private_exponent_length_as_malformed() {
+    let pkcs8 = pkcs8_with_inner("leaf-rsa", |inner| {
+        let mut key = inner.to_vec();
+        // The fourth INTEGER (privateExponent) starts right after version, n and e.
+        let (_, start, _) = common::header(&key, 0);
+        let mut pos = start;
+        for _ in 0..3 {
+            let (_, s, l) = common::header(&key, pos);
+            pos = s + l;
+        }
+        assert_eq!(&key[pos..pos + 2], &[0x02, 0x82]);
+        key[pos + 2..pos + 4].fill(0xff);
+        key
+    });
+    expect_malformed(read(&plain_key_bag(&pkcs8)), "RSA d with length 65535");
+}
+
+#[test]
+fn rejects_rsa_private_key_with_trailing_bytes_as_malformed() {
+    let pkcs8 = pkcs8_with_inner("leaf-rsa", |inner| [inner, &[0x05, 0x00]].concat());
+    expect_malformed(read(&plain_key_bag(&pkcs8)), "RSA key with trailing NULL");
+}
+
+#[test]
+fn rejects_ec_private_key_that_does_not_decode_as_malformed() {
+    let pkcs8 = pkcs8_with_inner("leaf-ec256", |_| vec![0x04, 0x00]);
+    expect_malformed(
+        read(&plain_key_bag(&pkcs8)),
+        "EC key that is not ECPrivateKey",
+    );
+}
+
+#[test]
+fn rejects_eddsa_private_keys_of_the_wrong_length_as_malformed() {
+    for key in ["leaf-ed25519", "leaf-ed448"] {
+        let pkcs8 = pkcs8_with_inner(key, |inner| {
+            let mut seed = Der::parse(inner);
+            seed.value_mut().pop();
+            seed.encode()
+        });
+        expect_malformed(
+            read(&plain_key_bag(&pkcs8)),
+            &format!("{key} one byte short"),
+        );
+    }
+}
