@@ -569,3 +569,29 @@ fn rejects_eddsa_private_keys_of_the_wrong_length_as_malformed() {
         );
     }
 }
+
+// ----- found by fuzzing (fuzz/fuzz_targets/ber_normalize.rs) ----------------------------------
+
+#[test]
+fn rejects_primitive_element_whose_short_length_overruns_the_input_without_panicking() {
+    // A short-form length was not checked against the input: a top-level primitive element that
+    // overran it made `normalize` subtract past zero (a panic in debug builds).
+    for bytes in [
+        &[0x04, 0x05][..],
+        &[0x03, 0x40, 0x30, 0x00],
+        // The fuzzer's input, as found.
+        &[
+            0x03, 0x40, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x07, 0xa0, 0x80, 0x25, 0x80, 0x5e, 0x0d, 0x02, 0x59, 0x09,
+        ],
+    ] {
+        expect_malformed(read(bytes), &format!("{bytes:02x?}"));
+        assert!(
+            matches!(
+                pkcs12::ber::normalize(bytes, 64),
+                Err(Error::Malformed { .. })
+            ),
+            "{bytes:02x?}"
+        );
+    }
+}
