@@ -2,7 +2,7 @@
 //! HMAC-SHA256 MAC, RSA-2048 key and 3 certificates) with pfxkit and its peers, in the same run
 //! on the same bytes: p12-keystore (pure Rust) and the `openssl` crate (OpenSSL's C code).
 //! Each parse verifies the MAC and decrypts everything, so the three KDF runs dominate.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
 

@@ -1,7 +1,12 @@
 //! The `pfxkit inspect` contract (`shared/specs/cli.md`): its JSON for a real archive matches
 //! the facts in `tests/data/manifest.json`, each failure class has its exit code, and password
 //! sources work. Runs the built binary.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

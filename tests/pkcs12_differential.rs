@@ -2,7 +2,12 @@
 //! both accept, both must find the same private keys (PKCS#8 DER) and the same certificates
 //! (DER, counted with duplicates). Fixtures p12-keystore refuses are listed, not skipped
 //! silently, and the list is pinned so a change in either reader shows up here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

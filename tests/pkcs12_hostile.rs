@@ -2,7 +2,12 @@
 //! caller can act on (Malformed, WrongPassword, LimitExceeded, Unsupported), quickly and without
 //! a panic. Hostile files are built here from the committed fixtures with a small DER tree
 //! (`tests/common`), so each one differs from a real file in exactly the field under test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

@@ -2,7 +2,12 @@
 //! makes `pkcs12::read` panic; and a mutated archive under a MAC is either refused or reads
 //! exactly as the original. Fixtures with 1 iteration or none are preferred so that each case
 //! costs microseconds; the 2048-iteration default fixture gets fewer cases.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

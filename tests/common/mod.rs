@@ -7,7 +7,8 @@
     dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::panic
 )]
 
 use std::path::PathBuf;
@@ -327,9 +328,8 @@ pub fn header_positions(bytes: &[u8]) -> Vec<usize> {
             out.push(base + pos);
             let (tag, start, len) = header(bytes, pos);
             let content = &bytes[start..start + len];
-            if tag & 0x20 != 0 {
-                walk(content, base + start, out);
-            } else if tag == tag::OCTET_STRING && looks_like_der(content) {
+            let constructed = tag & 0x20 != 0;
+            if constructed || (tag == tag::OCTET_STRING && looks_like_der(content)) {
                 walk(content, base + start, out);
             }
             pos = start + len;
