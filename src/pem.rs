@@ -154,9 +154,14 @@ pub fn alias_header(alias: Option<&str>) -> Result<String> {
     }
 }
 
-/// Whether `bytes` look like PEM text.
+/// Whether `bytes` look like PEM text: a `-----BEGIN ` line, possibly after explanatory text
+/// such as the `Bag Attributes` OpenSSL (and the `pem` store) writes before each block (RFC 7468
+/// §2: "Data before the encapsulation boundaries are permitted"). Input starting with a DER
+/// SEQUENCE tag is never PEM.
 pub fn is_pem(bytes: &[u8]) -> bool {
-    bytes.trim_ascii_start().starts_with(b"-----BEGIN ")
+    let text = bytes.trim_ascii_start();
+    text.starts_with(b"-----BEGIN ")
+        || (text.first() != Some(&0x30) && text.windows(11).any(|w| w == b"-----BEGIN "))
 }
 
 /// Reads every certificate and key of a PEM file, or one DER certificate or PKCS#8 key.

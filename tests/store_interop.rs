@@ -540,3 +540,52 @@ fn stores_needing_a_store_password_refuse_to_open_without_one() {
         assert!(matches!(err, Error::Invalid(_)), "{kind:?}: {err:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Regression: pfxkit reads back the PEM files its own store writes
+
+/// The `pem` store writes OpenSSL-style `Bag Attributes` text before each block. `pem::is_pem`
+/// used to require `-----BEGIN` at the very start, so `read_bundle` took such a file for DER and
+/// failed (`Malformed: PKCS#8 private key`), and `pfxkit inspect` exited 4 on a store pfxkit
+/// had just written (and on `openssl pkcs12 -nodes` output).
+#[test]
+fn pem_store_files_with_bag_attributes_are_read_by_read_bundle_and_inspect() {
+    for kind in [Kind::PemSameFile, Kind::PemSeparateKey] {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let rsa = rsa();
+        kind.open(dir)
+            .add(
+                Some("web"),
+                &rsa,
+                Some(&Password::new(ENTRY_PASSWORD)),
+                create(),
+            )
+            .unwrap();
+        assert!(
+            std::fs::read_to_string(kind.path(dir))
+                .unwrap()
+                .starts_with("Bag Attributes")
+        );
+        let found = common::read_identity(kind, dir, "web", None).unwrap();
+        assert_eq!(found.chain(), rsa.chain());
+        let cert_file = kind.path(dir);
+        let out = Command::new(env!("CARGO_BIN_EXE_pfxkit"))
+            .arg("inspect")
+            .arg(&cert_file)
+            .args(["--password", &format!("pass:{ENTRY_PASSWORD}"), "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{kind:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&rsa.leaf().sha256_hex()));
+    }
+    // DER input is still DER, even when it happens to contain the PEM marker.
+    let mut der = rsa().leaf().der().to_vec();
+    assert!(!pfxkit::pem::is_pem(&der));
+    der.extend_from_slice(b"-----BEGIN CERTIFICATE-----");
+    assert!(!pfxkit::pem::is_pem(&der));
+}
