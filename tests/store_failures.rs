@@ -588,3 +588,37 @@ fn truncated_pem_block_is_malformed_and_not_read_as_a_shorter_store() {
     .unwrap_err();
     assert!(matches!(err, Error::Malformed { .. }), "{err:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Regression: recovery removes every kind of temporary a crash can leave
+
+/// A SIGKILL between writing the journal's temporary and renaming it (found by
+/// `tests/store_crash.rs`) left `<store>.journal.pfxkit-tmp-…` behind for good: recovery only
+/// removed temporaries named after the store's own files. The same held for the temporary of a
+/// `.bak` backup. Each crash leaked one file.
+#[test]
+fn recovery_removes_leftover_journal_and_backup_temporaries() {
+    for kind in Kind::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        populated(kind, dir);
+        let before = snapshot(dir);
+        let name = kind
+            .path(dir)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for stray in [
+            format!("{name}.journal.pfxkit-tmp-00112233deadbeef"),
+            format!("{name}.bak.pfxkit-tmp-00112233deadbeef"),
+            format!("{name}.pfxkit-tmp-00112233deadbeef"),
+        ] {
+            std::fs::write(dir.join(stray), b"half-written").unwrap();
+        }
+        assert_eq!(leftovers(dir).len(), 3);
+        kind.open(dir).inventory().unwrap();
+        assert!(leftovers(dir).is_empty(), "{kind:?}: {:?}", leftovers(dir));
+        assert_eq!(snapshot(dir), before, "{kind:?}");
+    }
+}
