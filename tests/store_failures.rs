@@ -106,12 +106,15 @@ fn wrong_store_password_is_wrong_password_and_changes_nothing() {
     }
 }
 
+type Corruption = dyn Fn(&[u8]) -> Vec<u8>;
+type Op<'a> = dyn Fn() -> pfxkit::Result<()> + 'a;
+
 #[test]
 fn corrupt_store_file_is_malformed_and_changes_nothing() {
     for kind in Kind::ALL {
         let truncated = |bytes: &[u8]| bytes[..bytes.len() / 2].to_vec();
         let garbage = |_: &[u8]| b"this is not a certificate store\n".to_vec();
-        let corruptions: [(&str, &dyn Fn(&[u8]) -> Vec<u8>); 2] =
+        let corruptions: [(&str, &Corruption); 2] =
             [("truncated", &truncated), ("garbage", &garbage)];
         for (how, corrupt) in corruptions {
             let dir = tempfile::tempdir().unwrap();
@@ -121,7 +124,7 @@ fn corrupt_store_file_is_malformed_and_changes_nothing() {
             std::fs::write(&path, corrupt(&std::fs::read(&path).unwrap())).unwrap();
             let before = snapshot(dir);
             let ep = kind.entry_password();
-            let ops: [(&str, &dyn Fn() -> pfxkit::Result<()>); 3] = [
+            let ops: [(&str, &Op); 3] = [
                 ("inventory", &|| store.inventory().map(|_| ())),
                 ("overwrite", &|| {
                     store
