@@ -125,9 +125,13 @@ impl StoreLock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&journal, e)),
         }
-        // Temporaries with no journal never reached the commit point.
+        // Temporaries with no journal never reached the commit point. That includes those of
+        // the journal itself (a crash before its rename) and of backups, which are named after
+        // `<target>.journal` and `<target>.bak` rather than the target.
+        remove_temporaries(&journal)?;
         for target in &self.targets {
             remove_temporaries(target)?;
+            remove_temporaries(&sibling(target, ".bak"))?;
         }
         Ok(())
     }
