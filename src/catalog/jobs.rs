@@ -2,7 +2,7 @@
 //!
 //! Deploy and Replace only *create* management jobs (being in `SuccessfulStores` means a job
 //! was created, as in Keyfactor). The runner executes due jobs through each store's
-//! [`StoreAdapter`](crate::store::StoreAdapter) — one transaction per job — and inventories the
+//! [`crate::store::StoreAdapter`] — one transaction per job — and inventories the
 //! store right after, so locations are current as soon as a job ends.
 
 use std::collections::{BTreeMap, HashMap};
