@@ -8,7 +8,7 @@
 //! and `keytool` (JDK 17) for the blob. The database file is read raw (secrets at rest) and
 //! through `rusqlite`, read-only (no half records after SIGKILL).
 
-mod common;
+mod catalog_cli;
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64ct::{Base64, Encoding};
-use common::{Cli, openssl, openssl_pkcs12_certs, openssl_sha1, text, tool};
+use catalog_cli::{Cli, openssl, openssl_pkcs12_certs, openssl_sha1, text, tool};
 use pfxkit::{Limits, Password};
 use serde_json::Value;
 
@@ -573,7 +573,7 @@ fn four_processes_enrolling_at_once_all_succeed_with_distinct_ids() {
     let mut requests = Vec::new();
     for child in children {
         let output = child.wait_with_output().unwrap();
-        common::assert_exit(&output, 0);
+        catalog_cli::assert_exit(&output, 0);
         let info: Value = serde_json::from_slice(&output.stdout).unwrap();
         ids.push(
             info["CertificateInformation"]["KeyfactorId"]
@@ -630,7 +630,7 @@ fn an_enrollment_killed_at_any_instant_leaves_no_half_records() {
     };
     // How long one enrollment takes, so the kills spread over its whole life.
     let started = Instant::now();
-    common::assert_exit(&enroll(0).output().unwrap(), 0);
+    catalog_cli::assert_exit(&enroll(0).output().unwrap(), 0);
     let span = started.elapsed().max(Duration::from_millis(20));
 
     const KILLS: u32 = 30;

@@ -19,7 +19,7 @@
 //! with pfxkit; job state is read with `jobs list --json` and, for the killed-runner cases,
 //! changed directly in the SQLite file with `rusqlite`.
 
-mod common;
+mod catalog_cli;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{
+use catalog_cli::{
     Cli, keytool_list_sha1s, keytool_sha1, openssl, openssl_pkcs12_certs, openssl_sha1, sorted,
     sorted_strings,
 };
@@ -237,7 +237,10 @@ impl Scenario {
             Vec::<String>::new()
         );
 
-        let ran = cli.ok(&["jobs", "run"]);
+        // A failed job makes `jobs run` exit 1 (cli.md), with the JSON of every job it ran.
+        let output = cli.exits(1, &["jobs", "run"]);
+        let ran: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert!(String::from_utf8_lossy(&output.stderr).contains("1 of 5 jobs failed"));
         let mut expected: BTreeMap<String, (String, String)> = self
             .writable_stores()
             .into_iter()
@@ -688,7 +691,7 @@ fn replace_rejects_bad_requests_before_creating_any_job() {
         .args(["--pfx-password", "pass:pfxkit-pass"])
         .output()
         .unwrap();
-    common::assert_exit(&added, 0);
+    catalog_cli::assert_exit(&added, 0);
     cli.ok(&["inventory", "--store", &s.p12_none]);
     let foreign_sha1 = openssl_sha1(&openssl_pkcs12_certs(
         &fixture,
@@ -959,4 +962,72 @@ fn a_runner_killed_mid_run_is_resumed_without_duplicating_or_losing_work() {
     assert!(interrupted > 0, "no run was interrupted");
     let total = jobs_by_id(cli).len();
     all_completed_successfully(&s, total);
+}
+
+#[test]
+fn a_store_holding_the_certificate_under_two_aliases_is_listed_once() {
+    // Regression: FailedStores listed such a store once per alias.
+    let s = Scenario::new();
+    let cli = &s.cli;
+    cli.ok(&[
+        "deploy",
+        "--certificate-id",
+        &id(&s.first),
+        "--store",
+        &s.p12_none,
+        &s.jks_b,
+        "--alias",
+        "second",
+    ]);
+    cli.ok(&["jobs", "run"]);
+    cli.ok(&["inventory"]);
+    let successor = s.successor();
+
+    let refused = cli.ok_as(
+        OPERATOR,
+        &s.replace_args(
+            &successor,
+            &["--password", &format!("pass:{ENTRY_PASSWORD}")],
+        ),
+    );
+    let failed: Vec<String> = refused["FailedStores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(failed.len(), 2, "{refused:#}");
+    assert_eq!(
+        sorted_strings(&refused["FailedStores"]),
+        sorted(&[&s.jks_b, &s.p12_none])
+    );
+
+    // The owner replaces both aliases: one store each in SuccessfulStores, two jobs each.
+    let replaced = cli.ok(&s.replace_args(
+        &successor,
+        &["--password", &format!("pass:{ENTRY_PASSWORD}")],
+    ));
+    let successful = replaced["SuccessfulStores"].as_array().unwrap();
+    assert_eq!(successful.len(), 4, "{replaced:#}");
+    let ran = cli.ok(&["jobs", "run"]);
+    // Six from the owner's replace, two from the operator's (container A).
+    assert_eq!(ran.as_array().unwrap().len(), 8, "{ran:#}");
+    let new = thumbprint(&successor);
+    let jks = s.path("b/app.jks");
+    for alias in [ALIAS, "second"] {
+        assert_eq!(
+            keytool_sha1(&jks, "JKS", STORE_PASSWORD, alias),
+            new,
+            "{alias}"
+        );
+    }
+    // keytool -list -v prints each entry's chain (leaf, issuing CA, root): two entries.
+    assert_eq!(keytool_list_sha1s(&jks, "JKS", STORE_PASSWORD).len(), 6);
+    let aliases: Vec<String> = s
+        .locations(&successor)
+        .iter()
+        .filter(|l| l["CertStoreId"] == s.p12_none.as_str())
+        .map(|l| l["Alias"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(aliases, sorted(&[ALIAS, "second"]));
 }
