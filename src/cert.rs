@@ -261,6 +261,14 @@ pub fn hex_lower(bytes: &[u8]) -> String {
         })
 }
 
+/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Formats seconds since the Unix epoch as RFC 3339 UTC.
 pub fn rfc3339(unix: u64) -> String {
     let days = (unix / 86_400) as i64;

@@ -318,6 +318,9 @@ fn detect_algorithm(info: &pkcs8::PrivateKeyInfoRef<'_>) -> Result<KeyAlgorithm>
             KeyAlgorithm::Rsa { bits: bit_len(n) }
         }
         o if o == oids::EC => {
+            // Decoded even when the curve is in the algorithm parameters: a key that does not
+            // parse is malformed, not merely unpaired.
+            ec_private_scalar(inner)?;
             let curve = info
                 .algorithm
                 .parameters
@@ -326,14 +329,30 @@ fn detect_algorithm(info: &pkcs8::PrivateKeyInfoRef<'_>) -> Result<KeyAlgorithm>
                 .and_then(|c| Curve::from_oid(&c));
             KeyAlgorithm::Ec(curve)
         }
-        o if o == oids::ED25519 => KeyAlgorithm::Ed25519,
-        o if o == oids::ED448 => KeyAlgorithm::Ed448,
+        o if o == oids::ED25519 => {
+            eddsa_seed_len(inner, 32, "Ed25519 private key")?;
+            KeyAlgorithm::Ed25519
+        }
+        o if o == oids::ED448 => {
+            eddsa_seed_len(inner, 57, "Ed448 private key")?;
+            KeyAlgorithm::Ed448
+        }
         o if o == oids::DSA => {
             let (p, _, _) = dsa_params(info)?;
+            UintRef::from_der(inner).map_err(decode_err("DSA private key"))?;
             KeyAlgorithm::Dsa { bits: bit_len(p) }
         }
         other => KeyAlgorithm::Other(other),
     })
+}
+
+/// `CurvePrivateKey ::= OCTET STRING` (RFC 8410 §7) of exactly `len` bytes.
+fn eddsa_seed_len(inner: &[u8], len: usize, ctx: &'static str) -> Result<()> {
+    let seed = Zeroizing::new(octet_string_content(inner, ctx)?);
+    if seed.len() != len {
+        return Err(Error::malformed(ctx, format!("not {len} bytes")));
+    }
+    Ok(())
 }
 
 fn bit_len(be: &[u8]) -> u32 {
@@ -351,20 +370,31 @@ fn decode_err(context: &'static str) -> impl Fn(der::Error) -> Error {
     move |e| Error::from_der(context, e)
 }
 
-/// `RSAPrivateKey ::= SEQUENCE { version, modulus, publicExponent, ... }` (RFC 8017 §A.1.2):
-/// returns (n, e).
+/// `RSAPrivateKey ::= SEQUENCE { version, modulus, publicExponent, privateExponent, prime1,
+/// prime2, exponent1, exponent2, coefficient, otherPrimeInfos OPTIONAL }` (RFC 8017 §A.1.2):
+/// returns (n, e). Every field is decoded, so a key whose private half is broken is refused
+/// here rather than accepted and passed on.
 fn rsa_private_public_half(inner: &[u8]) -> Result<(&[u8], &[u8])> {
     let ctx = "RSA private key";
     let mut r = SliceReader::new(inner).map_err(decode_err(ctx))?;
-    r.sequence(|seq| {
-        let _version = UintRef::decode(seq)?;
-        let n = UintRef::decode(seq)?;
-        let e = UintRef::decode(seq)?;
-        // The private exponent and CRT values follow; they are not needed here.
-        seq.drain(seq.remaining_len())?;
-        Ok((n.as_bytes(), e.as_bytes()))
-    })
-    .map_err(decode_err(ctx))
+    let out = r
+        .sequence(|seq| {
+            let _version = UintRef::decode(seq)?;
+            let n = UintRef::decode(seq)?;
+            let e = UintRef::decode(seq)?;
+            // d, p, q, d mod (p-1), d mod (q-1), q^-1 mod p: not needed, but must be there.
+            for _ in 0..6 {
+                UintRef::decode(seq)?;
+            }
+            // Multi-prime keys (version 1) end with otherPrimeInfos.
+            if !seq.is_finished() {
+                der::asn1::AnyRef::decode(seq)?;
+            }
+            Ok((n.as_bytes(), e.as_bytes()))
+        })
+        .map_err(decode_err(ctx))?;
+    r.finish().map_err(decode_err(ctx))?;
+    Ok(out)
 }
 
 /// `RSAPublicKey ::= SEQUENCE { modulus, publicExponent }` (RFC 8017 §A.1.1).

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::service::{CertificateRef, Service};
 use super::{
@@ -100,10 +99,7 @@ pub struct InventoryReport {
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    crate::cert::now_millis()
 }
 
 /// Parses an ISO 8601 UTC time, `2026-11-19T16:23:01Z` or `2026-11-19T16:23:01.000Z`, into
@@ -490,24 +486,46 @@ impl Service {
     ) -> Result<StoreOutcome> {
         let record = self.certificate(&CertificateRef::Id(certificate))?;
         self.staged_identity(&record)?;
+        let targets = stores
+            .iter()
+            .map(|id| Ok((self.require_store(id)?, alias.map(str::to_string))))
+            .collect::<Result<Vec<_>>>()?;
+        self.schedule(record.id, targets, overwrite, options)
+    }
+
+    /// Spec step 3 for every target (a store and the alias to write there): a job where the
+    /// checks hold, a `FailedStores` entry with its reason where they do not; all jobs are
+    /// created at once.
+    fn schedule(
+        &self,
+        certificate: CertificateId,
+        targets: Vec<(StoreRecord, Option<String>)>,
+        overwrite: bool,
+        options: &JobOptions<'_>,
+    ) -> Result<StoreOutcome> {
         let scheduled = Self::due(options.job_time)?;
         let mut outcome = StoreOutcome::default();
         let mut jobs = Vec::new();
-        for id in stores {
-            let store = self.require_store(id)?;
+        for (store, alias) in targets {
             match self.job_decision(&store, options.principal, options.password)? {
                 Ok(()) => {
                     jobs.push(self.new_job(
                         &store,
-                        record.id,
-                        alias.map(str::to_string),
+                        certificate,
+                        alias,
                         overwrite,
                         options,
                         scheduled,
                     )?);
-                    outcome.successful.push(store.id);
+                    if !outcome.successful.contains(&store.id) {
+                        outcome.successful.push(store.id);
+                    }
                 }
-                Err(reason) => outcome.fail(&store.id, reason),
+                Err(reason) => {
+                    if !outcome.failed.contains(&store.id) {
+                        outcome.fail(&store.id, reason);
+                    }
+                }
             }
         }
         self.catalog().add_jobs(&jobs)?;
@@ -547,30 +565,13 @@ impl Service {
                 new.id
             )));
         }
-        let scheduled = Self::due(options.job_time)?;
-        let mut outcome = StoreOutcome::default();
-        let mut jobs = Vec::new();
-        for location in self.catalog().locations(existing.id)? {
-            let store = self.require_store(&location.store_id)?;
-            match self.job_decision(&store, options.principal, options.password)? {
-                Ok(()) => {
-                    jobs.push(self.new_job(
-                        &store,
-                        new.id,
-                        Some(location.alias.clone()),
-                        true,
-                        options,
-                        scheduled,
-                    )?);
-                    if !outcome.successful.contains(&store.id) {
-                        outcome.successful.push(store.id);
-                    }
-                }
-                Err(reason) => outcome.fail(&store.id, reason),
-            }
-        }
-        self.catalog().add_jobs(&jobs)?;
-        Ok(outcome)
+        let targets = self
+            .catalog()
+            .locations(existing.id)?
+            .into_iter()
+            .map(|l| Ok((self.require_store(&l.store_id)?, Some(l.alias))))
+            .collect::<Result<Vec<_>>>()?;
+        self.schedule(new.id, targets, true, options)
     }
 
     /// Runs every job due at `now_ms` (and any abandoned by a dead runner): jobs for different
@@ -718,17 +719,17 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:00Z").unwrap(), 0);
         assert_eq!(
             parse_time("2026-11-19T16:23:01Z").unwrap(),
-            1_795_623_781_000
+            1_795_105_381_000
         );
         assert_eq!(
             parse_time("2026-11-19T16:23:01.000Z").unwrap(),
-            1_795_623_781_000
+            1_795_105_381_000
         );
         assert_eq!(
             parse_time("2026-11-19T16:23:01.5Z").unwrap(),
-            1_795_623_781_500
+            1_795_105_381_500
         );
-        assert_eq!(format_time(1_795_623_781_500), "2026-11-19T16:23:01.500Z");
+        assert_eq!(format_time(1_795_105_381_500), "2026-11-19T16:23:01.500Z");
     }
 
     #[test]

@@ -99,12 +99,7 @@ fn db(e: rusqlite::Error) -> Error {
     Error::Database(e.to_string())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use crate::cert::now_millis;
 
 impl SqliteCatalog {
     /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -208,7 +203,7 @@ fn insert_certificate(
             i64::try_from(cert.not_before_unix()).unwrap_or(i64::MAX),
             i64::try_from(cert.not_after_unix()).unwrap_or(i64::MAX),
             chain,
-            now_ms()
+            now_millis()
         ],
     )?;
     Ok(tx.last_insert_rowid())
@@ -325,7 +320,7 @@ impl Catalog for SqliteCatalog {
                 Some(kind) => {
                     tx.execute(
                         "INSERT INTO requests (certificate_id, kind, created_ms) VALUES (?1, ?2, ?3)",
-                        params![id, kind.name(), now_ms()],
+                        params![id, kind.name(), now_millis()],
                     )?;
                     Some(tx.last_insert_rowid())
                 }
@@ -618,7 +613,7 @@ impl Catalog for SqliteCatalog {
             for (id, ..) in &raws {
                 tx.execute(
                     "UPDATE jobs SET status = 'InProcess', claimed_ms = ?1 WHERE id = ?2",
-                    params![super::sqlite::now_ms(), id],
+                    params![now_millis(), id],
                 )?;
             }
             tx.commit()?;

@@ -2,7 +2,6 @@
 //! typed `X.509`, keys under the format's own protection.
 
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{KeystoreKind, lower_alias, mutf8, protect, store_digest};
 use crate::cert::Certificate;
@@ -78,10 +77,7 @@ pub fn write(
     entries: &[WriteEntry<'_>],
     store_password: &Password,
 ) -> Result<Vec<u8>> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now = crate::cert::now_millis();
     let mut os = crate::random::OsRandom;
     write_with(kind, entries, store_password, now, &mut |buf| {
         crate::random::RandomSource::fill(&mut os, buf)

@@ -70,10 +70,22 @@ impl Normalizer<'_> {
             .get(pos + 1)
             .ok_or_else(|| self.err(pos, "truncated: missing length"))?;
         if first < 0x80 {
+            let (content, len) = (pos + 2, usize::from(first));
+            // Short-form lengths are bounded like long-form ones: a primitive element that
+            // overran the input used to be copied short and end past it.
+            if content + len > self.buf.len() {
+                return Err(self.err(
+                    pos,
+                    format!(
+                        "declared length {len} exceeds the {} bytes that remain",
+                        self.buf.len().saturating_sub(content)
+                    ),
+                ));
+            }
             return Ok(Header {
                 tag,
-                content: pos + 2,
-                len: Some(usize::from(first)),
+                content,
+                len: Some(len),
             });
         }
         if first == 0x80 {

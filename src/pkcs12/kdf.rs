@@ -1,10 +1,9 @@
 //! Hash functions by OID, HMAC, PBKDF2 (RFC 8018 §5.2) and the PKCS#12 KDF (RFC 7292 app. B).
 
 use der::asn1::ObjectIdentifier as Oid;
-use hmac::{Hmac, KeyInit, Mac};
 use zeroize::Zeroizing;
 
-use super::oids;
+use super::{fastkdf, oids};
 
 /// The hash functions PKCS#12 files use for MACs, PRFs and KDFs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,36 +25,36 @@ pub enum HashAlg {
     Sha512_256,
 }
 
-/// Runs `$body` with `$D` bound to the digest type of `$alg`.
-macro_rules! with_digest {
-    ($alg:expr, $D:ident => $body:expr) => {
+/// Runs `$body` with `$M` bound to the compression-level type of `$alg`.
+macro_rules! with_md {
+    ($alg:expr, $M:ident => $body:expr) => {
         match $alg {
             HashAlg::Sha1 => {
-                type $D = sha1::Sha1;
+                type $M = fastkdf::Sha1;
                 $body
             }
             HashAlg::Sha224 => {
-                type $D = sha2::Sha224;
+                type $M = fastkdf::Sha224;
                 $body
             }
             HashAlg::Sha256 => {
-                type $D = sha2::Sha256;
+                type $M = fastkdf::Sha256;
                 $body
             }
             HashAlg::Sha384 => {
-                type $D = sha2::Sha384;
+                type $M = fastkdf::Sha384;
                 $body
             }
             HashAlg::Sha512 => {
-                type $D = sha2::Sha512;
+                type $M = fastkdf::Sha512;
                 $body
             }
             HashAlg::Sha512_224 => {
-                type $D = sha2::Sha512_224;
+                type $M = fastkdf::Sha512_224;
                 $body
             }
             HashAlg::Sha512_256 => {
-                type $D = sha2::Sha512_256;
+                type $M = fastkdf::Sha512_256;
                 $body
             }
         }
@@ -133,18 +132,12 @@ impl HashAlg {
 
     /// HMAC of `data` under `key`.
     pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Zeroizing<Vec<u8>> {
-        with_digest!(self, D => {
-            // HMAC accepts keys of any length, so this cannot fail.
-            let mut mac = <Hmac<D> as KeyInit>::new_from_slice(key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-            mac.update(data);
-            Zeroizing::new(mac.finalize().into_bytes().to_vec())
-        })
+        with_md!(self, M => fastkdf::hmac::<M>(key, data))
     }
 
     /// PBKDF2 with HMAC over this hash as PRF, filling `out`.
     pub(crate) fn pbkdf2(self, password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
-        with_digest!(self, D => pbkdf2_with::<Hmac<D>>(password, salt, iterations, out))
+        with_md!(self, M => fastkdf::pbkdf2::<M>(password, salt, iterations, out))
     }
 
     /// The PKCS#12 KDF (RFC 7292 appendix B.2) over a BMPString password.
@@ -157,13 +150,11 @@ impl HashAlg {
         len: usize,
     ) -> Zeroizing<Vec<u8>> {
         let id = match id {
-            KdfPurpose::Key => pkcs12::kdf::Pkcs12KeyType::EncryptionKey,
-            KdfPurpose::Iv => pkcs12::kdf::Pkcs12KeyType::Iv,
-            KdfPurpose::Mac => pkcs12::kdf::Pkcs12KeyType::Mac,
+            KdfPurpose::Key => 1,
+            KdfPurpose::Iv => 2,
+            KdfPurpose::Mac => 3,
         };
-        // Iteration counts were bounded by `Limits` far below i32::MAX before this point.
-        let rounds = i32::try_from(iterations).unwrap_or(i32::MAX);
-        with_digest!(self, D => Zeroizing::new(pkcs12::kdf::derive_key::<D>(password_bmp, salt, id, rounds, len)))
+        with_md!(self, M => fastkdf::pkcs12_kdf::<M>(password_bmp, salt, id, iterations, len))
     }
 }
 
@@ -173,34 +164,6 @@ pub(crate) enum KdfPurpose {
     Key,
     Iv,
     Mac,
-}
-
-/// PBKDF2 (RFC 8018 §5.2). The keyed PRF state is computed once and cloned for every
-/// iteration, so each iteration costs two compression-function calls.
-fn pbkdf2_with<M: Mac + KeyInit + Clone>(
-    password: &[u8],
-    salt: &[u8],
-    iterations: u32,
-    out: &mut [u8],
-) {
-    let prf =
-        M::new_from_slice(password).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    for (index, block) in out.chunks_mut(M::output_size()).enumerate() {
-        let mut mac = prf.clone();
-        mac.update(salt);
-        mac.update(&(index as u32 + 1).to_be_bytes());
-        let mut u = mac.finalize().into_bytes();
-        let mut t = u.clone();
-        for _ in 1..iterations {
-            let mut mac = prf.clone();
-            mac.update(&u);
-            u = mac.finalize().into_bytes();
-            t.iter_mut().zip(u.iter()).for_each(|(a, b)| *a ^= b);
-        }
-        block.iter_mut().zip(t.iter()).for_each(|(o, v)| *o = *v);
-        zeroize::Zeroize::zeroize(t.as_mut_slice());
-        zeroize::Zeroize::zeroize(u.as_mut_slice());
-    }
 }
 
 #[cfg(test)]

@@ -20,3 +20,4 @@ pub use pbe::{EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
 pub use profile::{Profile, detect as detect_profile};
 pub use read::{Archive, BagAttributes, CertBag, KeyBag, MacInfo, OtherBag, OtherBagKind, read};
 pub use write::Builder;
+mod fastkdf;

@@ -229,12 +229,39 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
         None => vec![Password::new(""), Password::absent()],
     };
     let mut order: Vec<&Password> = candidates.iter().collect();
+    // With one password every visible KDF is independent of the others: run them side by side
+    // (the MAC key, each encrypted container's key, each shrouded key's), then assemble.
+    let (mac_ok, predecrypted) = match (candidates.as_slice(), &pfx.mac) {
+        ([only], mac) => {
+            let mut tasks: Vec<(&EncryptionScheme, &[u8])> = Vec::new();
+            for c in &containers {
+                if let Container::Encrypted { scheme, ciphertext } = c {
+                    tasks.push((scheme, ciphertext));
+                }
+            }
+            for bag in plain_bags.iter().flatten() {
+                if let Some(scheme) = &bag.scheme {
+                    tasks.push((scheme, bag.ciphertext));
+                }
+            }
+            let verify = mac
+                .as_ref()
+                .map(|(alg, expected)| move || alg.verify(only, pfx.auth_safe, expected));
+            let (ok, plain) = derive_in_parallel(verify, only, &tasks);
+            (Some(ok), plain)
+        }
+        _ => (None, Predecrypted::new()),
+    };
     let mac = match &pfx.mac {
         Some((alg, expected)) => {
-            let pos = candidates
-                .iter()
-                .position(|p| alg.verify(p, pfx.auth_safe, expected))
-                .ok_or_else(|| Error::wrong_password("PKCS#12 MAC"))?;
+            let pos = match mac_ok {
+                Some(true) => Some(0),
+                Some(false) => None,
+                None => candidates
+                    .iter()
+                    .position(|p| alg.verify(p, pfx.auth_safe, expected)),
+            }
+            .ok_or_else(|| Error::wrong_password("PKCS#12 MAC"))?;
             order.rotate_left(pos);
             Some(MacInfo {
                 algorithm: alg.clone(),
@@ -244,6 +271,7 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
     };
 
     let mut ctx = Collector {
+        predecrypted,
         limits,
         budget,
         passwords: order,
@@ -557,8 +585,53 @@ fn parse_attributes(set: &Tlv<'_>) -> Result<BagAttributes> {
     Ok(out)
 }
 
+/// Plaintexts decrypted ahead of time, by the address and length of their ciphertext (which
+/// lives, unmoved, in the normalised input or a container for the whole read). `None`: the
+/// decryption failed.
+type Predecrypted = std::collections::HashMap<(usize, usize), Option<Zeroizing<Vec<u8>>>>;
+
+fn ciphertext_key(ciphertext: &[u8]) -> (usize, usize) {
+    (ciphertext.as_ptr() as usize, ciphertext.len())
+}
+
+/// Runs the MAC check and every decryption on up to `available_parallelism` threads.
+fn derive_in_parallel(
+    verify: Option<impl FnOnce() -> bool + Send>,
+    password: &Password,
+    tasks: &[(&EncryptionScheme, &[u8])],
+) -> (bool, Predecrypted) {
+    let workers = std::thread::available_parallelism()
+        .map(std::num::NonZeroUsize::get)
+        .unwrap_or(1)
+        .min(tasks.len() + 1)
+        .max(1);
+    let results = std::sync::Mutex::new(Predecrypted::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let decrypt_some = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some((scheme, ct)) = tasks.get(i) else {
+            break;
+        };
+        let plain = scheme.decrypt(password, ct).ok();
+        if let Ok(mut r) = results.lock() {
+            r.insert(ciphertext_key(ct), plain);
+        }
+    };
+    let mac_ok = std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(decrypt_some);
+        }
+        let ok = verify.is_none_or(|v| v());
+        decrypt_some();
+        ok
+    });
+    (mac_ok, results.into_inner().unwrap_or_default())
+}
+
 /// State while turning bags into the archive's lists.
 struct Collector<'l, 'p> {
+    /// Plaintexts derived ahead of time under the only candidate password.
+    predecrypted: Predecrypted,
     limits: &'l Limits,
     budget: IterationBudget<'l>,
     /// Passwords to try, the one that verified the MAC (or last decrypted) first.
@@ -577,6 +650,11 @@ impl Collector<'_, '_> {
         what: &str,
         accept: impl Fn(&[u8], &Limits) -> Result<T>,
     ) -> Result<T> {
+        if let Some(Some(plain)) = self.predecrypted.remove(&ciphertext_key(ciphertext))
+            && let Ok(v) = accept(&plain, self.limits)
+        {
+            return Ok(v);
+        }
         let mut last = None;
         for i in 0..self.passwords.len() {
             let Some(pw) = self.passwords.get(i).copied() else {

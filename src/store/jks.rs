@@ -6,7 +6,6 @@
 //! whose passwords pfxkit was never given survive.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::fs::{StoreLock, WriteOptions};
 use super::{
@@ -91,10 +90,7 @@ impl JksStore {
                 key_password,
             });
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let now = crate::cert::now_millis();
         let mut rng = OsRandom;
         let bytes = jks::write_with(kind, &entries, &self.store_password, now, &mut |b| {
             rng.fill(b)

@@ -231,10 +231,10 @@ fn pem_report(
 }
 
 fn print_text(report: &Value) {
-    let s = |v: &Value| {
-        v.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string())
+    let s = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
     };
     let flag = |v: &Value, text: &'static str| if *v == true { text } else { "" };
     outln!("format: {}", s(&report["format"]));
