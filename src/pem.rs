@@ -80,6 +80,7 @@ pub fn scan(input: &[u8], limits: &Limits) -> Result<Scan> {
     if blocks.is_empty() {
         return Err(Error::malformed("PEM", "no PEM blocks found"));
     }
+    check_no_dropped_blocks(input, blocks.len())?;
     let aliases = preceding_aliases(input);
     for (i, block) in blocks.iter().enumerate() {
         let alias = aliases.get(i).cloned().flatten();
@@ -102,6 +103,27 @@ pub fn scan(input: &[u8], limits: &Limits) -> Result<Scan> {
         }
     }
     Ok(out)
+}
+
+/// Rejects input where the parser found fewer blocks than there are `-----BEGIN` lines: the
+/// `pem` crate skips a block without its `-----END` line, so a truncated file would otherwise
+/// read as a shorter, valid one (a key-entry store without its key, a trust store that a rewrite
+/// silently shrinks).
+fn check_no_dropped_blocks(input: &[u8], parsed: usize) -> Result<()> {
+    let begins = input
+        .split(|b| *b == b'\n')
+        .filter(|line| line.trim_ascii_start().starts_with(b"-----BEGIN "))
+        .count();
+    if begins > parsed {
+        return Err(Error::malformed(
+            "PEM",
+            format!(
+                "{} of {begins} blocks have no matching END line (truncated file?)",
+                begins - parsed
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// For each PEM block, the `friendlyName:` found in the text between the previous block's end
@@ -154,12 +176,14 @@ pub fn alias_header(alias: Option<&str>) -> Result<String> {
     }
 }
 
-/// Whether `bytes` look like PEM text: not DER (which starts with a SEQUENCE), and a
-/// `-----BEGIN ` line somewhere (explanatory text such as OpenSSL's `Bag Attributes` may come
-/// first).
+/// Whether `bytes` look like PEM text: a `-----BEGIN ` line, possibly after explanatory text
+/// such as the `Bag Attributes` OpenSSL (and the `pem` store) writes before each block (RFC 7468
+/// §2: "Data before the encapsulation boundaries are permitted"). Input starting with a DER
+/// SEQUENCE tag is never PEM.
 pub fn is_pem(bytes: &[u8]) -> bool {
     let text = bytes.trim_ascii_start();
-    text.first() != Some(&0x30) && text.windows(11).any(|w| w == b"-----BEGIN ")
+    text.starts_with(b"-----BEGIN ")
+        || (text.first() != Some(&0x30) && text.windows(11).any(|w| w == b"-----BEGIN "))
 }
 
 /// Reads every certificate and key of a PEM file, or one DER certificate or PKCS#8 key.
@@ -190,6 +214,7 @@ pub fn read_bundle(
     if blocks.is_empty() {
         return Err(Error::malformed("PEM", "no PEM blocks found"));
     }
+    check_no_dropped_blocks(input, blocks.len())?;
     if blocks.len() > limits.max_entries {
         return Err(Error::LimitExceeded {
             limit: crate::error::LimitKind::EntryCount,

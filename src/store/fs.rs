@@ -125,9 +125,13 @@ impl StoreLock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&journal, e)),
         }
-        // Temporaries with no journal never reached the commit point.
+        // Temporaries with no journal never reached the commit point. That includes those of
+        // the journal itself (a crash before its rename) and of backups, which are named after
+        // `<target>.journal` and `<target>.bak` rather than the target.
+        remove_temporaries(&journal)?;
         for target in &self.targets {
             remove_temporaries(target)?;
+            remove_temporaries(&sibling(target, ".bak"))?;
         }
         Ok(())
     }
@@ -161,30 +165,49 @@ impl StoreLock {
                 }
             }
         }
-        let mut temps = Vec::with_capacity(files.len());
-        for (target, bytes) in files {
-            temps.push(write_temp(target, bytes, Some(target))?);
-        }
-        fault(FaultPoint::AfterWriteTemp)?;
-        for (path, file) in &temps {
-            file.sync_all().map_err(|e| Error::io(path, e))?;
-        }
-        fault(FaultPoint::AfterSyncTemp)?;
         let journal = self.journal_path();
         let multi = files.len() > 1;
-        if multi {
-            let mut text = Vec::new();
-            for ((tmp, _), (target, _)) in temps.iter().zip(files) {
-                text.extend_from_slice(tmp.as_os_str().as_encoded_bytes());
-                text.push(0);
-                text.extend_from_slice(target.as_os_str().as_encoded_bytes());
-                text.push(0);
+        let mut temps = Vec::with_capacity(files.len());
+        let mut journal_temp = None;
+        let prepared = (|| -> Result<()> {
+            for (target, bytes) in files {
+                temps.push(write_temp(target, bytes, Some(target))?);
             }
-            let (jtmp, jfile) = write_temp(&journal, &text, None)?;
-            jfile.sync_all().map_err(|e| Error::io(&jtmp, e))?;
-            fs::rename(&jtmp, &journal).map_err(|e| Error::io(&journal, e))?;
-            sync_dirs(&self.targets)?;
-            fault(FaultPoint::AfterJournal)?;
+            fault(FaultPoint::AfterWriteTemp)?;
+            for (path, file) in &temps {
+                file.sync_all().map_err(|e| Error::io(path, e))?;
+            }
+            fault(FaultPoint::AfterSyncTemp)?;
+            if multi {
+                let mut text = Vec::new();
+                for ((tmp, _), (target, _)) in temps.iter().zip(files) {
+                    text.extend_from_slice(tmp.as_os_str().as_encoded_bytes());
+                    text.push(0);
+                    text.extend_from_slice(target.as_os_str().as_encoded_bytes());
+                    text.push(0);
+                }
+                let (jtmp, jfile) = write_temp(&journal, &text, None)?;
+                journal_temp = Some(jtmp.clone());
+                jfile.sync_all().map_err(|e| Error::io(&jtmp, e))?;
+                fs::rename(&jtmp, &journal).map_err(|e| Error::io(&journal, e))?;
+                sync_dirs(&self.targets)?;
+                fault(FaultPoint::AfterJournal)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = prepared {
+            // Before the commit point nothing changed: remove what was written (full copies of
+            // the store, encrypted keys) rather than leave it for the next lock. Past it (the
+            // journal exists), the temporaries are the new contents recovery will install.
+            if !(multi && journal.exists()) {
+                for (tmp, _) in &temps {
+                    let _ = fs::remove_file(tmp);
+                }
+                if let Some(jtmp) = &journal_temp {
+                    let _ = fs::remove_file(jtmp);
+                }
+            }
+            return Err(e);
         }
         for (i, ((tmp, _), (target, _))) in temps.iter().zip(files).enumerate() {
             fs::rename(tmp, target).map_err(|e| Error::io(*target, e))?;
@@ -361,6 +384,28 @@ mod tests {
                 .filter(|e| e.file_name().to_string_lossy().contains(TMP_MARKER))
                 .collect();
             assert!(leftovers.is_empty(), "{fault:?}: {leftovers:?}");
+        }
+    }
+
+    #[test]
+    fn a_commit_failing_before_its_commit_point_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("cert.pem");
+        let b = dir.path().join("key.pem");
+        for fault in [FaultPoint::AfterWriteTemp, FaultPoint::AfterSyncTemp] {
+            let lock = StoreLock::acquire(&[&a, &b]).unwrap();
+            let opts = WriteOptions {
+                backup: false,
+                fault: Some(fault),
+            };
+            assert!(lock.commit(&[(&a, b"a"), (&b, b"b")], &opts).is_err());
+            let left: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(TMP_MARKER))
+                .collect();
+            assert!(left.is_empty(), "{fault:?}: {left:?}");
+            assert!(!a.exists() && !b.exists());
         }
     }
 
