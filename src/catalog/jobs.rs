@@ -36,8 +36,11 @@ pub struct StoreOutcome {
 }
 
 impl StoreOutcome {
+    /// A store is listed once even when the certificate sits there under several aliases.
     fn fail(&mut self, store: &str, reason: String) {
-        self.failed.push(store.to_string());
+        if !self.failed.iter().any(|s| s == store) {
+            self.failed.push(store.to_string());
+        }
         self.failures.insert(store.to_string(), reason);
     }
 }

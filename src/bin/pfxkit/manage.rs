@@ -365,6 +365,17 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
                 b.finish_and_clear();
             }
             print_jobs(args, &ran);
+            // The contract's exit 1 covers "a failed job": scripts must not read success here.
+            let failed = ran
+                .iter()
+                .filter(|j| j.result == Some(pfxkit::catalog::JobResult::Failure))
+                .count();
+            if failed > 0 {
+                return Err(Error::Invalid(format!(
+                    "{failed} of {} jobs failed (see their messages)",
+                    ran.len()
+                )));
+            }
         }
     }
     Ok(())

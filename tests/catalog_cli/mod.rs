@@ -1,0 +1,245 @@
+//! Helpers shared by the catalog CLI tests: running `pfxkit` against one catalog directory,
+//! reading its JSON, and asking the independent tools (`openssl` 3.0, `keytool` of JDK 17,
+//! Python `cryptography`) what they see in the files pfxkit wrote.
+// Each test crate uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A catalog in a temporary directory, driven through the `pfxkit` binary.
+pub struct Cli {
+    /// Holds the catalog and every file a test makes; removed on drop.
+    pub temp: tempfile::TempDir,
+}
+
+impl Cli {
+    /// A new catalog (`catalog init`) with no CA yet.
+    pub fn new() -> Cli {
+        let cli = Cli {
+            temp: tempfile::tempdir().unwrap(),
+        };
+        cli.ok(&["catalog", "init"]);
+        cli
+    }
+
+    /// A new catalog with a root CA.
+    pub fn with_ca() -> Cli {
+        let cli = Cli::new();
+        cli.ok(&["ca", "init", "--subject", "CN=pfxkit Test Root,O=pfxkit"]);
+        cli
+    }
+
+    /// The temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// The catalog directory.
+    pub fn catalog(&self) -> PathBuf {
+        self.dir().join("catalog")
+    }
+
+    /// The catalog's SQLite file.
+    pub fn database(&self) -> PathBuf {
+        self.catalog().join("catalog.sqlite")
+    }
+
+    /// A command for `pfxkit --catalog DIR --json ARGS`, not yet run.
+    pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pfxkit"));
+        command
+            .arg("--catalog")
+            .arg(self.catalog())
+            .arg("--json")
+            .args(args)
+            .env_remove("PFXKIT_CATALOG")
+            .env_remove("PFXKIT_PRINCIPAL");
+        command
+    }
+
+    /// Runs `pfxkit` and returns its output whatever the exit code.
+    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs `pfxkit`, asserts exit 0, and parses its JSON.
+    pub fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> Value {
+        let output = self.run(args);
+        assert_exit(&output, 0);
+        let parsed = serde_json::from_slice(&output.stdout);
+        assert!(parsed.is_ok(), "stdout is not JSON: {}", text(&output));
+        parsed.unwrap()
+    }
+
+    /// Runs `pfxkit` as `principal` (`--principal`), asserts exit 0, and parses its JSON.
+    pub fn ok_as<S: AsRef<OsStr>>(&self, principal: &str, args: &[S]) -> Value {
+        let mut all: Vec<&OsStr> = vec![OsStr::new("--principal"), OsStr::new(principal)];
+        all.extend(args.iter().map(AsRef::as_ref));
+        self.ok(&all)
+    }
+
+    /// Runs `pfxkit` and asserts its exit code.
+    pub fn exits<S: AsRef<OsStr>>(&self, code: i32, args: &[S]) -> Output {
+        let output = self.run(args);
+        assert_exit(&output, code);
+        output
+    }
+
+    /// `enroll` with these extra arguments; returns `CertificateInformation`.
+    pub fn enroll(&self, subject: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["enroll", "--subject", subject];
+        args.extend_from_slice(extra);
+        self.ok(&args)["CertificateInformation"].clone()
+    }
+
+    /// The id of the catalog certificate with this SHA-1 thumbprint, looked up with
+    /// `certificates show` (the CLI has no search by thumbprint).
+    pub fn id_of_thumbprint(&self, sha1: &str) -> i64 {
+        (1..1000)
+            .map_while(|id| {
+                let output = self.run(&["certificates", "show", &id.to_string()]);
+                output.status.success().then(|| {
+                    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+                    (id, shown["Thumbprint"] == sha1)
+                })
+            })
+            .find_map(|(id, found)| found.then_some(id))
+            .expect("no certificate with that thumbprint")
+    }
+}
+
+/// Stdout and stderr, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Asserts an exit code, showing the output when it differs.
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+/// Runs a tool, asserts it succeeded, returns its stdout as text.
+pub fn tool<S: AsRef<OsStr>>(program: &str, args: &[S]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .expect("openssl, keytool and python3 are needed for these tests");
+    assert!(
+        output.status.success(),
+        "{program} {:?} failed: {}",
+        args.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `openssl ARGS`, asserted to succeed.
+pub fn openssl<S: AsRef<OsStr>>(args: &[S]) -> String {
+    tool("openssl", args)
+}
+
+/// A `XX:YY:…` fingerprint (openssl, keytool) as lowercase hex without separators.
+pub fn plain_hex(fingerprint: &str) -> String {
+    fingerprint.trim().replace(':', "").to_ascii_lowercase()
+}
+
+/// The SHA-1 fingerprint of the first certificate in a PEM file, as openssl computes it.
+pub fn openssl_sha1(pem_file: &Path) -> String {
+    let out = openssl(&[
+        OsStr::new("x509"),
+        OsStr::new("-in"),
+        pem_file.as_os_str(),
+        OsStr::new("-noout"),
+        OsStr::new("-fingerprint"),
+        OsStr::new("-sha1"),
+    ]);
+    plain_hex(out.split_once('=').unwrap().1)
+}
+
+/// Writes the leaf (`-clcerts`) or the CA certificates (`-cacerts`) of a PKCS#12 file to a PEM
+/// file, extracted by openssl, and returns that file.
+pub fn openssl_pkcs12_certs(p12: &Path, password: &str, which: &str, out: &Path) -> PathBuf {
+    openssl(&[
+        OsStr::new("pkcs12"),
+        OsStr::new("-in"),
+        p12.as_os_str(),
+        OsStr::new("-passin"),
+        OsStr::new(&format!("pass:{password}")),
+        OsStr::new("-nokeys"),
+        OsStr::new(which),
+        OsStr::new("-out"),
+        out.as_os_str(),
+    ]);
+    out.to_path_buf()
+}
+
+/// The SHA-1 fingerprint of the certificate under `alias` in a keystore, as keytool exports it
+/// (`-exportcert -rfc`) and openssl fingerprints it.
+pub fn keytool_sha1(keystore: &Path, store_type: &str, password: &str, alias: &str) -> String {
+    let pem = tool(
+        "keytool",
+        &[
+            OsStr::new("-exportcert"),
+            OsStr::new("-rfc"),
+            OsStr::new("-alias"),
+            OsStr::new(alias),
+            OsStr::new("-keystore"),
+            keystore.as_os_str(),
+            OsStr::new("-storetype"),
+            OsStr::new(store_type),
+            OsStr::new("-storepass"),
+            OsStr::new(password),
+        ],
+    );
+    let file = keystore.with_extension(format!("{alias}.exported.pem"));
+    std::fs::write(&file, pem).unwrap();
+    openssl_sha1(&file)
+}
+
+/// `keytool -list -v` of a keystore: every SHA1 fingerprint it prints, in order.
+pub fn keytool_list_sha1s(keystore: &Path, store_type: &str, password: &str) -> Vec<String> {
+    let out = tool(
+        "keytool",
+        &[
+            OsStr::new("-list"),
+            OsStr::new("-v"),
+            OsStr::new("-keystore"),
+            keystore.as_os_str(),
+            OsStr::new("-storetype"),
+            OsStr::new(store_type),
+            OsStr::new("-storepass"),
+            OsStr::new(password),
+        ],
+    );
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("SHA1:"))
+        .map(plain_hex)
+        .collect()
+}
+
+/// A JSON array of strings as a sorted list.
+pub fn sorted_strings(value: &Value) -> Vec<String> {
+    let mut all: Vec<String> = value
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    all.sort();
+    all
+}
+
+/// Sorted list of owned strings.
+pub fn sorted(items: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = items.iter().map(|s| (*s).to_string()).collect();
+    all.sort();
+    all
+}
