@@ -486,8 +486,11 @@ impl Service {
     ) -> Result<StoreOutcome> {
         let record = self.certificate(&CertificateRef::Id(certificate))?;
         self.staged_identity(&record)?;
+        // A store named twice gets one job, not two racing writes of the same alias.
+        let mut seen = std::collections::HashSet::new();
         let targets = stores
             .iter()
+            .filter(|id| seen.insert(id.as_str()))
             .map(|id| Ok((self.require_store(id)?, alias.map(str::to_string))))
             .collect::<Result<Vec<_>>>()?;
         self.schedule(record.id, targets, overwrite, options)
@@ -521,11 +524,7 @@ impl Service {
                         outcome.successful.push(store.id);
                     }
                 }
-                Err(reason) => {
-                    if !outcome.failed.contains(&store.id) {
-                        outcome.fail(&store.id, reason);
-                    }
-                }
+                Err(reason) => outcome.fail(&store.id, reason),
             }
         }
         self.catalog().add_jobs(&jobs)?;
