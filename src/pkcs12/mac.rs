@@ -59,32 +59,42 @@ impl MacAlgorithm {
 
     /// Computes the MAC of `data`.
     pub(crate) fn compute(&self, password: &Password, data: &[u8]) -> Zeroizing<Vec<u8>> {
+        self.mac_with_key(&self.derive_key(password), data)
+    }
+
+    /// The MAC key (the expensive part, independent of the data).
+    pub(crate) fn derive_key(&self, password: &Password) -> Zeroizing<Vec<u8>> {
         match self {
             MacAlgorithm::Classic {
                 hash,
                 salt,
                 iterations,
-            } => {
-                let key = hash.pkcs12_kdf(
-                    &password.bmp_bytes(),
-                    salt,
-                    KdfPurpose::Mac,
-                    *iterations,
-                    hash.output_len(),
-                );
-                hash.hmac(&key, data)
-            }
+            } => hash.pkcs12_kdf(
+                &password.bmp_bytes(),
+                salt,
+                KdfPurpose::Mac,
+                *iterations,
+                hash.output_len(),
+            ),
             MacAlgorithm::Pbmac1 {
                 prf,
                 salt,
                 iterations,
                 key_len,
-                hmac,
+                ..
             } => {
                 let mut key = Zeroizing::new(vec![0u8; *key_len]);
                 prf.pbkdf2(password.utf8_bytes(), salt, *iterations, &mut key);
-                hmac.hmac(&key, data)
+                key
             }
+        }
+    }
+
+    /// The MAC of `data` under a key from [`MacAlgorithm::derive_key`].
+    pub(crate) fn mac_with_key(&self, key: &[u8], data: &[u8]) -> Zeroizing<Vec<u8>> {
+        match self {
+            MacAlgorithm::Classic { hash, .. } => hash.hmac(key, data),
+            MacAlgorithm::Pbmac1 { hmac, .. } => hmac.hmac(key, data),
         }
     }
 

@@ -131,22 +131,20 @@ impl Builder {
         }
         let rng = self.rng.as_mut();
 
+        // Draw every salt and IV first, in a fixed order, so output is reproducible with a
+        // deterministic source; then run the independent derivations side by side.
         let mut cert_bags = Vec::new();
-        let mut key_bags = Vec::new();
+        let mut keys = Vec::new();
         let mut written: HashSet<[u8; 32]> = HashSet::new();
         for (identity, alias) in &self.identities {
             let leaf = identity.leaf();
             let local_key_id: [u8; 20] = Sha1::digest(leaf.der()).into();
             let attrs = attributes(alias.as_deref(), Some(&local_key_id), false);
-            let pkcs8 = identity.key().expose_pkcs8_der();
-            key_bags.push(match self.profile.key_scheme(iterations, rng)? {
-                Some(scheme) => {
-                    let ciphertext = scheme.encrypt(password, pkcs8)?;
-                    let epki = enc::seq(&[&scheme.to_der(), &enc::octets(&ciphertext)]);
-                    safe_bag(&oids::SHROUDED_KEY_BAG, &epki, &attrs)
-                }
-                None => safe_bag(&oids::KEY_BAG, pkcs8, &attrs),
-            });
+            keys.push((
+                identity.key().expose_pkcs8_der(),
+                self.profile.key_scheme(iterations, rng)?,
+                attrs.clone(),
+            ));
             cert_bags.push(cert_bag(leaf, &attrs));
             written.insert(*leaf.sha256());
             // CA certificates shared by several chains are written once.
@@ -162,13 +160,50 @@ impl Builder {
         for (cert, alias) in &self.trusted {
             cert_bags.push(cert_bag(cert, &attributes(Some(alias), None, true)));
         }
+        let cert_safe = (!cert_bags.is_empty())
+            .then(|| enc::seq(&cert_bags.iter().map(Vec::as_slice).collect::<Vec<_>>()));
+        let cert_scheme = match &cert_safe {
+            Some(_) => self.profile.cert_scheme(iterations, rng)?,
+            None => None,
+        };
+        let mac = self.profile.mac(iterations, rng)?;
 
+        let (mac_key, cert_ciphertext, key_ciphertexts) = std::thread::scope(|scope| {
+            let mac_key = scope.spawn(|| mac.as_ref().map(|m| m.derive_key(password)));
+            let certs = scope.spawn(|| match (&cert_scheme, &cert_safe) {
+                (Some(scheme), Some(safe)) => scheme.encrypt(password, safe).map(Some),
+                _ => Ok(None),
+            });
+            let keys: Vec<Result<Option<Vec<u8>>>> = keys
+                .iter()
+                .map(|(pkcs8, scheme, _)| {
+                    scheme
+                        .as_ref()
+                        .map(|s| s.encrypt(password, pkcs8))
+                        .transpose()
+                })
+                .collect();
+            (mac_key.join(), certs.join(), keys)
+        });
+        let worker = || Error::Invalid("a key derivation thread failed".into());
+        let mac_key = mac_key.map_err(|_| worker())?;
+        let cert_ciphertext = cert_ciphertext.map_err(|_| worker())??;
+
+        let mut key_bags = Vec::with_capacity(keys.len());
+        for ((pkcs8, scheme, attrs), ciphertext) in keys.iter().zip(key_ciphertexts) {
+            key_bags.push(match (scheme, ciphertext?) {
+                (Some(scheme), Some(ct)) => {
+                    let epki = enc::seq(&[&scheme.to_der(), &enc::octets(&ct)]);
+                    safe_bag(&oids::SHROUDED_KEY_BAG, &epki, attrs)
+                }
+                _ => safe_bag(&oids::KEY_BAG, pkcs8, attrs),
+            });
+        }
         let mut contents = Vec::new();
-        if !cert_bags.is_empty() {
-            let safe = enc::seq(&cert_bags.iter().map(Vec::as_slice).collect::<Vec<_>>());
-            contents.push(match self.profile.cert_scheme(iterations, rng)? {
-                Some(scheme) => encrypted_data(&scheme.to_der(), &scheme.encrypt(password, &safe)?),
-                None => data(&safe),
+        if let Some(safe) = &cert_safe {
+            contents.push(match (&cert_scheme, cert_ciphertext) {
+                (Some(scheme), Some(ct)) => encrypted_data(&scheme.to_der(), &ct),
+                _ => data(safe),
             });
         }
         if !key_bags.is_empty() {
@@ -177,9 +212,9 @@ impl Builder {
             )));
         }
         let auth_safe = enc::seq(&contents.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        let mac_data = match self.profile.mac(iterations, rng)? {
-            Some(mac) => mac.mac_data_der(&mac.compute(password, &auth_safe)),
-            None => Vec::new(),
+        let mac_data = match (&mac, &mac_key) {
+            (Some(mac), Some(key)) => mac.mac_data_der(&mac.mac_with_key(key, &auth_safe)),
+            _ => Vec::new(),
         };
         Ok(enc::seq(&[&enc::uint(3), &data(&auth_safe), &mac_data]))
     }
