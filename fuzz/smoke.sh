@@ -1,14 +1,48 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS (default 60) each, seeded with the PKCS#12 fixtures.
-# Usage: fuzz/smoke.sh [SECONDS]   (needs a nightly toolchain and `cargo install cargo-fuzz`)
-set -euo pipefail
+# Runs every fuzz target for SECONDS (default 60) each, one after the other, seeded from
+# tests/data (copied at run time into corpus/<target>, which is gitignored), with the bounds of
+# issue #8: an input that takes over 2 s (-timeout) or 2 GiB (-rss_limit_mb) is a bug, as is a
+# crash. Every target runs even when an earlier one fails; the exit status says whether any did.
+# Crashing inputs land in artifacts/<target>/.
+# Usage: fuzz/smoke.sh [SECONDS] [TARGET...]   (needs nightly and `cargo install cargo-fuzz`)
+set -uo pipefail
 seconds="${1:-60}"
+shift || true
 here="$(cd "$(dirname "$0")" && pwd)"
+data="$here/../tests/data"
 cd "$here"
-for target in $(cargo +nightly fuzz list); do
-    corpus="corpus/$target"
+
+seed() {
+    local corpus="corpus/$1"
     mkdir -p "$corpus"
-    cp -n ../tests/data/p12/*.p12 "$corpus"/ 2>/dev/null || true
+    case "$1" in
+        pkcs12_read | ber_normalize) cp -n "$data"/p12/*.p12 "$corpus"/ ;;
+        jks_read) cp -n "$data"/jks/*.jks "$data"/jks/*.jceks "$corpus"/ ;;
+        pem_store_read)
+            for f in "$data"/pki/certs/*.pem "$data"/pki/keys/*.pem; do
+                cp -n "$f" "$corpus/$(basename "$(dirname "$f")")-$(basename "$f")"
+            done
+            ;;
+        *) ;; # structured-input targets start from libFuzzer's own inputs
+    esac
+}
+
+targets=("$@")
+if [ "${#targets[@]}" -eq 0 ]; then
+    mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+cargo +nightly fuzz build || exit 1
+failed=()
+for target in "${targets[@]}"; do
+    seed "$target"
     echo "== $target for ${seconds}s"
-    cargo +nightly fuzz run "$target" "$corpus" -- -max_total_time="$seconds"
+    if ! cargo +nightly fuzz run "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -timeout=2 -rss_limit_mb=2048 -print_final_stats=1; then
+        failed+=("$target")
+    fi
 done
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "FAILED: ${failed[*]} (inputs in artifacts/)"
+    exit 1
+fi
+echo "all ${#targets[@]} targets ran ${seconds}s without a crash, timeout or OOM"
