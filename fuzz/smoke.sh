@@ -35,9 +35,19 @@ cargo +nightly fuzz build || exit 1
 failed=()
 for target in "${targets[@]}"; do
     seed "$target"
+    extra=()
+    case "$target" in
+        # pkcs12::read derives keys on scoped threads; std::thread::scope returns once their
+        # closures finish, before each OS thread has run its TLS destructors, so LeakSanitizer's
+        # per-input check can catch glibc's 32-byte __cxa_thread_atexit_impl node mid-exit and
+        # report a leak that is freed a moment later. Crashes, timeouts and OOMs still count.
+        pkcs12_read | pkcs12_roundtrip) extra=(-detect_leaks=0) ;;
+        *) ;;
+    esac
     echo "== $target for ${seconds}s"
     if ! cargo +nightly fuzz run "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -timeout=2 -rss_limit_mb=2048 -print_final_stats=1; then
+        -max_total_time="$seconds" -timeout=2 -rss_limit_mb=2048 -print_final_stats=1 \
+        "${extra[@]}"; then
         failed+=("$target")
     fi
 done

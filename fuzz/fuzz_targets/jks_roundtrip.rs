@@ -57,14 +57,11 @@ fn fixtures() -> &'static Fixtures {
 }
 
 fuzz_target!(|input: Input| {
-    // JCEKS keys cost 2 × 200,000 MD5 runs each to write and again to read: one per input keeps
-    // the target at a few inputs per second.
-    let keys = input
-        .items
-        .iter()
-        .filter(|i| matches!(i, Item::Key { .. }))
-        .count();
-    if input.items.len() > 4 || (input.jceks && keys > 1) {
+    // A JCEKS key costs 2 × 200,000 MD5 runs (keytool's fixed iteration count, not an input) to
+    // write and again to decrypt: ~0.25 s in a release build, ~2.4 s under ASan, past the
+    // 2-second timeout. JCEKS is round-tripped with trusted entries only; JKS with keys too.
+    let has_key = input.items.iter().any(|i| matches!(i, Item::Key { .. }));
+    if input.items.len() > 4 || (input.jceks && has_key) {
         return;
     }
     let kind = if input.jceks {
@@ -115,7 +112,6 @@ fuzz_target!(|input: Input| {
     // Refusals (duplicate aliases, non-ASCII JCEKS key passwords, …) are the writer's to make.
     let Ok(bytes) = written else { return };
 
-    // JCEKS keys are written at 200,000 iterations; the default limits allow them.
     let limits = Limits::default();
     let store = jks::read(&bytes, &store_password, &limits)
         .unwrap_or_else(|e| panic!("{kind:?}: cannot read what was written: {e}"));
