@@ -17,6 +17,8 @@ pub struct Certificate {
     der: Vec<u8>,
     // Boxed: the parsed form is large and certificates move around in vectors and enums.
     parsed: Box<x509_cert::Certificate>,
+    /// SubjectPublicKeyInfo DER, kept so key matching need not re-encode it per check.
+    spki_der: Vec<u8>,
     sha1: [u8; 20],
     sha256: [u8; 32],
 }
@@ -45,8 +47,14 @@ impl Certificate {
     pub fn from_der(der: &[u8]) -> Result<Self> {
         let parsed = x509_cert::Certificate::from_der(der)
             .map_err(|e| Error::from_der("X.509 certificate", e))?;
+        let spki_der = parsed
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| Error::from_der("certificate public key", e))?;
         Ok(Certificate {
             der: der.to_vec(),
+            spki_der,
             parsed: Box::new(parsed),
             sha1: Sha1::digest(der).into(),
             sha256: Sha256::digest(der).into(),
@@ -144,13 +152,7 @@ impl Certificate {
         &self,
         f: impl FnOnce(&SubjectPublicKeyInfoRef<'_>) -> Result<T>,
     ) -> Result<T> {
-        let spki_der = self
-            .parsed
-            .tbs_certificate()
-            .subject_public_key_info()
-            .to_der()
-            .map_err(|e| Error::from_der("certificate public key", e))?;
-        let spki = SubjectPublicKeyInfoRef::from_der(&spki_der)
+        let spki = SubjectPublicKeyInfoRef::from_der(&self.spki_der)
             .map_err(|e| Error::from_der("certificate public key", e))?;
         f(&spki)
     }

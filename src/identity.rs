@@ -29,14 +29,20 @@ impl Identity {
                 certificate_sha256: leaf.sha256_hex(),
             });
         }
+        Ok(Self::already_proven(key, leaf, chain))
+    }
+
+    /// An identity whose pairing the caller has just proven ([`pair_keys`] did the same check
+    /// [`Identity::new`] would repeat).
+    fn already_proven(key: PrivateKey, leaf: Certificate, chain: Vec<Certificate>) -> Self {
         let mut all = Vec::with_capacity(chain.len() + 1);
         all.push(leaf);
         all.extend(chain);
-        Ok(Identity {
+        Identity {
             key,
             chain: all,
             alias: None,
-        })
+        }
     }
 
     /// The same identity under an alias (friendlyName).
@@ -91,11 +97,12 @@ pub fn pair_keys(
         .collect()
 }
 
-/// An identity for `key` and `pool[leaf]`, its chain ordered from the rest of `pool`.
+/// An identity for `key` and `pool[leaf]`, its chain ordered from the rest of `pool`. `leaf`
+/// must come from [`pair_keys`] for this key, which has already proven the pairing.
 ///
 /// # Errors
-/// As [`Identity::new`]; [`Error::Invalid`] when `leaf` is out of range.
-pub fn assemble(key: &PrivateKey, leaf: usize, pool: &[Certificate]) -> Result<Identity> {
+/// [`Error::Invalid`] when `leaf` is out of range.
+pub(crate) fn assemble(key: &PrivateKey, leaf: usize, pool: &[Certificate]) -> Result<Identity> {
     let leaf_cert = pool
         .get(leaf)
         .ok_or_else(|| Error::Invalid("leaf certificate index out of range".into()))?;
@@ -103,5 +110,9 @@ pub fn assemble(key: &PrivateKey, leaf: usize, pool: &[Certificate]) -> Result<I
         .into_iter()
         .filter_map(|i| pool.get(i).cloned())
         .collect();
-    Identity::new(key.clone(), leaf_cert.clone(), chain)
+    Ok(Identity::already_proven(
+        key.clone(),
+        leaf_cert.clone(),
+        chain,
+    ))
 }
