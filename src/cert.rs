@@ -1,6 +1,6 @@
 //! X.509 certificates: parsed once, with the facts pfxkit reports and the chain ordering it needs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use der::{Decode, Encode};
@@ -19,6 +19,12 @@ pub struct Certificate {
     parsed: Box<x509_cert::Certificate>,
     /// SubjectPublicKeyInfo DER, kept so key matching need not re-encode it per check.
     spki_der: Vec<u8>,
+    /// Subject and issuer names as DER, and the key identifiers: chain building compares them
+    /// across whole pools, so they are extracted once.
+    subject_der: Vec<u8>,
+    issuer_der: Vec<u8>,
+    subject_key_id: Option<Vec<u8>>,
+    authority_key_id: Option<Vec<u8>>,
     sha1: [u8; 20],
     sha256: [u8; 32],
 }
@@ -47,14 +53,36 @@ impl Certificate {
     pub fn from_der(der: &[u8]) -> Result<Self> {
         let parsed = x509_cert::Certificate::from_der(der)
             .map_err(|e| Error::from_der("X.509 certificate", e))?;
-        let spki_der = parsed
-            .tbs_certificate()
+        let tbs = parsed.tbs_certificate();
+        let spki_der = tbs
             .subject_public_key_info()
             .to_der()
             .map_err(|e| Error::from_der("certificate public key", e))?;
+        let subject_der = tbs
+            .subject()
+            .to_der()
+            .map_err(|e| Error::from_der("certificate subject", e))?;
+        let issuer_der = tbs
+            .issuer()
+            .to_der()
+            .map_err(|e| Error::from_der("certificate issuer", e))?;
+        let subject_key_id = tbs
+            .get_extension::<SubjectKeyIdentifier>()
+            .ok()
+            .flatten()
+            .map(|(_, ski)| ski.0.as_bytes().to_vec());
+        let authority_key_id = tbs
+            .get_extension::<AuthorityKeyIdentifier>()
+            .ok()
+            .flatten()
+            .and_then(|(_, aki)| aki.key_identifier.map(|k| k.as_bytes().to_vec()));
         Ok(Certificate {
             der: der.to_vec(),
             spki_der,
+            subject_der,
+            issuer_der,
+            subject_key_id,
+            authority_key_id,
             parsed: Box::new(parsed),
             sha1: Sha1::digest(der).into(),
             sha256: Sha256::digest(der).into(),
@@ -159,81 +187,115 @@ impl Certificate {
 
     /// Whether subject and issuer are the same name (a root or a self-signed leaf).
     pub fn is_self_issued(&self) -> bool {
-        let tbs = self.parsed.tbs_certificate();
-        tbs.subject() == tbs.issuer()
-    }
-
-    fn subject_key_id(&self) -> Option<Vec<u8>> {
-        let (_, ski) = self
-            .parsed
-            .tbs_certificate()
-            .get_extension::<SubjectKeyIdentifier>()
-            .ok()??;
-        Some(ski.0.as_bytes().to_vec())
-    }
-
-    fn authority_key_id(&self) -> Option<Vec<u8>> {
-        let (_, aki) = self
-            .parsed
-            .tbs_certificate()
-            .get_extension::<AuthorityKeyIdentifier>()
-            .ok()??;
-        aki.key_identifier.map(|k| k.as_bytes().to_vec())
-    }
-
-    /// Whether `issuer` plausibly issued `self`: names match, and key identifiers do not
-    /// contradict each other.
-    fn issued_by(&self, issuer: &Certificate) -> bool {
-        if self.parsed.tbs_certificate().issuer() != issuer.parsed.tbs_certificate().subject() {
-            return false;
-        }
-        match (self.authority_key_id(), issuer.subject_key_id()) {
-            (Some(aki), Some(ski)) => aki == ski,
-            _ => true,
-        }
+        self.subject_der == self.issuer_der
     }
 }
 
 /// Orders a chain from `leaf` through `pool`: repeatedly the certificate whose subject is the
 /// current issuer (a matching key identifier preferred), stopping at a self-issued certificate
 /// or when nothing matches. Never loops: each certificate is used once. Returns indexes into
-/// `pool`, leaf excluded.
+/// `pool`, leaf excluded. To build chains for many leaves over one pool, index it once with
+/// [`ChainPool`].
 pub fn chain_from(leaf: &Certificate, pool: &[Certificate]) -> Vec<usize> {
-    let mut used: HashSet<&[u8; 32]> = HashSet::from([leaf.sha256()]);
-    let mut chain = Vec::new();
-    let mut current = leaf;
-    while !current.is_self_issued() {
-        let candidates = pool
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !used.contains(c.sha256()) && current.issued_by(c));
-        // Prefer an issuer whose key identifier positively matches the AKI.
-        let aki = current.authority_key_id();
-        let mut best: Option<(usize, &Certificate)> = None;
-        for (i, c) in candidates {
-            let exact = aki.is_some() && aki == c.subject_key_id();
-            if best.is_none() || exact {
-                best = Some((i, c));
-                if exact {
-                    break;
-                }
+    ChainPool::new(pool).chain_from(leaf, pool.len())
+}
+
+/// A pool of certificates indexed by subject name and key identifier, so that each step of a
+/// chain is a lookup rather than a scan of the pool: a file with thousands of certificates and
+/// keys must not cost thousands squared comparisons.
+pub struct ChainPool<'a> {
+    pool: &'a [Certificate],
+    /// Pool indexes by subject name, in pool order.
+    by_subject: HashMap<&'a [u8], Vec<usize>>,
+    /// Pool indexes by (subject name, subject key identifier), in pool order.
+    by_subject_and_key_id: HashMap<(&'a [u8], &'a [u8]), Vec<usize>>,
+    /// Pool indexes of certificates without a subject key identifier, by subject name.
+    without_key_id: HashMap<&'a [u8], Vec<usize>>,
+}
+
+impl<'a> ChainPool<'a> {
+    /// Indexes `pool`.
+    pub fn new(pool: &'a [Certificate]) -> Self {
+        let mut indexed = ChainPool {
+            pool,
+            by_subject: HashMap::new(),
+            by_subject_and_key_id: HashMap::new(),
+            without_key_id: HashMap::new(),
+        };
+        for (i, c) in pool.iter().enumerate() {
+            let subject = c.subject_der.as_slice();
+            indexed.by_subject.entry(subject).or_default().push(i);
+            match &c.subject_key_id {
+                Some(ski) => indexed
+                    .by_subject_and_key_id
+                    .entry((subject, ski.as_slice()))
+                    .or_default()
+                    .push(i),
+                None => indexed.without_key_id.entry(subject).or_default().push(i),
             }
         }
-        let Some((i, next)) = best else { break };
-        used.insert(next.sha256());
-        chain.push(i);
-        current = next;
+        indexed
     }
-    chain
+
+    /// The chain of `leaf` through the pool, at most `max_len` certificates long, as
+    /// [`chain_from`] orders it: at each step the first unused certificate whose subject is the
+    /// current issuer and whose key identifier equals the current authority key identifier;
+    /// failing that, the first whose identifiers do not contradict it.
+    pub fn chain_from(&self, leaf: &Certificate, max_len: usize) -> Vec<usize> {
+        let mut used: HashSet<&[u8; 32]> = HashSet::from([leaf.sha256()]);
+        let mut chain = Vec::new();
+        let mut current = leaf;
+        while chain.len() < max_len && !current.is_self_issued() {
+            let issuer = current.issuer_der.as_slice();
+            let first_unused = |list: Option<&Vec<usize>>| {
+                list.into_iter()
+                    .flatten()
+                    .copied()
+                    .find(|&i| self.pool.get(i).is_some_and(|c| !used.contains(c.sha256())))
+            };
+            let next = match &current.authority_key_id {
+                Some(aki) => {
+                    first_unused(self.by_subject_and_key_id.get(&(issuer, aki.as_slice())))
+                        .or_else(|| first_unused(self.without_key_id.get(issuer)))
+                }
+                None => first_unused(self.by_subject.get(issuer)),
+            };
+            let Some((i, next)) = next.and_then(|i| Some((i, self.pool.get(i)?))) else {
+                break;
+            };
+            used.insert(next.sha256());
+            chain.push(i);
+            current = next;
+        }
+        chain
+    }
 }
 
 /// Orders a set of certificates leaf-first: the first certificate that issued none of the
-/// others, then its chain from the set; certificates outside that chain follow in their order.
-pub fn order_leaf_first(certs: Vec<Certificate>) -> Vec<Certificate> {
+/// others, then its chain from the set (at most `max_chain_len` long); certificates outside that
+/// chain follow in their order.
+pub fn order_leaf_first(certs: Vec<Certificate>, max_chain_len: usize) -> Vec<Certificate> {
+    // For each issuer name of a certificate that is not self-issued: whether one of them has no
+    // authority key identifier, and the identifiers the others name.
+    let mut issued: HashMap<&[u8], (bool, HashSet<&[u8]>)> = HashMap::new();
+    for o in certs.iter().filter(|o| !o.is_self_issued()) {
+        let entry = issued.entry(o.issuer_der.as_slice()).or_default();
+        match &o.authority_key_id {
+            Some(aki) => {
+                entry.1.insert(aki.as_slice());
+            }
+            None => entry.0 = true,
+        }
+    }
+    // `c` issued another when that one names c's subject and its identifiers do not contradict
+    // c's. (`c` itself never counts: it would have to be self-issued.)
     let issues_another = |c: &Certificate| {
-        certs
-            .iter()
-            .any(|o| o != c && !o.is_self_issued() && o.issued_by(c))
+        issued
+            .get(c.subject_der.as_slice())
+            .is_some_and(|(any_without, akis)| match &c.subject_key_id {
+                None => true,
+                Some(ski) => *any_without || akis.contains(ski.as_slice()),
+            })
     };
     let Some(leaf_idx) = certs.iter().position(|c| !issues_another(c)) else {
         return certs;
@@ -241,11 +303,12 @@ pub fn order_leaf_first(certs: Vec<Certificate>) -> Vec<Certificate> {
     let Some(leaf) = certs.get(leaf_idx) else {
         return certs;
     };
-    let chain = chain_from(leaf, &certs);
+    let chain = ChainPool::new(&certs).chain_from(leaf, max_chain_len);
+    let in_chain: HashSet<usize> = chain.iter().copied().collect();
     let mut ordered = vec![leaf.clone()];
     ordered.extend(chain.iter().filter_map(|i| certs.get(*i).cloned()));
     for (i, c) in certs.iter().enumerate() {
-        if i != leaf_idx && !chain.contains(&i) {
+        if i != leaf_idx && !in_chain.contains(&i) {
             ordered.push(c.clone());
         }
     }

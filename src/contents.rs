@@ -112,7 +112,7 @@ pub fn load(
         }
         Format::Pem => {
             let bundle = crate::pem::read_bundle(bytes, key_password.or(password), limits)?;
-            let identities = bundle.identities()?;
+            let identities = bundle.identities(limits)?;
             let certificates = bundle
                 .certificates
                 .iter()
@@ -136,12 +136,13 @@ pub fn load(
             })?;
             let store = crate::jks::read(bytes, store_password, limits)?;
             let key_password = key_password.unwrap_or(store_password);
-            let mut contents = Contents::default();
+            let mut contents = Contents {
+                identities: store.identities(key_password, limits)?,
+                ..Contents::default()
+            };
             for entry in store.entries() {
                 match entry {
-                    crate::jks::Entry::PrivateKey(k) => {
-                        contents.identities.push(k.identity(key_password, limits)?)
-                    }
+                    crate::jks::Entry::PrivateKey(_) => {}
                     crate::jks::Entry::Trusted(t) => contents.certificates.push(LooseCertificate {
                         certificate: t.certificate().clone(),
                         alias: Some(t.alias().to_string()),

@@ -122,6 +122,8 @@ pub enum LimitKind {
     ChainLength,
     /// Length of one field (alias, certificate, key) in bytes.
     FieldLength,
+    /// CPU work of the whole file, in [work units](crate::limits::work).
+    Work,
 }
 
 impl fmt::Display for LimitKind {
@@ -136,6 +138,7 @@ impl fmt::Display for LimitKind {
             LimitKind::MacKeyLength => "PBMAC1 key length",
             LimitKind::ChainLength => "chain length",
             LimitKind::FieldLength => "field length",
+            LimitKind::Work => "work (KDFs, decryption and key proofs)",
         })
     }
 }

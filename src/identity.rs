@@ -1,9 +1,12 @@
 //! An identity: a private key, its leaf certificate and the chain above it, proven to belong
 //! together.
 
-use crate::cert::Certificate;
+use std::collections::HashMap;
+
+use crate::cert::{Certificate, ChainPool};
 use crate::error::{Error, Result};
-use crate::secret::PrivateKey;
+use crate::limits::{Limits, WorkBudget};
+use crate::secret::{PrivateKey, certificate_key_digest};
 
 /// A private key with its leaf certificate (first) and chain (leaf-first order).
 ///
@@ -77,42 +80,100 @@ impl Identity {
 /// For each key, the index of the certificate proven to hold its public key: first among the
 /// certificates whose hint (PKCS#12 `localKeyId`) equals the key's, then among all. File order is
 /// never trusted (OpenSSL's manual: the first certificate need not be the key's).
+///
+/// Each key's public half is computed once and looked up among the certificates by its modulus,
+/// point or public value, so the cost grows with the number of keys plus certificates, not their
+/// product; the computations are charged to [`Limits::max_work`] before they run.
+///
+/// # Errors
+/// [`Error::LimitExceeded`] when the keys' proofs would exceed [`Limits::max_work`].
 pub fn pair_keys(
     keys: &[(&PrivateKey, Option<&[u8]>)],
     certs: &[(&Certificate, Option<&[u8]>)],
-) -> Vec<Option<usize>> {
+    limits: &Limits,
+) -> Result<Vec<Option<usize>>> {
+    pair_keys_within(keys, certs, &mut WorkBudget::new(limits))
+}
+
+/// [`pair_keys`], charging the proofs to a budget the caller is already spending.
+pub(crate) fn pair_keys_within(
+    keys: &[(&PrivateKey, Option<&[u8]>)],
+    certs: &[(&Certificate, Option<&[u8]>)],
+    budget: &mut WorkBudget<'_>,
+) -> Result<Vec<Option<usize>>> {
+    let mut by_key: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+    for (i, (cert, _)) in certs.iter().enumerate() {
+        let digest =
+            cert.with_public_key(|spki| Ok(certificate_key_digest(spki).map(<[u8]>::to_vec)));
+        if let Ok(Some(digest)) = digest {
+            by_key.entry(digest).or_default().push(i);
+        }
+    }
+    if by_key.is_empty() {
+        return Ok(vec![None; keys.len()]);
+    }
     keys.iter()
         .map(|(key, key_hint)| {
-            let proven = |cert: &Certificate| {
-                cert.with_public_key(|spki| key.matches_public_key(spki))
-                    .unwrap_or(false)
+            budget.charge_work(key.proof_work())?;
+            // A key pfxkit cannot check (or a broken one) pairs with nothing.
+            let Ok(half) = key.public_half() else {
+                return Ok(None);
             };
-            let by_hint = key_hint.and_then(|hint| {
+            let Some(candidates) = by_key.get(half.digest()) else {
+                return Ok(None);
+            };
+            let proven = |i: usize| {
+                certs.get(i).is_some_and(|(c, _)| {
+                    c.with_public_key(|spki| Ok(half.matches(spki)))
+                        .unwrap_or(false)
+                })
+            };
+            let hinted = |i: usize| {
                 certs
-                    .iter()
-                    .position(|(c, h)| *h == Some(hint) && proven(c))
-            });
-            by_hint.or_else(|| certs.iter().position(|(c, _)| proven(c)))
+                    .get(i)
+                    .is_some_and(|(_, h)| h.is_some() && *h == *key_hint)
+            };
+            let by_hint = candidates
+                .iter()
+                .copied()
+                .find(|&i| key_hint.is_some() && hinted(i) && proven(i));
+            Ok(by_hint.or_else(|| candidates.iter().copied().find(|&i| proven(i))))
         })
         .collect()
 }
 
-/// An identity for `key` and `pool[leaf]`, its chain ordered from the rest of `pool`. `leaf`
-/// must come from [`pair_keys`] for this key, which has already proven the pairing.
-///
-/// # Errors
-/// [`Error::Invalid`] when `leaf` is out of range.
-pub(crate) fn assemble(key: &PrivateKey, leaf: usize, pool: &[Certificate]) -> Result<Identity> {
-    let leaf_cert = pool
-        .get(leaf)
-        .ok_or_else(|| Error::Invalid("leaf certificate index out of range".into()))?;
-    let chain = crate::cert::chain_from(leaf_cert, pool)
-        .into_iter()
-        .filter_map(|i| pool.get(i).cloned())
-        .collect();
-    Ok(Identity::already_proven(
-        key.clone(),
-        leaf_cert.clone(),
-        chain,
-    ))
+/// Identities for keys paired by [`pair_keys`], each with its chain (at most
+/// [`Limits::max_chain_len`] certificates above the leaf) built from the rest of `pool`, which
+/// is indexed once for all of them. Unpaired keys yield `None`.
+pub(crate) fn assemble_all(
+    keys: &[&PrivateKey],
+    pairings: &[Option<usize>],
+    pool: &[Certificate],
+    limits: &Limits,
+) -> Vec<Option<Identity>> {
+    let index = ChainPool::new(pool);
+    // Keys that share a leaf share its chain: build each once.
+    let mut chains: HashMap<usize, Vec<Certificate>> = HashMap::new();
+    keys.iter()
+        .zip(pairings)
+        .map(|(key, leaf)| {
+            let leaf = (*leaf)?;
+            let leaf_cert = pool.get(leaf)?;
+            let chain = chains
+                .entry(leaf)
+                .or_insert_with(|| {
+                    index
+                        .chain_from(leaf_cert, limits.max_chain_len)
+                        .into_iter()
+                        .filter_map(|i| pool.get(i).cloned())
+                        .collect()
+                })
+                .clone();
+            Some(Identity::already_proven(
+                (*key).clone(),
+                leaf_cert.clone(),
+                chain,
+            ))
+        })
+        .collect()
 }

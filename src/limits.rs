@@ -32,6 +32,11 @@ pub struct Limits {
     pub max_pbmac1_key_len: usize,
     /// Longest certificate chain of one key entry. Default 16.
     pub max_chain_len: usize,
+    /// Most CPU work one read may command, in [work units](work) (one unit ≈ 40 ns of one core
+    /// on the reference machine, about one SHA-256 compression with SHA extensions): every KDF,
+    /// bulk decryption, MAC over the data and key-to-certificate proof, summed over the whole
+    /// file and over every password candidate tried. Default 25,000,000 (≈ 1 s).
+    pub max_work: u64,
 }
 
 impl Default for Limits {
@@ -46,6 +51,7 @@ impl Default for Limits {
             min_pbmac1_key_len: 20,
             max_pbmac1_key_len: 64,
             max_chain_len: 16,
+            max_work: 25_000_000,
         }
     }
 }
@@ -73,16 +79,75 @@ impl Limits {
     }
 }
 
-/// Counts the KDF iterations an archive asks for, so the sum can be refused before it is spent.
-#[derive(Debug)]
-pub(crate) struct IterationBudget<'l> {
-    limits: &'l Limits,
-    spent: u64,
+/// The cost model behind [`Limits::max_work`]: how many work units each expensive operation
+/// costs. Iteration counts alone are a poor bound on time: one PBKDF2-HMAC-SHA512 iteration costs
+/// about eleven times what a PKCS#12-KDF SHA-1 iteration costs, a triple-DES byte a hundred times
+/// an AES one, and a DSA key proof grows with the cube of its size.
+///
+/// The weights were measured on the reference machine (AMD EPYC with SHA extensions, no SHA-512
+/// extensions; `cargo bench --bench floor` prints the compression costs) and rounded up, so a
+/// file at the default budget costs at most about one second of one core there. On a CPU without
+/// SHA extensions SHA-1 and SHA-256 run about four times slower than modelled.
+pub mod work {
+    /// One SHA-1 or SHA-224/256 compression (≈ 36–40 ns with SHA extensions).
+    pub const SHA256_BLOCK: u64 = 1;
+    /// One SHA-384/512 compression of a 128-byte block (≈ 220 ns: no hardware support).
+    pub const SHA512_BLOCK: u64 = 6;
+    /// One MD5 compression (≈ 100 ns), the JCEKS key KDF.
+    pub const MD5_BLOCK: u64 = 3;
+    /// Decrypting one KiB with triple DES (≈ 100 ns per byte).
+    pub const TRIPLE_DES_KIB: u64 = 2_600;
+    /// Decrypting one KiB with RC2 (≈ 9 ns per byte).
+    pub const RC2_KIB: u64 = 240;
+    /// Decrypting one KiB with RC4 (≈ 3 ns per byte).
+    pub const RC4_KIB: u64 = 80;
+    /// Decrypting one KiB with AES-CBC (≈ 0.2 ns per byte with AES-NI, ≈ 1 ns without).
+    pub const AES_KIB: u64 = 25;
+    /// Proving that an EC P-256 private key is a certificate's (one scalar multiplication).
+    pub const P256_PROOF: u64 = 2_500;
+    /// Proving an EC P-384 key.
+    pub const P384_PROOF: u64 = 6_000;
+    /// Proving an EC P-521 key.
+    pub const P521_PROOF: u64 = 6_000;
+    /// Proving an Ed25519 key.
+    pub const ED25519_PROOF: u64 = 600;
+    /// Proving an Ed448 key.
+    pub const ED448_PROOF: u64 = 16_000;
+
+    /// Units to decrypt `len` bytes at `per_kib` units per KiB (rounded up).
+    pub fn per_kib(len: usize, per_kib: u64) -> u64 {
+        (len as u64).div_ceil(1024).saturating_mul(per_kib)
+    }
+
+    /// Units to prove a DSA key with a `p_bits`-bit modulus: one modular exponentiation, whose
+    /// exponent is at most as long as p (num-bigint: ≈ 3 ns per limb² per exponent bit).
+    pub fn dsa_proof(p_bits: u32) -> u64 {
+        let limbs = u64::from(p_bits).div_ceil(64);
+        (limbs * limbs * u64::from(p_bits)).div_ceil(12).max(1)
+    }
 }
 
-impl<'l> IterationBudget<'l> {
+/// Counts the KDF iterations and the work a file asks for, so that the sums can be refused
+/// before they are spent.
+#[derive(Debug)]
+pub(crate) struct WorkBudget<'l> {
+    limits: &'l Limits,
+    iterations: u64,
+    work: u64,
+}
+
+impl<'l> WorkBudget<'l> {
     pub(crate) fn new(limits: &'l Limits) -> Self {
-        IterationBudget { limits, spent: 0 }
+        WorkBudget {
+            limits,
+            iterations: 0,
+            work: 0,
+        }
+    }
+
+    /// The limits this budget enforces.
+    pub(crate) fn limits(&self) -> &'l Limits {
+        self.limits
     }
 
     /// Checks one KDF's count (1 ≤ n ≤ max) without charging it.
@@ -97,16 +162,26 @@ impl<'l> IterationBudget<'l> {
         )
     }
 
-    /// Checks and charges one KDF run of `iterations`.
-    pub(crate) fn charge(&mut self, iterations: u64) -> Result<()> {
+    /// Checks and charges one KDF run of `iterations` whose whole operation (KDF and the
+    /// decryption or MAC it keys) costs `work` units.
+    pub(crate) fn charge_kdf(&mut self, iterations: u64, work: u64) -> Result<()> {
         self.check_one(iterations)?;
-        let total = self.spent.saturating_add(iterations);
+        let total = self.iterations.saturating_add(iterations);
         Limits::check(
             LimitKind::TotalIterations,
             total,
             self.limits.max_total_iterations,
         )?;
-        self.spent = total;
+        self.charge_work(work)?;
+        self.iterations = total;
+        Ok(())
+    }
+
+    /// Checks and charges `work` units of work that is not a KDF (a key proof, say).
+    pub(crate) fn charge_work(&mut self, work: u64) -> Result<()> {
+        let total = self.work.saturating_add(work);
+        Limits::check(LimitKind::Work, total, self.limits.max_work)?;
+        self.work = total;
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::cert::Certificate;
 use crate::error::{Error, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, WorkBudget};
 use crate::pkcs12::asn1::{DerReader, enc, tag};
 use crate::pkcs12::kdf::HashAlg;
 use crate::pkcs12::pbe::{EncryptionScheme, Pbes2Cipher, parse_encrypted_private_key_info};
@@ -34,19 +34,23 @@ impl Bundle {
     /// bundle's other certificates.
     ///
     /// # Errors
-    /// [`Error::Invalid`] when a key has no certificate in the bundle.
-    pub fn identities(&self) -> Result<Vec<crate::Identity>> {
+    /// [`Error::Invalid`] when a key has no certificate in the bundle;
+    /// [`Error::LimitExceeded`] when proving the keys would exceed [`Limits::max_work`].
+    pub fn identities(&self, limits: &Limits) -> Result<Vec<crate::Identity>> {
         let keys: Vec<_> = self.keys.iter().map(|k| (k, None)).collect();
         let certs: Vec<_> = self.certificates.iter().map(|c| (c, None)).collect();
-        crate::identity::pair_keys(&keys, &certs)
+        let pairings = crate::identity::pair_keys(&keys, &certs, limits)?;
+        let keys: Vec<&PrivateKey> = self.keys.iter().collect();
+        crate::identity::assemble_all(&keys, &pairings, &self.certificates, limits)
             .into_iter()
             .zip(&self.keys)
-            .map(|(leaf, key)| match leaf {
-                Some(i) => crate::identity::assemble(key, i, &self.certificates),
-                None => Err(Error::Invalid(format!(
-                    "no certificate in the bundle matches the {} private key",
-                    key.algorithm().name()
-                ))),
+            .map(|(identity, key)| {
+                identity.ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "no certificate in the bundle matches the {} private key",
+                        key.algorithm().name()
+                    ))
+                })
             })
             .collect()
     }
@@ -199,6 +203,7 @@ pub fn read_bundle(
     limits: &Limits,
 ) -> Result<Bundle> {
     limits.check_input_size(input.len())?;
+    let mut budget = WorkBudget::new(limits);
     let mut bundle = Bundle::default();
     if !is_pem(input) {
         if let Ok(cert) = Certificate::from_der(input) {
@@ -206,7 +211,7 @@ pub fn read_bundle(
         } else {
             bundle
                 .keys
-                .push(decode_der_key(input, key_password, limits)?);
+                .push(decode_der_key(input, key_password, &mut budget)?);
         }
         return Ok(bundle);
     }
@@ -238,7 +243,7 @@ pub fn read_bundle(
             "ENCRYPTED PRIVATE KEY" => {
                 bundle
                     .keys
-                    .push(decrypt_pkcs8(&contents, key_password, limits)?);
+                    .push(decrypt_pkcs8_within(&contents, key_password, &mut budget)?);
             }
             "RSA PRIVATE KEY" => bundle
                 .keys
@@ -262,12 +267,12 @@ pub fn read_bundle(
 fn decode_der_key(
     der: &[u8],
     key_password: Option<&Password>,
-    limits: &Limits,
+    budget: &mut WorkBudget<'_>,
 ) -> Result<PrivateKey> {
     match PrivateKey::from_pkcs8_der(der) {
         Ok(key) => Ok(key),
         // An EncryptedPrivateKeyInfo starts with a SEQUENCE holding an AlgorithmIdentifier.
-        Err(plain_err) => decrypt_pkcs8(der, key_password, limits).map_err(|e| match e {
+        Err(plain_err) => decrypt_pkcs8_within(der, key_password, budget).map_err(|e| match e {
             Error::Malformed { .. } => plain_err,
             other => other,
         }),
@@ -283,14 +288,27 @@ pub fn decrypt_pkcs8(
     password: Option<&Password>,
     limits: &Limits,
 ) -> Result<PrivateKey> {
+    decrypt_pkcs8_within(der, password, &mut WorkBudget::new(limits))
+}
+
+/// [`decrypt_pkcs8`], charging the KDF and decryption to a budget shared by the whole file.
+fn decrypt_pkcs8_within(
+    der: &[u8],
+    password: Option<&Password>,
+    budget: &mut WorkBudget<'_>,
+) -> Result<PrivateKey> {
     const CTX: &str = "EncryptedPrivateKeyInfo";
     let mut r = DerReader::new(der, CTX);
     let epki = r.read(tag::SEQUENCE, "EncryptedPrivateKeyInfo")?;
     r.finish()?;
-    let (scheme, ciphertext) = parse_encrypted_private_key_info(&epki, limits)?;
+    let (scheme, ciphertext) = parse_encrypted_private_key_info(&epki, budget.limits())?;
     let password = password.ok_or_else(|| {
         Error::Invalid("the private key is encrypted: a key password is needed".into())
     })?;
+    budget.charge_kdf(
+        u64::from(scheme.iterations()),
+        scheme.work(ciphertext.len()),
+    )?;
     let plain = scheme.decrypt(password, ciphertext)?;
     PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error::wrong_password("encrypted private key"))
 }

@@ -242,37 +242,54 @@ impl PrivateKey {
     /// [`Error::Malformed`] when the key's inner structure is broken, [`Error::Unsupported`] for
     /// algorithms whose public half pfxkit cannot compute (the key is still kept).
     pub fn matches_public_key(&self, spki: &SubjectPublicKeyInfoRef<'_>) -> Result<bool> {
+        if !self.algorithm.may_match(&spki.algorithm.oid) {
+            return Ok(false);
+        }
+        Ok(self.public_half()?.matches(spki))
+    }
+
+    /// [Work units](crate::limits::work) of computing this key's public half once.
+    pub(crate) fn proof_work(&self) -> u64 {
+        use crate::limits::work;
+        match &self.algorithm {
+            // The public half is part of the private key: comparing is the whole proof.
+            KeyAlgorithm::Rsa { .. } | KeyAlgorithm::Other(_) | KeyAlgorithm::Ec(None) => 1,
+            KeyAlgorithm::Ec(Some(Curve::P256)) => work::P256_PROOF,
+            KeyAlgorithm::Ec(Some(Curve::P384)) => work::P384_PROOF,
+            KeyAlgorithm::Ec(Some(Curve::P521)) => work::P521_PROOF,
+            KeyAlgorithm::Ed25519 => work::ED25519_PROOF,
+            KeyAlgorithm::Ed448 => work::ED448_PROOF,
+            KeyAlgorithm::Dsa { bits } => work::dsa_proof(*bits),
+        }
+    }
+
+    /// Computes the public half (a scalar multiplication or modular exponentiation for all but
+    /// RSA), once, so that it can be compared with any number of certificates.
+    ///
+    /// # Errors
+    /// As [`PrivateKey::matches_public_key`]; also [`Error::Unsupported`] for a DSA prime above
+    /// 8192 bits.
+    pub(crate) fn public_half(&self) -> Result<PublicHalf> {
         let info = pkcs8::PrivateKeyInfoRef::from_der(&self.der)
             .map_err(|e| Error::from_der("PKCS#8 private key", e))?;
-        let cert_key = spki.subject_public_key.raw_bytes();
-        let spki_oid = spki.algorithm.oid;
         let inner = info.private_key.as_bytes();
-        match &self.algorithm {
+        Ok(match &self.algorithm {
             KeyAlgorithm::Rsa { .. } => {
-                if spki_oid != oids::RSA && spki_oid != oids::RSA_PSS {
-                    return Ok(false);
-                }
                 let (n, e) = rsa_private_public_half(inner)?;
-                let Ok((cn, ce)) = rsa_public_key(cert_key) else {
-                    return Ok(false);
-                };
-                Ok(n == cn && e == ce)
+                PublicHalf::Rsa {
+                    n: n.to_vec(),
+                    e: e.to_vec(),
+                }
             }
             KeyAlgorithm::Ec(curve) => {
-                if spki_oid != oids::EC {
-                    return Ok(false);
-                }
                 let curve = curve.ok_or_else(|| Error::Unsupported {
                     what: "public key check for this elliptic curve".into(),
                     oid: None,
                 })?;
                 let scalar = Zeroizing::new(ec_private_scalar(inner)?);
-                ec_public_matches(curve, &scalar, cert_key)
+                PublicHalf::Ec(ec_public_point(curve, &scalar)?)
             }
             KeyAlgorithm::Ed25519 => {
-                if spki_oid != oids::ED25519 {
-                    return Ok(false);
-                }
                 let seed = Zeroizing::new(octet_string_content(inner, "Ed25519 private key")?);
                 let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
                     seed.as_slice()
@@ -280,32 +297,139 @@ impl PrivateKey {
                         .map_err(|_| Error::malformed("Ed25519 private key", "not 32 bytes"))?,
                 );
                 let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-                Ok(signing.verifying_key().as_bytes().as_slice() == cert_key)
-            }
-            KeyAlgorithm::Dsa { bits } => {
-                if spki_oid != oids::DSA || *bits > MAX_DSA_BITS {
-                    return Ok(false);
-                }
-                dsa_public_matches(&info, inner, cert_key, spki)
+                PublicHalf::Eddsa(signing.verifying_key().as_bytes().to_vec())
             }
             KeyAlgorithm::Ed448 => {
-                if spki_oid != oids::ED448 {
-                    return Ok(false);
-                }
                 let seed = Zeroizing::new(octet_string_content(inner, "Ed448 private key")?);
                 let signing = ed448_goldilocks::SigningKey::try_from(seed.as_slice())
                     .map_err(|_| Error::malformed("Ed448 private key", "not 57 bytes"))?;
-                Ok(signing.verifying_key().as_bytes().as_slice() == cert_key)
+                PublicHalf::Eddsa(signing.verifying_key().as_bytes().to_vec())
+            }
+            KeyAlgorithm::Dsa { bits } => {
+                if *bits > MAX_DSA_BITS {
+                    return Err(Error::Unsupported {
+                        what: format!("public key check for a {bits}-bit DSA key"),
+                        oid: Some(oids::DSA.to_string()),
+                    });
+                }
+                dsa_public_half(&info, inner)?
             }
             KeyAlgorithm::Other(_) => {
                 // No arithmetic for these: the v2 PKCS#8 public key, when present, is only a
                 // claim, so it is not taken as proof.
-                Err(Error::Unsupported {
+                return Err(Error::Unsupported {
                     what: format!("public key check for {} keys", self.algorithm.name()),
                     oid: Some(info.algorithm.oid.to_string()),
-                })
+                });
+            }
+        })
+    }
+}
+
+impl KeyAlgorithm {
+    /// Whether a certificate key of algorithm `spki_oid` can be this key's public half.
+    fn may_match(&self, spki_oid: &ObjectIdentifier) -> bool {
+        match self {
+            KeyAlgorithm::Rsa { .. } => *spki_oid == oids::RSA || *spki_oid == oids::RSA_PSS,
+            KeyAlgorithm::Ec(_) => *spki_oid == oids::EC,
+            KeyAlgorithm::Ed25519 => *spki_oid == oids::ED25519,
+            KeyAlgorithm::Ed448 => *spki_oid == oids::ED448,
+            KeyAlgorithm::Dsa { .. } => *spki_oid == oids::DSA,
+            KeyAlgorithm::Other(_) => false,
+        }
+    }
+}
+
+/// A private key's public half, computed once (see [`PrivateKey::public_half`]).
+pub(crate) enum PublicHalf {
+    /// Modulus and public exponent, big-endian without leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// The uncompressed SEC1 point `04 ‖ X ‖ Y`.
+    Ec(Vec<u8>),
+    /// The Ed25519 or Ed448 public key.
+    Eddsa(Vec<u8>),
+    /// The DSA domain parameters as encoded in the key, and y = g^x mod p (big-endian, no
+    /// leading zeros).
+    Dsa { params: Vec<u8>, y: Vec<u8> },
+}
+
+impl PublicHalf {
+    /// Bytes that [`certificate_key_digest`] gives for every certificate this half matches: a
+    /// lookup key, so pairing many keys with many certificates needs no pairwise comparisons.
+    pub(crate) fn digest(&self) -> &[u8] {
+        match self {
+            PublicHalf::Rsa { n, .. } => n,
+            PublicHalf::Ec(point) => ec_x(point).unwrap_or(point),
+            PublicHalf::Eddsa(key) => key,
+            PublicHalf::Dsa { y, .. } => y,
+        }
+    }
+
+    /// Whether `spki` holds this public key.
+    pub(crate) fn matches(&self, spki: &SubjectPublicKeyInfoRef<'_>) -> bool {
+        let cert_key = spki.subject_public_key.raw_bytes();
+        match self {
+            PublicHalf::Rsa { n, e } => rsa_public_key(cert_key)
+                .is_ok_and(|(cn, ce)| cn == n.as_slice() && ce == e.as_slice()),
+            PublicHalf::Ec(point) => ec_point_matches(point, cert_key),
+            PublicHalf::Eddsa(key) => key.as_slice() == cert_key,
+            PublicHalf::Dsa { params, y } => {
+                // The certificate may omit the parameters (inherited from its issuer); when it
+                // has them they must be the key's.
+                if let Some(cert_params) = spki.algorithm.parameters
+                    && cert_params.value() != params.as_slice()
+                {
+                    return false;
+                }
+                UintRef::from_der(cert_key).is_ok_and(|cy| cy.as_bytes() == y.as_slice())
             }
         }
+    }
+}
+
+/// The lookup bytes of a certificate's public key (see [`PublicHalf::digest`]): the RSA
+/// modulus, the EC X coordinate, the EdDSA key, the DSA y; `None` when the key does not parse.
+pub(crate) fn certificate_key_digest<'a>(spki: &SubjectPublicKeyInfoRef<'a>) -> Option<&'a [u8]> {
+    let oid = spki.algorithm.oid;
+    let key = spki.subject_public_key.as_bytes()?;
+    if oid == oids::RSA || oid == oids::RSA_PSS {
+        rsa_public_key(key).ok().map(|(n, _)| n)
+    } else if oid == oids::EC {
+        ec_x(key)
+    } else if oid == oids::ED25519 || oid == oids::ED448 {
+        Some(key)
+    } else if oid == oids::DSA {
+        UintRef::from_der(key).ok().map(|y| y.as_bytes())
+    } else {
+        None
+    }
+}
+
+/// The X coordinate of a compressed (`02`/`03 ‖ X`) or uncompressed (`04 ‖ X ‖ Y`) SEC1 point.
+fn ec_x(point: &[u8]) -> Option<&[u8]> {
+    let (&form, rest) = point.split_first()?;
+    match form {
+        2 | 3 => Some(rest),
+        4 if rest.len() % 2 == 0 => rest.get(..rest.len() / 2),
+        _ => None,
+    }
+}
+
+/// Whether a certificate's SEC1 point (either form) is `uncompressed`.
+fn ec_point_matches(uncompressed: &[u8], cert_point: &[u8]) -> bool {
+    let Some((&form, rest)) = cert_point.split_first() else {
+        return false;
+    };
+    match form {
+        4 => uncompressed == cert_point,
+        // Compressed: X, and the parity of Y in the form byte.
+        2 | 3 => {
+            ec_x(uncompressed) == Some(rest)
+                && uncompressed
+                    .last()
+                    .is_some_and(|y_last| (y_last & 1) == (form & 1))
+        }
+        _ => false,
     }
 }
 
@@ -428,21 +552,29 @@ fn ec_inner_curve(inner: &[u8]) -> Option<ObjectIdentifier> {
     key.parameters.and_then(|p| p.named_curve())
 }
 
-fn ec_public_matches(curve: Curve, scalar: &[u8], cert_point: &[u8]) -> Result<bool> {
+/// The uncompressed SEC1 point of `scalar` times the curve's generator.
+fn ec_public_point(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>> {
+    use p256::elliptic_curve::sec1::ToSec1Point;
     let bad = || Error::malformed("EC private key", "scalar out of range for its curve");
     Ok(match curve {
-        Curve::P256 => {
-            let sk = p256::SecretKey::from_slice(scalar).map_err(|_| bad())?;
-            p256::PublicKey::from_sec1_bytes(cert_point).is_ok_and(|pk| pk == sk.public_key())
-        }
-        Curve::P384 => {
-            let sk = p384::SecretKey::from_slice(scalar).map_err(|_| bad())?;
-            p384::PublicKey::from_sec1_bytes(cert_point).is_ok_and(|pk| pk == sk.public_key())
-        }
-        Curve::P521 => {
-            let sk = p521::SecretKey::from_slice(scalar).map_err(|_| bad())?;
-            p521::PublicKey::from_sec1_bytes(cert_point).is_ok_and(|pk| pk == sk.public_key())
-        }
+        Curve::P256 => p256::SecretKey::from_slice(scalar)
+            .map_err(|_| bad())?
+            .public_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec(),
+        Curve::P384 => p384::SecretKey::from_slice(scalar)
+            .map_err(|_| bad())?
+            .public_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec(),
+        Curve::P521 => p521::SecretKey::from_slice(scalar)
+            .map_err(|_| bad())?
+            .public_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec(),
     })
 }
 
@@ -466,34 +598,29 @@ fn dsa_params<'a>(info: &pkcs8::PrivateKeyInfoRef<'a>) -> Result<(&'a [u8], &'a 
     Ok((p.as_bytes(), q.as_bytes(), g.as_bytes()))
 }
 
-fn dsa_public_matches(
-    info: &pkcs8::PrivateKeyInfoRef<'_>,
-    inner: &[u8],
-    cert_key: &[u8],
-    spki: &SubjectPublicKeyInfoRef<'_>,
-) -> Result<bool> {
+/// y = g^x mod p for a DSA private key x, with the parameters it was computed under.
+fn dsa_public_half(info: &pkcs8::PrivateKeyInfoRef<'_>, inner: &[u8]) -> Result<PublicHalf> {
     use num_bigint::BigUint;
     let (p, _q, g) = dsa_params(info)?;
-    // The certificate may omit the parameters (inherited from its issuer); when it has them they
-    // must be the key's.
-    if let Some(cert_params) = spki.algorithm.parameters
-        && let Some(key_params) = info.algorithm.parameters
-        && cert_params.value() != key_params.value()
-    {
-        return Ok(false);
-    }
+    let params = info
+        .algorithm
+        .parameters
+        .map(|a| a.value().to_vec())
+        .unwrap_or_default();
     let x = UintRef::from_der(inner).map_err(decode_err("DSA private key"))?;
-    let Ok(y) = UintRef::from_der(cert_key) else {
-        return Ok(false);
-    };
     let p = BigUint::from_bytes_be(p);
     if p.bits() < 2 {
         return Err(Error::malformed("DSA parameters", "p is too small"));
     }
     // num-bigint cannot zeroize its limbs; the private exponent's copy lives only for this call.
     let x = BigUint::from_bytes_be(x.as_bytes());
-    let computed = BigUint::from_bytes_be(g).modpow(&x, &p);
-    Ok(computed == BigUint::from_bytes_be(y.as_bytes()))
+    let y = BigUint::from_bytes_be(g).modpow(&x, &p);
+    let mut y = y.to_bytes_be();
+    // UintRef strips leading zeros; so does to_bytes_be, except that zero is one zero byte.
+    if y == [0] {
+        y.clear();
+    }
+    Ok(PublicHalf::Dsa { params, y })
 }
 
 /// Where a password comes from, in the form OpenSSL users know: `pass:TEXT`, `env:VAR`,

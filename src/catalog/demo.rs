@@ -199,7 +199,7 @@ fn read_pem(cert: &Path, key: Option<&Path>) -> Result<Certificate> {
             Some(&Password::new(ENTRY_PASSWORD)),
             &Limits::default(),
         )?
-        .identities()?,
+        .identities(&Limits::default())?,
     )
 }
 

@@ -44,7 +44,7 @@ pub use write::{JCEKS_WRITE_ITERATIONS, WriteEntry, write, write_with};
 use crate::cert::Certificate;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::limits::Limits;
+use crate::limits::{Limits, WorkBudget};
 use crate::secret::{Password, PrivateKey};
 
 /// Magic number of a JKS file.
@@ -136,6 +136,77 @@ impl Keystore {
     /// bytes after the digest.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Decrypts every key entry's key with `key_password`, in entry order: one result per key
+    /// entry (a wrong password or an undecryptable algorithm fails that entry only).
+    ///
+    /// The work of all of them — JCEKS iterations, triple DES — is summed and checked against
+    /// [`Limits::max_total_iterations`] and [`Limits::max_work`] before any key is decrypted:
+    /// one entry's bound alone would let a file of thousands of entries spin for hours.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] when the total exceeds a limit (nothing is decrypted then).
+    pub fn decrypt_keys(
+        &self,
+        key_password: &Password,
+        limits: &Limits,
+    ) -> Result<Vec<Result<PrivateKey>>> {
+        self.decrypt_keys_within(key_password, &mut WorkBudget::new(limits))
+    }
+
+    fn decrypt_keys_within(
+        &self,
+        key_password: &Password,
+        budget: &mut WorkBudget<'_>,
+    ) -> Result<Vec<Result<PrivateKey>>> {
+        let keys: Vec<&KeyEntry> = self
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::PrivateKey(k) => Some(k),
+                _ => None,
+            })
+            .collect();
+        for k in &keys {
+            let iterations = match k.protection {
+                KeyProtection::PbeWithMd5AndTripleDes { iterations } => u64::from(iterations),
+                KeyProtection::Jks | KeyProtection::Other { .. } => 0,
+            };
+            let work = k.decryption_work();
+            if iterations > 0 {
+                budget.charge_kdf(iterations, work)?;
+            } else {
+                budget.charge_work(work)?;
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|k| k.decrypt(key_password, budget.limits()))
+            .collect())
+    }
+
+    /// Every key entry as an identity (key proven to belong to its leaf), in entry order. The
+    /// decryptions and proofs together are held to [`Limits::max_work`], checked before each
+    /// runs.
+    ///
+    /// # Errors
+    /// The first entry's error from [`KeyEntry::identity`], or [`Error::LimitExceeded`].
+    pub fn identities(&self, key_password: &Password, limits: &Limits) -> Result<Vec<Identity>> {
+        let mut budget = WorkBudget::new(limits);
+        let keys = self.decrypt_keys_within(key_password, &mut budget)?;
+        let entries = self.entries.iter().filter_map(|e| match e {
+            Entry::PrivateKey(k) => Some(k),
+            _ => None,
+        });
+        entries
+            .zip(keys)
+            .map(|(entry, key)| {
+                let key = key?;
+                budget.charge_work(key.proof_work())?;
+                entry.identity_from(key)
+            })
+            .collect()
     }
 
     /// The entry with this alias, compared case-insensitively (Java lower-cases aliases when it
@@ -256,7 +327,25 @@ impl KeyEntry {
     /// [`Error::KeyMismatch`] when the key is not the leaf's; [`Error::Unsupported`] when pfxkit
     /// cannot compute the public half of the key's algorithm.
     pub fn identity(&self, key_password: &Password, limits: &Limits) -> Result<Identity> {
-        let key = self.decrypt(key_password, limits)?;
+        self.identity_from(self.decrypt(key_password, limits)?)
+    }
+
+    /// [Work units](crate::limits::work) of decrypting this entry's key once.
+    fn decryption_work(&self) -> u64 {
+        use crate::limits::work;
+        let len = self.encrypted_key.len();
+        match self.protection {
+            // A SHA-1 keystream (one hash per 20 bytes) and a SHA-1 check over the key.
+            KeyProtection::Jks => (len as u64 / 20 + len as u64 / 64 + 4) * work::SHA256_BLOCK,
+            // Two MD5 chains of `iterations` each, then triple DES over the key.
+            KeyProtection::PbeWithMd5AndTripleDes { iterations } => (2 * u64::from(iterations) + 2)
+                .saturating_mul(work::MD5_BLOCK)
+                .saturating_add(work::per_kib(len, work::TRIPLE_DES_KIB)),
+            KeyProtection::Other { .. } => 0,
+        }
+    }
+
+    fn identity_from(&self, key: PrivateKey) -> Result<Identity> {
         let (leaf, rest) = self.chain.split_first().ok_or_else(|| {
             Error::Invalid(format!(
                 "key entry '{}' has no certificate chain",

@@ -4,6 +4,7 @@ use der::asn1::ObjectIdentifier as Oid;
 use zeroize::Zeroizing;
 
 use super::{fastkdf, oids};
+use crate::limits::work;
 
 /// The hash functions PKCS#12 files use for MACs, PRFs and KDFs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -128,6 +129,54 @@ impl HashAlg {
 
     pub(crate) fn from_hmac_oid(oid: &Oid) -> Option<Self> {
         ALL.into_iter().find(|h| h.hmac_oid() == *oid)
+    }
+
+    /// Input block length in bytes (64, or 128 for the SHA-512 family).
+    fn block_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 | HashAlg::Sha224 | HashAlg::Sha256 => 64,
+            _ => 128,
+        }
+    }
+
+    /// [Work units](crate::limits::work) of `blocks` compressions.
+    fn blocks_work(self, blocks: u64) -> u64 {
+        let per_block = match self.block_len() {
+            64 => work::SHA256_BLOCK,
+            _ => work::SHA512_BLOCK,
+        };
+        blocks.saturating_mul(per_block)
+    }
+
+    /// Compressions to hash `len` bytes (length padding included).
+    fn hash_blocks(self, len: usize) -> u64 {
+        // Padding adds a 1 bit and the 8- or 16-byte length.
+        (len as u64 + 17).div_ceil(self.block_len() as u64)
+    }
+
+    /// Work units of an HMAC over `len` bytes (key pads and the outer hash included).
+    pub(crate) fn hmac_work(self, len: usize) -> u64 {
+        self.blocks_work(self.hash_blocks(len) + 3)
+    }
+
+    /// Work units of PBKDF2-HMAC with this hash deriving `out_len` bytes: two compressions per
+    /// iteration per output block, plus the salt's first round.
+    pub(crate) fn pbkdf2_work(self, iterations: u32, salt_len: usize, out_len: usize) -> u64 {
+        let blocks = (out_len.max(1) as u64).div_ceil(self.output_len() as u64);
+        let per_block = 2 * u64::from(iterations) + self.hash_blocks(salt_len + 4) + 3;
+        self.blocks_work(blocks.saturating_mul(per_block))
+    }
+
+    /// Work units of the PKCS#12 KDF deriving `out_len` bytes: one compression per iteration per
+    /// output block (each round hashes one digest), plus the first round over D ‖ S ‖ P.
+    pub(crate) fn pkcs12_kdf_work(self, iterations: u32, salt_len: usize, out_len: usize) -> u64 {
+        let v = self.block_len() as u64;
+        let blocks = (out_len.max(1) as u64).div_ceil(self.output_len() as u64);
+        // D, then S and P each padded to whole blocks (the password is the caller's, not the
+        // file's: two blocks cover any realistic one).
+        let first = 1 + (salt_len as u64).div_ceil(v) + 2;
+        let per_block = u64::from(iterations) + first;
+        self.blocks_work(blocks.saturating_mul(per_block))
     }
 
     /// HMAC of `data` under `key`.

@@ -57,6 +57,29 @@ impl MacAlgorithm {
         }
     }
 
+    /// [Work units](crate::limits::work) of verifying the MAC over `data_len` bytes once: the
+    /// key derivation and the HMAC.
+    pub(crate) fn work(&self, data_len: usize) -> u64 {
+        match self {
+            MacAlgorithm::Classic {
+                hash,
+                salt,
+                iterations,
+            } => hash
+                .pkcs12_kdf_work(*iterations, salt.len(), hash.output_len())
+                .saturating_add(hash.hmac_work(data_len)),
+            MacAlgorithm::Pbmac1 {
+                prf,
+                salt,
+                iterations,
+                key_len,
+                hmac,
+            } => prf
+                .pbkdf2_work(*iterations, salt.len(), *key_len)
+                .saturating_add(hmac.hmac_work(data_len)),
+        }
+    }
+
     /// Computes the MAC of `data`.
     pub(crate) fn compute(&self, password: &Password, data: &[u8]) -> Zeroizing<Vec<u8>> {
         self.mac_with_key(&self.derive_key(password), data)

@@ -11,7 +11,7 @@ use super::asn1::{DerReader, Tlv, enc, tag};
 use super::kdf::{HashAlg, KdfPurpose};
 use super::oids;
 use crate::error::{Error, LimitKind, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, work};
 use crate::secret::Password;
 
 /// A PKCS#12 PBES1 cipher (the `pbeWithSHAAnd…` family).
@@ -312,6 +312,46 @@ impl EncryptionScheme {
             EncryptionScheme::Pbes1 { iterations, .. }
             | EncryptionScheme::Pbes2 { iterations, .. } => *iterations,
         }
+    }
+
+    /// [Work units](crate::limits::work) of deriving this scheme's key (and IV) and decrypting
+    /// `len` bytes with it.
+    pub(crate) fn work(&self, len: usize) -> u64 {
+        let (kdf, cipher_per_kib) = match self {
+            EncryptionScheme::Pbes1 {
+                cipher,
+                salt,
+                iterations,
+            } => {
+                let (key_len, iv_len) = cipher.sizes();
+                let sha1 = HashAlg::Sha1;
+                let mut kdf = sha1.pkcs12_kdf_work(*iterations, salt.len(), key_len);
+                if iv_len > 0 {
+                    kdf = kdf.saturating_add(sha1.pkcs12_kdf_work(*iterations, salt.len(), iv_len));
+                }
+                let per_kib = match cipher {
+                    Pbes1Cipher::TripleDes | Pbes1Cipher::TwoKeyTripleDes => work::TRIPLE_DES_KIB,
+                    Pbes1Cipher::Rc2_128 | Pbes1Cipher::Rc2_40 => work::RC2_KIB,
+                    Pbes1Cipher::Rc4_128 | Pbes1Cipher::Rc4_40 => work::RC4_KIB,
+                };
+                (kdf, per_kib)
+            }
+            EncryptionScheme::Pbes2 {
+                prf,
+                salt,
+                iterations,
+                cipher,
+                ..
+            } => {
+                let kdf = prf.pbkdf2_work(*iterations, salt.len(), cipher.sizes().0);
+                let per_kib = match cipher {
+                    Pbes2Cipher::DesEde3Cbc => work::TRIPLE_DES_KIB,
+                    _ => work::AES_KIB,
+                };
+                (kdf, per_kib)
+            }
+        };
+        kdf.saturating_add(work::per_kib(len, cipher_per_kib))
     }
 
     /// A short name: `pbe-sha1-3des`, `pbes2-pbkdf2-hmac-sha256-aes-256-cbc`.

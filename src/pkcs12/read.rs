@@ -12,8 +12,8 @@ use super::oids;
 use super::pbe::{EncryptionScheme, parse_encrypted_private_key_info};
 use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
-use crate::identity::{Identity, assemble, pair_keys};
-use crate::limits::{IterationBudget, Limits};
+use crate::identity::{Identity, assemble_all, pair_keys_within};
+use crate::limits::{Limits, WorkBudget};
 use crate::secret::{Password, PrivateKey};
 
 /// The MAC of an archive, as reported.
@@ -104,6 +104,10 @@ pub struct Archive {
     keys: Vec<KeyBag>,
     certificates: Vec<CertBag>,
     other_bags: Vec<OtherBag>,
+    /// For each key, its certificate's index, proven while reading (and charged to its work).
+    pairings: Vec<Option<usize>>,
+    /// [`Limits::max_chain_len`] of the read, for the chains [`Archive::identities`] builds.
+    max_chain_len: usize,
 }
 
 impl Archive {
@@ -131,17 +135,7 @@ impl Archive {
     /// of the certificate proven to hold its public key: first among those with an equal
     /// `localKeyId`, then among all. File order is never trusted.
     pub fn pairings(&self) -> Vec<Option<usize>> {
-        let keys: Vec<_> = self
-            .keys
-            .iter()
-            .map(|k| (&k.key, k.attributes.local_key_id.as_deref()))
-            .collect();
-        let certs: Vec<_> = self
-            .certificates
-            .iter()
-            .map(|c| (&c.certificate, c.attributes.local_key_id.as_deref()))
-            .collect();
-        pair_keys(&keys, &certs)
+        self.pairings.clone()
     }
 
     /// One identity per key whose certificate was found, with its chain built leaf-first from
@@ -153,15 +147,20 @@ impl Archive {
             .iter()
             .map(|c| c.certificate.clone())
             .collect();
-        self.keys
-            .iter()
-            .zip(self.pairings())
-            .filter_map(|(k, pair)| {
-                let leaf = pair?;
-                let identity = assemble(&k.key, leaf, &pool).ok()?;
+        let keys: Vec<&PrivateKey> = self.keys.iter().map(|k| &k.key).collect();
+        let limits = Limits {
+            max_chain_len: self.max_chain_len,
+            ..Limits::default()
+        };
+        assemble_all(&keys, &self.pairings, &pool, &limits)
+            .into_iter()
+            .zip(&self.keys)
+            .zip(&self.pairings)
+            .filter_map(|((identity, k), leaf)| {
+                let identity = identity?;
                 let alias = k.attributes.friendly_name.clone().or_else(|| {
                     self.certificates
-                        .get(leaf)?
+                        .get((*leaf)?)?
                         .attributes
                         .friendly_name
                         .clone()
@@ -202,23 +201,19 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
     let der = ber::normalize(bytes, asn1_depth(limits))?;
     let pfx = parse_pfx(&der, limits)?;
 
-    let mut budget = IterationBudget::new(limits);
+    let mut budget = WorkBudget::new(limits);
     if let Some((mac, _)) = &pfx.mac {
-        budget.charge(u64::from(mac.iterations()))?;
+        budget.charge_kdf(u64::from(mac.iterations()), mac.work(pfx.auth_safe.len()))?;
     }
     let containers = parse_authenticated_safe(pfx.auth_safe, limits)?;
     // Charge every KDF visible without decryption before running any of them.
     let mut plain_bags = Vec::new();
     for c in &containers {
         match c {
-            Container::Encrypted { scheme, .. } => budget.charge(u64::from(scheme.iterations()))?,
+            Container::Encrypted { scheme, ciphertext } => charge(&mut budget, scheme, ciphertext)?,
             Container::Plain(t) => {
                 let bags = parse_safe_contents_shallow(t.value, limits)?;
-                for bag in &bags {
-                    if let Some(scheme) = &bag.scheme {
-                        budget.charge(u64::from(scheme.iterations()))?;
-                    }
-                }
+                charge_bags(&mut budget, &bags)?;
                 plain_bags.push(bags);
             }
         }
@@ -257,9 +252,23 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
             let pos = match mac_ok {
                 Some(true) => Some(0),
                 Some(false) => None,
-                None => candidates
-                    .iter()
-                    .position(|p| alg.verify(p, pfx.auth_safe, expected)),
+                None => {
+                    let mut found = None;
+                    for (i, p) in candidates.iter().enumerate() {
+                        // The first try was charged above; each further one costs as much.
+                        if i > 0 {
+                            budget.charge_kdf(
+                                u64::from(alg.iterations()),
+                                alg.work(pfx.auth_safe.len()),
+                            )?;
+                        }
+                        if alg.verify(p, pfx.auth_safe, expected) {
+                            found = Some(i);
+                            break;
+                        }
+                    }
+                    found
+                }
             }
             .ok_or_else(|| Error::wrong_password("PKCS#12 MAC"))?;
             order.rotate_left(pos);
@@ -280,6 +289,8 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
             keys: Vec::new(),
             certificates: Vec::new(),
             other_bags: Vec::new(),
+            pairings: Vec::new(),
+            max_chain_len: limits.max_chain_len,
         },
         bag_count: 0,
     };
@@ -303,16 +314,43 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
                     },
                 )?;
                 let bags = parse_safe_contents_shallow(&plaintext, limits)?;
-                for bag in &bags {
-                    if let Some(s) = &bag.scheme {
-                        ctx.budget.charge(u64::from(s.iterations()))?;
-                    }
-                }
+                charge_bags(&mut ctx.budget, &bags)?;
                 ctx.collect(bags, Some(&scheme), 0)?;
             }
         }
     }
-    Ok(ctx.archive)
+    let mut archive = ctx.archive;
+    let keys: Vec<_> = archive
+        .keys
+        .iter()
+        .map(|k| (&k.key, k.attributes.local_key_id.as_deref()))
+        .collect();
+    let certs: Vec<_> = archive
+        .certificates
+        .iter()
+        .map(|c| (&c.certificate, c.attributes.local_key_id.as_deref()))
+        .collect();
+    let pairings = pair_keys_within(&keys, &certs, &mut ctx.budget)?;
+    archive.pairings = pairings;
+    Ok(archive)
+}
+
+/// Charges one decryption under `scheme` (its KDF and the bulk cipher) to the budget.
+fn charge(budget: &mut WorkBudget<'_>, scheme: &EncryptionScheme, ciphertext: &[u8]) -> Result<()> {
+    budget.charge_kdf(
+        u64::from(scheme.iterations()),
+        scheme.work(ciphertext.len()),
+    )
+}
+
+/// Charges every shrouded key among `bags`.
+fn charge_bags(budget: &mut WorkBudget<'_>, bags: &[RawBag<'_>]) -> Result<()> {
+    for bag in bags {
+        if let Some(scheme) = &bag.scheme {
+            charge(budget, scheme, bag.ciphertext)?;
+        }
+    }
+    Ok(())
 }
 
 /// ASN.1 nesting allowed to the BER normaliser: each safeContentsBag level costs about four
@@ -588,7 +626,7 @@ fn parse_attributes(set: &Tlv<'_>) -> Result<BagAttributes> {
 /// Plaintexts decrypted ahead of time, by the address and length of their ciphertext (which
 /// lives, unmoved, in the normalised input or a container for the whole read). `None`: the
 /// decryption failed.
-type Predecrypted = std::collections::HashMap<(usize, usize), Option<Zeroizing<Vec<u8>>>>;
+type Predecrypted = std::collections::HashMap<(usize, usize), Result<Zeroizing<Vec<u8>>>>;
 
 fn ciphertext_key(ciphertext: &[u8]) -> (usize, usize) {
     (ciphertext.as_ptr() as usize, ciphertext.len())
@@ -612,7 +650,7 @@ fn derive_in_parallel(
         let Some((scheme, ct)) = tasks.get(i) else {
             break;
         };
-        let plain = scheme.decrypt(password, ct).ok();
+        let plain = scheme.decrypt(password, ct);
         if let Ok(mut r) = results.lock() {
             r.insert(ciphertext_key(ct), plain);
         }
@@ -628,12 +666,24 @@ fn derive_in_parallel(
     (mac_ok, results.into_inner().unwrap_or_default())
 }
 
+/// What a failed decryption of `what` reports: a limit or an unsupported algorithm as such;
+/// garbage (bad padding, unparsable plaintext) as a wrong password, since CBC cannot tell them
+/// apart.
+fn decryption_error(e: Error, what: &str) -> Error {
+    match e {
+        Error::Malformed { .. } | Error::WrongPassword { .. } => {
+            Error::wrong_password(what.to_string())
+        }
+        other => other,
+    }
+}
+
 /// State while turning bags into the archive's lists.
 struct Collector<'l, 'p> {
     /// Plaintexts derived ahead of time under the only candidate password.
     predecrypted: Predecrypted,
     limits: &'l Limits,
-    budget: IterationBudget<'l>,
+    budget: WorkBudget<'l>,
     /// Passwords to try, the one that verified the MAC (or last decrypted) first.
     passwords: Vec<&'p Password>,
     archive: Archive,
@@ -650,16 +700,22 @@ impl Collector<'_, '_> {
         what: &str,
         accept: impl Fn(&[u8], &Limits) -> Result<T>,
     ) -> Result<T> {
-        if let Some(Some(plain)) = self.predecrypted.remove(&ciphertext_key(ciphertext))
-            && let Ok(v) = accept(&plain, self.limits)
-        {
-            return Ok(v);
+        if let Some(outcome) = self.predecrypted.remove(&ciphertext_key(ciphertext)) {
+            // Derived under the only candidate password: another try would repeat the same KDF
+            // for the same answer.
+            return outcome
+                .and_then(|plain| accept(&plain, self.limits))
+                .map_err(|e| decryption_error(e, what));
         }
         let mut last = None;
         for i in 0..self.passwords.len() {
             let Some(pw) = self.passwords.get(i).copied() else {
                 break;
             };
+            // The first try was charged when the item was found; each further one costs as much.
+            if i > 0 {
+                charge(&mut self.budget, scheme, ciphertext)?;
+            }
             match scheme
                 .decrypt(pw, ciphertext)
                 .and_then(|pt| accept(&pt, self.limits))
@@ -674,12 +730,10 @@ impl Collector<'_, '_> {
                 Err(e) => last = Some(e),
             }
         }
-        Err(match last {
-            Some(Error::Malformed { .. }) | Some(Error::WrongPassword { .. }) | None => {
-                Error::wrong_password(what.to_string())
-            }
-            Some(other) => other,
-        })
+        Err(decryption_error(
+            last.unwrap_or_else(|| Error::wrong_password(what)),
+            what,
+        ))
     }
 
     fn collect(
@@ -752,11 +806,7 @@ impl Collector<'_, '_> {
             }
         } else if id == oids::SAFE_CONTENTS_BAG {
             let nested = parse_safe_contents_shallow(bag.value.raw, self.limits)?;
-            for b in &nested {
-                if let Some(s) = &b.scheme {
-                    self.budget.charge(u64::from(s.iterations()))?;
-                }
-            }
+            charge_bags(&mut self.budget, &nested)?;
             self.collect(nested, container, depth + 1)?;
         } else {
             let kind = match id {

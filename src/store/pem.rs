@@ -135,8 +135,10 @@ impl PemStore {
                     .iter()
                     .map(|(c, a)| (c.clone(), a.clone()))
                     .collect();
-                let chain =
-                    order_leaf_first(scan.certificates.into_iter().map(|(c, _)| c).collect());
+                let chain = order_leaf_first(
+                    scan.certificates.into_iter().map(|(c, _)| c).collect(),
+                    self.limits.max_chain_len,
+                );
                 match chain.first() {
                     Some(leaf) => {
                         let alias = aliases

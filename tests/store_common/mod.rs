@@ -186,7 +186,7 @@ pub fn read_identity(
             }
             let bundle =
                 pfxkit::pem::read_bundle(&bytes, Some(&Password::new(ENTRY_PASSWORD)), &limits)?;
-            let mut identities = bundle.identities()?;
+            let mut identities = bundle.identities(&limits)?;
             assert_eq!(identities.len(), 1, "a pem store holds one key entry");
             Ok(identities.remove(0))
         }

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 }
             };
             let key_password = key_password.as_ref().or(password.as_ref());
-            jks_report(&store, key_password, &limits)
+            jks_report(&store, key_password, &limits)?
         }
         Format::Pem => pem_report(&bytes, key_password.as_ref().or(password.as_ref()), &limits)?,
         _ => {
@@ -151,13 +151,22 @@ fn cert_json(alias: Option<&str>, cert: &Certificate, has_key: bool, trusted: bo
 }
 
 /// Key entries whose key password is unknown or wrong are listed with a null algorithm.
-fn jks_report(store: &Keystore, key_password: Option<&Password>, limits: &Limits) -> Value {
+fn jks_report(
+    store: &Keystore,
+    key_password: Option<&Password>,
+    limits: &Limits,
+) -> Result<Value, Error> {
     let mut keys = Vec::new();
     let mut certificates = Vec::new();
+    let mut decrypted = match key_password {
+        Some(p) => store.decrypt_keys(p, limits)?,
+        None => Vec::new(),
+    }
+    .into_iter();
     for entry in store.entries() {
         match entry {
             Entry::PrivateKey(k) => {
-                let key = key_password.and_then(|p| k.decrypt(p, limits).ok());
+                let key = decrypted.next().and_then(|r| r.ok());
                 keys.push(key_json(Some(k.alias()), key.as_ref(), k.chain().first()));
                 for (i, cert) in k.chain().iter().enumerate() {
                     certificates.push(cert_json(Some(k.alias()), cert, i == 0, false));
@@ -169,7 +178,7 @@ fn jks_report(store: &Keystore, key_password: Option<&Password>, limits: &Limits
             _ => {}
         }
     }
-    json!({
+    Ok(json!({
         "format": match store.kind() { jks::KeystoreKind::Jceks => "jceks", _ => "jks" },
         "mac": if store.digest_verified() {
             json!({ "algorithm": "sha1-keystore-digest", "iterations": null })
@@ -180,7 +189,7 @@ fn jks_report(store: &Keystore, key_password: Option<&Password>, limits: &Limits
         "keys": keys,
         "certificates": certificates,
         "warnings": store.warnings(),
-    })
+    }))
 }
 
 /// PEM bundles: keys that cannot be decrypted (no or wrong password) are listed with a null
@@ -201,7 +210,7 @@ fn pem_report(
     let bundle = pfxkit::pem::read_bundle(bytes, key_password, limits).ok();
     let identities = bundle
         .as_ref()
-        .and_then(|b| b.identities().ok())
+        .and_then(|b| b.identities(limits).ok())
         .unwrap_or_default();
     let keys: Vec<Value> = match &bundle {
         Some(b) => b
