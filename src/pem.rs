@@ -227,6 +227,10 @@ pub fn read_bundle(
             bound: limits.max_entries as u64,
         });
     }
+    // Every encrypted key's KDF is charged before the first one runs.
+    for block in blocks.iter().filter(|b| b.tag() == "ENCRYPTED PRIVATE KEY") {
+        charge_encrypted_key(block.contents(), &mut budget)?;
+    }
     for block in blocks {
         if block.headers().get("Proc-Type").is_some() {
             return Err(Error::Unsupported {
@@ -243,7 +247,7 @@ pub fn read_bundle(
             "ENCRYPTED PRIVATE KEY" => {
                 bundle
                     .keys
-                    .push(decrypt_pkcs8_within(&contents, key_password, &mut budget)?);
+                    .push(decrypt_charged(&contents, key_password, limits)?);
             }
             "RSA PRIVATE KEY" => bundle
                 .keys
@@ -272,10 +276,12 @@ fn decode_der_key(
     match PrivateKey::from_pkcs8_der(der) {
         Ok(key) => Ok(key),
         // An EncryptedPrivateKeyInfo starts with a SEQUENCE holding an AlgorithmIdentifier.
-        Err(plain_err) => decrypt_pkcs8_within(der, key_password, budget).map_err(|e| match e {
-            Error::Malformed { .. } => plain_err,
-            other => other,
-        }),
+        Err(plain_err) => charge_encrypted_key(der, budget)
+            .and_then(|()| decrypt_charged(der, key_password, budget.limits()))
+            .map_err(|e| match e {
+                Error::Malformed { .. } => plain_err,
+                other => other,
+            }),
     }
 }
 
@@ -288,27 +294,34 @@ pub fn decrypt_pkcs8(
     password: Option<&Password>,
     limits: &Limits,
 ) -> Result<PrivateKey> {
-    decrypt_pkcs8_within(der, password, &mut WorkBudget::new(limits))
+    charge_encrypted_key(der, &mut WorkBudget::new(limits))?;
+    decrypt_charged(der, password, limits)
 }
 
-/// [`decrypt_pkcs8`], charging the KDF and decryption to a budget shared by the whole file.
-fn decrypt_pkcs8_within(
-    der: &[u8],
-    password: Option<&Password>,
-    budget: &mut WorkBudget<'_>,
-) -> Result<PrivateKey> {
+/// The scheme and ciphertext of a DER `EncryptedPrivateKeyInfo`.
+fn encrypted_key_parts<'a>(der: &'a [u8], limits: &Limits) -> Result<(EncryptionScheme, &'a [u8])> {
     const CTX: &str = "EncryptedPrivateKeyInfo";
     let mut r = DerReader::new(der, CTX);
     let epki = r.read(tag::SEQUENCE, "EncryptedPrivateKeyInfo")?;
     r.finish()?;
-    let (scheme, ciphertext) = parse_encrypted_private_key_info(&epki, budget.limits())?;
-    let password = password.ok_or_else(|| {
-        Error::Invalid("the private key is encrypted: a key password is needed".into())
-    })?;
+    parse_encrypted_private_key_info(&epki, limits)
+}
+
+/// Charges the KDF and decryption of an encrypted key to the file's budget.
+fn charge_encrypted_key(der: &[u8], budget: &mut WorkBudget<'_>) -> Result<()> {
+    let (scheme, ciphertext) = encrypted_key_parts(der, budget.limits())?;
     budget.charge_kdf(
         u64::from(scheme.iterations()),
         scheme.work(ciphertext.len()),
-    )?;
+    )
+}
+
+/// Decrypts an encrypted key whose work [`charge_encrypted_key`] has already charged.
+fn decrypt_charged(der: &[u8], password: Option<&Password>, limits: &Limits) -> Result<PrivateKey> {
+    let (scheme, ciphertext) = encrypted_key_parts(der, limits)?;
+    let password = password.ok_or_else(|| {
+        Error::Invalid("the private key is encrypted: a key password is needed".into())
+    })?;
     let plain = scheme.decrypt(password, ciphertext)?;
     PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error::wrong_password("encrypted private key"))
 }

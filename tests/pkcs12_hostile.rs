@@ -600,3 +600,151 @@ fn rejects_primitive_element_whose_short_length_overruns_the_input_without_panic
         );
     }
 }
+
+// ----- CPU work ---------------------------------------------------------------------------------
+
+/// DER OIDs of the hashes the SHA-512 variant swaps in (same lengths as the SHA-256 ones).
+const HMAC_WITH_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x09];
+const HMAC_WITH_SHA512: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x0b];
+const SHA256: &[u8] = &[
+    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+];
+const SHA512: &[u8] = &[
+    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
+];
+
+/// PBKDF2 iterations of the certificates' PBES2 container, from the AuthenticatedSafe:
+/// ContentInfo[0] { encryptedData, [0] EncryptedData { version, EncryptedContentInfo { type,
+/// AlgId { PBES2, { kdf { PBKDF2, { salt, iterations, prf } }, cipher } }, [0] … } } }.
+const CONTAINER_PBKDF2_ITERATIONS: &[usize] = &[0, 1, 0, 1, 1, 1, 0, 1, 1];
+
+/// openssl-default.p12 with every KDF at `iterations`: the MAC, the certificates' container
+/// and the key bag. With `sha512`, the MAC's PKCS#12 KDF and both PBKDF2 PRFs use SHA-512.
+fn every_kdf_at(iterations: i64, sha512: bool) -> Vec<u8> {
+    let mut tree = PfxTree::parse(&with_key_bag_epki(|epki| {
+        *epki.at_mut(PBKDF2_ITERATIONS) = Der::parse(&integer(iterations));
+    }));
+    *tree.mac_data().at_mut(&[2]) = Der::parse(&integer(iterations));
+    let mut auth_safe = tree.auth_safe();
+    assert_eq!(
+        auth_safe.at(CONTAINER_PBKDF2_ITERATIONS),
+        &Der::parse(&integer(2048)),
+        "path to the container's iteration count"
+    );
+    *auth_safe.at_mut(CONTAINER_PBKDF2_ITERATIONS) = Der::parse(&integer(iterations));
+    tree.set_auth_safe(&auth_safe);
+    if sha512 {
+        // MacData { DigestInfo { AlgId, digest }, … }: a SHA-512 MAC is 64 bytes.
+        *tree.mac_data().at_mut(&[0, 1]).value_mut() = vec![0; 64];
+    }
+    let bytes = tree.encode();
+    if sha512 {
+        replace_all(
+            &replace_all(&bytes, HMAC_WITH_SHA256, HMAC_WITH_SHA512),
+            SHA256,
+            SHA512,
+        )
+    } else {
+        bytes
+    }
+}
+
+#[test]
+fn test_helper_switches_every_kdf_to_sha512() {
+    let original = fixture(DEFAULT_P12);
+    assert_eq!(every_kdf_at(2048, false), original);
+    let sha512 = every_kdf_at(2048, true);
+    let count =
+        |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).filter(|w| *w == needle).count();
+    assert_eq!(count(&sha512, HMAC_WITH_SHA512), 2, "both PBKDF2 PRFs");
+    assert_eq!(count(&sha512, SHA512), 1, "the MAC digest");
+    assert_eq!(count(&sha512, HMAC_WITH_SHA256) + count(&sha512, SHA256), 0);
+}
+
+#[test]
+fn rejects_sha512_archive_within_the_iteration_budget_but_over_the_work_budget() {
+    // 3 × 1,000,000 iterations fit max_total_iterations (4,000,000), but at SHA-512's cost
+    // (no SHA extensions: six SHA-256 compressions each, two per PBKDF2 iteration) they would
+    // take about 1.5 s of CPU, twice that without a password. Refused before any KDF runs.
+    let hostile = every_kdf_at(1_000_000, true);
+    let limits = Limits::default();
+    for password in [Some(password()), Some(Password::new("wrong")), None] {
+        let value = expect_limit(
+            pkcs12::read(&hostile, password.as_ref(), &limits),
+            LimitKind::Work,
+            "SHA-512 KDFs at 1,000,000 iterations",
+        );
+        assert!(value > limits.max_work, "{value}");
+    }
+    // The same counts with SHA-256 are within budget: they reach the MAC check.
+    expect_wrong_password(
+        read(&every_kdf_at(1_000_000, false)),
+        "SHA-256 KDFs at 1,000,000 iterations (MAC no longer matches)",
+    );
+}
+
+/// Default limits but for `max_work`.
+fn work_limit(max_work: u64) -> Limits {
+    let mut limits = Limits::default();
+    limits.max_work = max_work;
+    limits
+}
+
+/// The work charged for the first KDF of `bytes` (the MAC's): what a budget of one unit
+/// reports when it refuses it.
+fn first_charge(bytes: &[u8]) -> u64 {
+    let limits = work_limit(1);
+    expect_limit(
+        pkcs12::read(bytes, Some(&password()), &limits),
+        LimitKind::Work,
+        "one-unit budget",
+    )
+}
+
+#[test]
+fn charges_a_sha512_kdf_iteration_six_times_a_sha256_one() {
+    let sha256 = first_charge(&every_kdf_at(100_000, false));
+    let sha512 = first_charge(&every_kdf_at(100_000, true));
+    // The MAC's PKCS#12 KDF: one compression per iteration, plus a few for setup and the HMAC.
+    assert!((100_000..100_100).contains(&sha256), "{sha256}");
+    assert!((600_000..600_600).contains(&sha512), "{sha512}");
+}
+
+/// The smallest `max_work` with which `bytes` reads under `password`, found by raising the
+/// budget to each refused total in turn (each refusal reports the running total it hit).
+fn work_needed(bytes: &[u8], password: Option<&Password>) -> u64 {
+    let mut limits = work_limit(0);
+    for _ in 0..100 {
+        match pkcs12::read(bytes, password, &limits) {
+            Ok(_) => return limits.max_work,
+            Err(Error::LimitExceeded {
+                limit: LimitKind::Work,
+                value,
+                ..
+            }) => limits.max_work = value,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    panic!("budget never settled");
+}
+
+#[test]
+fn charges_every_password_candidate_it_tries() {
+    let bytes = fixture(DEFAULT_P12);
+    let needed = work_needed(&bytes, Some(&password()));
+    let mac = first_charge(&bytes);
+    let exactly = work_limit(needed);
+    pkcs12::read(&bytes, Some(&password()), &exactly).unwrap();
+    // Without a password both the empty and the absent one are tried against the MAC: the
+    // second try costs a second MAC derivation, which the exact budget does not cover.
+    expect_limit(
+        pkcs12::read(&bytes, None, &exactly),
+        LimitKind::Work,
+        "second MAC candidate",
+    );
+    let with_second_mac = work_limit(needed + mac);
+    expect_wrong_password(
+        pkcs12::read(&bytes, None, &with_second_mac),
+        "both candidates tried",
+    );
+}

@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
         // mutated count at milliseconds per input (keytool's 200,000 still costs ~0.1 s).
         let mut key_limits = Limits::default();
         key_limits.max_iterations = 4096;
+        key_limits.max_work = 2_500_000;
+        let _ = store.identities(&password, &key_limits);
+        let _ = store.decrypt_keys(&password, &key_limits);
         for entry in store.entries() {
             if let Entry::PrivateKey(key) = entry {
                 let _ = key.identity(&password, &key_limits);

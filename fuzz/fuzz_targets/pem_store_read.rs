@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     // mutated count at milliseconds per input.
     let mut limits = Limits::default();
     limits.max_iterations = 4096;
-    let _ = pem::read_bundle(data, Some(&Password::new("pfxkit-pass")), &limits);
+    limits.max_work = 2_500_000;
+    if let Ok(bundle) = pem::read_bundle(data, Some(&Password::new("pfxkit-pass")), &limits) {
+        let _ = bundle.identities(&limits);
+    }
     let _ = pem::read_bundle(data, None, &limits);
     let _ = pem::scan(data, &limits);
 

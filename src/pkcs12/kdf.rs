@@ -219,6 +219,43 @@ pub(crate) enum KdfPurpose {
 mod tests {
     use super::*;
 
+    #[test]
+    fn pbkdf2_work_is_two_compressions_per_iteration_per_output_block() {
+        let one_block = HashAlg::Sha256.pbkdf2_work(1000, 8, 32);
+        assert!((2000..2010).contains(&one_block), "{one_block}");
+        assert_eq!(HashAlg::Sha256.pbkdf2_work(1000, 8, 64), 2 * one_block);
+        // SHA-1 needs two 20-byte blocks for an AES-256 key.
+        assert_eq!(
+            HashAlg::Sha1.pbkdf2_work(1000, 8, 32),
+            2 * HashAlg::Sha1.pbkdf2_work(1000, 8, 20)
+        );
+        // A SHA-512 compression costs six units.
+        let sha512 = HashAlg::Sha512.pbkdf2_work(1000, 8, 64);
+        assert!((12_000..12_060).contains(&sha512), "{sha512}");
+    }
+
+    #[test]
+    fn pkcs12_kdf_work_is_one_compression_per_iteration_per_output_block() {
+        let mac_key = HashAlg::Sha256.pkcs12_kdf_work(2048, 8, 32);
+        assert!((2048..2055).contains(&mac_key), "{mac_key}");
+        // A triple-DES key is two SHA-1 blocks.
+        let des_key = HashAlg::Sha1.pkcs12_kdf_work(2048, 8, 24);
+        assert_eq!(des_key, 2 * HashAlg::Sha1.pkcs12_kdf_work(2048, 8, 20));
+        // A long salt costs its blocks once per output block, not per iteration.
+        let long_salt = HashAlg::Sha1.pkcs12_kdf_work(2048, 1024, 20);
+        assert_eq!(long_salt - HashAlg::Sha1.pkcs12_kdf_work(2048, 64, 20), 15);
+    }
+
+    #[test]
+    fn hmac_work_grows_with_the_message() {
+        let empty = HashAlg::Sha256.hmac_work(0);
+        assert_eq!(HashAlg::Sha256.hmac_work(64 * 100) - empty, 100);
+        assert_eq!(
+            HashAlg::Sha512.hmac_work(128 * 100) - HashAlg::Sha512.hmac_work(0),
+            600
+        );
+    }
+
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)

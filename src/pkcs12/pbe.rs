@@ -530,3 +530,50 @@ pub(crate) fn parse_encrypted_private_key_info<'a>(
     r.finish()?;
     Ok((EncryptionScheme::parse(&alg, limits)?, data.value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pbes1(cipher: Pbes1Cipher) -> EncryptionScheme {
+        EncryptionScheme::Pbes1 {
+            cipher,
+            salt: vec![0; 8],
+            iterations: 2048,
+        }
+    }
+
+    #[test]
+    fn work_charges_the_bulk_cipher_by_the_kibibyte() {
+        let des = pbes1(Pbes1Cipher::TripleDes);
+        assert_eq!(des.work(10 * 1024) - des.work(0), 10 * work::TRIPLE_DES_KIB);
+        let rc2 = pbes1(Pbes1Cipher::Rc2_40);
+        assert_eq!(rc2.work(10 * 1024) - rc2.work(0), 10 * work::RC2_KIB);
+        // Part of a KiB is charged as a whole one.
+        assert_eq!(des.work(1) - des.work(0), work::TRIPLE_DES_KIB);
+    }
+
+    #[test]
+    fn pbes1_work_derives_key_and_iv_blocks() {
+        // 3DES: a 24-byte key (two SHA-1 blocks) and an 8-byte IV (one); RC4 has no IV.
+        let des = pbes1(Pbes1Cipher::TripleDes).work(0);
+        assert!((3 * 2048..3 * 2048 + 20).contains(&des), "{des}");
+        let rc4 = pbes1(Pbes1Cipher::Rc4_40).work(0);
+        assert!((2048..2048 + 10).contains(&rc4), "{rc4}");
+    }
+
+    #[test]
+    fn pbes2_work_follows_the_prf() {
+        let scheme = |prf| EncryptionScheme::Pbes2 {
+            prf,
+            salt: vec![0; 16],
+            iterations: 10_000,
+            cipher: Pbes2Cipher::Aes256Cbc,
+            iv: vec![0; 16],
+        };
+        let sha256 = scheme(HashAlg::Sha256).work(0);
+        let sha512 = scheme(HashAlg::Sha512).work(0);
+        assert!((20_000..20_020).contains(&sha256), "{sha256}");
+        assert!((120_000..120_100).contains(&sha512), "{sha512}");
+    }
+}
