@@ -1,0 +1,250 @@
+//! The most CPU a hostile file can command under the default `Limits`: one file per kind of
+//! expensive work, each built to stay just inside `Limits::max_work` (so that all of its work
+//! is done, none refused), read by pfxkit. Issue #8: "under default Limits, no input may take
+//! more than ~1 s of CPU".
+//!
+//! The measurement is process CPU time (user + system, every thread; `/proc/self/stat`, 10 ms
+//! ticks) per read, returned to criterion through `iter_custom`, so criterion's "time" column
+//! here is CPU time, not wall time: parallel key derivation cannot hide work.
+//!
+//! - `pkcs12-sha512-kdfs`: MAC (PKCS#12 KDF), certificate container and key bag all SHA-512 at
+//!   800,000 iterations (24 M work units; 2.4 M iterations, inside the 4 M total), read with a
+//!   wrong password: every KDF runs, then the MAC fails.
+//! - `pkcs12-3des-bulk`: legacy-3des archive of 9,000 certificates, 9.0 MiB of triple-DES
+//!   ciphertext (about 23.6 M units), read with its password.
+//! - `pkcs12-ed448-proofs`: 1,500 plain Ed448 keys and their certificate: one scalar
+//!   multiplication per key (24 M units).
+//! - `pkcs12-dsa8192-proofs`: two DSA keys with an 8192-bit p and private exponent, and a DSA
+//!   certificate: one 8192-bit modular exponentiation each (22.4 M units).
+//! - `jceks-keys`: a JCEKS store with 15 copies of keytool's key (200,000 MD5 rounds per half
+//!   each; 3 M iterations, 24 M units), every key decrypted.
+//!
+//! Run: `cargo bench --bench worst_case`. Results are in README.md ("Safety limits").
+// A bench whose set-up failed would time nothing meaningful: failing loudly is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pfxkit::jks::{self, KeystoreKind, WriteEntry};
+use pfxkit::pkcs12::{self, Builder, Profile};
+use pfxkit::random::DeterministicRandom;
+use pfxkit::{Certificate, Error, Identity, Limits, Password, PrivateKey};
+
+use common::{Der, PfxTree, fixture, integer, seq, tlv};
+
+/// User + system CPU time of the whole process, in clock ticks (`/proc/self/stat` fields 14 and
+/// 15; the command name in field 2 may hold spaces, so fields are counted after its `)`).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn ticks_per_second() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+fn pem_der(path: &str) -> Vec<u8> {
+    pem::parse(fixture(path)).unwrap().into_contents()
+}
+
+const KEY_BAG: &[u8] = &[
+    0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
+];
+const CERT_BAG: &[u8] = &[
+    0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03,
+];
+const X509_CERTIFICATE: &[u8] = &[
+    0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01,
+];
+
+/// A MAC-less, unencrypted PFX with `keys` as keyBags and `certs` as certBags.
+fn plain_pfx(keys: &[Vec<u8>], certs: &[Vec<u8>]) -> Vec<u8> {
+    let mut bags: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| seq(&[KEY_BAG, &tlv(0xa0, k)]))
+        .collect();
+    bags.extend(certs.iter().map(|c| {
+        let value = seq(&[X509_CERTIFICATE, &tlv(0xa0, &tlv(0x04, c))]);
+        seq(&[CERT_BAG, &tlv(0xa0, &value)])
+    }));
+    let refs: Vec<&[u8]> = bags.iter().map(Vec::as_slice).collect();
+    common::pfx(&[common::data_content_info(&seq(&refs))], None)
+}
+
+/// openssl-default.p12 with MAC, certificate container and key bag switched to SHA-512 at
+/// `iterations` (the paths are those of tests/pkcs12_hostile.rs, which checks them).
+fn sha512_kdfs(iterations: i64) -> Vec<u8> {
+    let mut tree = PfxTree::parse(&fixture("p12/openssl-default.p12"));
+    *tree.mac_data().at_mut(&[2]) = Der::parse(&integer(iterations));
+    *tree.mac_data().at_mut(&[0, 1]).value_mut() = vec![0; 64];
+    let mut auth_safe = tree.auth_safe();
+    *auth_safe.at_mut(&[0, 1, 0, 1, 1, 1, 0, 1, 1]) = Der::parse(&integer(iterations));
+    let octets = auth_safe.at_mut(&[1, 1, 0]);
+    let mut safe_contents = Der::parse(octets.value());
+    *safe_contents.at_mut(&[0, 1, 0, 0, 1, 0, 1, 1]) = Der::parse(&integer(iterations));
+    *octets.value_mut() = safe_contents.encode();
+    tree.set_auth_safe(&auth_safe);
+    let swap = |bytes: Vec<u8>, from: &[u8], to: &[u8]| {
+        let mut out = bytes;
+        let mut i = 0;
+        while i + from.len() <= out.len() {
+            if &out[i..i + from.len()] == from {
+                out[i..i + from.len()].copy_from_slice(to);
+            }
+            i += 1;
+        }
+        out
+    };
+    let hmac = |last: u8| [0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, last];
+    let sha = |last: u8| [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last];
+    swap(swap(tree.encode(), &hmac(0x09), &hmac(0x0b)), &sha(0x01), &sha(0x03))
+}
+
+/// A legacy-3des archive of one identity and `extra` copies of the root certificate, renamed
+/// apart so each is its own bag.
+fn triple_des_bulk(extra: usize) -> Vec<u8> {
+    let key = PrivateKey::from_pkcs8_der(&pem_der("pki/keys/leaf-rsa.pem")).unwrap();
+    let leaf = Certificate::from_der(&pem_der("pki/certs/leaf-rsa.pem")).unwrap();
+    let identity = Identity::new(key, leaf, Vec::new()).unwrap();
+    let root = Certificate::from_der(&pem_der("pki/certs/root.pem")).unwrap();
+    let mut builder = Builder::new(Profile::Legacy3Des)
+        .identity(identity, Some("leaf"))
+        .random(DeterministicRandom::new(1));
+    for _ in 0..extra {
+        builder = builder.extra_certificate(root.clone(), None);
+    }
+    builder.build(&password(), &Limits::default()).unwrap()
+}
+
+/// A DSA PKCS#8 key with an 8192-bit p and private exponent (not a real group: the proof's
+/// modular exponentiation costs the same).
+fn dsa8192_key(seed: u8) -> Vec<u8> {
+    let big = |lead: u8| {
+        let mut v = vec![lead; 1024];
+        v[0] = 0x80 | seed;
+        v[1023] |= 1;
+        let mut int = vec![0];
+        int.extend(v);
+        tlv(0x02, &int)
+    };
+    let q = tlv(0x02, &[0x7f; 32]);
+    let params = seq(&[&big(0x5a), &q, &big(0x33)]);
+    let dsa_oid = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
+    seq(&[
+        &integer(0),
+        &seq(&[&dsa_oid, &params]),
+        &tlv(0x04, &big(0x6c)),
+    ])
+}
+
+/// key.jceks with its key entry copied `n` times.
+fn jceks_copies(n: usize) -> Vec<u8> {
+    let bytes = fixture("jks/key.jceks");
+    let store = jks::read(&bytes, &Password::new("store-pass"), &Limits::default()).unwrap();
+    let Some(jks::Entry::PrivateKey(key)) = store.get("jceks-key") else {
+        panic!("key.jceks has its key entry");
+    };
+    let aliases: Vec<String> = (0..n).map(|i| format!("copy-{i}")).collect();
+    let entries: Vec<WriteEntry<'_>> = aliases
+        .iter()
+        .map(|alias| WriteEntry::ProtectedKey {
+            alias,
+            encrypted_key: key.encrypted_key_der(),
+            chain: key.chain(),
+            created_millis: key.created_millis(),
+        })
+        .collect();
+    jks::write(KeystoreKind::Jceks, &entries, &Password::new("store-pass")).unwrap()
+}
+
+fn password() -> Password {
+    Password::new("pfxkit-pass")
+}
+
+/// Benchmarks `read` by CPU time per call, after checking that it does its work within the
+/// default limits (`expect_ok` false: the read ends in a wrong-password error after its KDFs).
+fn cpu_bench(c: &mut Criterion, id: &str, expect_ok: bool, read: impl Fn() -> pfxkit::Result<()>) {
+    match read() {
+        Ok(()) => assert!(expect_ok, "{id}: expected the read to fail after its work"),
+        Err(Error::WrongPassword { .. }) if !expect_ok => {}
+        Err(e) => panic!("{id}: {e}"),
+    }
+    let tps = ticks_per_second();
+    c.bench_function(id, |b| {
+        b.iter_custom(|iterations| {
+            let start = cpu_ticks();
+            for _ in 0..iterations {
+                let _ = std::hint::black_box(read());
+            }
+            Duration::from_secs_f64((cpu_ticks() - start) as f64 / tps as f64)
+        })
+    });
+}
+
+fn worst_cases(c: &mut Criterion) {
+    let limits = Limits::default();
+
+    let sha512 = sha512_kdfs(800_000);
+    cpu_bench(c, "worst/pkcs12-sha512-kdfs", false, || {
+        pkcs12::read(&sha512, Some(&password()), &limits).map(|_| ())
+    });
+
+    let bulk = triple_des_bulk(9_000);
+    cpu_bench(c, "worst/pkcs12-3des-bulk", true, || {
+        pkcs12::read(&bulk, Some(&password()), &limits).map(|_| ())
+    });
+
+    let ed448 = plain_pfx(
+        &vec![pem_der("pki/keys/leaf-ed448.pem"); 1500],
+        &[pem_der("pki/certs/leaf-ed448.pem")],
+    );
+    cpu_bench(c, "worst/pkcs12-ed448-proofs", true, || {
+        pkcs12::read(&ed448, None, &limits).map(|_| ())
+    });
+
+    let dsa = plain_pfx(
+        &[dsa8192_key(1), dsa8192_key(2)],
+        &[pem_der("pki/certs/leaf-dsa.pem")],
+    );
+    cpu_bench(c, "worst/pkcs12-dsa8192-proofs", true, || {
+        pkcs12::read(&dsa, None, &limits).map(|_| ())
+    });
+
+    let jceks = jceks_copies(15);
+    let store = jks::read(&jceks, &Password::new("store-pass"), &limits).unwrap();
+    cpu_bench(c, "worst/jceks-keys", true, || {
+        let keys = store.decrypt_keys(&Password::new("key-pass-2"), &limits)?;
+        assert!(keys.iter().all(Result::is_ok));
+        Ok(())
+    });
+}
+
+criterion_group! {
+    name = benches;
+    // Each read is up to a second of CPU: few samples, no long warm-up.
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(10));
+    targets = worst_cases
+}
+criterion_main!(benches);
