@@ -26,6 +26,7 @@ pub mod error;
 pub mod identity;
 pub mod jks;
 pub mod limits;
+mod parallel;
 pub mod pem;
 pub mod pkcs12;
 pub mod random;

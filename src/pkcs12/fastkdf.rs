@@ -27,6 +27,13 @@ pub(crate) trait Md: Copy + Zeroize {
     fn compress(&mut self, block: &Self::Block);
     /// Writes the (truncated) big-endian output.
     fn output(&self, out: &mut [u8]);
+    /// Writes the (truncated) big-endian output to the start of `block`, leaving the rest (the
+    /// padding of a one-block message) untouched. The hot loop of PBKDF2: fixed-size, no
+    /// bounds checks.
+    fn output_to_block(&self, block: &mut Self::Block);
+    /// XORs another state's words into this one's: the XOR of two outputs is the output of
+    /// the XORed words, so PBKDF2 accumulates in words and serialises once.
+    fn xor_words(&mut self, other: &Self);
 }
 
 macro_rules! md32 {
@@ -51,6 +58,17 @@ macro_rules! md32 {
                 for (chunk, word) in out.chunks_mut(4).zip(self.0.iter()) {
                     let bytes = word.to_be_bytes();
                     chunk.copy_from_slice(bytes.get(..chunk.len()).unwrap_or_default());
+                }
+            }
+            fn output_to_block(&self, block: &mut [u8; 64]) {
+                // Every output length here (20, 28, 32) is whole words.
+                for (chunk, word) in block.chunks_exact_mut(4).zip(self.0.iter()).take($out / 4) {
+                    chunk.copy_from_slice(&word.to_be_bytes());
+                }
+            }
+            fn xor_words(&mut self, other: &Self) {
+                for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+                    *a ^= b;
                 }
             }
         }
@@ -79,6 +97,20 @@ macro_rules! md64 {
                 for (chunk, word) in out.chunks_mut(8).zip(self.0.iter()) {
                     let bytes = word.to_be_bytes();
                     chunk.copy_from_slice(bytes.get(..chunk.len()).unwrap_or_default());
+                }
+            }
+            fn output_to_block(&self, block: &mut [u8; 128]) {
+                // SHA-512/224 ends mid-word: its last half word goes through `output`.
+                for (chunk, word) in block.chunks_exact_mut(8).zip(self.0.iter()).take($out / 8) {
+                    chunk.copy_from_slice(&word.to_be_bytes());
+                }
+                if $out % 8 != 0 {
+                    self.output(block.get_mut(..$out).unwrap_or_default());
+                }
+            }
+            fn xor_words(&mut self, other: &Self) {
+                for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+                    *a ^= b;
                 }
             }
         }
@@ -290,6 +322,7 @@ pub(crate) fn pbkdf2<M: Md>(password: &[u8], salt: &[u8], iterations: u32, out: 
     let mut outer_block = one_block_template::<M>(1);
     let mut message = Zeroizing::new(Vec::with_capacity(salt.len() + 4));
     let mut t = Zeroizing::new(vec![0u8; M::OUT]);
+    let mut u1 = Zeroizing::new(vec![0u8; M::OUT]);
     for (index, chunk) in out.chunks_mut(M::OUT).enumerate() {
         message.clear();
         message.extend_from_slice(salt);
@@ -299,16 +332,31 @@ pub(crate) fn pbkdf2<M: Md>(password: &[u8], salt: &[u8], iterations: u32, out: 
             &message,
             inner_block.as_mut().get_mut(..M::OUT).unwrap_or_default(),
         );
-        t.copy_from_slice(inner_block.as_ref().get(..M::OUT).unwrap_or_default());
+        u1.copy_from_slice(inner_block.as_ref().get(..M::OUT).unwrap_or_default());
+        // T accumulates in state words: the words beyond a truncated output are XORed too,
+        // but only the output's bytes are ever written out.
+        let mut acc: Option<M> = None;
+        let mut s = key.inner;
         for _ in 1..iterations {
-            let mut s = key.inner;
+            s = key.inner;
             s.compress(&inner_block);
-            s.output(outer_block.as_mut().get_mut(..M::OUT).unwrap_or_default());
-            let mut s = key.outer;
+            s.output_to_block(&mut outer_block);
+            s = key.outer;
             s.compress(&outer_block);
-            let u = inner_block.as_mut().get_mut(..M::OUT).unwrap_or_default();
-            s.output(u);
-            t.iter_mut().zip(u.iter()).for_each(|(a, b)| *a ^= b);
+            s.output_to_block(&mut inner_block);
+            match &mut acc {
+                Some(a) => a.xor_words(&s),
+                None => acc = Some(s),
+            }
+        }
+        s.zeroize();
+        // T = U1 ⊕ (U2 ⊕ … ⊕ Uc).
+        t.copy_from_slice(&u1);
+        if let Some(mut a) = acc {
+            let mut rest = Zeroizing::new(vec![0u8; M::OUT]);
+            a.output(&mut rest);
+            a.zeroize();
+            t.iter_mut().zip(rest.iter()).for_each(|(x, y)| *x ^= y);
         }
         chunk.copy_from_slice(t.get(..chunk.len()).unwrap_or_default());
     }

@@ -14,6 +14,7 @@ use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
 use crate::identity::{Identity, assemble_all, pair_keys_within};
 use crate::limits::{Limits, WorkBudget};
+use crate::parallel::{Job, run_all};
 use crate::secret::{Password, PrivateKey};
 
 /// The MAC of an archive, as reported.
@@ -241,7 +242,7 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
             }
             let verify = mac
                 .as_ref()
-                .map(|(alg, expected)| move || alg.verify(only, pfx.auth_safe, expected));
+                .map(|(alg, expected)| (alg.clone(), pfx.auth_safe.to_vec(), expected.to_vec()));
             let (ok, plain) = derive_in_parallel(verify, only, &tasks);
             (Some(ok), plain)
         }
@@ -632,38 +633,47 @@ fn ciphertext_key(ciphertext: &[u8]) -> (usize, usize) {
     (ciphertext.as_ptr() as usize, ciphertext.len())
 }
 
-/// Runs the MAC check and every decryption on up to `available_parallelism` threads.
+/// Runs the MAC check (algorithm, authenticated data, expected value) and every decryption side
+/// by side ([`crate::parallel`]); each job owns copies of its inputs.
 fn derive_in_parallel(
-    verify: Option<impl FnOnce() -> bool + Send>,
+    verify: Option<(MacAlgorithm, Vec<u8>, Vec<u8>)>,
     password: &Password,
     tasks: &[(&EncryptionScheme, &[u8])],
 ) -> (bool, Predecrypted) {
-    let workers = std::thread::available_parallelism()
-        .map(std::num::NonZeroUsize::get)
-        .unwrap_or(1)
-        .min(tasks.len() + 1)
-        .max(1);
-    let results = std::sync::Mutex::new(Predecrypted::new());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let decrypt_some = || loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some((scheme, ct)) = tasks.get(i) else {
-            break;
-        };
-        let plain = scheme.decrypt(password, ct);
-        if let Ok(mut r) = results.lock() {
-            r.insert(ciphertext_key(ct), plain);
-        }
+    enum Outcome {
+        Mac(bool),
+        Plain(Result<Zeroizing<Vec<u8>>>),
+    }
+    let mut jobs: Vec<Job<Outcome>> = Vec::with_capacity(tasks.len() + 1);
+    if let Some((alg, data, expected)) = verify {
+        let password = password.clone();
+        jobs.push(Box::new(move || {
+            Outcome::Mac(alg.verify(&password, &data, &expected))
+        }));
+    }
+    let mac_jobs = jobs.len();
+    for (scheme, ciphertext) in tasks {
+        let (scheme, ciphertext, password) =
+            ((*scheme).clone(), ciphertext.to_vec(), password.clone());
+        jobs.push(Box::new(move || {
+            Outcome::Plain(scheme.decrypt(&password, &ciphertext))
+        }));
+    }
+    let mut outcomes = run_all(jobs).into_iter();
+    // No MAC verifies trivially; a MAC job that panicked does not.
+    let mac_ok = match mac_jobs {
+        0 => true,
+        _ => matches!(outcomes.next(), Some(Some(Outcome::Mac(true)))),
     };
-    let mac_ok = std::thread::scope(|scope| {
-        for _ in 1..workers {
-            scope.spawn(decrypt_some);
-        }
-        let ok = verify.is_none_or(|v| v());
-        decrypt_some();
-        ok
-    });
-    (mac_ok, results.into_inner().unwrap_or_default())
+    let mut predecrypted = Predecrypted::new();
+    for ((_, ciphertext), outcome) in tasks.iter().zip(outcomes) {
+        let plain = match outcome {
+            Some(Outcome::Plain(plain)) => plain,
+            _ => Err(Error::Invalid("a key derivation job failed".into())),
+        };
+        predecrypted.insert(ciphertext_key(ciphertext), plain);
+    }
+    (mac_ok, predecrypted)
 }
 
 /// What a failed decryption of `what` reports: a limit or an unsupported algorithm as such;

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use sha1::{Digest, Sha1};
+use zeroize::Zeroizing;
 
 use super::asn1::{enc, tag};
 use super::oids;
@@ -15,6 +16,7 @@ use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
 use crate::identity::Identity;
 use crate::limits::Limits;
+use crate::parallel::{Job, run_all};
 use crate::random::{OsRandom, RandomSource};
 use crate::secret::Password;
 
@@ -168,26 +170,57 @@ impl Builder {
         };
         let mac = self.profile.mac(iterations, rng)?;
 
-        let (mac_key, cert_ciphertext, key_ciphertexts) = std::thread::scope(|scope| {
-            let mac_key = scope.spawn(|| mac.as_ref().map(|m| m.derive_key(password)));
-            let certs = scope.spawn(|| match (&cert_scheme, &cert_safe) {
-                (Some(scheme), Some(safe)) => scheme.encrypt(password, safe).map(Some),
-                _ => Ok(None),
-            });
-            let keys: Vec<Result<Option<Vec<u8>>>> = keys
-                .iter()
-                .map(|(pkcs8, scheme, _)| {
+        // The MAC key, the certificates' encryption and each key's are independent KDFs: run
+        // them side by side. Each job owns copies of its inputs (the key copies are zeroized).
+        enum Derived {
+            MacKey(Option<Zeroizing<Vec<u8>>>),
+            Ciphertext(Result<Option<Vec<u8>>>),
+        }
+        let mut jobs: Vec<Job<Derived>> = Vec::with_capacity(keys.len() + 2);
+        {
+            let (mac, password) = (mac.clone(), password.clone());
+            jobs.push(Box::new(move || {
+                Derived::MacKey(mac.as_ref().map(|m| m.derive_key(&password)))
+            }));
+        }
+        {
+            let (scheme, safe, password) =
+                (cert_scheme.clone(), cert_safe.clone(), password.clone());
+            jobs.push(Box::new(move || {
+                Derived::Ciphertext(match (&scheme, &safe) {
+                    (Some(scheme), Some(safe)) => scheme.encrypt(&password, safe).map(Some),
+                    _ => Ok(None),
+                })
+            }));
+        }
+        for (pkcs8, scheme, _) in &keys {
+            let (pkcs8, scheme, password) = (
+                Zeroizing::new(pkcs8.to_vec()),
+                scheme.clone(),
+                password.clone(),
+            );
+            jobs.push(Box::new(move || {
+                Derived::Ciphertext(
                     scheme
                         .as_ref()
-                        .map(|s| s.encrypt(password, pkcs8))
-                        .transpose()
-                })
-                .collect();
-            (mac_key.join(), certs.join(), keys)
+                        .map(|s| s.encrypt(&password, &pkcs8))
+                        .transpose(),
+                )
+            }));
+        }
+        let worker = || Error::Invalid("a key derivation job failed".into());
+        let mut derived = run_all(jobs).into_iter();
+        let Some(Some(Derived::MacKey(mac_key))) = derived.next() else {
+            return Err(worker());
+        };
+        let Some(Some(Derived::Ciphertext(cert_ciphertext))) = derived.next() else {
+            return Err(worker());
+        };
+        let cert_ciphertext = cert_ciphertext?;
+        let key_ciphertexts = derived.map(|d| match d {
+            Some(Derived::Ciphertext(ct)) => ct,
+            _ => Err(worker()),
         });
-        let worker = || Error::Invalid("a key derivation thread failed".into());
-        let mac_key = mac_key.map_err(|_| worker())?;
-        let cert_ciphertext = cert_ciphertext.map_err(|_| worker())??;
 
         let mut key_bags = Vec::with_capacity(keys.len());
         for ((pkcs8, scheme, attrs), ciphertext) in keys.iter().zip(key_ciphertexts) {
