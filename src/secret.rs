@@ -521,6 +521,12 @@ fn rsa_private_public_half(inner: &[u8]) -> Result<(&[u8], &[u8])> {
     Ok(out)
 }
 
+/// The modulus size in bits of a DER `RSAPublicKey` (a certificate's RSA key), or `None` when it
+/// does not parse.
+pub(crate) fn rsa_modulus_bits(public_key: &[u8]) -> Option<u32> {
+    rsa_public_key(public_key).ok().map(|(n, _)| bit_len(n))
+}
+
 /// `RSAPublicKey ::= SEQUENCE { modulus, publicExponent }` (RFC 8017 §A.1.1).
 fn rsa_public_key(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
     let ctx = "RSA public key";

@@ -367,6 +367,34 @@ fn renewal_keeps_subject_sans_and_key_type_and_changes_serial_thumbprint_and_ids
 }
 
 #[test]
+fn renewal_keeps_the_rsa_key_size_read_from_the_certificate_modulus() {
+    let cli = Cli::with_ca();
+    let first_out = cli.dir().join("rsa.p12");
+    let first = enroll_with_sans(&cli, "rsa-3072", &first_out);
+    let renewed_out = cli.dir().join("rsa-renewed.p12");
+    cli.ok(&[
+        "renew",
+        "--certificate-id",
+        &first["KeyfactorId"].to_string(),
+        "--password",
+        &format!("pass:{TRANSPORT}"),
+        "--out",
+        renewed_out.to_str().unwrap(),
+    ]);
+    let pem = openssl_pkcs12_certs(
+        &renewed_out,
+        TRANSPORT,
+        "-clcerts",
+        &cli.dir().join("rsa-renewed.pem"),
+    );
+    assert!(
+        x509_text(&pem).contains("Public-Key: (3072 bit)"),
+        "{}",
+        x509_text(&pem)
+    );
+}
+
+#[test]
 fn renewal_of_an_unknown_id_or_thumbprint_exits_1() {
     let cli = Cli::with_ca();
     cli.exits(1, &["renew", "--certificate-id", "999"]);

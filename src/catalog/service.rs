@@ -426,12 +426,8 @@ impl Service {
         transport_password: &Password,
     ) -> Result<Enrollment> {
         let old = self.certificate(which)?;
-        let key_type = match self.staged_identity(&old) {
-            Ok(identity) => KeyType::of(identity.key()),
-            Err(_) => None,
-        }
-        .or_else(|| key_type_of_certificate(&old.certificate))
-        .ok_or_else(|| {
+        // The certificate's public key tells the key type: no need to unseal the private key.
+        let key_type = key_type_of_certificate(&old.certificate).ok_or_else(|| {
             Error::Invalid(format!(
                 "certificate {}: its key type cannot be renewed here",
                 old.id
@@ -466,12 +462,13 @@ fn key_type_of_certificate(cert: &Certificate) -> Option<KeyType> {
                 Some(c) if c == oids::P384 => Some(KeyType::EcP384),
                 _ => None,
             }
-        } else if oid == oids::RSA {
-            let bits = spki.subject_public_key.raw_bytes().len().saturating_sub(14) * 8;
-            match bits {
-                b if b <= 2048 => Some(KeyType::Rsa2048),
-                b if b <= 3072 => Some(KeyType::Rsa3072),
-                _ => Some(KeyType::Rsa4096),
+        } else if oid == oids::RSA || oid == oids::RSA_PSS {
+            // Sizes the CA does not make are renewed at the next size up (1024 → 2048).
+            match crate::secret::rsa_modulus_bits(spki.subject_public_key.raw_bytes()) {
+                Some(b) if b <= 2048 => Some(KeyType::Rsa2048),
+                Some(b) if b <= 3072 => Some(KeyType::Rsa3072),
+                Some(b) if b <= 4096 => Some(KeyType::Rsa4096),
+                _ => None,
             }
         } else {
             None
