@@ -33,8 +33,9 @@ impl Format {
     }
 
     /// Detects the format by content: Java magic numbers, PKCS#12 PEM armour, other PEM text,
-    /// then DER (a DER certificate or key counts as PEM-bundle input; anything else is tried as
-    /// PKCS#12).
+    /// then DER by the shape of its outer SEQUENCE (a certificate, a PKCS#8 key or an encrypted
+    /// one counts as PEM-bundle input; anything else is tried as PKCS#12). Nothing is parsed
+    /// beyond the first element: the reader that follows does that once.
     pub fn detect(bytes: &[u8]) -> Format {
         match bytes.get(..4) {
             Some([0xfe, 0xed, 0xfe, 0xed]) => return Format::Jks,
@@ -44,13 +45,47 @@ impl Format {
         let text = bytes.trim_ascii_start();
         if text.starts_with(b"-----BEGIN PKCS12-----") {
             Format::Pkcs12
-        } else if crate::pem::is_pem(bytes)
-            || Certificate::from_der(bytes).is_ok()
-            || crate::PrivateKey::from_pkcs8_der(bytes).is_ok()
-        {
+        } else if crate::pem::is_pem(bytes) {
             Format::Pem
         } else {
-            Format::Pkcs12
+            match first_element(bytes) {
+                // Certificate { tbsCertificate SEQUENCE, … }, EncryptedPrivateKeyInfo {
+                // AlgorithmIdentifier SEQUENCE, … }, PrivateKeyInfo { version 0 or 1, … }.
+                Some((0x30, _)) | Some((0x02, [0 | 1])) => Format::Pem,
+                // PFX { version 3, … }, and whatever is not DER at all.
+                _ => Format::Pkcs12,
+            }
+        }
+    }
+}
+
+/// The tag and content of the first element inside an outer SEQUENCE (definite or BER
+/// indefinite length); `None` when the bytes do not start that way.
+fn first_element(bytes: &[u8]) -> Option<(u8, &[u8])> {
+    let (&outer, rest) = bytes.split_first()?;
+    if outer != 0x30 {
+        return None;
+    }
+    let rest = skip_length(rest)?.1;
+    let (&tag, rest) = rest.split_first()?;
+    let (len, rest) = skip_length(rest)?;
+    Some((tag, rest.get(..len?)?))
+}
+
+/// Reads a length: `(Some(n), rest)` for a definite one, `(None, rest)` for BER's indefinite.
+fn skip_length(bytes: &[u8]) -> Option<(Option<usize>, &[u8])> {
+    let (&first, rest) = bytes.split_first()?;
+    match first {
+        0x80 => Some((None, rest)),
+        n if n < 0x80 => Some((Some(usize::from(n)), rest)),
+        n => {
+            let count = usize::from(n & 0x7f);
+            if count > std::mem::size_of::<usize>() {
+                return None;
+            }
+            let (digits, rest) = rest.split_at_checked(count)?;
+            let len = digits.iter().fold(0usize, |acc, d| (acc << 8) | usize::from(*d));
+            Some((Some(len), rest))
         }
     }
 }
@@ -158,4 +193,42 @@ pub fn load(
 
 fn in_chains(identities: &[Identity], cert: &Certificate) -> bool {
     identities.iter().any(|i| i.chain().contains(cert))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem_der(text: &[u8]) -> Vec<u8> {
+        pem::parse(text).map(pem::Pem::into_contents).unwrap_or_default()
+    }
+
+    #[test]
+    fn detects_each_format_by_its_first_bytes() {
+        let p12 = include_bytes!("../tests/data/p12/openssl-default.p12");
+        let ber = include_bytes!("../tests/data/p12/ber-indefinite.p12");
+        let cert = include_bytes!("../tests/data/pki/certs/leaf-rsa.pem");
+        let key = include_bytes!("../tests/data/pki/keys/leaf-ec256.pem");
+        assert_eq!(Format::detect(p12), Format::Pkcs12);
+        assert_eq!(Format::detect(ber), Format::Pkcs12);
+        assert_eq!(Format::detect(cert), Format::Pem);
+        assert_eq!(Format::detect(&pem_der(cert)), Format::Pem, "DER certificate");
+        assert_eq!(Format::detect(&pem_der(key)), Format::Pem, "DER PKCS#8 key");
+        let encrypted = crate::PrivateKey::from_pkcs8_der(&pem_der(key))
+            .and_then(|k| {
+                crate::pem::encode_private_key(
+                    &k,
+                    Some(&Password::new("x")),
+                    &mut crate::random::DeterministicRandom::new(7),
+                )
+            })
+            .map(|text| pem_der(text.as_bytes()))
+            .unwrap_or_default();
+        assert_eq!(Format::detect(&encrypted), Format::Pem, "DER encrypted key");
+        assert_eq!(Format::detect(b"\xfe\xed\xfe\xed\0\0\0\x02"), Format::Jks);
+        assert_eq!(Format::detect(b"\xce\xce\xce\xce"), Format::Jceks);
+        for junk in [&b""[..], b"\x30", b"\x30\x84\xff\xff\xff\xff", b"\x30\x89", b"hello"] {
+            assert_eq!(Format::detect(junk), Format::Pkcs12, "{junk:?}");
+        }
+    }
 }
