@@ -34,12 +34,12 @@ mod common;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pfxkit::jks::{self, KeystoreKind, WriteEntry};
+use pfxkit::jks;
 use pfxkit::pkcs12::{self, Builder, Profile};
 use pfxkit::random::DeterministicRandom;
 use pfxkit::{Certificate, Error, Identity, Limits, Password, PrivateKey};
 
-use common::{Der, PfxTree, fixture, integer, seq, tlv};
+use common::{Der, PfxTree, cert_bag, fixture, integer, key_bag, pem_der, plain_pfx, seq, tlv};
 
 /// User + system CPU time of the whole process, in clock ticks (`/proc/self/stat` fields 14 and
 /// 15; the command name in field 2 may hold spaces, so fields are counted after its `)`).
@@ -60,34 +60,6 @@ fn ticks_per_second() -> u64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100)
-}
-
-fn pem_der(path: &str) -> Vec<u8> {
-    pem::parse(fixture(path)).unwrap().into_contents()
-}
-
-const KEY_BAG: &[u8] = &[
-    0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
-];
-const CERT_BAG: &[u8] = &[
-    0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03,
-];
-const X509_CERTIFICATE: &[u8] = &[
-    0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01,
-];
-
-/// A MAC-less, unencrypted PFX with `keys` as keyBags and `certs` as certBags.
-fn plain_pfx(keys: &[Vec<u8>], certs: &[Vec<u8>]) -> Vec<u8> {
-    let mut bags: Vec<Vec<u8>> = keys
-        .iter()
-        .map(|k| seq(&[KEY_BAG, &tlv(0xa0, k)]))
-        .collect();
-    bags.extend(certs.iter().map(|c| {
-        let value = seq(&[X509_CERTIFICATE, &tlv(0xa0, &tlv(0x04, c))]);
-        seq(&[CERT_BAG, &tlv(0xa0, &value)])
-    }));
-    let refs: Vec<&[u8]> = bags.iter().map(Vec::as_slice).collect();
-    common::pfx(&[common::data_content_info(&seq(&refs))], None)
 }
 
 /// openssl-default.p12 with MAC, certificate container and key bag switched to SHA-512 at
@@ -164,26 +136,6 @@ fn dsa8192_key(seed: u8) -> Vec<u8> {
     ])
 }
 
-/// key.jceks with its key entry copied `n` times.
-fn jceks_copies(n: usize) -> Vec<u8> {
-    let bytes = fixture("jks/key.jceks");
-    let store = jks::read(&bytes, &Password::new("store-pass"), &Limits::default()).unwrap();
-    let Some(jks::Entry::PrivateKey(key)) = store.get("jceks-key") else {
-        panic!("key.jceks has its key entry");
-    };
-    let aliases: Vec<String> = (0..n).map(|i| format!("copy-{i}")).collect();
-    let entries: Vec<WriteEntry<'_>> = aliases
-        .iter()
-        .map(|alias| WriteEntry::ProtectedKey {
-            alias,
-            encrypted_key: key.encrypted_key_der(),
-            chain: key.chain(),
-            created_millis: key.created_millis(),
-        })
-        .collect();
-    jks::write(KeystoreKind::Jceks, &entries, &Password::new("store-pass")).unwrap()
-}
-
 fn password() -> Password {
     Password::new("pfxkit-pass")
 }
@@ -221,23 +173,23 @@ fn worst_cases(c: &mut Criterion) {
         pkcs12::read(&bulk, Some(&password()), &limits).map(|_| ())
     });
 
-    let ed448 = plain_pfx(
-        &vec![pem_der("pki/keys/leaf-ed448.pem"); 1500],
-        &[pem_der("pki/certs/leaf-ed448.pem")],
-    );
+    let mut ed448 = vec![key_bag(&pem_der("pki/keys/leaf-ed448.pem")); 1500];
+    ed448.push(cert_bag(&pem_der("pki/certs/leaf-ed448.pem")));
+    let ed448 = plain_pfx(&ed448);
     cpu_bench(c, "worst/pkcs12-ed448-proofs", true, || {
         pkcs12::read(&ed448, None, &limits).map(|_| ())
     });
 
-    let dsa = plain_pfx(
-        &[dsa8192_key(1), dsa8192_key(2)],
-        &[pem_der("pki/certs/leaf-dsa.pem")],
-    );
+    let dsa = plain_pfx(&[
+        key_bag(&dsa8192_key(1)),
+        key_bag(&dsa8192_key(2)),
+        cert_bag(&pem_der("pki/certs/leaf-dsa.pem")),
+    ]);
     cpu_bench(c, "worst/pkcs12-dsa8192-proofs", true, || {
         pkcs12::read(&dsa, None, &limits).map(|_| ())
     });
 
-    let jceks = jceks_copies(15);
+    let jceks = common::jceks_key_copies(15);
     let store = jks::read(&jceks, &Password::new("store-pass"), &limits).unwrap();
     cpu_bench(c, "worst/jceks-keys", true, || {
         let keys = store.decrypt_keys(&Password::new("key-pass-2"), &limits)?;

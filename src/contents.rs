@@ -84,7 +84,9 @@ fn skip_length(bytes: &[u8]) -> Option<(Option<usize>, &[u8])> {
                 return None;
             }
             let (digits, rest) = rest.split_at_checked(count)?;
-            let len = digits.iter().fold(0usize, |acc, d| (acc << 8) | usize::from(*d));
+            let len = digits
+                .iter()
+                .fold(0usize, |acc, d| (acc << 8) | usize::from(*d));
             Some((Some(len), rest))
         }
     }
@@ -200,7 +202,9 @@ mod tests {
     use super::*;
 
     fn pem_der(text: &[u8]) -> Vec<u8> {
-        pem::parse(text).map(pem::Pem::into_contents).unwrap_or_default()
+        pem::parse(text)
+            .map(pem::Pem::into_contents)
+            .unwrap_or_default()
     }
 
     #[test]
@@ -212,7 +216,11 @@ mod tests {
         assert_eq!(Format::detect(p12), Format::Pkcs12);
         assert_eq!(Format::detect(ber), Format::Pkcs12);
         assert_eq!(Format::detect(cert), Format::Pem);
-        assert_eq!(Format::detect(&pem_der(cert)), Format::Pem, "DER certificate");
+        assert_eq!(
+            Format::detect(&pem_der(cert)),
+            Format::Pem,
+            "DER certificate"
+        );
         assert_eq!(Format::detect(&pem_der(key)), Format::Pem, "DER PKCS#8 key");
         let encrypted = crate::PrivateKey::from_pkcs8_der(&pem_der(key))
             .and_then(|k| {
@@ -227,7 +235,13 @@ mod tests {
         assert_eq!(Format::detect(&encrypted), Format::Pem, "DER encrypted key");
         assert_eq!(Format::detect(b"\xfe\xed\xfe\xed\0\0\0\x02"), Format::Jks);
         assert_eq!(Format::detect(b"\xce\xce\xce\xce"), Format::Jceks);
-        for junk in [&b""[..], b"\x30", b"\x30\x84\xff\xff\xff\xff", b"\x30\x89", b"hello"] {
+        for junk in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x84\xff\xff\xff\xff",
+            b"\x30\x89",
+            b"hello",
+        ] {
             assert_eq!(Format::detect(junk), Format::Pkcs12, "{junk:?}");
         }
     }

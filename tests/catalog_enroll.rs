@@ -305,6 +305,15 @@ fn san_line(pem: &Path) -> String {
         .to_string()
 }
 
+/// `pfxkit renew` of the certificate `selector` names, into `out`: its CertificateInformation.
+fn renew(cli: &Cli, selector: &[&str], out: &std::path::Path) -> serde_json::Value {
+    let password = format!("pass:{TRANSPORT}");
+    let mut args = vec!["renew"];
+    args.extend_from_slice(selector);
+    args.extend(["--password", &password, "--out", out.to_str().unwrap()]);
+    cli.ok(&args)["CertificateInformation"].clone()
+}
+
 #[test]
 fn renewal_keeps_subject_sans_and_key_type_and_changes_serial_thumbprint_and_ids() {
     let cli = Cli::with_ca();
@@ -314,28 +323,21 @@ fn renewal_keeps_subject_sans_and_key_type_and_changes_serial_thumbprint_and_ids
         openssl_pkcs12_certs(&first_out, TRANSPORT, "-clcerts", &cli.dir().join("1.pem"));
 
     let by_id = cli.dir().join("by-id.p12");
-    let renewed = cli.ok(&[
-        "renew",
-        "--certificate-id",
-        &first["KeyfactorId"].to_string(),
-        "--password",
-        &format!("pass:{TRANSPORT}"),
-        "--out",
-        by_id.to_str().unwrap(),
-    ])["CertificateInformation"]
-        .clone();
+    let renewed = renew(
+        &cli,
+        &["--certificate-id", &first["KeyfactorId"].to_string()],
+        &by_id,
+    );
     let by_thumbprint = cli.dir().join("by-thumbprint.p12");
-    let renewed_again = cli.ok(&[
-        "renew",
-        "--thumbprint",
+    let renewed_again = renew(
+        &cli,
         // Thumbprints are accepted in any case.
-        &first["Thumbprint"].as_str().unwrap().to_ascii_uppercase(),
-        "--password",
-        &format!("pass:{TRANSPORT}"),
-        "--out",
-        by_thumbprint.to_str().unwrap(),
-    ])["CertificateInformation"]
-        .clone();
+        &[
+            "--thumbprint",
+            &first["Thumbprint"].as_str().unwrap().to_ascii_uppercase(),
+        ],
+        &by_thumbprint,
+    );
 
     let first_text = x509_text(&first_pem);
     let subject_and_key = |text: &str| -> Vec<String> {
@@ -372,15 +374,11 @@ fn renewal_keeps_the_rsa_key_size_read_from_the_certificate_modulus() {
     let first_out = cli.dir().join("rsa.p12");
     let first = enroll_with_sans(&cli, "rsa-3072", &first_out);
     let renewed_out = cli.dir().join("rsa-renewed.p12");
-    cli.ok(&[
-        "renew",
-        "--certificate-id",
-        &first["KeyfactorId"].to_string(),
-        "--password",
-        &format!("pass:{TRANSPORT}"),
-        "--out",
-        renewed_out.to_str().unwrap(),
-    ]);
+    renew(
+        &cli,
+        &["--certificate-id", &first["KeyfactorId"].to_string()],
+        &renewed_out,
+    );
     let pem = openssl_pkcs12_certs(
         &renewed_out,
         TRANSPORT,

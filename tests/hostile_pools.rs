@@ -19,38 +19,9 @@ use pfxkit::cert::order_leaf_first;
 use pfxkit::error::LimitKind;
 use pfxkit::{Certificate, Error, Limits, pkcs12};
 
-use common::{Der, fixture, seq, tlv};
+use common::{Der, cert_bag, key_bag, pem_der as pem_fixture, plain_pfx, seq, tlv};
 
-/// DER OIDs of the bag types and the X.509 certificate type.
-const KEY_BAG: &[u8] = &[
-    0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
-];
-const CERT_BAG: &[u8] = &[
-    0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03,
-];
-const X509_CERTIFICATE: &[u8] = &[
-    0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01,
-];
 const COMMON_NAME: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
-
-fn pem_fixture(path: &str) -> Vec<u8> {
-    pem::parse(fixture(path)).unwrap().into_contents()
-}
-
-fn key_bag(pkcs8: &[u8]) -> Vec<u8> {
-    seq(&[KEY_BAG, &tlv(0xa0, pkcs8)])
-}
-
-fn cert_bag(der: &[u8]) -> Vec<u8> {
-    let cert_value = seq(&[X509_CERTIFICATE, &tlv(0xa0, &tlv(0x04, der))]);
-    seq(&[CERT_BAG, &tlv(0xa0, &cert_value)])
-}
-
-/// A MAC-less, unencrypted PFX holding `bags` in one SafeContents.
-fn plain_pfx(bags: &[Vec<u8>]) -> Vec<u8> {
-    let refs: Vec<&[u8]> = bags.iter().map(Vec::as_slice).collect();
-    common::pfx(&[common::data_content_info(&seq(&refs))], None)
-}
 
 /// `Name ::= SEQUENCE { SET { SEQUENCE { commonName, UTF8String cn } } }`.
 fn name(cn: &str) -> Der {

@@ -12,6 +12,8 @@
     clippy::panic
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -1273,34 +1275,11 @@ mod properties {
     }
 }
 
-/// key.jceks's key entry copied `n` times (still protected under its key password).
-fn jceks_with_copies_of_its_key(n: usize) -> Vec<u8> {
-    let bytes = data("key.jceks").unwrap();
-    let store = jks::read(&bytes, &pw("store-pass"), &limits()).unwrap();
-    let key = key_entry(store.get("jceks-key").unwrap());
-    let aliases: Vec<String> = (0..n).map(|i| format!("copy-{i}")).collect();
-    let entries: Vec<WriteEntry<'_>> = aliases
-        .iter()
-        .map(|alias| WriteEntry::ProtectedKey {
-            alias,
-            encrypted_key: key.encrypted_key_der(),
-            chain: key.chain(),
-            created_millis: key.created_millis(),
-        })
-        .collect();
-    jks::write(KeystoreKind::Jceks, &entries, &pw("store-pass")).unwrap()
-}
-
 #[test]
 fn refuses_to_decrypt_a_store_of_keys_whose_total_work_exceeds_the_limits() {
     // Each JCEKS key costs two MD5 chains of its iteration count (keytool: hundreds of
     // thousands); one key is bounded by max_iterations, a store of them only by the total.
-    let many = jks::read(
-        &jceks_with_copies_of_its_key(40),
-        &pw("store-pass"),
-        &limits(),
-    )
-    .unwrap();
+    let many = jks::read(&common::jceks_key_copies(40), &pw("store-pass"), &limits()).unwrap();
     for result in [
         many.decrypt_keys(&pw("key-pass-2"), &limits()).map(|_| ()),
         many.identities(&pw("key-pass-2"), &limits()).map(|_| ()),
@@ -1310,12 +1289,7 @@ fn refuses_to_decrypt_a_store_of_keys_whose_total_work_exceeds_the_limits() {
             "{result:?}"
         );
     }
-    let few = jks::read(
-        &jceks_with_copies_of_its_key(3),
-        &pw("store-pass"),
-        &limits(),
-    )
-    .unwrap();
+    let few = jks::read(&common::jceks_key_copies(3), &pw("store-pass"), &limits()).unwrap();
     let keys = few.decrypt_keys(&pw("key-pass-2"), &limits()).unwrap();
     assert_eq!(keys.len(), 3);
     assert!(keys.iter().all(Result::is_ok));

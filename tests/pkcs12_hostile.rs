@@ -482,11 +482,7 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 
 /// A MAC-less PFX with one plain keyBag holding `pkcs8`.
 fn plain_key_bag(pkcs8: &[u8]) -> Vec<u8> {
-    const KEY_BAG: &[u8] = &[
-        0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
-    ];
-    let bag = seq(&[KEY_BAG, &tlv(tag::CONTEXT_0, pkcs8)]);
-    common::pfx(&[common::data_content_info(&seq(&[&bag]))], None)
+    common::plain_pfx(&[common::key_bag(pkcs8)])
 }
 
 /// The PKCS#8 DER of a key under `tests/data/pki/keys`, with its inner `privateKey` OCTET STRING

@@ -370,3 +370,60 @@ fn looks_like_der(bytes: &[u8]) -> bool {
     }
     bytes.first() == Some(&tag::SEQUENCE) && element_len(bytes) == Some(bytes.len())
 }
+
+/// The DER inside a PEM fixture (`pki/certs/…`, `pki/keys/…`).
+pub fn pem_der(relative: &str) -> Vec<u8> {
+    pem::parse(fixture(relative)).unwrap().into_contents()
+}
+
+/// `SafeBag { keyBag, [0] PrivateKeyInfo }`.
+pub fn key_bag(pkcs8: &[u8]) -> Vec<u8> {
+    const KEY_BAG: &[u8] = &[
+        0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
+    ];
+    seq(&[KEY_BAG, &tlv(tag::CONTEXT_0, pkcs8)])
+}
+
+/// `SafeBag { certBag, [0] CertBag { x509Certificate, [0] OCTET STRING der } }`.
+pub fn cert_bag(der: &[u8]) -> Vec<u8> {
+    const CERT_BAG: &[u8] = &[
+        0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03,
+    ];
+    const X509_CERTIFICATE: &[u8] = &[
+        0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01,
+    ];
+    let value = seq(&[
+        X509_CERTIFICATE,
+        &tlv(tag::CONTEXT_0, &tlv(tag::OCTET_STRING, der)),
+    ]);
+    seq(&[CERT_BAG, &tlv(tag::CONTEXT_0, &value)])
+}
+
+/// A MAC-less, unencrypted PFX holding `bags` in one SafeContents.
+pub fn plain_pfx(bags: &[Vec<u8>]) -> Vec<u8> {
+    let refs: Vec<&[u8]> = bags.iter().map(Vec::as_slice).collect();
+    pfx(&[data_content_info(&seq(&refs))], None)
+}
+
+/// `jks/key.jceks` (store password `store-pass`) with its key entry, still protected under
+/// `key-pass-2`, copied `n` times.
+pub fn jceks_key_copies(n: usize) -> Vec<u8> {
+    use pfxkit::jks::{self, Entry, KeystoreKind, WriteEntry};
+    let store_password = Password::new("store-pass");
+    let bytes = fixture("jks/key.jceks");
+    let store = jks::read(&bytes, &store_password, &pfxkit::Limits::default()).unwrap();
+    let Some(Entry::PrivateKey(key)) = store.get("jceks-key") else {
+        panic!("key.jceks has its key entry");
+    };
+    let aliases: Vec<String> = (0..n).map(|i| format!("copy-{i}")).collect();
+    let entries: Vec<WriteEntry<'_>> = aliases
+        .iter()
+        .map(|alias| WriteEntry::ProtectedKey {
+            alias,
+            encrypted_key: key.encrypted_key_der(),
+            chain: key.chain(),
+            created_millis: key.created_millis(),
+        })
+        .collect();
+    jks::write(KeystoreKind::Jceks, &entries, &store_password).unwrap()
+}
