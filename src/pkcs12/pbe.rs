@@ -32,51 +32,109 @@ pub enum Pbes1Cipher {
     Rc4_40,
 }
 
+/// What pfxkit knows of a cipher: its OID, report name, and (key, IV) lengths in bytes. One
+/// table per family, so adding a cipher is one row.
+struct CipherFacts<C> {
+    cipher: C,
+    oid: Oid,
+    name: &'static str,
+    sizes: (usize, usize),
+}
+
+const PBES1_CIPHERS: [CipherFacts<Pbes1Cipher>; 6] = [
+    CipherFacts {
+        cipher: Pbes1Cipher::TripleDes,
+        oid: oids::PBE_SHA1_3DES,
+        name: "pbe-sha1-3des",
+        sizes: (24, 8),
+    },
+    CipherFacts {
+        cipher: Pbes1Cipher::TwoKeyTripleDes,
+        oid: oids::PBE_SHA1_2DES,
+        name: "pbe-sha1-2des",
+        sizes: (16, 8),
+    },
+    CipherFacts {
+        cipher: Pbes1Cipher::Rc2_128,
+        oid: oids::PBE_SHA1_RC2_128,
+        name: "pbe-sha1-rc2-128",
+        sizes: (16, 8),
+    },
+    CipherFacts {
+        cipher: Pbes1Cipher::Rc2_40,
+        oid: oids::PBE_SHA1_RC2_40,
+        name: "pbe-sha1-rc2-40",
+        sizes: (5, 8),
+    },
+    CipherFacts {
+        cipher: Pbes1Cipher::Rc4_128,
+        oid: oids::PBE_SHA1_RC4_128,
+        name: "pbe-sha1-rc4-128",
+        sizes: (16, 0),
+    },
+    CipherFacts {
+        cipher: Pbes1Cipher::Rc4_40,
+        oid: oids::PBE_SHA1_RC4_40,
+        name: "pbe-sha1-rc4-40",
+        sizes: (5, 0),
+    },
+];
+
+const PBES2_CIPHERS: [CipherFacts<Pbes2Cipher>; 4] = [
+    CipherFacts {
+        cipher: Pbes2Cipher::Aes128Cbc,
+        oid: oids::AES_128_CBC,
+        name: "aes-128-cbc",
+        sizes: (16, 16),
+    },
+    CipherFacts {
+        cipher: Pbes2Cipher::Aes192Cbc,
+        oid: oids::AES_192_CBC,
+        name: "aes-192-cbc",
+        sizes: (24, 16),
+    },
+    CipherFacts {
+        cipher: Pbes2Cipher::Aes256Cbc,
+        oid: oids::AES_256_CBC,
+        name: "aes-256-cbc",
+        sizes: (32, 16),
+    },
+    CipherFacts {
+        cipher: Pbes2Cipher::DesEde3Cbc,
+        oid: oids::DES_EDE3_CBC,
+        name: "des-ede3-cbc",
+        sizes: (24, 8),
+    },
+];
+
+/// The table row of `cipher`: every variant has one (the tests check), so the callers'
+/// fallbacks are never used.
+fn facts<C: PartialEq + Copy>(
+    table: &'static [CipherFacts<C>],
+    cipher: C,
+) -> Option<&'static CipherFacts<C>> {
+    table.iter().find(|f| f.cipher == cipher)
+}
+
 impl Pbes1Cipher {
     fn from_oid(oid: &Oid) -> Option<Self> {
-        Some(match *oid {
-            o if o == oids::PBE_SHA1_3DES => Self::TripleDes,
-            o if o == oids::PBE_SHA1_2DES => Self::TwoKeyTripleDes,
-            o if o == oids::PBE_SHA1_RC2_128 => Self::Rc2_128,
-            o if o == oids::PBE_SHA1_RC2_40 => Self::Rc2_40,
-            o if o == oids::PBE_SHA1_RC4_128 => Self::Rc4_128,
-            o if o == oids::PBE_SHA1_RC4_40 => Self::Rc4_40,
-            _ => return None,
-        })
+        PBES1_CIPHERS
+            .iter()
+            .find(|f| f.oid == *oid)
+            .map(|f| f.cipher)
     }
 
     fn oid(self) -> Oid {
-        match self {
-            Self::TripleDes => oids::PBE_SHA1_3DES,
-            Self::TwoKeyTripleDes => oids::PBE_SHA1_2DES,
-            Self::Rc2_128 => oids::PBE_SHA1_RC2_128,
-            Self::Rc2_40 => oids::PBE_SHA1_RC2_40,
-            Self::Rc4_128 => oids::PBE_SHA1_RC4_128,
-            Self::Rc4_40 => oids::PBE_SHA1_RC4_40,
-        }
+        facts(&PBES1_CIPHERS, self).map_or(oids::DATA, |f| f.oid)
     }
 
     /// (key length, IV length) in bytes.
     fn sizes(self) -> (usize, usize) {
-        match self {
-            Self::TripleDes => (24, 8),
-            Self::TwoKeyTripleDes => (16, 8),
-            Self::Rc2_128 => (16, 8),
-            Self::Rc2_40 => (5, 8),
-            Self::Rc4_128 => (16, 0),
-            Self::Rc4_40 => (5, 0),
-        }
+        facts(&PBES1_CIPHERS, self).map_or((0, 0), |f| f.sizes)
     }
 
     fn name(self) -> &'static str {
-        match self {
-            Self::TripleDes => "pbe-sha1-3des",
-            Self::TwoKeyTripleDes => "pbe-sha1-2des",
-            Self::Rc2_128 => "pbe-sha1-rc2-128",
-            Self::Rc2_40 => "pbe-sha1-rc2-40",
-            Self::Rc4_128 => "pbe-sha1-rc4-128",
-            Self::Rc4_40 => "pbe-sha1-rc4-40",
-        }
+        facts(&PBES1_CIPHERS, self).map_or("unknown", |f| f.name)
     }
 }
 
@@ -96,41 +154,23 @@ pub enum Pbes2Cipher {
 
 impl Pbes2Cipher {
     fn from_oid(oid: &Oid) -> Option<Self> {
-        Some(match *oid {
-            o if o == oids::AES_128_CBC => Self::Aes128Cbc,
-            o if o == oids::AES_192_CBC => Self::Aes192Cbc,
-            o if o == oids::AES_256_CBC => Self::Aes256Cbc,
-            o if o == oids::DES_EDE3_CBC => Self::DesEde3Cbc,
-            _ => return None,
-        })
+        PBES2_CIPHERS
+            .iter()
+            .find(|f| f.oid == *oid)
+            .map(|f| f.cipher)
     }
 
     fn oid(self) -> Oid {
-        match self {
-            Self::Aes128Cbc => oids::AES_128_CBC,
-            Self::Aes192Cbc => oids::AES_192_CBC,
-            Self::Aes256Cbc => oids::AES_256_CBC,
-            Self::DesEde3Cbc => oids::DES_EDE3_CBC,
-        }
+        facts(&PBES2_CIPHERS, self).map_or(oids::DATA, |f| f.oid)
     }
 
     /// (key length, IV length) in bytes.
     pub(crate) fn sizes(self) -> (usize, usize) {
-        match self {
-            Self::Aes128Cbc => (16, 16),
-            Self::Aes192Cbc => (24, 16),
-            Self::Aes256Cbc => (32, 16),
-            Self::DesEde3Cbc => (24, 8),
-        }
+        facts(&PBES2_CIPHERS, self).map_or((0, 0), |f| f.sizes)
     }
 
     fn name(self) -> &'static str {
-        match self {
-            Self::Aes128Cbc => "aes-128-cbc",
-            Self::Aes192Cbc => "aes-192-cbc",
-            Self::Aes256Cbc => "aes-256-cbc",
-            Self::DesEde3Cbc => "des-ede3-cbc",
-        }
+        facts(&PBES2_CIPHERS, self).map_or("unknown", |f| f.name)
     }
 }
 
@@ -534,6 +574,32 @@ pub(crate) fn parse_encrypted_private_key_info<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_cipher_has_its_own_table_row() {
+        let pbes1 = [
+            Pbes1Cipher::TripleDes,
+            Pbes1Cipher::TwoKeyTripleDes,
+            Pbes1Cipher::Rc2_128,
+            Pbes1Cipher::Rc2_40,
+            Pbes1Cipher::Rc4_128,
+            Pbes1Cipher::Rc4_40,
+        ];
+        for c in pbes1 {
+            assert_eq!(facts(&PBES1_CIPHERS, c).map(|f| f.cipher), Some(c));
+            assert_eq!(Pbes1Cipher::from_oid(&c.oid()), Some(c));
+        }
+        let pbes2 = [
+            Pbes2Cipher::Aes128Cbc,
+            Pbes2Cipher::Aes192Cbc,
+            Pbes2Cipher::Aes256Cbc,
+            Pbes2Cipher::DesEde3Cbc,
+        ];
+        for c in pbes2 {
+            assert_eq!(facts(&PBES2_CIPHERS, c).map(|f| f.cipher), Some(c));
+            assert_eq!(Pbes2Cipher::from_oid(&c.oid()), Some(c));
+        }
+    }
 
     fn pbes1(cipher: Pbes1Cipher) -> EncryptionScheme {
         EncryptionScheme::Pbes1 {
