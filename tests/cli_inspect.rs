@@ -154,6 +154,23 @@ fn exits_5_on_a_mac_iteration_count_of_2_pow_31_minus_1() {
 }
 
 #[test]
+fn exits_5_when_proving_its_keys_would_exceed_the_work_limit() {
+    // 2000 Ed448 keys, one scalar multiplication each to pair them: over a second of CPU.
+    let mut bags = vec![common::key_bag(&common::pem_der("pki/keys/leaf-ed448.pem")); 2000];
+    bags.push(common::cert_bag(&common::pem_der(
+        "pki/certs/leaf-ed448.pem",
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = write_temp(dir.path(), "ed448.p12", &common::plain_pfx(&bags));
+    let output = run(pfxkit()
+        .args(["inspect", "--password", "pass:"])
+        .arg(&hostile));
+    assert_exit(&output, 5, "2000 Ed448 key proofs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("work"), "{stderr}");
+}
+
+#[test]
 fn exits_6_on_an_unknown_pbes2_cipher_and_names_its_oid() {
     let bytes = fixture("p12/openssl-default.p12");
     let mut unknown = oid::AES_256_CBC.to_vec();
