@@ -101,11 +101,16 @@ pub(crate) fn pair_keys_within(
     certs: &[(&Certificate, Option<&[u8]>)],
     budget: &mut WorkBudget<'_>,
 ) -> Result<Vec<Option<usize>>> {
+    // Certificates by the exact encoding of their public key, in file order; and the first one
+    // of each encoding per localKeyId.
     let mut by_key: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-    for (i, (cert, _)) in certs.iter().enumerate() {
-        let digest =
-            cert.with_public_key(|spki| Ok(certificate_key_digest(spki).map(<[u8]>::to_vec)));
+    let mut by_key_and_hint: HashMap<(Vec<u8>, &[u8]), usize> = HashMap::new();
+    for (i, (cert, hint)) in certs.iter().enumerate() {
+        let digest = cert.with_public_key(|spki| Ok(certificate_key_digest(spki)));
         if let Ok(Some(digest)) = digest {
+            if let Some(hint) = hint {
+                by_key_and_hint.entry((digest.clone(), hint)).or_insert(i);
+            }
             by_key.entry(digest).or_default().push(i);
         }
     }
@@ -119,25 +124,30 @@ pub(crate) fn pair_keys_within(
             let Ok(half) = key.public_half() else {
                 return Ok(None);
             };
-            let Some(candidates) = by_key.get(half.digest()) else {
-                return Ok(None);
-            };
-            let proven = |i: usize| {
-                certs.get(i).is_some_and(|(c, _)| {
+            let proven = |i: &usize| {
+                certs.get(*i).is_some_and(|(c, _)| {
                     c.with_public_key(|spki| Ok(half.matches(spki)))
                         .unwrap_or(false)
                 })
             };
-            let hinted = |i: usize| {
-                certs
-                    .get(i)
-                    .is_some_and(|(_, h)| h.is_some() && *h == *key_hint)
+            let digests = half.digests();
+            // The digests are exact, so the first candidate is proven; checking it anyway keeps
+            // the answer right should an encoding ever collide.
+            let by_hint = key_hint.and_then(|hint| {
+                digests
+                    .iter()
+                    .filter_map(|d| by_key_and_hint.get(&(d.clone(), hint)))
+                    .copied()
+                    .filter(proven)
+                    .min()
+            });
+            let any = || {
+                digests
+                    .iter()
+                    .filter_map(|d| by_key.get(d)?.iter().copied().find(proven))
+                    .min()
             };
-            let by_hint = candidates
-                .iter()
-                .copied()
-                .find(|&i| key_hint.is_some() && hinted(i) && proven(i));
-            Ok(by_hint.or_else(|| candidates.iter().copied().find(|&i| proven(i))))
+            Ok(by_hint.or_else(any))
         })
         .collect()
 }

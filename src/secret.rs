@@ -354,14 +354,27 @@ pub(crate) enum PublicHalf {
 }
 
 impl PublicHalf {
-    /// Bytes that [`certificate_key_digest`] gives for every certificate this half matches: a
-    /// lookup key, so pairing many keys with many certificates needs no pairwise comparisons.
-    pub(crate) fn digest(&self) -> &[u8] {
+    /// Every value [`certificate_key_digest`] gives for a certificate holding this public
+    /// key, in each encoding a certificate may use (an EC point compressed or not, DSA
+    /// parameters present or inherited). The digests are exact: a certificate that shares one
+    /// holds this key, so pairing many keys with many certificates is a lookup per key, and no
+    /// crafted near-miss (same modulus, other exponent) can make it a scan.
+    pub(crate) fn digests(&self) -> Vec<Vec<u8>> {
         match self {
-            PublicHalf::Rsa { n, .. } => n,
-            PublicHalf::Ec(point) => ec_x(point).unwrap_or(point),
-            PublicHalf::Eddsa(key) => key,
-            PublicHalf::Dsa { y, .. } => y,
+            PublicHalf::Rsa { n, e } => vec![rsa_digest(n, e)],
+            PublicHalf::Ec(point) => {
+                let mut digests = vec![tagged(b'e', point)];
+                if let (Some(x), Some(y_last)) = (ec_x(point), point.last()) {
+                    let mut compressed = vec![2 | (y_last & 1)];
+                    compressed.extend_from_slice(x);
+                    digests.push(tagged(b'e', &compressed));
+                }
+                digests
+            }
+            PublicHalf::Eddsa(key) => vec![tagged(b'd', key)],
+            PublicHalf::Dsa { params, y } => {
+                vec![dsa_digest(y, Some(params)), dsa_digest(y, None)]
+            }
         }
     }
 
@@ -387,22 +400,50 @@ impl PublicHalf {
     }
 }
 
-/// The lookup bytes of a certificate's public key (see [`PublicHalf::digest`]): the RSA
-/// modulus, the EC X coordinate, the EdDSA key, the DSA y; `None` when the key does not parse.
-pub(crate) fn certificate_key_digest<'a>(spki: &SubjectPublicKeyInfoRef<'a>) -> Option<&'a [u8]> {
+/// The lookup value of a certificate's public key (see [`PublicHalf::digests`]): algorithm tag
+/// and the key as the certificate encodes it; `None` when the key does not parse.
+pub(crate) fn certificate_key_digest(spki: &SubjectPublicKeyInfoRef<'_>) -> Option<Vec<u8>> {
     let oid = spki.algorithm.oid;
     let key = spki.subject_public_key.as_bytes()?;
     if oid == oids::RSA || oid == oids::RSA_PSS {
-        rsa_public_key(key).ok().map(|(n, _)| n)
+        rsa_public_key(key).ok().map(|(n, e)| rsa_digest(n, e))
     } else if oid == oids::EC {
-        ec_x(key)
+        Some(tagged(b'e', key))
     } else if oid == oids::ED25519 || oid == oids::ED448 {
-        Some(key)
+        Some(tagged(b'd', key))
     } else if oid == oids::DSA {
-        UintRef::from_der(key).ok().map(|y| y.as_bytes())
+        let y = UintRef::from_der(key).ok()?;
+        let params = spki.algorithm.parameters.map(|p| p.value());
+        Some(dsa_digest(y.as_bytes(), params))
     } else {
         None
     }
+}
+
+fn tagged(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    out.push(tag);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// Modulus and exponent, the modulus length-prefixed so that no two pairs run together.
+fn rsa_digest(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut out = tagged(b'r', &(n.len() as u64).to_be_bytes());
+    out.extend_from_slice(n);
+    out.extend_from_slice(e);
+    out
+}
+
+/// y, then the parameters' encoding when the certificate carries them.
+fn dsa_digest(y: &[u8], params: Option<&[u8]>) -> Vec<u8> {
+    let mut out = tagged(b's', &(y.len() as u64).to_be_bytes());
+    out.extend_from_slice(y);
+    if let Some(params) = params {
+        out.push(1);
+        out.extend_from_slice(params);
+    }
+    out
 }
 
 /// The X coordinate of a compressed (`02`/`03 ‖ X`) or uncompressed (`04 ‖ X ‖ Y`) SEC1 point.
@@ -703,4 +744,65 @@ impl PasswordSource {
 fn first_line(text: &str) -> &str {
     let line = text.split('\n').next().unwrap_or_default();
     line.strip_suffix('\r').unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::Encode;
+
+    fn leaf_ec256() -> PrivateKey {
+        let pem = pem::parse(include_bytes!("../tests/data/pki/keys/leaf-ec256.pem"))
+            .map(pem::Pem::into_contents)
+            .unwrap_or_default();
+        PrivateKey::from_pkcs8_der(&pem).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// DER SubjectPublicKeyInfo for a P-256 point in the given encoding.
+    fn ec_spki(point: &[u8]) -> Vec<u8> {
+        let spki = spki::SubjectPublicKeyInfoRef {
+            algorithm: spki::AlgorithmIdentifierRef {
+                oid: oids::EC,
+                parameters: Some(der::asn1::AnyRef::from(&oids::P256)),
+            },
+            subject_public_key: der::asn1::BitStringRef::from_bytes(point)
+                .unwrap_or_else(|e| panic!("{e}")),
+        };
+        spki.to_der().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn ec_key_matches_its_point_compressed_or_not_and_nothing_else() {
+        let key = leaf_ec256();
+        let Ok(PublicHalf::Ec(uncompressed)) = key.public_half() else {
+            panic!("an EC public half");
+        };
+        let parity = uncompressed.last().copied().unwrap_or(0) & 1;
+        let mut compressed = vec![2 | parity];
+        compressed.extend_from_slice(ec_x(&uncompressed).unwrap_or_default());
+        let mut other_parity = compressed.clone();
+        other_parity[0] ^= 1;
+        let mut other_y = uncompressed.clone();
+        if let Some(last) = other_y.last_mut() {
+            *last ^= 2;
+        }
+        let half = key.public_half().unwrap_or_else(|e| panic!("{e}"));
+        for (point, expected) in [
+            (&uncompressed, true),
+            (&compressed, true),
+            (&other_parity, false),
+            (&other_y, false),
+        ] {
+            let der = ec_spki(point);
+            let spki = SubjectPublicKeyInfoRef::from_der(&der).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(half.matches(&spki), expected, "{point:02x?}");
+            assert_eq!(key.matches_public_key(&spki).ok(), Some(expected));
+            // The lookup finds exactly the matching encodings.
+            let digest = certificate_key_digest(&spki);
+            assert_eq!(
+                digest.is_some_and(|d| half.digests().contains(&d)),
+                expected
+            );
+        }
+    }
 }

@@ -80,6 +80,33 @@ fn pairs_thousands_of_keys_with_thousands_of_certificates_by_lookup() {
     assert_eq!(archive.identities().len(), 3000);
 }
 
+/// The RSA leaf certificate with its public exponent changed to 3: the key's modulus, but not
+/// its public key.
+fn rsa_certificate_with_exponent_3() -> Vec<u8> {
+    let mut cert = Der::parse(&pem_fixture("pki/certs/leaf-rsa.pem"));
+    // SubjectPublicKeyInfo { algorithm, BIT STRING (0 unused bits ‖ RSAPublicKey { n, e }) }.
+    let bits = cert.at_mut(&[0, 6, 1]).value_mut();
+    let mut rsa = Der::parse(&bits[1..]);
+    *rsa.at_mut(&[1]) = Der::parse(&common::integer(3));
+    *bits = [vec![0], rsa.encode()].concat();
+    cert.encode()
+}
+
+#[test]
+fn pairs_keys_by_exact_public_key_so_near_misses_cost_nothing() {
+    // 3000 RSA keys and 3000 certificates with the same modulus and another exponent: none
+    // pairs, and none is even a candidate (each would otherwise be re-checked per key).
+    let key = pem_fixture("pki/keys/leaf-rsa.pem");
+    let near_miss = rsa_certificate_with_exponent_3();
+    let mut bags: Vec<Vec<u8>> = (0..3000).map(|_| key_bag(&key)).collect();
+    bags.extend((0..3000).map(|_| cert_bag(&near_miss)));
+    let archive = pkcs12::read(&plain_pfx(&bags), None, &Limits::default()).unwrap();
+    assert!(archive.pairings().iter().all(Option::is_none));
+    bags.push(cert_bag(&pem_fixture("pki/certs/leaf-rsa.pem")));
+    let archive = pkcs12::read(&plain_pfx(&bags), None, &Limits::default()).unwrap();
+    assert!(archive.pairings().iter().all(|p| *p == Some(3000)));
+}
+
 #[test]
 fn refuses_key_proofs_beyond_the_work_budget_before_computing_them() {
     // Each Ed448 proof is a scalar multiplication of about 0.6 ms: 2000 of them are over a
