@@ -5,7 +5,7 @@
 //! [`crate::store::StoreAdapter`] — one transaction per job — and inventories the
 //! store right after, so locations are current as soon as a job ends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::service::{CertificateRef, Service};
@@ -37,11 +37,12 @@ pub struct StoreOutcome {
 
 impl StoreOutcome {
     /// A store is listed once even when the certificate sits there under several aliases.
+    /// `failures` holds exactly the failed stores, so it answers "listed already?" in
+    /// O(log n): a scan of `failed` made a Replace over n stores quadratic.
     fn fail(&mut self, store: &str, reason: String) {
-        if !self.failed.iter().any(|s| s == store) {
+        if self.failures.insert(store.to_string(), reason).is_none() {
             self.failed.push(store.to_string());
         }
-        self.failures.insert(store.to_string(), reason);
     }
 }
 
@@ -487,7 +488,7 @@ impl Service {
         let record = self.certificate(&CertificateRef::Id(certificate))?;
         self.staged_identity(&record)?;
         // A store named twice gets one job, not two racing writes of the same alias.
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let targets = stores
             .iter()
             .filter(|id| seen.insert(id.as_str()))
@@ -508,7 +509,11 @@ impl Service {
     ) -> Result<StoreOutcome> {
         let scheduled = Self::due(options.job_time)?;
         let mut outcome = StoreOutcome::default();
-        let mut jobs = Vec::new();
+        // Which stores `successful` lists already: a store holding the certificate under
+        // several aliases gets a job per alias but one listing, and a scan of the list per
+        // target would make a Replace over n stores quadratic.
+        let mut listed = HashSet::new();
+        let mut jobs = Vec::with_capacity(targets.len());
         for (store, alias) in targets {
             match self.job_decision(&store, options.principal, options.password)? {
                 Ok(()) => {
@@ -520,7 +525,7 @@ impl Service {
                         options,
                         scheduled,
                     )?);
-                    if !outcome.successful.contains(&store.id) {
+                    if listed.insert(store.id.clone()) {
                         outcome.successful.push(store.id);
                     }
                 }
@@ -729,6 +734,17 @@ mod tests {
             1_795_105_381_500
         );
         assert_eq!(format_time(1_795_105_381_500), "2026-11-19T16:23:01.500Z");
+    }
+
+    #[test]
+    fn lists_a_failed_store_once_with_its_latest_reason() {
+        let mut outcome = StoreOutcome::default();
+        outcome.fail("a", "first alias".into());
+        outcome.fail("b", "other store".into());
+        outcome.fail("a", "second alias".into());
+        assert_eq!(outcome.failed, ["a", "b"]);
+        assert_eq!(outcome.failures.len(), 2);
+        assert_eq!(outcome.failures["a"], "second alias");
     }
 
     #[test]
