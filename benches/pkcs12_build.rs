@@ -20,151 +20,20 @@
 )]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::PKey;
-use openssl::stack::Stack;
-use openssl::x509::X509;
-use p12_keystore::{EncryptionAlgorithm, KeyStore, KeyStoreEntry, PrivateKeyChain};
 
 use pfxkit::pkcs12::{
     self, EncryptionScheme, HashAlg, MacAlgorithm, Pbes1Cipher, Pbes2Cipher, Profile,
 };
-use pfxkit::{Identity, Limits, Password};
+use pfxkit::{Limits, Password};
 
-const PASSWORD: &str = "pfxkit-pass";
-
-fn pki(relative: &str) -> Vec<u8> {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/pki")
-            .join(relative),
-    )
-    .unwrap()
-}
-
-fn identity() -> Identity {
-    let limits = Limits::default();
-    let key = pfxkit::pem::read_bundle(&pki("keys/leaf-rsa.pem"), None, &limits)
-        .unwrap()
-        .keys
-        .remove(0);
-    let leaf = pfxkit::pem::read_bundle(&pki("certs/leaf-rsa.pem"), None, &limits)
-        .unwrap()
-        .certificates
-        .remove(0);
-    let chain = pfxkit::pem::read_bundle(&pki("certs/chain.pem"), None, &limits)
-        .unwrap()
-        .certificates;
-    Identity::new(key, leaf, chain).unwrap()
-}
-
-/// One work factor set, spelled for each producer.
-struct Setting {
-    name: &'static str,
-    profile: Profile,
-    iterations: u32,
-    mac_name: &'static str,
-    p12_keystore: (EncryptionAlgorithm, p12_keystore::MacAlgorithm),
-    openssl: (Nid, fn() -> MessageDigest),
-}
-
-const SETTINGS: [Setting; 2] = [
-    Setting {
-        name: "modern",
-        profile: Profile::Modern,
-        iterations: 10_000,
-        mac_name: "hmac-sha256",
-        p12_keystore: (
-            EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
-            p12_keystore::MacAlgorithm::HmacSha256,
-        ),
-        openssl: (Nid::AES_256_CBC, MessageDigest::sha256),
-    },
-    Setting {
-        name: "legacy-3des",
-        profile: Profile::Legacy3Des,
-        iterations: 2048,
-        mac_name: "hmac-sha1",
-        p12_keystore: (
-            EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc,
-            p12_keystore::MacAlgorithm::HmacSha1,
-        ),
-        openssl: (Nid::PBE_WITHSHA1AND3_KEY_TRIPLEDES_CBC, MessageDigest::sha1),
-    },
-];
-
-fn pfxkit_build(setting: &Setting, identity: &Identity) -> Vec<u8> {
-    pkcs12::Builder::new(setting.profile)
-        .identity(identity.clone(), Some("web"))
-        .iterations(setting.iterations)
-        .build(&Password::new(PASSWORD), &Limits::default())
-        .unwrap()
-}
-
-fn p12_keystore_build(setting: &Setting, store: &KeyStore) -> Vec<u8> {
-    store
-        .writer(PASSWORD)
-        .encryption_algorithm(setting.p12_keystore.0)
-        .encryption_iterations(setting.iterations)
-        .mac_algorithm(setting.p12_keystore.1)
-        .mac_iterations(setting.iterations)
-        .write()
-        .unwrap()
-}
-
-fn p12_keystore_input(identity: &Identity) -> KeyStore {
-    let certs = identity
-        .chain()
-        .iter()
-        .map(|c| p12_keystore::Certificate::from_der(c.der()).unwrap());
-    let key = p12_keystore::PrivateKey::from_der(identity.key().expose_pkcs8_der()).unwrap();
-    let chain = PrivateKeyChain::new(identity.leaf().sha1().to_vec(), key, certs);
-    let mut store = KeyStore::new();
-    store.add_entry("web", KeyStoreEntry::PrivateKeyChain(chain));
-    store
-}
-
-struct OpensslInput {
-    key: PKey<openssl::pkey::Private>,
-    leaf: X509,
-    cas: Vec<X509>,
-}
-
-fn openssl_input(identity: &Identity) -> OpensslInput {
-    OpensslInput {
-        key: PKey::private_key_from_pkcs8(identity.key().expose_pkcs8_der()).unwrap(),
-        leaf: X509::from_der(identity.leaf().der()).unwrap(),
-        cas: identity.chain()[1..]
-            .iter()
-            .map(|c| X509::from_der(c.der()).unwrap())
-            .collect(),
-    }
-}
-
-fn openssl_build(setting: &Setting, input: &OpensslInput) -> Vec<u8> {
-    let mut cas = Stack::new().unwrap();
-    for ca in &input.cas {
-        cas.push(ca.clone()).unwrap();
-    }
-    openssl::pkcs12::Pkcs12::builder()
-        .name("web")
-        .pkey(&input.key)
-        .cert(&input.leaf)
-        .ca(cas)
-        .key_algorithm(setting.openssl.0)
-        .cert_algorithm(setting.openssl.0)
-        .key_iter(setting.iterations)
-        .mac_iter(setting.iterations)
-        .mac_md((setting.openssl.1)())
-        .build2(PASSWORD)
-        .unwrap()
-        .to_der()
-        .unwrap()
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{
+    LEGACY_3DES, MODERN, PASSWORD, Setting, identity, openssl_build, openssl_input,
+    p12_keystore_build, p12_keystore_input, pfxkit_build,
+};
 
 /// Every producer must have written a complete archive with the intended algorithms and work
 /// factor, so that the timings compare equal work.
@@ -209,7 +78,7 @@ fn bench(c: &mut Criterion) {
     let identity = identity();
     let store = p12_keystore_input(&identity);
     let ossl = openssl_input(&identity);
-    for setting in &SETTINGS {
+    for setting in [&MODERN, &LEGACY_3DES] {
         check("pfxkit", setting, &pfxkit_build(setting, &identity));
         check(
             "p12-keystore",

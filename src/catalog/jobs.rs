@@ -5,7 +5,7 @@
 //! [`crate::store::StoreAdapter`] — one transaction per job — and inventories the
 //! store right after, so locations are current as soon as a job ends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::service::{CertificateRef, Service};
@@ -23,6 +23,12 @@ use crate::store::{
 /// is presumed dead). Jobs are idempotent, so a takeover never duplicates work.
 pub const JOB_LEASE_MS: i64 = 10 * 60 * 1000;
 
+/// How many due jobs the runner claims at a time. Claiming every due job at once held them all
+/// in memory until the run ended (peak memory grew with the fleet) and started all their leases
+/// together, so a run longer than [`JOB_LEASE_MS`] (a Replace over thousands of stores) would
+/// let another runner take over jobs still queued here. A batch runs in seconds.
+pub const CLAIM_BATCH: usize = 256;
+
 /// `SuccessfulStores` / `FailedStores` / `Failures` of Deploy and Replace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -37,11 +43,12 @@ pub struct StoreOutcome {
 
 impl StoreOutcome {
     /// A store is listed once even when the certificate sits there under several aliases.
+    /// `failures` holds exactly the failed stores, so it answers "listed already?" in
+    /// O(log n): a scan of `failed` made a Replace over n stores quadratic.
     fn fail(&mut self, store: &str, reason: String) {
-        if !self.failed.iter().any(|s| s == store) {
+        if self.failures.insert(store.to_string(), reason).is_none() {
             self.failed.push(store.to_string());
         }
-        self.failures.insert(store.to_string(), reason);
     }
 }
 
@@ -487,7 +494,7 @@ impl Service {
         let record = self.certificate(&CertificateRef::Id(certificate))?;
         self.staged_identity(&record)?;
         // A store named twice gets one job, not two racing writes of the same alias.
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let targets = stores
             .iter()
             .filter(|id| seen.insert(id.as_str()))
@@ -508,7 +515,11 @@ impl Service {
     ) -> Result<StoreOutcome> {
         let scheduled = Self::due(options.job_time)?;
         let mut outcome = StoreOutcome::default();
-        let mut jobs = Vec::new();
+        // Which stores `successful` lists already: a store holding the certificate under
+        // several aliases gets a job per alias but one listing, and a scan of the list per
+        // target would make a Replace over n stores quadratic.
+        let mut listed = HashSet::new();
+        let mut jobs = Vec::with_capacity(targets.len());
         for (store, alias) in targets {
             match self.job_decision(&store, options.principal, options.password)? {
                 Ok(()) => {
@@ -520,7 +531,7 @@ impl Service {
                         options,
                         scheduled,
                     )?);
-                    if !outcome.successful.contains(&store.id) {
+                    if listed.insert(store.id.clone()) {
                         outcome.successful.push(store.id);
                     }
                 }
@@ -577,6 +588,9 @@ impl Service {
     /// stores in parallel, jobs for one store in order, each one store transaction followed by
     /// an inventory of that store. `progress` is called as each job ends. Returns the jobs run.
     ///
+    /// Jobs are claimed [`CLAIM_BATCH`] at a time, oldest first, and a batch ends before the
+    /// next is claimed, so one store's jobs still run in order.
+    ///
     /// # Errors
     /// Database errors; a job that fails is recorded as a Failure, not returned as an error.
     pub fn run_jobs(
@@ -584,9 +598,39 @@ impl Service {
         now_ms: i64,
         progress: &(dyn Fn(&JobRecord) + Sync),
     ) -> Result<Vec<JobRecord>> {
-        let claimed = self
-            .catalog()
-            .claim_due_jobs(now_ms, now_ms.saturating_sub(JOB_LEASE_MS))?;
+        self.run_jobs_in_batches(now_ms, progress, CLAIM_BATCH)
+    }
+
+    fn run_jobs_in_batches(
+        &self,
+        now_ms: i64,
+        progress: &(dyn Fn(&JobRecord) + Sync),
+        batch: usize,
+    ) -> Result<Vec<JobRecord>> {
+        let mut done = Vec::new();
+        loop {
+            let claimed = self.catalog().claim_due_jobs(
+                now_ms,
+                now_ms.saturating_sub(JOB_LEASE_MS),
+                batch.max(1),
+            )?;
+            if claimed.is_empty() {
+                break;
+            }
+            // Every claimed job ends Completed unless `run_claimed` fails, which ends the run:
+            // no job can be claimed twice here.
+            done.extend(self.run_claimed(claimed, progress)?);
+        }
+        done.sort_by_key(|j| j.id);
+        Ok(done)
+    }
+
+    /// Runs claimed jobs: different stores on parallel workers, one store's jobs in order.
+    fn run_claimed(
+        &self,
+        claimed: Vec<JobRecord>,
+        progress: &(dyn Fn(&JobRecord) + Sync),
+    ) -> Result<Vec<JobRecord>> {
         let mut by_store: HashMap<String, Vec<JobRecord>> = HashMap::new();
         for job in claimed {
             by_store
@@ -628,9 +672,7 @@ impl Service {
         if let Some(e) = first_error.into_inner().ok().flatten() {
             return Err(e);
         }
-        let mut done = done.into_inner().unwrap_or_default();
-        done.sort_by_key(|j| j.id);
-        Ok(done)
+        Ok(done.into_inner().unwrap_or_default())
     }
 
     /// One job: the store transaction, then the store's inventory. Only database errors
@@ -729,6 +771,109 @@ mod tests {
             1_795_105_381_500
         );
         assert_eq!(format_time(1_795_105_381_500), "2026-11-19T16:23:01.500Z");
+    }
+
+    /// A catalog with a CA, `stores` JKS stores and an enrolled certificate with a staged key.
+    fn fleet(dir: &std::path::Path, stores: usize) -> (Service, Vec<String>, CertificateId) {
+        let service = Service::init(&dir.join("catalog")).unwrap();
+        service
+            .ca_init("CN=Test Root", super::super::ca::KeyType::EcP256, None)
+            .unwrap();
+        let password = PasswordSource::Literal(Password::new("store-password"));
+        let ids = (0..stores)
+            .map(|i| {
+                service
+                    .add_store(
+                        StoreType::Jks,
+                        &dir.join(format!("{i}.jks")),
+                        None,
+                        None,
+                        Some(&password),
+                    )
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let enrolled = service
+            .enroll(
+                &super::super::service::EnrollRequest::new("CN=test.example.com")
+                    .key_type(super::super::ca::KeyType::EcP256),
+                &Password::new(""),
+            )
+            .unwrap();
+        (service, ids, enrolled.certificate_id)
+    }
+
+    #[test]
+    fn claims_the_oldest_due_jobs_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, stores, certificate) = fleet(dir.path(), 3);
+        let options = JobOptions::default();
+        service
+            .deploy(certificate, &stores, Some("a"), false, &options)
+            .unwrap();
+        let now = now_ms();
+        let first = service.catalog().claim_due_jobs(now, now, 2).unwrap();
+        let rest = service.catalog().claim_due_jobs(now, now, 2).unwrap();
+        let ids = |jobs: &[JobRecord]| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+        let all = ids(&service.catalog().jobs().unwrap());
+        assert_eq!(ids(&first), all[..2]);
+        assert_eq!(ids(&rest), all[2..]);
+        assert!(
+            service
+                .catalog()
+                .claim_due_jobs(now, now, 2)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn runs_jobs_batch_by_batch_keeping_each_stores_jobs_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, stores, certificate) = fleet(dir.path(), 3);
+        let options = JobOptions::default();
+        for alias in ["a", "b", "c"] {
+            service
+                .deploy(certificate, &stores, Some(alias), false, &options)
+                .unwrap();
+        }
+        let order = Mutex::new(Vec::new());
+        let ran = service
+            .run_jobs_in_batches(
+                now_ms(),
+                &|j| order.lock().unwrap().push((j.job.store_id.clone(), j.id)),
+                2,
+            )
+            .unwrap();
+        assert_eq!(ran.len(), 9);
+        assert!(ran.iter().all(|j| j.result == Some(JobResult::Success)));
+        assert!(ran.windows(2).all(|w| w[0].id < w[1].id));
+        let order = order.into_inner().unwrap();
+        for store in &stores {
+            let ids: Vec<_> = order
+                .iter()
+                .filter(|(s, _)| s == store)
+                .map(|p| p.1)
+                .collect();
+            assert_eq!(ids.len(), 3);
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{store}: {ids:?}");
+        }
+        let jobs = service.catalog().jobs().unwrap();
+        assert!(jobs.iter().all(|j| j.status == JobStatus::Completed));
+        let entries = service.adapter(&service.catalog().store(&stores[0]).unwrap().unwrap());
+        assert_eq!(entries.unwrap().inventory().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn lists_a_failed_store_once_with_its_latest_reason() {
+        let mut outcome = StoreOutcome::default();
+        outcome.fail("a", "first alias".into());
+        outcome.fail("b", "other store".into());
+        outcome.fail("a", "second alias".into());
+        assert_eq!(outcome.failed, ["a", "b"]);
+        assert_eq!(outcome.failures.len(), 2);
+        assert_eq!(outcome.failures["a"], "second alias");
     }
 
     #[test]

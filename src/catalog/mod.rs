@@ -422,13 +422,18 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn jobs(&self) -> Result<Vec<JobRecord>>;
 
-    /// Atomically moves every job due at `now_ms` that is Waiting (or InProcess since before
-    /// `stale_before_ms`, i.e. abandoned by a killed runner) to InProcess, and returns them.
-    /// Two runners never claim the same job.
+    /// Atomically moves the oldest `limit` jobs due at `now_ms` that are Waiting (or InProcess
+    /// since before `stale_before_ms`, i.e. abandoned by a killed runner) to InProcess, and
+    /// returns them, oldest first. Two runners never claim the same job.
     ///
     /// # Errors
     /// Database errors.
-    fn claim_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<JobRecord>>;
+    fn claim_due_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>>;
 
     /// Records a job's new status, result and message.
     ///

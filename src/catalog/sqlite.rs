@@ -597,7 +597,13 @@ impl Catalog for SqliteCatalog {
         raws.into_iter().map(to_job).collect()
     }
 
-    fn claim_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<JobRecord>> {
+    fn claim_due_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // BEGIN IMMEDIATE takes SQLite's write lock first, so no other runner can claim the
         // same rows between the SELECT and the UPDATE (PostgreSQL: FOR UPDATE SKIP LOCKED).
         let raws = self.with(|c| {
@@ -605,16 +611,18 @@ impl Catalog for SqliteCatalog {
             let raws = {
                 let mut stmt = tx.prepare(&format!(
                     "{SELECT_JOB} WHERE scheduled_ms <= ?1 AND (status = 'Waiting'
-                       OR (status = 'InProcess' AND claimed_ms < ?2)) ORDER BY id"
+                       OR (status = 'InProcess' AND claimed_ms < ?2)) ORDER BY id LIMIT ?3"
                 ))?;
-                stmt.query_map(params![now_ms, stale_before_ms], job_from_row)?
+                stmt.query_map(params![now_ms, stale_before_ms, limit], job_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?
             };
-            for (id, ..) in &raws {
-                tx.execute(
+            {
+                let mut claim = tx.prepare(
                     "UPDATE jobs SET status = 'InProcess', claimed_ms = ?1 WHERE id = ?2",
-                    params![now_millis(), id],
                 )?;
+                for (id, ..) in &raws {
+                    claim.execute(params![now_millis(), id])?;
+                }
             }
             tx.commit()?;
             Ok(raws)
