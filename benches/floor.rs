@@ -45,6 +45,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use cpu::{cpu_ticks, ticks_per_second};
 use criterion::{Bencher, Criterion};
 
 use pfxkit::pkcs12::{self, Archive};
@@ -53,6 +54,8 @@ use pfxkit::{Limits, Password};
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/cpu.rs"]
+mod cpu;
 use common::{
     LEGACY_3DES, MODERN, PASSWORD, identity, openssl_build, openssl_input, p12_keystore_build,
     p12_keystore_input, pfxkit_build,
@@ -245,28 +248,6 @@ struct Tally {
 }
 
 static TALLIES: Mutex<BTreeMap<String, Tally>> = Mutex::new(BTreeMap::new());
-
-/// User + system CPU time of the whole process (every thread, finished ones included), in
-/// clock ticks (`/proc/self/stat` fields 14 and 15).
-fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    field(14).unwrap_or(0) + field(15).unwrap_or(0)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
-fn ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
 
 /// Times `op` under criterion and adds every sample (warm-up included) to the tally of `id`.
 fn timed<R>(b: &mut Bencher<'_>, id: &str, mut op: impl FnMut() -> R) {

@@ -30,9 +30,12 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "common/cpu.rs"]
+mod cpu;
 
 use std::time::Duration;
 
+use cpu::{cpu_ticks, ticks_per_second};
 use criterion::{Criterion, criterion_group, criterion_main};
 use pfxkit::jks;
 use pfxkit::pkcs12::{self, Builder, Profile};
@@ -40,27 +43,6 @@ use pfxkit::random::DeterministicRandom;
 use pfxkit::{Certificate, Error, Identity, Limits, Password, PrivateKey};
 
 use common::{Der, PfxTree, cert_bag, fixture, integer, key_bag, pem_der, plain_pfx, seq, tlv};
-
-/// User + system CPU time of the whole process, in clock ticks (`/proc/self/stat` fields 14 and
-/// 15; the command name in field 2 may hold spaces, so fields are counted after its `)`).
-fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    field(14).unwrap_or(0) + field(15).unwrap_or(0)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
-fn ticks_per_second() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
-}
 
 /// openssl-default.p12 with MAC, certificate container and key bag switched to SHA-512 at
 /// `iterations` (the paths are those of tests/pkcs12_hostile.rs, which checks them).
@@ -155,7 +137,7 @@ fn cpu_bench(c: &mut Criterion, id: &str, expect_ok: bool, read: impl Fn() -> pf
             for _ in 0..iterations {
                 let _ = std::hint::black_box(read());
             }
-            Duration::from_secs_f64((cpu_ticks() - start) as f64 / tps as f64)
+            Duration::from_secs_f64((cpu_ticks() - start) as f64 / tps)
         })
     });
 }
