@@ -34,108 +34,75 @@ pub enum Pbes1Cipher {
 
 /// What pfxkit knows of a cipher: its OID, report name, and (key, IV) lengths in bytes. One
 /// table per family, so adding a cipher is one row.
-struct CipherFacts<C> {
+pub(crate) struct CipherFacts<C> {
     cipher: C,
     oid: Oid,
     name: &'static str,
     sizes: (usize, usize),
 }
 
-const PBES1_CIPHERS: [CipherFacts<Pbes1Cipher>; 6] = [
+/// One table row: cipher, OID, name, key and IV lengths.
+const fn row<C>(cipher: C, oid: Oid, name: &'static str, key: usize, iv: usize) -> CipherFacts<C> {
     CipherFacts {
-        cipher: Pbes1Cipher::TripleDes,
-        oid: oids::PBE_SHA1_3DES,
-        name: "pbe-sha1-3des",
-        sizes: (24, 8),
-    },
-    CipherFacts {
-        cipher: Pbes1Cipher::TwoKeyTripleDes,
-        oid: oids::PBE_SHA1_2DES,
-        name: "pbe-sha1-2des",
-        sizes: (16, 8),
-    },
-    CipherFacts {
-        cipher: Pbes1Cipher::Rc2_128,
-        oid: oids::PBE_SHA1_RC2_128,
-        name: "pbe-sha1-rc2-128",
-        sizes: (16, 8),
-    },
-    CipherFacts {
-        cipher: Pbes1Cipher::Rc2_40,
-        oid: oids::PBE_SHA1_RC2_40,
-        name: "pbe-sha1-rc2-40",
-        sizes: (5, 8),
-    },
-    CipherFacts {
-        cipher: Pbes1Cipher::Rc4_128,
-        oid: oids::PBE_SHA1_RC4_128,
-        name: "pbe-sha1-rc4-128",
-        sizes: (16, 0),
-    },
-    CipherFacts {
-        cipher: Pbes1Cipher::Rc4_40,
-        oid: oids::PBE_SHA1_RC4_40,
-        name: "pbe-sha1-rc4-40",
-        sizes: (5, 0),
-    },
-];
-
-const PBES2_CIPHERS: [CipherFacts<Pbes2Cipher>; 4] = [
-    CipherFacts {
-        cipher: Pbes2Cipher::Aes128Cbc,
-        oid: oids::AES_128_CBC,
-        name: "aes-128-cbc",
-        sizes: (16, 16),
-    },
-    CipherFacts {
-        cipher: Pbes2Cipher::Aes192Cbc,
-        oid: oids::AES_192_CBC,
-        name: "aes-192-cbc",
-        sizes: (24, 16),
-    },
-    CipherFacts {
-        cipher: Pbes2Cipher::Aes256Cbc,
-        oid: oids::AES_256_CBC,
-        name: "aes-256-cbc",
-        sizes: (32, 16),
-    },
-    CipherFacts {
-        cipher: Pbes2Cipher::DesEde3Cbc,
-        oid: oids::DES_EDE3_CBC,
-        name: "des-ede3-cbc",
-        sizes: (24, 8),
-    },
-];
-
-/// The table row of `cipher`: every variant has one (the tests check), so the callers'
-/// fallbacks are never used.
-fn facts<C: PartialEq + Copy>(
-    table: &'static [CipherFacts<C>],
-    cipher: C,
-) -> Option<&'static CipherFacts<C>> {
-    table.iter().find(|f| f.cipher == cipher)
+        cipher,
+        oid,
+        name,
+        sizes: (key, iv),
+    }
 }
 
-impl Pbes1Cipher {
+#[rustfmt::skip] // A table: one row per cipher.
+const PBES1_CIPHERS: [CipherFacts<Pbes1Cipher>; 6] = [
+    row(Pbes1Cipher::TripleDes, oids::PBE_SHA1_3DES, "pbe-sha1-3des", 24, 8),
+    row(Pbes1Cipher::TwoKeyTripleDes, oids::PBE_SHA1_2DES, "pbe-sha1-2des", 16, 8),
+    row(Pbes1Cipher::Rc2_128, oids::PBE_SHA1_RC2_128, "pbe-sha1-rc2-128", 16, 8),
+    row(Pbes1Cipher::Rc2_40, oids::PBE_SHA1_RC2_40, "pbe-sha1-rc2-40", 5, 8),
+    row(Pbes1Cipher::Rc4_128, oids::PBE_SHA1_RC4_128, "pbe-sha1-rc4-128", 16, 0),
+    row(Pbes1Cipher::Rc4_40, oids::PBE_SHA1_RC4_40, "pbe-sha1-rc4-40", 5, 0),
+];
+
+#[rustfmt::skip] // A table: one row per cipher.
+const PBES2_CIPHERS: [CipherFacts<Pbes2Cipher>; 4] = [
+    row(Pbes2Cipher::Aes128Cbc, oids::AES_128_CBC, "aes-128-cbc", 16, 16),
+    row(Pbes2Cipher::Aes192Cbc, oids::AES_192_CBC, "aes-192-cbc", 24, 16),
+    row(Pbes2Cipher::Aes256Cbc, oids::AES_256_CBC, "aes-256-cbc", 32, 16),
+    row(Pbes2Cipher::DesEde3Cbc, oids::DES_EDE3_CBC, "des-ede3-cbc", 24, 8),
+];
+
+/// A cipher family with its table. The lookups are the trait's; every variant has a row (the
+/// tests check), so their fallbacks are never used.
+pub(crate) trait CipherTable: Copy + PartialEq + 'static {
+    /// The family's table.
+    const TABLE: &'static [CipherFacts<Self>];
+
+    /// The cipher an OID names, if it is one of this family.
     fn from_oid(oid: &Oid) -> Option<Self> {
-        PBES1_CIPHERS
-            .iter()
-            .find(|f| f.oid == *oid)
-            .map(|f| f.cipher)
+        Self::TABLE.iter().find(|f| f.oid == *oid).map(|f| f.cipher)
     }
 
+    /// This cipher's row.
+    fn facts(self) -> Option<&'static CipherFacts<Self>> {
+        Self::TABLE.iter().find(|f| f.cipher == self)
+    }
+
+    /// The OID.
     fn oid(self) -> Oid {
-        facts(&PBES1_CIPHERS, self).map_or(oids::DATA, |f| f.oid)
+        self.facts().map_or(oids::DATA, |f| f.oid)
     }
 
     /// (key length, IV length) in bytes.
     fn sizes(self) -> (usize, usize) {
-        facts(&PBES1_CIPHERS, self).map_or((0, 0), |f| f.sizes)
+        self.facts().map_or((0, 0), |f| f.sizes)
     }
 
+    /// The report name.
     fn name(self) -> &'static str {
-        facts(&PBES1_CIPHERS, self).map_or("unknown", |f| f.name)
+        self.facts().map_or("unknown", |f| f.name)
     }
+}
+
+impl CipherTable for Pbes1Cipher {
+    const TABLE: &'static [CipherFacts<Self>] = &PBES1_CIPHERS;
 }
 
 /// A PBES2 block cipher.
@@ -152,26 +119,8 @@ pub enum Pbes2Cipher {
     DesEde3Cbc,
 }
 
-impl Pbes2Cipher {
-    fn from_oid(oid: &Oid) -> Option<Self> {
-        PBES2_CIPHERS
-            .iter()
-            .find(|f| f.oid == *oid)
-            .map(|f| f.cipher)
-    }
-
-    fn oid(self) -> Oid {
-        facts(&PBES2_CIPHERS, self).map_or(oids::DATA, |f| f.oid)
-    }
-
-    /// (key length, IV length) in bytes.
-    pub(crate) fn sizes(self) -> (usize, usize) {
-        facts(&PBES2_CIPHERS, self).map_or((0, 0), |f| f.sizes)
-    }
-
-    fn name(self) -> &'static str {
-        facts(&PBES2_CIPHERS, self).map_or("unknown", |f| f.name)
-    }
+impl CipherTable for Pbes2Cipher {
+    const TABLE: &'static [CipherFacts<Self>] = &PBES2_CIPHERS;
 }
 
 /// A password-based encryption scheme with its parameters, as found in an
@@ -586,7 +535,7 @@ mod tests {
             Pbes1Cipher::Rc4_40,
         ];
         for c in pbes1 {
-            assert_eq!(facts(&PBES1_CIPHERS, c).map(|f| f.cipher), Some(c));
+            assert_eq!(c.facts().map(|f| f.cipher), Some(c));
             assert_eq!(Pbes1Cipher::from_oid(&c.oid()), Some(c));
         }
         let pbes2 = [
@@ -596,7 +545,7 @@ mod tests {
             Pbes2Cipher::DesEde3Cbc,
         ];
         for c in pbes2 {
-            assert_eq!(facts(&PBES2_CIPHERS, c).map(|f| f.cipher), Some(c));
+            assert_eq!(c.facts().map(|f| f.cipher), Some(c));
             assert_eq!(Pbes2Cipher::from_oid(&c.oid()), Some(c));
         }
     }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use super::kdf::HashAlg;
 use super::mac::MacAlgorithm;
-use super::pbe::{EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
+use super::pbe::{CipherTable, EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
 use crate::error::{Error, Result};
 use crate::random::{RandomSource, bytes};
 
