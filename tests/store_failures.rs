@@ -597,7 +597,7 @@ fn truncated_pem_block_is_malformed_and_not_read_as_a_shorter_store() {
 // Regression: recovery removes every kind of temporary a crash can leave
 
 /// A SIGKILL between writing the journal's temporary and renaming it (found by
-/// `tests/store_crash.rs`) left `<store>.journal.pfxkit-tmp-…` behind for good: recovery only
+/// `tests/store_crash.rs`) left `<store>.journal.pfxkit-tmp…` behind for good: recovery only
 /// removed temporaries named after the store's own files. The same held for the temporary of a
 /// `.bak` backup. Each crash leaked one file.
 #[test]
@@ -614,9 +614,9 @@ fn recovery_removes_leftover_journal_and_backup_temporaries() {
             .to_string_lossy()
             .into_owned();
         for stray in [
-            format!("{name}.journal.pfxkit-tmp-00112233deadbeef"),
-            format!("{name}.bak.pfxkit-tmp-00112233deadbeef"),
-            format!("{name}.pfxkit-tmp-00112233deadbeef"),
+            format!("{name}.journal.pfxkit-tmp"),
+            format!("{name}.bak.pfxkit-tmp"),
+            format!("{name}.pfxkit-tmp"),
         ] {
             std::fs::write(dir.join(stray), b"half-written").unwrap();
         }

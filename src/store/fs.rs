@@ -12,6 +12,11 @@
 //! passed, so the remaining renames are completed (roll forward); temporaries without a journal
 //! are from a change that never committed and are removed (roll back). Either way the files hold
 //! the old set or the new set, never a mix.
+//!
+//! Each file's temporary has one fixed name, `<file>.pfxkit-tmp`: the lock admits one writer at a
+//! time, so names need not differ between writers, and recovery checks a few known paths instead
+//! of listing the directory (a fleet of stores in one directory made every job cost a listing of
+//! all of them, and a Replace quadratic).
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -244,13 +249,10 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// Creates a temporary beside `target` with `bytes`; the mode and owner are copied from
 /// `like` when it exists, else 0600.
 fn write_temp(target: &Path, bytes: &[u8], like: Option<&Path>) -> Result<(PathBuf, File)> {
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random)
-        .map_err(|e| Error::io(target, std::io::Error::other(e.to_string())))?;
-    let tmp = sibling(
-        target,
-        &format!("{TMP_MARKER}-{}", crate::cert::hex_lower(&random)),
-    );
+    let tmp = sibling(target, TMP_MARKER);
+    // Recovery removed any leftover when the lock was taken; this covers one that appeared
+    // since (none can: the lock is held), so that `create_new` below never follows a link.
+    remove_if_present(&tmp)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -286,33 +288,17 @@ fn parse_journal(text: &[u8]) -> Vec<(PathBuf, PathBuf)> {
         .collect()
 }
 
+/// Removes the temporary of `target`, if a change that never committed left one.
 fn remove_temporaries(target: &Path) -> Result<()> {
-    let Some(dir) = target.parent().map(|d| {
-        if d.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            d
-        }
-    }) else {
-        return Ok(());
-    };
-    let Some(name) = target.file_name() else {
-        return Ok(());
-    };
-    let mut prefix = name.to_os_string();
-    prefix.push(TMP_MARKER);
-    let prefix = prefix.as_encoded_bytes().to_vec();
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().as_encoded_bytes().starts_with(&prefix) {
-            fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-        }
+    remove_if_present(&sibling(target, TMP_MARKER))
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
     }
-    Ok(())
 }
 
 /// Flushes the directories holding `paths`, so renames survive a power loss.
