@@ -397,11 +397,13 @@ pub(crate) fn pkcs12_kdf<M: Md>(
             &i_buf,
             a_block.as_mut().get_mut(..u).unwrap_or_default(),
         );
+        let mut s = M::initial();
         for _ in 1..iterations {
-            let mut s = M::initial();
+            s = M::initial();
             s.compress(&a_block);
-            s.output(a_block.as_mut().get_mut(..u).unwrap_or_default());
+            s.output_to_block(&mut a_block);
         }
+        s.zeroize();
         let a = a_block.as_ref().get(..u).unwrap_or_default();
         let take = (len - out.len()).min(u);
         out.extend_from_slice(a.get(..take).unwrap_or_default());
