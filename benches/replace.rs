@@ -21,30 +21,23 @@
 //! - `PFXKIT_BENCH_REPLACE_STORES_PER_DIR=100`: spread the stores over directories of that many
 //!   instead of one, to tell costs that grow with the directory from costs that grow with N.
 //!
-//! Run of 2026-11-25 05:44–06:09 UTC (2-core AMD EPYC, release, `cargo bench --bench replace`),
-//! on a loaded machine: load average 4.5–7.2, another engineer's fuzzers taking ≈1.3 cores
-//! throughout, so absolute times are pessimistic:
+//! Run of 2026-11-25 06:30 UTC (2-core AMD EPYC, release, `cargo bench --bench replace`),
+//! machine otherwise idle:
 //!
 //! | N | per Replace (child) | jobs/s | VmHWM set-up / after | criterion `run_jobs` |
 //! |---|---|---|---|---|
-//! | 10 | 0.04 s | 225 | 7.7 / 8.0 MiB | 72 ms (138 jobs/s) |
-//! | 100 | 0.43 s | 230 | 8.3 / 8.5 MiB | 0.75 s (133 jobs/s) |
-//! | 1000 | 9.5 s | 106 | 9.8 / 10.7 MiB | 11.0 s (91 jobs/s) |
-//! | 10,000 | 829 s | 12 | 17.5 / 17.7 MiB | — |
+//! | 10 | 0.02 s | 426 | 7.8 / 8.0 MiB | 32 ms (310 jobs/s) |
+//! | 100 | 0.22 s | 451 | 8.4 / 8.6 MiB | 0.32 s (314 jobs/s) |
+//! | 1000 | 2.26 s | 443 | 9.8 / 10.2 MiB | 2.88 s (347 jobs/s) |
+//! | 10,000 | 22.7 s | 440 | 17.4 / 17.4 MiB | — |
 //!
-//! Set-up at 10,000: Deploy and its run 453 s; `add_store` × 10,000 1.5 s, but 39 s in a later
-//! run — one fsynced SQLite commit per store, so it follows the disk's fsync latency, which the
-//! other engineer's work varied.
+//! Set-up at 10,000: `add_store` × 10,000 1.7 s, Deploy and its run 20.1 s.
 //!
-//! Wall time does not yet grow linearly. Every store lock runs recovery first
-//! (`store::fs::StoreLock::acquire`), and recovery lists the store's whole directory once per
-//! file it looks for temporaries of: 3 listings per lock for PKCS#12 and JKS, 5 for PEM, about
-//! three locks per job. With N stores in one directory a job costs O(N) and a Replace O(N²):
-//! `perf` at N = 1000 put 47 % of all CPU time in `getdents64`. The same build with 100 stores
-//! per directory ran N = 3000 at 265 jobs/s against 62 jobs/s in one directory, and N = 10,000
-//! at 175 jobs/s (57 s per Replace, against 829 s; VmHWM 17.6 / 17.7 MiB), under the same
-//! load. The catalog's own share is linear: its quadratic outcome listing and all-at-once job
-//! claiming are fixed (claims now come in batches of `catalog::jobs::CLAIM_BATCH`).
+//! Wall time grows linearly. An earlier run (loaded machine) found it quadratic: every store
+//! lock ran recovery, which listed the store's whole directory 3–5 times (47 % of CPU in
+//! `getdents64` at N = 1000; 829 s per Replace at 10,000); temporaries now have fixed names and
+//! recovery checks known paths. The catalog's quadratic outcome listing and all-at-once job
+//! claiming were fixed too (claims come in batches of `catalog::jobs::CLAIM_BATCH`).
 //!
 //! Memory is bounded by catalog metadata, not store contents: ≈0.8 KiB more per store from
 //! 1000 to 10,000 (the job list `run_jobs` returns, Deploy's per-store records, SQLite's page
