@@ -152,14 +152,14 @@ pub(crate) fn pair_keys_within(
         .collect()
 }
 
-/// Identities for keys paired by [`pair_keys`], each with its chain (at most
-/// [`Limits::max_chain_len`] certificates above the leaf) built from the rest of `pool`, which
-/// is indexed once for all of them. Unpaired keys yield `None`.
+/// Identities for keys paired by [`pair_keys`], each with its chain (at most `max_chain_len`
+/// certificates above the leaf, [`Limits::max_chain_len`] of the read) built from the rest of
+/// `pool`, which is indexed once for all of them. Unpaired keys yield `None`.
 pub(crate) fn assemble_all(
     keys: &[&PrivateKey],
     pairings: &[Option<usize>],
     pool: &[Certificate],
-    limits: &Limits,
+    max_chain_len: usize,
 ) -> Vec<Option<Identity>> {
     let index = ChainPool::new(pool);
     // Keys that share a leaf share its chain: build each once.
@@ -173,7 +173,7 @@ pub(crate) fn assemble_all(
                 .entry(leaf)
                 .or_insert_with(|| {
                     index
-                        .chain_from(leaf_cert, limits.max_chain_len)
+                        .chain_from(leaf_cert, max_chain_len)
                         .into_iter()
                         .filter_map(|i| pool.get(i).cloned())
                         .collect()

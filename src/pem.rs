@@ -41,7 +41,7 @@ impl Bundle {
         let certs: Vec<_> = self.certificates.iter().map(|c| (c, None)).collect();
         let pairings = crate::identity::pair_keys(&keys, &certs, limits)?;
         let keys: Vec<&PrivateKey> = self.keys.iter().collect();
-        crate::identity::assemble_all(&keys, &pairings, &self.certificates, limits)
+        crate::identity::assemble_all(&keys, &pairings, &self.certificates, limits.max_chain_len)
             .into_iter()
             .zip(&self.keys)
             .map(|(identity, key)| {

@@ -36,75 +36,47 @@ pub(crate) trait Md: Copy + Zeroize {
     fn xor_words(&mut self, other: &Self);
 }
 
-macro_rules! md32 {
-    ($name:ident, $words:literal, $out:literal, $iv:expr, $compress:path) => {
+/// One Merkle–Damgård hash at compression level: state of `$words` big-endian `$word`s, blocks
+/// of `$block` bytes ending in a `$len_field`-byte length, `$out` output bytes.
+macro_rules! md {
+    (
+        $name:ident, $word:ty, $words:literal, $block:literal, $len_field:literal, $out:literal,
+        $iv:expr, $compress:path
+    ) => {
         #[derive(Clone, Copy, Zeroize)]
-        pub(crate) struct $name([u32; $words]);
+        pub(crate) struct $name([$word; $words]);
         impl Md for $name {
-            type Block = [u8; 64];
-            const BLOCK: usize = 64;
+            type Block = [u8; $block];
+            const BLOCK: usize = $block;
             const OUT: usize = $out;
-            const LEN_FIELD: usize = 8;
+            const LEN_FIELD: usize = $len_field;
             fn initial() -> Self {
                 $name($iv)
             }
-            fn zero_block() -> [u8; 64] {
-                [0; 64]
+            fn zero_block() -> [u8; $block] {
+                [0; $block]
             }
-            fn compress(&mut self, block: &[u8; 64]) {
+            fn compress(&mut self, block: &[u8; $block]) {
                 $compress(&mut self.0, std::slice::from_ref(block));
             }
             fn output(&self, out: &mut [u8]) {
-                for (chunk, word) in out.chunks_mut(4).zip(self.0.iter()) {
+                const WORD: usize = std::mem::size_of::<$word>();
+                for (chunk, word) in out.chunks_mut(WORD).zip(self.0.iter()) {
                     let bytes = word.to_be_bytes();
                     chunk.copy_from_slice(bytes.get(..chunk.len()).unwrap_or_default());
                 }
             }
-            fn output_to_block(&self, block: &mut [u8; 64]) {
-                // Every output length here (20, 28, 32) is whole words.
-                for (chunk, word) in block.chunks_exact_mut(4).zip(self.0.iter()).take($out / 4) {
+            fn output_to_block(&self, block: &mut [u8; $block]) {
+                const WORD: usize = std::mem::size_of::<$word>();
+                for (chunk, word) in block
+                    .chunks_exact_mut(WORD)
+                    .zip(self.0.iter())
+                    .take($out / WORD)
+                {
                     chunk.copy_from_slice(&word.to_be_bytes());
                 }
-            }
-            fn xor_words(&mut self, other: &Self) {
-                for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
-                    *a ^= b;
-                }
-            }
-        }
-    };
-}
-
-macro_rules! md64 {
-    ($name:ident, $out:literal, $iv:expr) => {
-        #[derive(Clone, Copy, Zeroize)]
-        pub(crate) struct $name([u64; 8]);
-        impl Md for $name {
-            type Block = [u8; 128];
-            const BLOCK: usize = 128;
-            const OUT: usize = $out;
-            const LEN_FIELD: usize = 16;
-            fn initial() -> Self {
-                $name($iv)
-            }
-            fn zero_block() -> [u8; 128] {
-                [0; 128]
-            }
-            fn compress(&mut self, block: &[u8; 128]) {
-                sha2::block_api::compress512(&mut self.0, std::slice::from_ref(block));
-            }
-            fn output(&self, out: &mut [u8]) {
-                for (chunk, word) in out.chunks_mut(8).zip(self.0.iter()) {
-                    let bytes = word.to_be_bytes();
-                    chunk.copy_from_slice(bytes.get(..chunk.len()).unwrap_or_default());
-                }
-            }
-            fn output_to_block(&self, block: &mut [u8; 128]) {
-                // SHA-512/224 ends mid-word: its last half word goes through `output`.
-                for (chunk, word) in block.chunks_exact_mut(8).zip(self.0.iter()).take($out / 8) {
-                    chunk.copy_from_slice(&word.to_be_bytes());
-                }
-                if $out % 8 != 0 {
+                // Only SHA-512/224 ends mid-word: its last half word goes through `output`.
+                if $out % WORD != 0 {
                     self.output(block.get_mut(..$out).unwrap_or_default());
                 }
             }
@@ -117,15 +89,21 @@ macro_rules! md64 {
     };
 }
 
-md32!(
+md!(
     Sha1,
+    u32,
     5,
+    64,
+    8,
     20,
     [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0],
     sha1::block_api::compress
 );
-md32!(
+md!(
     Sha256,
+    u32,
+    8,
+    64,
     8,
     32,
     [
@@ -134,8 +112,11 @@ md32!(
     ],
     sha2::block_api::compress256
 );
-md32!(
+md!(
     Sha224,
+    u32,
+    8,
+    64,
     8,
     28,
     [
@@ -144,8 +125,12 @@ md32!(
     ],
     sha2::block_api::compress256
 );
-md64!(
+md!(
     Sha512,
+    u64,
+    8,
+    128,
+    16,
     64,
     [
         0x6a09e667f3bcc908,
@@ -156,10 +141,15 @@ md64!(
         0x9b05688c2b3e6c1f,
         0x1f83d9abfb41bd6b,
         0x5be0cd19137e2179
-    ]
+    ],
+    sha2::block_api::compress512
 );
-md64!(
+md!(
     Sha384,
+    u64,
+    8,
+    128,
+    16,
     48,
     [
         0xcbbb9d5dc1059ed8,
@@ -170,10 +160,15 @@ md64!(
         0x8eb44a8768581511,
         0xdb0c2e0d64f98fa7,
         0x47b5481dbefa4fa4
-    ]
+    ],
+    sha2::block_api::compress512
 );
-md64!(
+md!(
     Sha512_224,
+    u64,
+    8,
+    128,
+    16,
     28,
     [
         0x8c3d37c819544da2,
@@ -184,10 +179,15 @@ md64!(
         0x77e36f7304c48942,
         0x3f9d85a86a1d36c8,
         0x1112e6ad91d692a1
-    ]
+    ],
+    sha2::block_api::compress512
 );
-md64!(
+md!(
     Sha512_256,
+    u64,
+    8,
+    128,
+    16,
     32,
     [
         0x22312194fc2bf72c,
@@ -198,7 +198,8 @@ md64!(
         0xbe5e1e2553863992,
         0x2b0199fc2c85b8aa,
         0x0eb72ddc81c52ca2
-    ]
+    ],
+    sha2::block_api::compress512
 );
 
 /// Continues `state` (which has absorbed `prefix_len` bytes in whole blocks) over `data`, pads,

@@ -80,11 +80,6 @@ impl MacAlgorithm {
         }
     }
 
-    /// Computes the MAC of `data`.
-    pub(crate) fn compute(&self, password: &Password, data: &[u8]) -> Zeroizing<Vec<u8>> {
-        self.mac_with_key(&self.derive_key(password), data)
-    }
-
     /// The MAC key (the expensive part, independent of the data).
     pub(crate) fn derive_key(&self, password: &Password) -> Zeroizing<Vec<u8>> {
         match self {
@@ -123,7 +118,12 @@ impl MacAlgorithm {
 
     /// Whether `expected` is the MAC of `data` under `password`, compared in constant time.
     pub(crate) fn verify(&self, password: &Password, data: &[u8], expected: &[u8]) -> bool {
-        let actual = self.compute(password, data);
+        self.verify_with_key(&self.derive_key(password), data, expected)
+    }
+
+    /// [`MacAlgorithm::verify`] with a key from [`MacAlgorithm::derive_key`].
+    pub(crate) fn verify_with_key(&self, key: &[u8], data: &[u8], expected: &[u8]) -> bool {
+        let actual = self.mac_with_key(key, data);
         bool::from(actual.as_slice().ct_eq(expected))
     }
 

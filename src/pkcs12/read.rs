@@ -149,11 +149,7 @@ impl Archive {
             .map(|c| c.certificate.clone())
             .collect();
         let keys: Vec<&PrivateKey> = self.keys.iter().map(|k| &k.key).collect();
-        let limits = Limits {
-            max_chain_len: self.max_chain_len,
-            ..Limits::default()
-        };
-        assemble_all(&keys, &self.pairings, &pool, &limits)
+        assemble_all(&keys, &self.pairings, &pool, self.max_chain_len)
             .into_iter()
             .zip(&self.keys)
             .zip(&self.pairings)
@@ -240,10 +236,17 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
                     tasks.push((scheme, bag.ciphertext));
                 }
             }
-            let verify = mac
-                .as_ref()
-                .map(|(alg, expected)| (alg.clone(), pfx.auth_safe.to_vec(), expected.to_vec()));
-            let (ok, plain) = derive_in_parallel(verify, only, &tasks);
+            // Only the MAC key is derived alongside the decryptions; the HMAC over the data runs
+            // here, so the job needs no copy of it.
+            let (mac_key, plain) =
+                derive_in_parallel(mac.as_ref().map(|(alg, _)| alg), only, &tasks);
+            let ok = match (mac, mac_key) {
+                (Some((alg, expected)), Some(key)) => {
+                    alg.verify_with_key(&key, pfx.auth_safe, expected)
+                }
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
             (Some(ok), plain)
         }
         _ => (None, Predecrypted::new()),
@@ -633,23 +636,22 @@ fn ciphertext_key(ciphertext: &[u8]) -> (usize, usize) {
     (ciphertext.as_ptr() as usize, ciphertext.len())
 }
 
-/// Runs the MAC check (algorithm, authenticated data, expected value) and every decryption side
-/// by side ([`crate::parallel`]); each job owns copies of its inputs.
+/// Derives the MAC key (when there is a MAC) and runs every decryption side by side
+/// ([`crate::parallel`]); each job owns copies of its inputs. The key is `None` when there is no
+/// MAC or its job failed.
 fn derive_in_parallel(
-    verify: Option<(MacAlgorithm, Vec<u8>, Vec<u8>)>,
+    mac: Option<&MacAlgorithm>,
     password: &Password,
     tasks: &[(&EncryptionScheme, &[u8])],
-) -> (bool, Predecrypted) {
+) -> (Option<Zeroizing<Vec<u8>>>, Predecrypted) {
     enum Outcome {
-        Mac(bool),
+        MacKey(Zeroizing<Vec<u8>>),
         Plain(Result<Zeroizing<Vec<u8>>>),
     }
     let mut jobs: Vec<Job<Outcome>> = Vec::with_capacity(tasks.len() + 1);
-    if let Some((alg, data, expected)) = verify {
-        let password = password.clone();
-        jobs.push(Box::new(move || {
-            Outcome::Mac(alg.verify(&password, &data, &expected))
-        }));
+    if let Some(alg) = mac {
+        let (alg, password) = (alg.clone(), password.clone());
+        jobs.push(Box::new(move || Outcome::MacKey(alg.derive_key(&password))));
     }
     let mac_jobs = jobs.len();
     for (scheme, ciphertext) in tasks {
@@ -660,10 +662,12 @@ fn derive_in_parallel(
         }));
     }
     let mut outcomes = run_all(jobs).into_iter();
-    // No MAC verifies trivially; a MAC job that panicked does not.
-    let mac_ok = match mac_jobs {
-        0 => true,
-        _ => matches!(outcomes.next(), Some(Some(Outcome::Mac(true)))),
+    let mac_key = match mac_jobs {
+        0 => None,
+        _ => match outcomes.next() {
+            Some(Some(Outcome::MacKey(key))) => Some(key),
+            _ => None,
+        },
     };
     let mut predecrypted = Predecrypted::new();
     for ((_, ciphertext), outcome) in tasks.iter().zip(outcomes) {
@@ -673,7 +677,7 @@ fn derive_in_parallel(
         };
         predecrypted.insert(ciphertext_key(ciphertext), plain);
     }
-    (mac_ok, predecrypted)
+    (mac_key, predecrypted)
 }
 
 /// What a failed decryption of `what` reports: a limit or an unsupported algorithm as such;
