@@ -81,10 +81,6 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The catalog database failed.
-    #[error("catalog database: {0}")]
-    Database(String),
-
     /// A request that cannot be carried out as asked (a missing alias, a forbidden option).
     #[error("{0}")]
     Invalid(String),
@@ -158,7 +154,7 @@ fn path_suffix(path: Option<&PathBuf>) -> String {
 
 impl Error {
     /// A malformed-input error without a known offset.
-    pub(crate) fn malformed(context: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn malformed(context: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Malformed {
             context: context.into(),
             offset: None,
@@ -167,7 +163,7 @@ impl Error {
     }
 
     /// A malformed-input error at a byte offset.
-    pub(crate) fn malformed_at(
+    pub fn malformed_at(
         context: impl Into<String>,
         offset: u64,
         reason: impl Into<String>,
@@ -180,7 +176,7 @@ impl Error {
     }
 
     /// An unsupported algorithm named by its OID.
-    pub(crate) fn unsupported_oid(what: impl Into<String>, oid: impl fmt::Display) -> Self {
+    pub fn unsupported_oid(what: impl Into<String>, oid: impl fmt::Display) -> Self {
         Error::Unsupported {
             what: what.into(),
             oid: Some(oid.to_string()),
@@ -188,7 +184,7 @@ impl Error {
     }
 
     /// An integrity or decryption failure.
-    pub(crate) fn wrong_password(context: impl Into<String>) -> Self {
+    pub fn wrong_password(context: impl Into<String>) -> Self {
         Error::WrongPassword {
             context: context.into(),
         }
@@ -203,7 +199,7 @@ impl Error {
     }
 
     /// Converts a `der` decoding error, keeping its byte position.
-    pub(crate) fn from_der(context: impl Into<String>, err: der::Error) -> Self {
+    pub fn from_der(context: impl Into<String>, err: der::Error) -> Self {
         Error::Malformed {
             context: context.into(),
             offset: err.position().map(|p| u64::from(u32::from(p))),

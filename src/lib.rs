@@ -19,7 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod catalog;
+pub mod asn1;
 pub mod cert;
 pub mod contents;
 pub mod error;
@@ -27,6 +27,7 @@ pub mod identity;
 pub mod jks;
 pub mod limits;
 mod parallel;
+pub mod pbe;
 pub mod pem;
 pub mod pkcs12;
 pub mod random;

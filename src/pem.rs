@@ -7,12 +7,12 @@
 
 use zeroize::Zeroizing;
 
+use crate::asn1::{DerReader, enc, tag};
 use crate::cert::Certificate;
 use crate::error::{Error, Result};
 use crate::limits::{Limits, WorkBudget};
-use crate::pkcs12::asn1::{DerReader, enc, tag};
-use crate::pkcs12::kdf::HashAlg;
-use crate::pkcs12::pbe::{EncryptionScheme, Pbes2Cipher, parse_encrypted_private_key_info};
+use crate::pbe::kdf::HashAlg;
+use crate::pbe::scheme::{EncryptionScheme, Pbes2Cipher, parse_encrypted_private_key_info};
 use crate::random::{RandomSource, bytes};
 use crate::secret::{Curve, Password, PrivateKey, oids as key_oids};
 

@@ -169,16 +169,25 @@ impl KeyAlgorithm {
 }
 
 /// Object identifiers of key algorithms.
-pub(crate) mod oids {
+pub mod oids {
     use der::asn1::ObjectIdentifier as Oid;
+    /// `rsaEncryption` (RFC 8017).
     pub const RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    /// `id-RSASSA-PSS` (RFC 4055).
     pub const RSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
+    /// `id-ecPublicKey` (RFC 5480).
     pub const EC: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    /// `secp256r1` / P-256.
     pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    /// `secp384r1` / P-384.
     pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
+    /// `secp521r1` / P-521.
     pub const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
+    /// `id-Ed25519` (RFC 8410).
     pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+    /// `id-Ed448` (RFC 8410).
     pub const ED448: Oid = Oid::new_unwrap("1.3.101.113");
+    /// `id-dsa` (RFC 3279).
     pub const DSA: Oid = Oid::new_unwrap("1.2.840.10040.4.1");
 }
 
@@ -564,7 +573,7 @@ fn rsa_private_public_half(inner: &[u8]) -> Result<(&[u8], &[u8])> {
 
 /// The modulus size in bits of a DER `RSAPublicKey` (a certificate's RSA key), or `None` when it
 /// does not parse.
-pub(crate) fn rsa_modulus_bits(public_key: &[u8]) -> Option<u32> {
+pub fn rsa_modulus_bits(public_key: &[u8]) -> Option<u32> {
     rsa_public_key(public_key).ok().map(|(n, _)| bit_len(n))
 }
 

@@ -589,7 +589,7 @@ fn rejects_primitive_element_whose_short_length_overruns_the_input_without_panic
         expect_malformed(read(bytes), &format!("{bytes:02x?}"));
         assert!(
             matches!(
-                pkcs12::ber::normalize(bytes, 64),
+                pfxkit::asn1::ber::normalize(bytes, 64),
                 Err(Error::Malformed { .. })
             ),
             "{bytes:02x?}"

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pfxkit::pkcs12::ber;
+use pfxkit::asn1::ber;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(der) = ber::normalize(data, 64) {

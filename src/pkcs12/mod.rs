@@ -4,20 +4,14 @@
 //! Reading: [`read`] turns bytes into an [`Archive`]; [`Archive::identities`] pairs keys with
 //! certificates by proof, never by file order.
 
-pub(crate) mod asn1;
-pub mod ber;
-pub mod kdf;
-pub(crate) mod mac;
 pub mod oids;
-pub(crate) mod pbe;
 mod profile;
 mod read;
 mod write;
 
-pub use kdf::HashAlg;
-pub use mac::MacAlgorithm;
-pub use pbe::{EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
+pub use crate::pbe::kdf::HashAlg;
+pub use crate::pbe::mac::MacAlgorithm;
+pub use crate::pbe::scheme::{EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
 pub use profile::{Profile, detect as detect_profile};
 pub use read::{Archive, BagAttributes, CertBag, KeyBag, MacInfo, OtherBag, OtherBagKind, read};
 pub use write::Builder;
-mod fastkdf;

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::kdf::HashAlg;
-use super::mac::MacAlgorithm;
-use super::pbe::{CipherTable, EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
 use crate::error::{Error, Result};
+use crate::pbe::kdf::HashAlg;
+use crate::pbe::mac::MacAlgorithm;
+use crate::pbe::scheme::{CipherTable, EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
 use crate::random::{RandomSource, bytes};
 
 /// A set of algorithms for writing PKCS#12, named by who reads it.
@@ -185,7 +185,7 @@ impl FromStr for Profile {
 /// The profile closest to the algorithms an existing archive uses, and its iteration count, so
 /// that rewriting a store keeps what its consumers already accept.
 pub fn detect(archive: &super::Archive) -> (Profile, u32) {
-    use super::pbe::EncryptionScheme as S;
+    use crate::pbe::scheme::EncryptionScheme as S;
     let mac = archive.mac().map(|m| &m.algorithm);
     let key_scheme = archive.keys().iter().find_map(|k| k.encryption.as_ref());
     let cert_scheme = archive

@@ -5,16 +5,16 @@ use std::fmt;
 use der::asn1::ObjectIdentifier as Oid;
 use zeroize::Zeroizing;
 
-use super::asn1::{DerReader, Tlv, tag};
-use super::ber;
-use super::mac::{MacAlgorithm, parse_mac_data};
 use super::oids;
-use super::pbe::{EncryptionScheme, parse_encrypted_private_key_info};
+use crate::asn1::ber;
+use crate::asn1::{DerReader, Tlv, tag};
 use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
 use crate::identity::{Identity, assemble_all, pair_keys_within};
 use crate::limits::{Limits, WorkBudget};
 use crate::parallel::{Job, run_all};
+use crate::pbe::mac::{MacAlgorithm, parse_mac_data};
+use crate::pbe::scheme::{EncryptionScheme, parse_encrypted_private_key_info};
 use crate::secret::{Password, PrivateKey};
 
 /// The MAC of an archive, as reported.

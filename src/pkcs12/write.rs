@@ -4,14 +4,15 @@
 //! encryptedData (or, for the `none` profile, data) holding every certificate bag, then one data
 //! holding the key bags (each shrouded on its own), then the MAC over it all.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
-use super::asn1::{enc, tag};
 use super::oids;
 use super::profile::Profile;
+use super::read::{Archive, OtherBag, OtherBagKind};
+use crate::asn1::{enc, tag};
 use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
 use crate::identity::Identity;
@@ -38,6 +39,9 @@ pub struct Builder {
     identities: Vec<(Identity, Option<String>)>,
     extra: Vec<(Certificate, Option<String>)>,
     trusted: Vec<(Certificate, String)>,
+    other: Vec<OtherBag>,
+    /// friendlyNames of chain certificates (by SHA-256), carried from a read archive.
+    chain_aliases: HashMap<[u8; 32], String>,
     allow_empty: bool,
     rng: Box<dyn RandomSource>,
 }
@@ -51,6 +55,8 @@ impl Builder {
             identities: Vec::new(),
             extra: Vec::new(),
             trusted: Vec::new(),
+            other: Vec::new(),
+            chain_aliases: HashMap::new(),
             allow_empty: false,
             rng: Box::new(OsRandom),
         }
@@ -65,6 +71,44 @@ impl Builder {
             .or_else(|| identity.alias().map(str::to_string));
         self.identities.push((identity, alias));
         self
+    }
+
+    /// A builder that carries every entry of `archive` across: each key with its chain and
+    /// alias, each certificate that belongs to no key's chain (with its alias), each Java trusted
+    /// certificate as a trusted entry (even when it also sits in a key's chain: it is an entry of
+    /// its own to Java), and each CRL, secret or unknown bag with its value unchanged.
+    ///
+    /// Bag attributes other than friendlyName, localKeyId and the Java trust attribute are not
+    /// carried: the reader keeps only their OIDs ([`BagAttributes::other`](super::BagAttributes)).
+    /// Keys whose certificate is not in the archive cannot form an identity and are not carried
+    /// either; [`Archive::identities`] tells how many did.
+    pub fn from_archive(profile: Profile, archive: &Archive) -> Self {
+        let mut builder = Builder::new(profile);
+        let mut in_chains: HashSet<[u8; 32]> = HashSet::new();
+        for identity in archive.identities() {
+            in_chains.extend(identity.chain().iter().map(|c| *c.sha256()));
+            builder = builder.identity(identity, None);
+        }
+        for bag in archive.certificates() {
+            let alias = bag.attributes.friendly_name.as_deref();
+            if bag.attributes.java_trusted {
+                let alias = alias.map_or_else(|| bag.certificate.subject(), str::to_string);
+                builder = builder.trusted_certificate(bag.certificate.clone(), &alias);
+            } else if in_chains.insert(*bag.certificate.sha256()) {
+                builder = builder.extra_certificate(bag.certificate.clone(), alias);
+            } else if let Some(alias) = alias {
+                // A CA certificate of some key's chain: keep the name its producer gave it
+                // (keytool names them by subject).
+                builder
+                    .chain_aliases
+                    .entry(*bag.certificate.sha256())
+                    .or_insert_with(|| alias.to_string());
+            }
+        }
+        for bag in archive.other_bags() {
+            builder.other.push(bag.clone());
+        }
+        builder
     }
 
     /// Adds a certificate that belongs to no key.
@@ -126,6 +170,7 @@ impl Builder {
             && self.identities.is_empty()
             && self.extra.is_empty()
             && self.trusted.is_empty()
+            && self.other.is_empty()
         {
             return Err(Error::Invalid(
                 "nothing to write: no key, certificate or trusted certificate".into(),
@@ -152,7 +197,8 @@ impl Builder {
             // CA certificates shared by several chains are written once.
             for ca in identity.chain().iter().skip(1) {
                 if written.insert(*ca.sha256()) {
-                    cert_bags.push(cert_bag(ca, &[]));
+                    let alias = self.chain_aliases.get(ca.sha256()).map(String::as_str);
+                    cert_bags.push(cert_bag(ca, &attributes(alias, None, false)));
                 }
             }
         }
@@ -161,6 +207,23 @@ impl Builder {
         }
         for (cert, alias) in &self.trusted {
             cert_bags.push(cert_bag(cert, &attributes(Some(alias), None, true)));
+        }
+        // CRL, secret and unknown bags travel with the certificates, so they get the
+        // certificates' protection; a secret bag's value carries its own encryption when its
+        // producer gave it one.
+        for bag in &self.other {
+            let bag_id = match &bag.kind {
+                OtherBagKind::Crl => oids::CRL_BAG,
+                OtherBagKind::Secret => oids::SECRET_BAG,
+                OtherBagKind::Certificate(_) => oids::CERT_BAG,
+                OtherBagKind::Unknown(oid) => *oid,
+            };
+            let attrs = attributes(
+                bag.attributes.friendly_name.as_deref(),
+                bag.attributes.local_key_id.as_deref(),
+                bag.attributes.java_trusted,
+            );
+            cert_bags.push(safe_bag(&bag_id, &bag.value, &attrs));
         }
         let cert_safe = (!cert_bags.is_empty())
             .then(|| enc::seq(&cert_bags.iter().map(Vec::as_slice).collect::<Vec<_>>()));

@@ -16,9 +16,16 @@ use std::path::PathBuf;
 use pfxkit::Password;
 use serde_json::Value;
 
-/// `tests/data`.
+/// The workspace's `tests/data` (this module is shared by the root crate's tests and the CLI
+/// crate's, whose manifest sits two levels below the workspace root).
 pub fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let here = manifest.join("tests/data");
+    if here.is_dir() {
+        here
+    } else {
+        manifest.join("../../tests/data")
+    }
 }
 
 /// The bytes of a file under `tests/data` (e.g. `p12/openssl-default.p12`).

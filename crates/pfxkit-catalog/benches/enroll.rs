@@ -7,8 +7,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pfxkit::Password;
-use pfxkit::catalog::ca::{KeyType, San};
-use pfxkit::catalog::service::{EnrollRequest, Service};
+use pfxkit_catalog::ca::{KeyType, San};
+use pfxkit_catalog::service::{EnrollRequest, Service};
 
 fn enroll(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -55,12 +55,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use pfxkit::catalog::ca::KeyType;
-use pfxkit::catalog::jobs::{JobOptions, NewCertificate, now_ms};
-use pfxkit::catalog::service::{CertificateRef, EnrollRequest, Service};
-use pfxkit::catalog::{CertificateId, JobResult};
 use pfxkit::store::StoreType;
 use pfxkit::{Password, PasswordSource};
+use pfxkit_catalog::ca::KeyType;
+use pfxkit_catalog::jobs::{JobOptions, NewCertificate, now_ms};
+use pfxkit_catalog::service::{CertificateRef, EnrollRequest, Service};
+use pfxkit_catalog::{CertificateId, JobResult};
 
 const DEFAULT_SIZES: [usize; 4] = [10, 100, 1000, 10_000];
 /// The largest fleet criterion times; larger ones are timed once, in the child process.

@@ -12,10 +12,10 @@ use der::asn1::ObjectIdentifier as Oid;
 use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
-use crate::cert::Certificate;
 use crate::error::{Error, Result};
-use crate::pkcs12::asn1::{enc, tag};
-use crate::secret::{Curve, KeyAlgorithm, PrivateKey, oids as key_oids};
+use pfxkit::asn1::{enc, tag};
+use pfxkit::cert::Certificate;
+use pfxkit::secret::{Curve, KeyAlgorithm, PrivateKey, oids as key_oids};
 
 /// Key types the CA generates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,12 +78,9 @@ impl KeyType {
     /// Generates a fresh key from the OS generator.
     ///
     /// # Errors
-    /// [`Error::Io`] when the OS generator fails.
+    /// [`Error::Codec`] (I/O) when the OS generator fails.
     pub fn generate(self) -> Result<PrivateKey> {
-        let rng_err = |e: String| Error::Io {
-            path: None,
-            source: std::io::Error::other(e),
-        };
+        let rng_err = |e: String| Error::io_other(e);
         let der: Zeroizing<Vec<u8>> = match self {
             KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
                 let bits = match self {
@@ -142,7 +139,7 @@ impl KeyType {
                 ]))
             }
         };
-        PrivateKey::from_pkcs8_der(&der)
+        Ok(PrivateKey::from_pkcs8_der(&der)?)
     }
 }
 
@@ -296,7 +293,7 @@ pub fn name_der(dn: &str) -> Result<Vec<u8>> {
 /// The SubjectPublicKeyInfo DER of a private key's public half.
 ///
 /// # Errors
-/// [`Error::Unsupported`] for algorithms the CA does not use.
+/// [`Error::Codec`] (unsupported) for algorithms the CA does not use.
 pub fn public_key_info(key: &PrivateKey) -> Result<Vec<u8>> {
     use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
     let der = key.expose_pkcs8_der();
@@ -336,10 +333,10 @@ pub fn public_key_info(key: &PrivateKey) -> Result<Vec<u8>> {
                 &enc::tlv(tag::BIT_STRING_TAG, &bits),
             ]))
         }
-        other => Err(Error::Unsupported {
-            what: format!("{} keys in the embedded CA", other.name()),
-            oid: None,
-        }),
+        other => Err(Error::unsupported(
+            format!("{} keys in the embedded CA", other.name()),
+            None,
+        )),
     }
 }
 
@@ -363,10 +360,10 @@ fn signature_algorithm(key: &PrivateKey) -> Result<Vec<u8>> {
         KeyAlgorithm::Ec(Some(Curve::P256)) => Ok(enc::algorithm(&ECDSA_SHA256, None)),
         KeyAlgorithm::Ec(Some(Curve::P384)) => Ok(enc::algorithm(&ECDSA_SHA384, None)),
         KeyAlgorithm::Ed25519 => Ok(enc::algorithm(&key_oids::ED25519, None)),
-        other => Err(Error::Unsupported {
-            what: format!("signing with {} keys", other.name()),
-            oid: None,
-        }),
+        other => Err(Error::unsupported(
+            format!("signing with {} keys", other.name()),
+            None,
+        )),
     }
 }
 
@@ -400,10 +397,10 @@ fn sign(key: &PrivateKey, tbs: &[u8]) -> Result<Vec<u8>> {
             let sig = k.try_sign(tbs).map_err(|e| fail(e.to_string()))?;
             Ok(sig.to_bytes().to_vec())
         }
-        other => Err(Error::Unsupported {
-            what: format!("signing with {} keys", other.name()),
-            oid: None,
-        }),
+        other => Err(Error::unsupported(
+            format!("signing with {} keys", other.name()),
+            None,
+        )),
     }
 }
 
@@ -456,7 +453,7 @@ fn time_der(t: SystemTime) -> Result<Vec<u8>> {
         .duration_since(UNIX_EPOCH)
         .map_err(|_| Error::Invalid("time before 1970".into()))?
         .as_secs();
-    let text = crate::cert::rfc3339(secs);
+    let text = pfxkit::cert::rfc3339(secs);
     // "YYYY-MM-DDTHH:MM:SSZ" → digits
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
     let year: u32 = digits.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
@@ -473,10 +470,7 @@ fn time_der(t: SystemTime) -> Result<Vec<u8>> {
 /// Issues a certificate: encodes the TBSCertificate, signs it, and parses the result back.
 pub(crate) fn issue(req: &Request<'_>, issuer: &Issuer<'_>) -> Result<Certificate> {
     let mut serial = [0u8; 16];
-    getrandom::fill(&mut serial).map_err(|e| Error::Io {
-        path: None,
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    getrandom::fill(&mut serial).map_err(|e| Error::io_other(e.to_string()))?;
     serial[0] &= 0x7f; // positive
     serial[0] |= 0x40; // 16 significant bytes, never a leading zero
     let spki = public_key_info(req.subject_key)?;
@@ -557,7 +551,7 @@ pub(crate) fn issue(req: &Request<'_>, issuer: &Issuer<'_>) -> Result<Certificat
     let mut bits = vec![0u8];
     bits.extend_from_slice(&signature);
     let der = enc::seq(&[&tbs, &sig_alg, &enc::tlv(tag::BIT_STRING_TAG, &bits)]);
-    Certificate::from_der(&der)
+    Ok(Certificate::from_der(&der)?)
 }
 
 /// `now` and `now + days`, with the start set back a minute for clock skew.

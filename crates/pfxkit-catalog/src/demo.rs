@@ -8,11 +8,11 @@ use super::Permission;
 use super::ca::{KeyType, San};
 use super::jobs::{JobOptions, NewCertificate, StoreOutcome};
 use super::service::{CertificateRef, EnrollRequest, Service};
-use crate::cert::Certificate;
 use crate::error::{Error, Result};
-use crate::limits::Limits;
-use crate::secret::{Password, PasswordSource};
-use crate::store::StoreType;
+use pfxkit::cert::Certificate;
+use pfxkit::limits::Limits;
+use pfxkit::secret::{Password, PasswordSource};
+use pfxkit::store::StoreType;
 
 /// What the demo did and found.
 #[derive(Debug)]
@@ -177,7 +177,7 @@ pub fn run(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<DemoReport> {
 }
 
 /// The leaf of the one identity in a file, proven to match its key.
-fn only_leaf(mut identities: Vec<crate::Identity>) -> Result<Certificate> {
+fn only_leaf(mut identities: Vec<pfxkit::Identity>) -> Result<Certificate> {
     match identities.len() {
         1 => Ok(identities.remove(0).leaf().clone()),
         n => Err(Error::Invalid(format!("expected one key entry, found {n}"))),
@@ -194,7 +194,7 @@ fn read_pem(cert: &Path, key: Option<&Path>) -> Result<Certificate> {
         bytes.extend(read(k)?);
     }
     only_leaf(
-        crate::pem::read_bundle(
+        pfxkit::pem::read_bundle(
             &bytes,
             Some(&Password::new(ENTRY_PASSWORD)),
             &Limits::default(),
@@ -205,7 +205,7 @@ fn read_pem(cert: &Path, key: Option<&Path>) -> Result<Certificate> {
 
 fn read_pkcs12(path: &Path) -> Result<Certificate> {
     only_leaf(
-        crate::pkcs12::read(
+        pfxkit::pkcs12::read(
             &read(path)?,
             Some(&Password::new(STORE_PASSWORD)),
             &Limits::default(),
@@ -215,7 +215,7 @@ fn read_pkcs12(path: &Path) -> Result<Certificate> {
 }
 
 fn read_jks(path: &Path) -> Result<Certificate> {
-    let store = crate::jks::read(
+    let store = pfxkit::jks::read(
         &read(path)?,
         &Password::new(STORE_PASSWORD),
         &Limits::default(),
@@ -224,11 +224,11 @@ fn read_jks(path: &Path) -> Result<Certificate> {
         .entries()
         .iter()
         .filter_map(|e| match e {
-            crate::jks::Entry::PrivateKey(k) => {
+            pfxkit::jks::Entry::PrivateKey(k) => {
                 Some(k.identity(&Password::new(ENTRY_PASSWORD), &Limits::default()))
             }
             _ => None,
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<pfxkit::Result<Vec<_>>>()?;
     only_leaf(identities)
 }

@@ -2,7 +2,7 @@
 //!
 //! Deploy and Replace only *create* management jobs (being in `SuccessfulStores` means a job
 //! was created, as in Keyfactor). The runner executes due jobs through each store's
-//! [`crate::store::StoreAdapter`] — one transaction per job — and inventories the
+//! [`pfxkit::store::StoreAdapter`] — one transaction per job — and inventories the
 //! store right after, so locations are current as soon as a job ends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -14,8 +14,8 @@ use super::{
     Permission, RequestId, StorePasswordRecord, StoreRecord,
 };
 use crate::error::{Error, Result};
-use crate::secret::{Password, PasswordSource};
-use crate::store::{
+use pfxkit::secret::{Password, PasswordSource};
+use pfxkit::store::{
     self, AddOptions, EntryPasswordPolicy, PrivateKeyPolicy, StoreAdapter, StoreSpec, StoreType,
 };
 
@@ -106,7 +106,7 @@ pub struct InventoryReport {
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    crate::cert::now_millis()
+    pfxkit::cert::now_millis()
 }
 
 /// Parses an ISO 8601 UTC time, `2026-11-19T16:23:01Z` or `2026-11-19T16:23:01.000Z`, into
@@ -173,7 +173,7 @@ pub fn parse_time(text: &str) -> Result<i64> {
 /// Formats milliseconds since the Unix epoch as ISO 8601 UTC with milliseconds.
 pub fn format_time(ms: i64) -> String {
     let secs = u64::try_from(ms.div_euclid(1000)).unwrap_or(0);
-    let base = crate::cert::rfc3339(secs);
+    let base = pfxkit::cert::rfc3339(secs);
     format!("{}.{:03}Z", base.trim_end_matches('Z'), ms.rem_euclid(1000))
 }
 
@@ -188,13 +188,10 @@ fn store_password_label(store_id: &str) -> String {
 /// A random (version 4) GUID.
 fn guid() -> Result<String> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| Error::Io {
-        path: None,
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    getrandom::fill(&mut b).map_err(|e| Error::io_other(e.to_string()))?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::cert::hex_lower(&b);
+    let h = pfxkit::cert::hex_lower(&b);
     Ok(format!(
         "{}-{}-{}-{}-{}",
         h.get(..8).unwrap_or_default(),
@@ -338,7 +335,7 @@ impl Service {
     /// Resolves a store's password (opening a sealed one, reading a reference).
     ///
     /// # Errors
-    /// [`Error::Invalid`] for an unset variable; I/O errors; [`Error::WrongPassword`] when the
+    /// [`Error::Invalid`] for an unset variable; I/O errors; [`Error::Codec`] (wrong password) when the
     /// sealed value was tampered with.
     pub fn store_password(&self, record: &StoreRecord) -> Result<Option<Password>> {
         match &record.password {
@@ -349,7 +346,7 @@ impl Service {
                     .map_err(|_| Error::malformed("sealed store password", "not UTF-8"))?;
                 Ok(Some(Password::new(text)))
             }
-            StorePasswordRecord::Reference(r) => r.parse::<PasswordSource>()?.resolve().map(Some),
+            StorePasswordRecord::Reference(r) => Ok(Some(r.parse::<PasswordSource>()?.resolve()?)),
         }
     }
 
@@ -358,7 +355,9 @@ impl Service {
     /// # Errors
     /// As [`Service::store_password`] and [`store::open`].
     pub fn adapter(&self, record: &StoreRecord) -> Result<Box<dyn StoreAdapter>> {
-        store::open(&self.spec(record, self.store_password(record)?))
+        Ok(store::open(
+            &self.spec(record, self.store_password(record)?),
+        )?)
     }
 
     fn require_store(&self, id: &str) -> Result<StoreRecord> {
@@ -382,7 +381,7 @@ impl Service {
     }
 
     fn inventory_store(&self, record: &StoreRecord) -> Result<InventoryReport> {
-        let entries = match self.adapter(record).and_then(|a| a.inventory()) {
+        let entries = match self.adapter(record).and_then(|a| Ok(a.inventory()?)) {
             Ok(entries) => entries,
             Err(Error::Database(e)) => return Err(Error::Database(e)),
             Err(e) => {
@@ -738,12 +737,12 @@ impl Service {
                         && e.leaf() == Some(identity.leaf())
                 })
             });
-        adapter.add(
+        Ok(adapter.add(
             job.job.alias.as_deref(),
             &identity,
             entry_password.as_ref(),
             AddOptions::new(overwrite, true),
-        )
+        )?)
     }
 }
 

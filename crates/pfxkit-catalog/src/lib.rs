@@ -5,11 +5,12 @@
 //! [`Catalog`] is the storage interface: each method is one transaction, written so that a
 //! PostgreSQL implementation can serve many hosts (job claiming maps to `SELECT … FOR UPDATE SKIP
 //! LOCKED`). [`sqlite::SqliteCatalog`] is the embedded default. [`service::Service`] holds the
-//! behaviour of `shared/specs/replace.md` on top of a `Catalog` and the stores'
-//! [`StoreAdapter`](crate::store::StoreAdapter)s; the catalog never touches store files itself.
+//! behaviour of Keyfactor's Replace (see `docs/` and ARCHITECTURE.md) on top of a `Catalog` and the stores'
+//! [`StoreAdapter`](pfxkit::store::StoreAdapter)s; the catalog never touches store files itself.
 
 pub mod ca;
 pub mod demo;
+pub mod error;
 pub mod jobs;
 pub mod seal;
 pub mod service;
@@ -19,9 +20,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::cert::Certificate;
-use crate::error::{Error, Result};
-use crate::store::StoreType;
+pub use crate::error::{Error, Result};
+use pfxkit::cert::Certificate;
+use pfxkit::store::StoreType;
 
 /// A certificate's integer id (Keyfactor's `KeyfactorId` / `CertificateId`).
 pub type CertificateId = i64;
@@ -304,7 +305,7 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// once or not at all. A certificate already known (same SHA-256) keeps its id.
     ///
     /// # Errors
-    /// [`Error::Io`]-class database errors.
+    /// [`Error::Codec`] (I/O)-class database errors.
     fn add_certificate(
         &self,
         certificate: &Certificate,

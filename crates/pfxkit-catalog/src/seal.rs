@@ -28,7 +28,7 @@ impl CatalogKey {
     /// Creates a new random key file (0600); fails if it exists.
     ///
     /// # Errors
-    /// [`Error::Io`] when the file exists or cannot be written.
+    /// [`Error::Codec`] (I/O) when the file exists or cannot be written.
     pub fn create(path: &Path) -> Result<Self> {
         let mut key = Zeroizing::new([0u8; 32]);
         getrandom::fill(key.as_mut_slice())
@@ -48,7 +48,7 @@ impl CatalogKey {
     /// Loads the key file.
     ///
     /// # Errors
-    /// [`Error::Io`] when it cannot be read; [`Error::Malformed`] when it is not 32 bytes.
+    /// [`Error::Codec`] (I/O) when it cannot be read; [`Error::Codec`] (malformed) when it is not 32 bytes.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
         let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
@@ -63,15 +63,12 @@ impl CatalogKey {
     /// Seals `plaintext` under `label`: version ‖ nonce ‖ ciphertext+tag.
     ///
     /// # Errors
-    /// [`Error::Io`] when the OS generator fails.
+    /// [`Error::Codec`] (I/O) when the OS generator fails.
     pub fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         let cipher = Aes256Gcm::new_from_slice(self.0.as_slice())
             .map_err(|_| Error::Invalid("catalog key length".into()))?;
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| Error::Io {
-            path: None,
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        getrandom::fill(&mut nonce).map_err(|e| Error::io_other(e.to_string()))?;
         let ct = cipher
             .encrypt(
                 &Nonce::from(nonce),
@@ -91,8 +88,8 @@ impl CatalogKey {
     /// Opens a value sealed under `label`.
     ///
     /// # Errors
-    /// [`Error::WrongPassword`] when the value was altered, sealed under another label, or the
-    /// key is not the catalog's; [`Error::Malformed`] for a truncated value.
+    /// [`Error::Codec`] (wrong password) when the value was altered, sealed under another label, or the
+    /// key is not the catalog's; [`Error::Codec`] (malformed) for a truncated value.
     pub fn open(&self, label: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let (version, rest) = sealed
             .split_first()

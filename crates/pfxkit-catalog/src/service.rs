@@ -9,12 +9,12 @@ use super::ca::{self, Issuer, KeyType, San, Usage};
 use super::seal::CatalogKey;
 use super::sqlite::SqliteCatalog;
 use super::{CaRole, Catalog, CertificateId, CertificateRecord, RequestId, RequestKind};
-use crate::cert::Certificate;
 use crate::error::{Error, Result};
-use crate::identity::Identity;
-use crate::limits::Limits;
-use crate::pkcs12::{Builder, Profile};
-use crate::secret::{Password, PrivateKey};
+use pfxkit::cert::Certificate;
+use pfxkit::identity::Identity;
+use pfxkit::limits::Limits;
+use pfxkit::pkcs12::{Builder, Profile};
+use pfxkit::secret::{Password, PrivateKey};
 
 const DB_FILE: &str = "catalog.sqlite";
 const KEY_FILE: &str = "catalog.key";
@@ -311,7 +311,11 @@ impl Service {
         })?;
         let der = self.key.open(&staged_label(&record.certificate), &sealed)?;
         let key = PrivateKey::from_pkcs8_der(&der)?;
-        Identity::new(key, record.certificate.clone(), self.chain_of(record)?)
+        Ok(Identity::new(
+            key,
+            record.certificate.clone(),
+            self.chain_of(record)?,
+        )?)
     }
 
     /// Generates a key and issues a certificate from the embedded CA; stages the key; returns
@@ -398,7 +402,7 @@ impl Service {
         password: Option<&Password>,
         transport_password: &Password,
     ) -> Result<Enrollment> {
-        let archive = crate::pkcs12::read(pfx, password, &self.limits)?;
+        let archive = pfxkit::pkcs12::read(pfx, password, &self.limits)?;
         let identity = match archive.identities().as_slice() {
             [one] => one.clone(),
             [] => {
@@ -447,7 +451,7 @@ impl Service {
 
 /// The key type of a certificate's public key.
 fn key_type_of_certificate(cert: &Certificate) -> Option<KeyType> {
-    use crate::secret::oids;
+    use pfxkit::secret::oids;
     cert.with_public_key(|spki| {
         let oid = spki.algorithm.oid;
         Ok(if oid == oids::ED25519 {
@@ -464,7 +468,7 @@ fn key_type_of_certificate(cert: &Certificate) -> Option<KeyType> {
             }
         } else if oid == oids::RSA || oid == oids::RSA_PSS {
             // Sizes the CA does not make are renewed at the next size up (1024 → 2048).
-            match crate::secret::rsa_modulus_bits(spki.subject_public_key.raw_bytes()) {
+            match pfxkit::secret::rsa_modulus_bits(spki.subject_public_key.raw_bytes()) {
                 Some(b) if b <= 2048 => Some(KeyType::Rsa2048),
                 Some(b) if b <= 3072 => Some(KeyType::Rsa3072),
                 Some(b) if b <= 4096 => Some(KeyType::Rsa4096),

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::*;
-use crate::cert::Certificate;
 use crate::error::{Error, Result};
+use pfxkit::cert::Certificate;
 
 /// Ordered schema migrations; entry `i` moves the schema from version `i` to `i + 1`. Released
 /// entries are never edited, only appended to.
@@ -99,7 +99,7 @@ fn db(e: rusqlite::Error) -> Error {
     Error::Database(e.to_string())
 }
 
-use crate::cert::now_millis;
+use pfxkit::cert::now_millis;
 
 impl SqliteCatalog {
     /// Opens (creating if needed) the database file and brings its schema up to date.

@@ -7,7 +7,8 @@ use pfxkit::contents::{self, Contents};
 use pfxkit::jks::{KeystoreKind, WriteEntry};
 use pfxkit::pkcs12::{Builder, Profile};
 use pfxkit::random::OsRandom;
-use pfxkit::{Error, Identity, Limits, Password, PasswordSource};
+use pfxkit::{Identity, Limits, Password, PasswordSource};
+use pfxkit_catalog::Error;
 
 use crate::{password_source, read_file, resolve};
 
@@ -72,7 +73,7 @@ pub struct ConvertArgs {
 }
 
 fn profile(s: &str) -> Result<Profile, String> {
-    s.parse().map_err(|e: Error| e.to_string())
+    s.parse().map_err(|e: pfxkit::Error| e.to_string())
 }
 
 pub fn build(args: BuildArgs) -> Result<(), Error> {
@@ -196,7 +197,7 @@ fn to_pkcs12(
             builder.extra_certificate(loose.certificate.clone(), loose.alias.as_deref())
         };
     }
-    builder.build(password, limits)
+    Ok(builder.build(password, limits)?)
 }
 
 fn to_java(
@@ -239,7 +240,7 @@ fn to_java(
                 certificate: &c.certificate,
             }),
     );
-    pfxkit::jks::write(kind, &entries, store_password)
+    Ok(pfxkit::jks::write(kind, &entries, store_password)?)
 }
 
 fn to_pem(contents: &Contents, key_password: Option<&Password>) -> Result<Vec<u8>, Error> {
@@ -273,5 +274,6 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .open(path)
         .map_err(|e| Error::io(path, e))?;
     file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(())
 }

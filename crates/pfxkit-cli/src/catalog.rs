@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use base64ct::{Base64, Encoding};
-use pfxkit::catalog::ca::{KeyType, San};
-use pfxkit::catalog::service::{CertificateRef, EnrollRequest, Enrollment, Service};
-use pfxkit::{Error, Password, PasswordSource};
+use pfxkit::{Password, PasswordSource};
+use pfxkit_catalog::Error;
+use pfxkit_catalog::ca::{KeyType, San};
+use pfxkit_catalog::service::{CertificateRef, EnrollRequest, Enrollment, Service};
 use serde_json::{Value, json};
 
 use crate::build::write_output;
@@ -62,7 +63,7 @@ pub struct EnrollArgs {
     #[arg(long, default_value = "ec-p256", value_parser = key_type)]
     key_type: KeyType,
     /// Validity in days.
-    #[arg(long, default_value_t = pfxkit::catalog::service::DEFAULT_DAYS)]
+    #[arg(long, default_value_t = pfxkit_catalog::service::DEFAULT_DAYS)]
     days: u32,
     /// Transport password of the returned PKCS#12 blob (default: empty).
     #[arg(long, value_parser = password_source)]

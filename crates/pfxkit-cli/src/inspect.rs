@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use pfxkit::contents::Format;
 use pfxkit::jks::{self, Entry, Keystore};
 use pfxkit::pkcs12::{self, Archive};
-use pfxkit::{Certificate, Error, Limits, Password, PasswordSource, PrivateKey};
+use pfxkit::{Certificate, Limits, Password, PasswordSource, PrivateKey};
+use pfxkit_catalog::Error;
 use serde_json::{Value, json};
 
 use crate::{password_source, print_json, read_file, resolve};
@@ -53,10 +54,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
         Format::Pem => pem_report(&bytes, key_password.as_ref().or(password.as_ref()), &limits)?,
         _ => {
-            return Err(Error::Unsupported {
+            return Err(pfxkit::Error::Unsupported {
                 what: "this file format".into(),
                 oid: None,
-            });
+            }
+            .into());
         }
     };
     if args.json {

@@ -18,7 +18,8 @@ mod store;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pfxkit::{Error, Password, PasswordSource};
+use pfxkit::{Password, PasswordSource};
+use pfxkit_catalog::Error;
 
 /// PKCS#12/PFX and Java keystore tool.
 #[derive(Debug, Parser)]
@@ -118,22 +119,22 @@ fn main() -> ExitCode {
 /// 1 anything else.
 fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::WrongPassword { .. } => 3,
-        Error::Malformed { .. } => 4,
-        Error::LimitExceeded { .. } => 5,
-        Error::Unsupported { .. } => 6,
+        Error::Codec(pfxkit::Error::WrongPassword { .. }) => 3,
+        Error::Codec(pfxkit::Error::Malformed { .. }) => 4,
+        Error::Codec(pfxkit::Error::LimitExceeded { .. }) => 5,
+        Error::Codec(pfxkit::Error::Unsupported { .. }) => 6,
         _ => 1,
     }
 }
 
 /// Parses a `--password` style option into a source (clap value parser).
 fn password_source(s: &str) -> Result<PasswordSource, String> {
-    s.parse().map_err(|e: Error| e.to_string())
+    s.parse().map_err(|e: pfxkit::Error| e.to_string())
 }
 
 /// Resolves an optional password source.
 fn resolve(src: Option<&PasswordSource>) -> Result<Option<Password>, Error> {
-    src.map(PasswordSource::resolve).transpose()
+    Ok(src.map(PasswordSource::resolve).transpose()?)
 }
 
 /// Reads a whole input file, naming it in errors.

@@ -4,11 +4,12 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use pfxkit::catalog::jobs::{self, JobOptions, NewCertificate, StoreOutcome};
-use pfxkit::catalog::service::Service;
-use pfxkit::catalog::{JobRecord, Permission, StorePasswordRecord, StoreRecord};
+use pfxkit::PasswordSource;
 use pfxkit::store::StoreType;
-use pfxkit::{Error, PasswordSource};
+use pfxkit_catalog::Error;
+use pfxkit_catalog::jobs::{self, JobOptions, NewCertificate, StoreOutcome};
+use pfxkit_catalog::service::Service;
+use pfxkit_catalog::{JobRecord, Permission, StorePasswordRecord, StoreRecord};
 use serde_json::{Value, json};
 
 use crate::catalog::CatalogArgs;
@@ -135,7 +136,7 @@ pub enum JobsCommand {
 }
 
 fn store_type(s: &str) -> Result<StoreType, String> {
-    s.parse().map_err(|e: Error| e.to_string())
+    s.parse().map_err(|e: pfxkit::Error| e.to_string())
 }
 
 fn permission(s: &str) -> Result<Permission, String> {
@@ -351,7 +352,7 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
                 .jobs()?
                 .iter()
                 .filter(|j| {
-                    j.status == pfxkit::catalog::JobStatus::Waiting && j.job.scheduled_ms <= now_ms
+                    j.status == pfxkit_catalog::JobStatus::Waiting && j.job.scheduled_ms <= now_ms
                 })
                 .count();
             let bar = (!args.json && due >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal())
@@ -368,7 +369,7 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
             // The contract's exit 1 covers "a failed job": scripts must not read success here.
             let failed = ran
                 .iter()
-                .filter(|j| j.result == Some(pfxkit::catalog::JobResult::Failure))
+                .filter(|j| j.result == Some(pfxkit_catalog::JobResult::Failure))
                 .count();
             if failed > 0 {
                 return Err(Error::Invalid(format!(
@@ -399,7 +400,7 @@ pub fn demo(args: &CatalogArgs, dir: Option<PathBuf>) -> Result<(), Error> {
         }
     };
     let json = args.json;
-    let report = pfxkit::catalog::demo::run(&dir, &mut |line| {
+    let report = pfxkit_catalog::demo::run(&dir, &mut |line| {
         if !json {
             outln!("• {line}");
         }

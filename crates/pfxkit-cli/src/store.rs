@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use pfxkit::store::{self, AddOptions, StoreSpec, StoreType};
-use pfxkit::{Error, Limits, PasswordSource};
+use pfxkit::{Limits, PasswordSource};
+use pfxkit_catalog::Error;
 use serde_json::json;
 
 use crate::{password_source, print_json, read_file, resolve};
@@ -72,7 +73,7 @@ pub struct StoreArgs {
 }
 
 fn store_type(s: &str) -> Result<StoreType, String> {
-    s.parse().map_err(|e: Error| e.to_string())
+    s.parse().map_err(|e: pfxkit::Error| e.to_string())
 }
 
 impl StoreArgs {
@@ -152,6 +153,9 @@ pub fn run(command: StoreCommand) -> Result<(), Error> {
             eprintln!("added {used}");
             Ok(())
         }
-        StoreCommand::Remove { store: args, alias } => store::open(&args.spec()?)?.remove(&alias),
+        StoreCommand::Remove { store: args, alias } => {
+            store::open(&args.spec()?)?.remove(&alias)?;
+            Ok(())
+        }
     }
 }

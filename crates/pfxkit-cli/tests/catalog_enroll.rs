@@ -415,7 +415,8 @@ fn renewal_needs_exactly_one_of_certificate_id_and_thumbprint() {
 #[test]
 fn import_of_an_openssl_pfx_answers_like_an_enrollment() {
     let cli = Cli::with_ca();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/p12/openssl-default.p12");
+    let fixture = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .join("tests/data/p12/openssl-default.p12");
     let info = cli.ok(&[
         OsStr::new("import"),
         OsStr::new("--pfx"),

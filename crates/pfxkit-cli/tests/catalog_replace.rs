@@ -31,7 +31,7 @@ use catalog_cli::{
     Cli, keytool_list_sha1s, keytool_sha1, openssl, openssl_pkcs12_certs, openssl_sha1, sorted,
     sorted_strings,
 };
-use pfxkit::catalog::jobs::{JOB_LEASE_MS, format_time, now_ms, parse_time};
+use pfxkit_catalog::jobs::{JOB_LEASE_MS, format_time, now_ms, parse_time};
 use serde_json::Value;
 
 const STORE_PASSWORD: &str = "store-pass";
@@ -680,7 +680,8 @@ fn replace_rejects_bad_requests_before_creating_any_job() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("staged"));
     // A certificate known only from an inventory has no staged key either.
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/p12/openssl-default.p12");
+    let fixture = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .join("tests/data/p12/openssl-default.p12");
     let foreign_store = s.path("none/other.p12");
     let added = std::process::Command::new(env!("CARGO_BIN_EXE_pfxkit"))
         .args(["store", "add", "--type", "pkcs12", "--path"])

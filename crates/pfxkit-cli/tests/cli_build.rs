@@ -17,7 +17,7 @@ use pfxkit::{Limits, Password, PrivateKey};
 const PASSWORD: &str = "pfxkit-pass";
 
 fn pki(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("tests/data/pki")
         .join(relative)
 }

@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

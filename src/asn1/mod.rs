@@ -1,6 +1,7 @@
-//! Minimal DER reading and writing for the PKCS#12 structures, with byte offsets in errors.
+//! Minimal DER reading and writing shared by every format (PKCS#12, PKCS#8/PEM, JKS key
+//! protection, the catalog's certificate authority), with byte offsets in errors.
 //!
-//! Input reaches this reader only after [`super::ber::normalize`], so it handles definite
+//! Input reaches this reader only after [`ber::normalize`], so it handles definite
 //! lengths only. Every nested read is bounded by its declared length; every top-level decode
 //! checks for trailing data.
 
@@ -8,16 +9,27 @@ use der::asn1::ObjectIdentifier;
 
 use crate::error::{Error, Result};
 
-/// Universal and context tags used by PKCS#12.
-pub(crate) mod tag {
+pub mod ber;
+
+/// Universal and context tags used by the formats and the certificate encoder.
+pub mod tag {
+    /// `INTEGER`.
     pub const INTEGER: u8 = 0x02;
+    /// `BIT STRING`.
     pub const BIT_STRING_TAG: u8 = 0x03;
+    /// `OCTET STRING`.
     pub const OCTET_STRING: u8 = 0x04;
+    /// `NULL`.
     pub const NULL: u8 = 0x05;
+    /// `OBJECT IDENTIFIER`.
     pub const OID: u8 = 0x06;
+    /// `UTF8String`.
     pub const UTF8_STRING: u8 = 0x0c;
+    /// `BMPString` (UTF-16BE).
     pub const BMP_STRING: u8 = 0x1e;
+    /// `SEQUENCE` (constructed).
     pub const SEQUENCE: u8 = 0x30;
+    /// `SET` (constructed).
     pub const SET: u8 = 0x31;
     /// `[0]` constructed (EXPLICIT, or IMPLICIT of a constructed type).
     pub const CONTEXT_0: u8 = 0xa0;
@@ -148,6 +160,7 @@ impl<'a> Tlv<'a> {
         Error::malformed_at(ctx, self.start, reason)
     }
 
+    /// The value as an `OBJECT IDENTIFIER`.
     pub fn oid(&self, ctx: &'static str) -> Result<ObjectIdentifier> {
         if self.tag != tag::OID {
             return Err(self.err(ctx, "expected an OBJECT IDENTIFIER"));
@@ -181,6 +194,7 @@ impl<'a> Tlv<'a> {
             .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
 
+    /// The value of an `OCTET STRING`.
     pub fn octets(&self, ctx: &'static str) -> Result<&'a [u8]> {
         if self.tag != tag::OCTET_STRING {
             return Err(self.err(ctx, "expected an OCTET STRING"));
@@ -240,11 +254,12 @@ pub(crate) fn parse_header(
 }
 
 /// DER encoding helpers for the writer.
-pub(crate) mod enc {
+pub mod enc {
     use der::asn1::ObjectIdentifier;
 
     use super::tag;
 
+    /// One TLV: `tag`, the DER length of `content`, `content`.
     pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(content.len() + 6);
         out.push(tag);
@@ -253,6 +268,7 @@ pub(crate) mod enc {
         out
     }
 
+    /// Appends a DER length (short form below 128, else the minimal long form).
     pub fn push_len(out: &mut Vec<u8>, len: usize) {
         if len < 0x80 {
             out.push(len as u8);
@@ -265,26 +281,32 @@ pub(crate) mod enc {
         }
     }
 
+    /// A `SEQUENCE` of already-encoded parts.
     pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
         tlv(tag::SEQUENCE, &parts.concat())
     }
 
+    /// A `SET` of already-encoded parts, in the order given (callers sort for DER `SET OF`).
     pub fn set(parts: &[&[u8]]) -> Vec<u8> {
         tlv(tag::SET, &parts.concat())
     }
 
+    /// An `OBJECT IDENTIFIER`.
     pub fn oid(oid: &ObjectIdentifier) -> Vec<u8> {
         tlv(tag::OID, oid.as_bytes())
     }
 
+    /// An `OCTET STRING`.
     pub fn octets(bytes: &[u8]) -> Vec<u8> {
         tlv(tag::OCTET_STRING, bytes)
     }
 
+    /// `NULL`.
     pub fn null() -> Vec<u8> {
         vec![tag::NULL, 0]
     }
 
+    /// A non-negative `INTEGER`, minimally encoded.
     pub fn uint(value: u64) -> Vec<u8> {
         let bytes = value.to_be_bytes();
         let skip = bytes.iter().take_while(|b| **b == 0).count().min(7);
@@ -296,11 +318,13 @@ pub(crate) mod enc {
         tlv(tag::INTEGER, &content)
     }
 
+    /// A `BMPString` (UTF-16BE, no terminator).
     pub fn bmp_string(text: &str) -> Vec<u8> {
         let units: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
         tlv(tag::BMP_STRING, &units)
     }
 
+    /// `[0]` EXPLICIT (or IMPLICIT constructed) around `content`.
     pub fn explicit0(content: &[u8]) -> Vec<u8> {
         tlv(tag::CONTEXT_0, content)
     }

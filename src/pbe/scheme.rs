@@ -7,9 +7,9 @@ use aes::cipher::{
 use der::asn1::ObjectIdentifier as Oid;
 use zeroize::Zeroizing;
 
-use super::asn1::{DerReader, Tlv, enc, tag};
 use super::kdf::{HashAlg, KdfPurpose};
 use super::oids;
+use crate::asn1::{DerReader, Tlv, enc, tag};
 use crate::error::{Error, LimitKind, Result};
 use crate::limits::{Limits, work};
 use crate::secret::Password;

@@ -429,7 +429,7 @@ pub(crate) fn pkcs12_kdf<M: Md>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pkcs12::kdf::HashAlg;
+    use crate::pbe::kdf::HashAlg;
 
     /// The straightforward implementations these replace, as oracles.
     fn oracle_pbkdf2<Mac: hmac::Mac + hmac::KeyInit + Clone>(

@@ -3,10 +3,10 @@
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::asn1::{Tlv, enc, tag};
 use super::kdf::{HashAlg, KdfPurpose};
 use super::oids;
-use super::pbe::{parse_iterations, parse_pbkdf2_params, parse_salt};
+use super::scheme::{parse_iterations, parse_pbkdf2_params, parse_salt};
+use crate::asn1::{Tlv, enc, tag};
 use crate::error::{Error, LimitKind, Result};
 use crate::limits::Limits;
 use crate::secret::Password;

@@ -149,7 +149,7 @@ impl Normalizer<'_> {
             let len = h.len.unwrap_or(0);
             let end = h.content + len;
             out.push(h.tag);
-            super::asn1::enc::push_len(out, len);
+            super::enc::push_len(out, len);
             out.extend_from_slice(self.buf.get(h.content..end).unwrap_or_default());
             return Ok(end);
         }
@@ -171,7 +171,7 @@ impl Normalizer<'_> {
             self.children(&h, depth + 1, &mut content)?
         };
         out.push(if is_string { h.tag & !0x20 } else { h.tag });
-        super::asn1::enc::push_len(out, content.len());
+        super::enc::push_len(out, content.len());
         out.extend_from_slice(&content);
         Ok(end)
     }
