@@ -23,6 +23,12 @@ pub enum Error {
     #[error("catalog database: {0}")]
     Database(String),
 
+    /// The catalog database cannot be reached right now (a shared PostgreSQL restarting, the
+    /// network down, every pooled connection busy): nothing was changed, and the same request
+    /// may succeed later. The HTTP API answers 503.
+    #[error("catalog database unavailable: {0}")]
+    Unavailable(String),
+
     /// A request that cannot be carried out as asked (a missing option, a conflicting id, a
     /// value out of range).
     #[error("{0}")]

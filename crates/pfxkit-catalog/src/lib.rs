@@ -4,7 +4,8 @@
 //!
 //! [`Catalog`] is the storage interface: each method is one transaction, written so that a
 //! PostgreSQL implementation can serve many hosts (job claiming maps to `SELECT … FOR UPDATE SKIP
-//! LOCKED`). [`sqlite::SqliteCatalog`] is the embedded default. [`service::Service`] holds the
+//! LOCKED`). [`sqlite::SqliteCatalog`] is the embedded default; [`postgres::PostgresCatalog`] is
+//! the shared one for a fleet of servers and runners. [`service::Service`] holds the
 //! behaviour of Keyfactor's Replace (see `docs/` and ARCHITECTURE.md) on top of a `Catalog` and the stores'
 //! [`StoreAdapter`](pfxkit::store::StoreAdapter)s; the catalog never touches store files itself.
 
@@ -12,6 +13,7 @@ pub mod ca;
 pub mod demo;
 pub mod error;
 pub mod jobs;
+pub mod postgres;
 pub mod seal;
 pub mod service;
 pub mod sqlite;
@@ -425,7 +427,9 @@ pub trait Catalog: Send + Sync + fmt::Debug {
 
     /// Atomically moves the oldest `limit` jobs due at `now_ms` that are Waiting (or InProcess
     /// since before `stale_before_ms`, i.e. abandoned by a killed runner) to InProcess, and
-    /// returns them, oldest first. Two runners never claim the same job.
+    /// returns them, oldest first. Two runners never claim the same job, and a job is never
+    /// claimed while an older job of the same store is Waiting or InProcess (so one store's jobs
+    /// run in the order they were created, whichever runners take them).
     ///
     /// # Errors
     /// Database errors.

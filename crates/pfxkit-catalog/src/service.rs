@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::ca::{self, Issuer, KeyType, San, Usage};
+use super::postgres::{self as pg, PostgresCatalog};
 use super::seal::CatalogKey;
 use super::sqlite::SqliteCatalog;
 use super::{CaRole, Catalog, CertificateId, CertificateRecord, RequestId, RequestKind};
@@ -18,6 +19,102 @@ use pfxkit::secret::{Password, PrivateKey};
 
 const DB_FILE: &str = "catalog.sqlite";
 const KEY_FILE: &str = "catalog.key";
+
+/// The label of the sealed value by which a shared catalog recognises its key.
+const KEY_CHECK_LABEL: &str = "catalog-key-check";
+const KEY_CHECK_VALUE: &[u8] = b"pfxkit catalog key check v1";
+
+/// Where a catalog lives: the `--catalog` value (and `--catalog-key`).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum CatalogLocation {
+    /// The embedded catalog: a directory holding the SQLite database and the key file.
+    Directory(PathBuf),
+    /// A shared PostgreSQL catalog; the key is a file given to every server and runner, never
+    /// stored in the database.
+    Postgres {
+        /// `postgres://…`, `postgresql://…` or `host=… dbname=…` (may hold a password).
+        conninfo: String,
+        /// The catalog key file.
+        key_file: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for CatalogLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CatalogLocation::Directory(d) => write!(f, "Directory({})", d.display()),
+            CatalogLocation::Postgres { key_file, .. } => write!(
+                f,
+                "Postgres {{ conninfo: [redacted], key_file: {} }}",
+                key_file.display()
+            ),
+        }
+    }
+}
+
+impl CatalogLocation {
+    /// Reads a `--catalog` value: a PostgreSQL connection string (see
+    /// [`postgres::is_connection_string`](crate::postgres::is_connection_string)), which needs
+    /// `key_file`, or else a directory (where `key_file`, if given, must be absent).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a PostgreSQL catalog without a key file.
+    pub fn parse(catalog: &str, key_file: Option<&Path>) -> Result<Self> {
+        if pg::is_connection_string(catalog) {
+            let key_file = key_file.ok_or_else(|| {
+                Error::Invalid(
+                    "a PostgreSQL catalog needs its key file: --catalog-key FILE or \
+                     PFXKIT_CATALOG_KEY (the key is never kept in the database)"
+                        .into(),
+                )
+            })?;
+            return Ok(CatalogLocation::Postgres {
+                conninfo: catalog.to_string(),
+                key_file: key_file.to_path_buf(),
+            });
+        }
+        if key_file.is_some() {
+            return Err(Error::Invalid(
+                "--catalog-key is for a PostgreSQL catalog; a catalog directory keeps its key \
+                 inside"
+                    .into(),
+            ));
+        }
+        Ok(CatalogLocation::Directory(PathBuf::from(catalog)))
+    }
+
+    /// What to show a user: the directory, or the PostgreSQL host and database (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            CatalogLocation::Directory(d) => d.display().to_string(),
+            CatalogLocation::Postgres { conninfo, .. } => {
+                match conninfo.parse::<::postgres::Config>() {
+                    Ok(c) => {
+                        let hosts: Vec<String> = c
+                            .get_hosts()
+                            .iter()
+                            .map(|h| match h {
+                                ::postgres::config::Host::Tcp(t) => t.clone(),
+                                ::postgres::config::Host::Unix(p) => p.display().to_string(),
+                            })
+                            .collect();
+                        format!(
+                            "PostgreSQL database '{}' on {}",
+                            c.get_dbname().unwrap_or("(default)"),
+                            if hosts.is_empty() {
+                                "(default host)".to_string()
+                            } else {
+                                hosts.join(",")
+                            }
+                        )
+                    }
+                    Err(_) => "PostgreSQL".to_string(),
+                }
+            }
+        }
+    }
+}
 
 /// Default validity of an enrolled certificate, in days.
 pub const DEFAULT_DAYS: u32 = 397;
@@ -104,6 +201,25 @@ impl EnrollRequest {
     }
 }
 
+/// Whether `key` is the key the shared catalog was created with: it must open the check value
+/// sealed at `catalog init`, else every secret would fail later and far from the cause.
+fn verify_key(key: &CatalogKey, stored: &[u8], key_file: &Path) -> Result<()> {
+    match key.open(KEY_CHECK_LABEL, stored) {
+        Ok(v) if v.as_slice() == KEY_CHECK_VALUE => Ok(()),
+        _ => Err(Error::Invalid(format!(
+            "the catalog key {} is not the key of this PostgreSQL catalog",
+            key_file.display()
+        ))),
+    }
+}
+
+fn key_dir(key_file: &Path) -> PathBuf {
+    key_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
 fn staged_label(cert: &Certificate) -> String {
     format!("staged-key:{}", cert.sha256_hex())
 }
@@ -159,6 +275,72 @@ impl Service {
             key,
             limits: Limits::default(),
         })
+    }
+
+    /// Creates the catalog at `location`. A directory must not hold a catalog yet. A PostgreSQL
+    /// catalog is created or migrated (safe to repeat, and from several hosts at once); its key
+    /// file is created (0600) when missing, or else must be the key this catalog was created
+    /// with.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an existing directory catalog or a key that is not the shared
+    /// catalog's; [`Error::Unavailable`] when PostgreSQL cannot be reached; I/O and database
+    /// errors.
+    pub fn init_at(location: &CatalogLocation) -> Result<Service> {
+        match location {
+            CatalogLocation::Directory(dir) => Service::init(dir),
+            CatalogLocation::Postgres { conninfo, key_file } => {
+                let created = !key_file.exists();
+                let result = (|| {
+                    let key = if created {
+                        CatalogKey::create(key_file)?
+                    } else {
+                        CatalogKey::load(key_file)?
+                    };
+                    let catalog = PostgresCatalog::migrate(conninfo)?;
+                    let check = key.seal(KEY_CHECK_LABEL, KEY_CHECK_VALUE)?;
+                    let stored = catalog.meta_insert_once(KEY_CHECK_LABEL, &check)?;
+                    verify_key(&key, &stored, key_file)?;
+                    Ok(Service::with_catalog(
+                        &key_dir(key_file),
+                        Box::new(catalog),
+                        key,
+                    ))
+                })();
+                if result.is_err() && created {
+                    // A key made for a catalog that could not be set up is of no use to anyone.
+                    let _ = std::fs::remove_file(key_file);
+                }
+                result
+            }
+        }
+    }
+
+    /// Opens the catalog at `location`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when there is none, or the key is not its key; [`Error::Unavailable`]
+    /// when PostgreSQL cannot be reached; I/O and database errors.
+    pub fn open_at(location: &CatalogLocation) -> Result<Service> {
+        match location {
+            CatalogLocation::Directory(dir) => Service::open(dir),
+            CatalogLocation::Postgres { conninfo, key_file } => {
+                let key = CatalogKey::load(key_file)?;
+                let catalog = PostgresCatalog::connect(conninfo)?;
+                let stored = catalog.meta(KEY_CHECK_LABEL)?.ok_or_else(|| {
+                    Error::Invalid(
+                        "the PostgreSQL catalog has no key check (run `pfxkit catalog init`)"
+                            .into(),
+                    )
+                })?;
+                verify_key(&key, &stored, key_file)?;
+                Ok(Service::with_catalog(
+                    &key_dir(key_file),
+                    Box::new(catalog),
+                    key,
+                ))
+            }
+        }
     }
 
     /// A service over any [`Catalog`] implementation (e.g. a shared database) and key.

@@ -501,7 +501,11 @@ impl Catalog for SqliteCatalog {
     fn grant(&self, grant: &Grant) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT OR IGNORE INTO grants (principal, container_id, permission) VALUES (?1, ?2, ?3)",
+                // Not INSERT OR IGNORE: the UNIQUE constraint treats NULL (global) container
+                // ids as distinct, so a global grant given twice was recorded twice.
+                "INSERT INTO grants (principal, container_id, permission) SELECT ?1, ?2, ?3
+                 WHERE NOT EXISTS (SELECT 1 FROM grants WHERE principal = ?1
+                                   AND container_id IS ?2 AND permission = ?3)",
                 params![grant.principal, grant.container_id, grant.permission.name()],
             )
             .map(|_| ())
@@ -610,8 +614,11 @@ impl Catalog for SqliteCatalog {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let raws = {
                 let mut stmt = tx.prepare(&format!(
-                    "{SELECT_JOB} WHERE scheduled_ms <= ?1 AND (status = 'Waiting'
-                       OR (status = 'InProcess' AND claimed_ms < ?2)) ORDER BY id LIMIT ?3"
+                    "{SELECT_JOB} j WHERE scheduled_ms <= ?1 AND (status = 'Waiting'
+                       OR (status = 'InProcess' AND claimed_ms < ?2))
+                       AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.store_id = j.store_id
+                           AND o.id < j.id AND o.status IN ('Waiting', 'InProcess'))
+                       ORDER BY id LIMIT ?3"
                 ))?;
                 stmt.query_map(params![now_ms, stale_before_ms, limit], job_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?

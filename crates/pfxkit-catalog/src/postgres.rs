@@ -1,0 +1,1190 @@
+//! The shared catalog: PostgreSQL, for many `pfxkit` processes on many hosts.
+//!
+//! - **Connections**: a small bounded pool of synchronous `postgres` clients, each keeping its
+//!   prepared statements. A connection that failed (PostgreSQL restarted, the network broke) is
+//!   dropped, and an idle one is pinged before reuse, so after a restart the next request opens a
+//!   fresh connection: requests made while the server is down fail with
+//!   [`Error::Unavailable`], later ones work without restarting pfxkit.
+//! - **Migrations**: numbered, recorded in `pfxkit_schema`, applied by
+//!   [`PostgresCatalog::migrate`] (`catalog init`) in one transaction under an advisory lock, so
+//!   two hosts migrating at once apply each version once. [`PostgresCatalog::connect`] never
+//!   migrates; it refuses a schema older or newer than this build.
+//! - **Jobs**: claiming is one statement (one transaction): `SELECT … FOR UPDATE SKIP LOCKED`
+//!   feeding the `UPDATE`, so runners never wait for each other nor claim the same job; a job is
+//!   never claimed while an older job of its store is waiting or leased. Leases are kept on the
+//!   database's clock. Every claim bumps the job's lease number; a completion carrying an older
+//!   lease number (its runner was presumed dead and the job was taken over) is refused and
+//!   recorded in `job_refusals`.
+//! - **Secrets** stay sealed exactly as in SQLite (the catalog key never reaches the database),
+//!   so a `pg_dump` holds no password or key bytes.
+//!
+//! The connection string may carry a password; it is never logged nor put in an error.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ::postgres::{Client, Config, GenericClient, NoTls, Statement};
+
+use super::*;
+use crate::error::{Error, Result};
+use pfxkit::cert::{Certificate, now_millis};
+
+/// Ordered schema migrations; entry `i` moves the schema from version `i` to `i + 1`. Released
+/// entries are never edited, only appended to.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE certificates (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sha256      TEXT NOT NULL UNIQUE,
+    sha1        TEXT NOT NULL,
+    der         BYTEA NOT NULL,
+    subject     TEXT NOT NULL,
+    issuer      TEXT NOT NULL,
+    serial      TEXT NOT NULL,
+    not_before  BIGINT NOT NULL,
+    not_after   BIGINT NOT NULL,
+    chain       TEXT NOT NULL DEFAULT '',
+    created_ms  BIGINT NOT NULL
+);
+CREATE INDEX certificates_sha1 ON certificates(sha1);
+CREATE TABLE requests (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    certificate_id  BIGINT NOT NULL REFERENCES certificates(id),
+    kind            TEXT NOT NULL,
+    created_ms      BIGINT NOT NULL
+);
+CREATE TABLE staged_keys (
+    certificate_id  BIGINT PRIMARY KEY REFERENCES certificates(id),
+    sealed          BYTEA NOT NULL
+);
+CREATE TABLE cas (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    certificate_id  BIGINT NOT NULL REFERENCES certificates(id),
+    role            TEXT NOT NULL,
+    sealed_key      BYTEA NOT NULL
+);
+CREATE TABLE containers (
+    id    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE
+);
+CREATE TABLE stores (
+    id              TEXT PRIMARY KEY,
+    seq             BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+    store_type      TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    key_path        TEXT,
+    container_id    BIGINT REFERENCES containers(id),
+    password_kind   TEXT NOT NULL,
+    password        BYTEA
+);
+CREATE TABLE locations (
+    store_id        TEXT NOT NULL REFERENCES stores(id),
+    alias           TEXT NOT NULL,
+    certificate_id  BIGINT NOT NULL REFERENCES certificates(id),
+    PRIMARY KEY (store_id, alias)
+);
+CREATE INDEX locations_certificate ON locations(certificate_id);
+CREATE TABLE grants (
+    principal     TEXT NOT NULL,
+    container_id  BIGINT REFERENCES containers(id),
+    permission    TEXT NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (principal, container_id, permission)
+);
+CREATE TABLE jobs (
+    id                      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    store_id                TEXT NOT NULL REFERENCES stores(id),
+    operation               TEXT NOT NULL,
+    certificate_id          BIGINT NOT NULL REFERENCES certificates(id),
+    alias                   TEXT,
+    overwrite               BOOLEAN NOT NULL,
+    sealed_entry_password   BYTEA,
+    scheduled_ms            BIGINT NOT NULL,
+    principal               TEXT,
+    status                  TEXT NOT NULL,
+    result                  TEXT,
+    message                 TEXT,
+    claimed_ms              BIGINT,
+    lease_until_ms          BIGINT,
+    lease                   BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_due ON jobs(status, scheduled_ms);
+CREATE INDEX jobs_open_by_store ON jobs(store_id, id) WHERE status IN ('Waiting', 'InProcess');
+CREATE TABLE job_refusals (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id      BIGINT NOT NULL REFERENCES jobs(id),
+    lease       BIGINT NOT NULL,
+    current     BIGINT NOT NULL,
+    status      TEXT NOT NULL,
+    result      TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    refused_ms  BIGINT NOT NULL
+);
+CREATE TABLE pfxkit_meta (
+    name   TEXT PRIMARY KEY,
+    value  BYTEA NOT NULL
+);
+"];
+
+/// The advisory lock key that serialises migrations (`pfxkit` in ASCII).
+const MIGRATION_LOCK: i64 = 0x7066_786b_6974;
+
+/// Connections the pool opens at most, unless [`PostgresCatalog::connect_with_pool`] says
+/// otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 8;
+
+/// How long a request waits for a free connection before failing with
+/// [`Error::Unavailable`].
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An idle connection older than this is pinged before reuse (a restart kills it silently).
+const PING_AFTER: Duration = Duration::from_millis(500);
+
+/// Connection attempts give up after this long unless the connection string says otherwise.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether a `--catalog` value names a PostgreSQL database rather than a directory:
+/// `postgres://…`, `postgresql://…`, or key/value connection parameters (`host=/run/pg dbname=x`).
+pub fn is_connection_string(catalog: &str) -> bool {
+    const KEYS: &[&str] = &[
+        "host=",
+        "hostaddr=",
+        "port=",
+        "dbname=",
+        "user=",
+        "password=",
+        "sslmode=",
+        "application_name=",
+        "connect_timeout=",
+        "options=",
+    ];
+    catalog.starts_with("postgres://")
+        || catalog.starts_with("postgresql://")
+        || KEYS.iter().any(|k| catalog.trim_start().starts_with(k))
+}
+
+/// Whether a PostgreSQL error means the server cannot be reached right now (as opposed to a
+/// failed statement).
+fn is_unavailable(e: &::postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let c = code.code();
+        // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now;
+        // 53300: too many connections.
+        return c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn pg(e: &::postgres::Error) -> Error {
+    if is_unavailable(e) {
+        Error::Unavailable(format!("PostgreSQL: {e}"))
+    } else {
+        Error::Database(format!("PostgreSQL: {e}"))
+    }
+}
+
+/// One pooled connection and its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+    idle_since: Instant,
+}
+
+/// Prepares `sql` once per connection.
+fn prepare(
+    statements: &mut HashMap<&'static str, Statement>,
+    client: &mut impl GenericClient,
+    sql: &'static str,
+) -> Result<Statement, ::postgres::Error> {
+    if let Some(s) = statements.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = client.prepare(sql)?;
+    statements.insert(sql, s.clone());
+    Ok(s)
+}
+
+struct PoolState {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+struct Pool {
+    config: Config,
+    max: usize,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+impl Pool {
+    fn lock(&self) -> Result<MutexGuard<'_, PoolState>> {
+        self.state
+            .lock()
+            .map_err(|_| Error::Database("connection pool poisoned".into()))
+    }
+
+    fn connect(&self) -> Result<Conn> {
+        let client = self.config.connect(NoTls).map_err(|e| pg(&e))?;
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+            idle_since: Instant::now(),
+        })
+    }
+
+    fn release_slot(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.open = st.open.saturating_sub(1);
+        }
+        self.freed.notify_one();
+    }
+
+    fn get(&self) -> Result<Pooled<'_>> {
+        let deadline = Instant::now() + ACQUIRE_TIMEOUT;
+        let mut st = self.lock()?;
+        loop {
+            if let Some(mut conn) = st.idle.pop() {
+                drop(st);
+                let stale = conn.idle_since.elapsed() > PING_AFTER;
+                if conn.client.is_closed()
+                    || (stale && conn.client.is_valid(CONNECT_TIMEOUT).is_err())
+                {
+                    drop(conn);
+                    self.release_slot();
+                    st = self.lock()?;
+                    continue;
+                }
+                return Ok(Pooled {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if st.open < self.max {
+                st.open += 1;
+                drop(st);
+                return match self.connect() {
+                    Ok(conn) => Ok(Pooled {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        self.release_slot();
+                        Err(e)
+                    }
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Unavailable(format!(
+                    "all {} catalog connections stayed busy for {} s",
+                    self.max,
+                    ACQUIRE_TIMEOUT.as_secs()
+                )));
+            }
+            st = self
+                .freed
+                .wait_timeout(st, left)
+                .map_err(|_| Error::Database("connection pool poisoned".into()))?
+                .0;
+        }
+    }
+}
+
+/// A connection borrowed from the pool; returned on drop unless it broke.
+struct Pooled<'a> {
+    pool: &'a Pool,
+    conn: Option<Conn>,
+}
+
+impl Pooled<'_> {
+    fn discard(&mut self) {
+        if self.conn.take().is_some() {
+            self.pool.release_slot();
+        }
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            if conn.client.is_closed() {
+                drop(conn);
+                self.pool.release_slot();
+                return;
+            }
+            conn.idle_since = Instant::now();
+            if let Ok(mut st) = self.pool.state.lock() {
+                st.idle.push(conn);
+            }
+            self.pool.freed.notify_one();
+        }
+    }
+}
+
+/// The PostgreSQL catalog.
+pub struct PostgresCatalog {
+    pool: Pool,
+    /// Lease numbers of the jobs this instance claimed and has not finished, so that
+    /// [`Catalog::finish_job`] can tell whether the lease is still ours.
+    leases: Mutex<HashMap<JobId, i64>>,
+}
+
+impl fmt::Debug for PostgresCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The configuration may hold a password: show where, not how.
+        f.debug_struct("PostgresCatalog")
+            .field("hosts", &self.pool.config.get_hosts())
+            .field("dbname", &self.pool.config.get_dbname())
+            .field("pool", &self.pool.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresCatalog {
+    /// Connects to the catalog at `conninfo` (a `postgres://` URL or key/value parameters) with a
+    /// pool of [`DEFAULT_POOL_SIZE`] connections, and checks that its schema is this build's.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed connection string or a catalog not initialised (or
+    /// newer than this build); [`Error::Unavailable`] when PostgreSQL cannot be reached.
+    pub fn connect(conninfo: &str) -> Result<Self> {
+        Self::connect_with_pool(conninfo, DEFAULT_POOL_SIZE)
+    }
+
+    /// [`connect`](Self::connect) with at most `pool_size` (≥ 1) connections.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub fn connect_with_pool(conninfo: &str, pool_size: usize) -> Result<Self> {
+        let catalog = Self::unchecked(conninfo, pool_size)?;
+        let version = catalog.schema_version()?;
+        if version < MIGRATIONS.len() {
+            return Err(Error::Invalid(format!(
+                "the PostgreSQL catalog is at schema version {version}, this pfxkit needs {} \
+                 (run `pfxkit catalog init` to create or migrate it)",
+                MIGRATIONS.len()
+            )));
+        }
+        if version > MIGRATIONS.len() {
+            return Err(Error::Invalid(format!(
+                "the PostgreSQL catalog is at schema version {version}, newer than this pfxkit \
+                 knows ({}); upgrade pfxkit",
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(catalog)
+    }
+
+    /// Connects and brings the schema up to date (`catalog init`): safe to run any number of
+    /// times, from any number of hosts at once.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect); [`Error::Database`] when a migration fails (nothing of it
+    /// is applied).
+    pub fn migrate(conninfo: &str) -> Result<Self> {
+        let catalog = Self::unchecked(conninfo, DEFAULT_POOL_SIZE)?;
+        catalog.with(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS pfxkit_schema (
+                     version     INTEGER PRIMARY KEY,
+                     applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+                 )",
+            )?;
+            let version: i32 = tx
+                .query_one("SELECT COALESCE(MAX(version), 0) FROM pfxkit_schema", &[])?
+                .try_get(0)?;
+            for (i, sql) in MIGRATIONS
+                .iter()
+                .enumerate()
+                .skip(usize::try_from(version).unwrap_or(0))
+            {
+                tx.batch_execute(sql)?;
+                let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                tx.execute("INSERT INTO pfxkit_schema (version) VALUES ($1)", &[&v])?;
+            }
+            tx.commit()
+        })?;
+        Ok(catalog)
+    }
+
+    fn unchecked(conninfo: &str, pool_size: usize) -> Result<Self> {
+        let mut config: Config = conninfo.parse().map_err(|_| {
+            // The parser's message may quote the string, password included.
+            Error::Invalid(
+                "malformed PostgreSQL connection string (expected postgres://USER@HOST/DB or \
+                 host=… dbname=… parameters)"
+                    .into(),
+            )
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("pfxkit");
+        }
+        Ok(PostgresCatalog {
+            pool: Pool {
+                config,
+                max: pool_size.max(1),
+                state: Mutex::new(PoolState {
+                    idle: Vec::new(),
+                    open: 0,
+                }),
+                freed: Condvar::new(),
+            },
+            leases: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The applied schema version (0: none).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn schema_version(&self) -> Result<usize> {
+        let v: i32 = self.with(|c| {
+            let exists: bool = c
+                .client
+                .query_one("SELECT to_regclass('pfxkit_schema') IS NOT NULL", &[])?
+                .try_get(0)?;
+            if !exists {
+                return Ok(0);
+            }
+            c.client
+                .query_one("SELECT COALESCE(MAX(version), 0) FROM pfxkit_schema", &[])?
+                .try_get(0)
+        })?;
+        Ok(usize::try_from(v).unwrap_or(0))
+    }
+
+    /// A catalog-wide value by name (e.g. the sealed key check); never secret in the clear.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT value FROM pfxkit_meta WHERE name = $1",
+            )?;
+            c.client
+                .query_opt(&st, &[&name])?
+                .map(|r| r.try_get(0))
+                .transpose()
+        })
+    }
+
+    /// Sets a catalog-wide value unless it is set already; returns the value now stored.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn meta_insert_once(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        self.with(|c| {
+            c.client.execute(
+                "INSERT INTO pfxkit_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &value],
+            )?;
+            c.client
+                .query_one("SELECT value FROM pfxkit_meta WHERE name = $1", &[&name])?
+                .try_get(0)
+        })
+    }
+
+    /// Refused completions recorded for a job: `(lease presented, lease current, message)`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn refusals(&self, job: JobId) -> Result<Vec<(i64, i64, String)>> {
+        self.with(|c| {
+            c.client
+                .query(
+                    "SELECT lease, current, message FROM job_refusals WHERE job_id = $1 ORDER BY id",
+                    &[&job],
+                )?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect()
+        })
+    }
+
+    /// Runs `f` on a pooled connection; a connection that failed is dropped, not reused.
+    fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, ::postgres::Error>) -> Result<T> {
+        let mut pooled = self.pool.get()?;
+        let Some(conn) = pooled.conn.as_mut() else {
+            return Err(Error::Database("connection pool lost a connection".into()));
+        };
+        match f(conn) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let err = pg(&e);
+                if matches!(err, Error::Unavailable(_)) {
+                    pooled.discard();
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn lease_of(&self, job: JobId) -> Option<i64> {
+        self.leases.lock().ok().and_then(|l| l.get(&job).copied())
+    }
+}
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn insert_certificate(
+    statements: &mut HashMap<&'static str, Statement>,
+    tx: &mut ::postgres::Transaction<'_>,
+    cert: &Certificate,
+    chain: &str,
+) -> Result<i64, ::postgres::Error> {
+    let insert = prepare(
+        statements,
+        tx,
+        "INSERT INTO certificates (sha256, sha1, der, subject, issuer, serial, not_before, not_after, chain, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (sha256) DO NOTHING RETURNING id",
+    )?;
+    let sha256 = cert.sha256_hex();
+    let inserted = tx.query_opt(
+        &insert,
+        &[
+            &sha256,
+            &cert.sha1_hex(),
+            &cert.der(),
+            &cert.subject(),
+            &cert.issuer(),
+            &cert.serial_hex(),
+            &ms(cert.not_before_unix()),
+            &ms(cert.not_after_unix()),
+            &chain,
+            &now_millis(),
+        ],
+    )?;
+    if let Some(row) = inserted {
+        return row.try_get(0);
+    }
+    let update = prepare(
+        statements,
+        tx,
+        "UPDATE certificates SET chain = CASE WHEN chain = '' THEN $2 ELSE chain END
+         WHERE sha256 = $1 RETURNING id",
+    )?;
+    tx.query_one(&update, &[&sha256, &chain])?.try_get(0)
+}
+
+const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c";
+
+type RawCert = (i64, Vec<u8>, String, bool);
+
+fn raw_cert(row: &::postgres::Row) -> Result<RawCert, ::postgres::Error> {
+    Ok((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+    ))
+}
+
+fn to_record(raw: RawCert) -> Result<CertificateRecord> {
+    let (id, der, chain, has_staged_key) = raw;
+    Ok(CertificateRecord {
+        id,
+        certificate: Certificate::from_der(&der)?,
+        chain: chain
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        has_staged_key,
+    })
+}
+
+type RawJob = (JobId, NewJob, String, Option<String>, Option<String>, i64);
+
+const JOB_COLUMNS: &str = "id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease";
+
+fn raw_job(row: &::postgres::Row) -> Result<RawJob, ::postgres::Error> {
+    Ok((
+        row.try_get(0)?,
+        NewJob {
+            store_id: row.try_get(1)?,
+            operation: JobOperation::Add,
+            certificate_id: row.try_get(3)?,
+            alias: row.try_get(4)?,
+            overwrite: row.try_get(5)?,
+            sealed_entry_password: row.try_get(6)?,
+            scheduled_ms: row.try_get(7)?,
+            principal: row.try_get(8)?,
+        },
+        row.try_get(9)?,
+        row.try_get(10)?,
+        row.try_get(11)?,
+        row.try_get(12)?,
+    ))
+}
+
+fn to_job(raw: RawJob) -> Result<(JobRecord, i64)> {
+    let (id, job, status, result, message, lease) = raw;
+    Ok((
+        JobRecord {
+            id,
+            job,
+            status: status.parse()?,
+            result: result.map(|r| r.parse()).transpose()?,
+            message,
+        },
+        lease,
+    ))
+}
+
+type RawStore = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    Option<Vec<u8>>,
+);
+
+fn raw_store(row: &::postgres::Row) -> Result<RawStore, ::postgres::Error> {
+    Ok((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+    ))
+}
+
+fn to_store(raw: RawStore) -> Result<StoreRecord> {
+    let (id, store_type, path, key_path, container_id, kind, password) = raw;
+    let password = match (kind.as_str(), password) {
+        ("sealed", Some(p)) => StorePasswordRecord::Sealed(p),
+        ("reference", Some(p)) => {
+            StorePasswordRecord::Reference(String::from_utf8(p).map_err(|_| {
+                Error::malformed("catalog store record", "password reference is not UTF-8")
+            })?)
+        }
+        _ => StorePasswordRecord::None,
+    };
+    Ok(StoreRecord {
+        id,
+        store_type: store_type.parse()?,
+        path: path.into(),
+        key_path: key_path.map(PathBuf::from),
+        container_id,
+        password,
+    })
+}
+
+const SELECT_STORE: &str =
+    "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores";
+
+impl Catalog for PostgresCatalog {
+    fn add_certificate(
+        &self,
+        certificate: &Certificate,
+        chain: &[Certificate],
+        sealed_key: Option<&[u8]>,
+        request: Option<RequestKind>,
+    ) -> Result<(CertificateRecord, Option<RequestId>)> {
+        let (id, request_id) = self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            // Chain certificates first, each with the rest of the chain above it.
+            let mut ids: Vec<i64> = Vec::with_capacity(chain.len());
+            for cert in chain.iter().rev() {
+                let above: Vec<String> = ids.iter().rev().map(i64::to_string).collect();
+                ids.push(insert_certificate(
+                    &mut c.statements,
+                    &mut tx,
+                    cert,
+                    &above.join(","),
+                )?);
+            }
+            ids.reverse();
+            let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
+            let id = insert_certificate(
+                &mut c.statements,
+                &mut tx,
+                certificate,
+                &chain_text.join(","),
+            )?;
+            if let Some(key) = sealed_key {
+                let st = prepare(
+                    &mut c.statements,
+                    &mut tx,
+                    "INSERT INTO staged_keys (certificate_id, sealed) VALUES ($1, $2)
+                     ON CONFLICT (certificate_id) DO UPDATE SET sealed = excluded.sealed",
+                )?;
+                tx.execute(&st, &[&id, &key])?;
+            }
+            let request_id = match request {
+                Some(kind) => {
+                    let st = prepare(
+                        &mut c.statements,
+                        &mut tx,
+                        "INSERT INTO requests (certificate_id, kind, created_ms) VALUES ($1, $2, $3) RETURNING id",
+                    )?;
+                    let row = tx.query_one(&st, &[&id, &kind.name(), &now_millis()])?;
+                    Some(row.try_get::<_, i64>(0)?)
+                }
+                None => None,
+            };
+            tx.commit()?;
+            Ok((id, request_id))
+        })?;
+        let record = self
+            .certificate(id)?
+            .ok_or_else(|| Error::Database("certificate vanished".into()))?;
+        Ok((record, request_id))
+    }
+
+    fn certificate(&self, id: CertificateId) -> Result<Option<CertificateRecord>> {
+        const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c WHERE c.id = $1";
+        let raw = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client
+                .query_opt(&st, &[&id])?
+                .as_ref()
+                .map(raw_cert)
+                .transpose()
+        })?;
+        raw.map(to_record).transpose()
+    }
+
+    fn certificate_by_thumbprint(&self, thumbprint: &str) -> Result<Option<CertificateRecord>> {
+        const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c WHERE c.sha1 = $1 OR c.sha256 = $1 ORDER BY c.id LIMIT 1";
+        debug_assert!(SQL.starts_with(SELECT_CERT));
+        let t = thumbprint.to_ascii_lowercase();
+        let raw = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client
+                .query_opt(&st, &[&t])?
+                .as_ref()
+                .map(raw_cert)
+                .transpose()
+        })?;
+        raw.map(to_record).transpose()
+    }
+
+    fn certificate_by_request(&self, request: RequestId) -> Result<Option<CertificateRecord>> {
+        let id: Option<i64> = self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT certificate_id FROM requests WHERE id = $1",
+            )?;
+            c.client
+                .query_opt(&st, &[&request])?
+                .map(|r| r.try_get(0))
+                .transpose()
+        })?;
+        match id {
+            Some(id) => self.certificate(id),
+            None => Ok(None),
+        }
+    }
+
+    fn staged_key(&self, certificate: CertificateId) -> Result<Option<Vec<u8>>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT sealed FROM staged_keys WHERE certificate_id = $1",
+            )?;
+            c.client
+                .query_opt(&st, &[&certificate])?
+                .map(|r| r.try_get(0))
+                .transpose()
+        })
+    }
+
+    fn add_ca(&self, certificate: CertificateId, role: CaRole, sealed_key: &[u8]) -> Result<()> {
+        let role = match role {
+            CaRole::Root => "root",
+            CaRole::Intermediate => "intermediate",
+        };
+        self.with(|c| {
+            c.client
+                .execute(
+                    "INSERT INTO cas (certificate_id, role, sealed_key) VALUES ($1, $2, $3)",
+                    &[&certificate, &role, &sealed_key],
+                )
+                .map(|_| ())
+        })
+    }
+
+    fn issuing_ca(&self) -> Result<Option<CaRecord>> {
+        let raw: Option<(i64, String, Vec<u8>)> = self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT certificate_id, role, sealed_key FROM cas
+                 ORDER BY CASE role WHEN 'intermediate' THEN 0 ELSE 1 END, id DESC LIMIT 1",
+            )?;
+            c.client
+                .query_opt(&st, &[])?
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .transpose()
+        })?;
+        Ok(raw.map(|(certificate_id, role, sealed_key)| CaRecord {
+            certificate_id,
+            role: if role == "intermediate" {
+                CaRole::Intermediate
+            } else {
+                CaRole::Root
+            },
+            sealed_key,
+        }))
+    }
+
+    fn add_container(&self, name: &str) -> Result<ContainerRecord> {
+        let id: Option<i64> = self.with(|c| {
+            c.client
+                .query_opt(
+                    "INSERT INTO containers (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id",
+                    &[&name],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()
+        })?;
+        let id = id.ok_or_else(|| Error::Invalid(format!("container '{name}' already exists")))?;
+        Ok(ContainerRecord {
+            id,
+            name: name.to_string(),
+        })
+    }
+
+    fn container_by_name(&self, name: &str) -> Result<Option<ContainerRecord>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT id, name FROM containers WHERE name = $1",
+            )?;
+            c.client
+                .query_opt(&st, &[&name])?
+                .map(|r| {
+                    Ok(ContainerRecord {
+                        id: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn add_store(&self, store: &StoreRecord) -> Result<()> {
+        let (kind, password): (&str, Option<Vec<u8>>) = match &store.password {
+            StorePasswordRecord::None => ("none", None),
+            StorePasswordRecord::Sealed(p) => ("sealed", Some(p.clone())),
+            StorePasswordRecord::Reference(r) => ("reference", Some(r.as_bytes().to_vec())),
+        };
+        let path = store.path.to_string_lossy().into_owned();
+        let key_path = store
+            .key_path
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        self.with(|c| {
+            c.client
+                .execute(
+                    "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind, password)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &store.id,
+                        &store.store_type.name(),
+                        &path,
+                        &key_path,
+                        &store.container_id,
+                        &kind,
+                        &password,
+                    ],
+                )
+                .map(|_| ())
+        })
+    }
+
+    fn store(&self, id: &str) -> Result<Option<StoreRecord>> {
+        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores WHERE id = $1";
+        debug_assert!(SQL.starts_with(SELECT_STORE));
+        let raw = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client
+                .query_opt(&st, &[&id])?
+                .as_ref()
+                .map(raw_store)
+                .transpose()
+        })?;
+        raw.map(to_store).transpose()
+    }
+
+    fn stores(&self) -> Result<Vec<StoreRecord>> {
+        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores ORDER BY seq";
+        let raws: Vec<RawStore> = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client.query(&st, &[])?.iter().map(raw_store).collect()
+        })?;
+        raws.into_iter().map(to_store).collect()
+    }
+
+    fn grant(&self, grant: &Grant) -> Result<()> {
+        self.with(|c| {
+            c.client
+                .execute(
+                    "INSERT INTO grants (principal, container_id, permission) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        &grant.principal,
+                        &grant.container_id,
+                        &grant.permission.name(),
+                    ],
+                )
+                .map(|_| ())
+        })
+    }
+
+    fn container_has_grants(&self, container: ContainerId) -> Result<bool> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT EXISTS(SELECT 1 FROM grants WHERE container_id = $1)",
+            )?;
+            c.client.query_one(&st, &[&container])?.try_get(0)
+        })
+    }
+
+    fn grants(&self, principal: &str) -> Result<Vec<Grant>> {
+        let raws: Vec<(Option<i64>, String)> = self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT container_id, permission FROM grants WHERE principal = $1",
+            )?;
+            c.client
+                .query(&st, &[&principal])?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+        })?;
+        raws.into_iter()
+            .map(|(container_id, p)| {
+                Ok(Grant {
+                    principal: principal.to_string(),
+                    container_id,
+                    permission: p.parse()?,
+                })
+            })
+            .collect()
+    }
+
+    fn set_locations(&self, store_id: &str, found: &[(String, CertificateId)]) -> Result<()> {
+        self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            let delete = prepare(
+                &mut c.statements,
+                &mut tx,
+                "DELETE FROM locations WHERE store_id = $1",
+            )?;
+            tx.execute(&delete, &[&store_id])?;
+            let insert = prepare(
+                &mut c.statements,
+                &mut tx,
+                "INSERT INTO locations (store_id, alias, certificate_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (store_id, alias) DO UPDATE SET certificate_id = excluded.certificate_id",
+            )?;
+            for (alias, cert) in found {
+                tx.execute(&insert, &[&store_id, alias, cert])?;
+            }
+            tx.commit()
+        })
+    }
+
+    fn locations(&self, certificate: CertificateId) -> Result<Vec<Location>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT store_id, alias, certificate_id FROM locations WHERE certificate_id = $1 ORDER BY store_id, alias",
+            )?;
+            c.client
+                .query(&st, &[&certificate])?
+                .iter()
+                .map(|r| {
+                    Ok(Location {
+                        store_id: r.try_get(0)?,
+                        alias: r.try_get(1)?,
+                        certificate_id: r.try_get(2)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn add_jobs(&self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+        self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            let st = prepare(
+                &mut c.statements,
+                &mut tx,
+                "INSERT INTO jobs (store_id, operation, certificate_id, alias, overwrite, sealed_entry_password,
+                                   scheduled_ms, principal, status)
+                 VALUES ($1, 'Add', $2, $3, $4, $5, $6, $7, 'Waiting') RETURNING id",
+            )?;
+            let mut ids = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                let row = tx.query_one(
+                    &st,
+                    &[
+                        &j.store_id,
+                        &j.certificate_id,
+                        &j.alias,
+                        &j.overwrite,
+                        &j.sealed_entry_password,
+                        &j.scheduled_ms,
+                        &j.principal,
+                    ],
+                )?;
+                ids.push(row.try_get(0)?);
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+    }
+
+    fn jobs(&self) -> Result<Vec<JobRecord>> {
+        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease FROM jobs ORDER BY id";
+        debug_assert!(SQL.contains(JOB_COLUMNS));
+        let raws = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client
+                .query(&st, &[])?
+                .iter()
+                .map(raw_job)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        raws.into_iter().map(|r| Ok(to_job(r)?.0)).collect()
+    }
+
+    /// One statement, so one transaction: the due jobs are picked with `FOR UPDATE SKIP LOCKED`
+    /// (rows another runner is claiming are skipped, not waited for) and moved to InProcess with
+    /// a new lease. Time is the database's: `now_ms` only contributes its offset from this
+    /// host's clock (zero unless the caller asks about another instant, as `jobs run --now`
+    /// does), and the lease lasts `now_ms - stale_before_ms`.
+    fn claim_due_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>> {
+        const SQL: &str = "
+            WITH clock AS (
+                SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $1::bigint AS now_ms
+            ), due AS (
+                SELECT j.id FROM jobs j, clock
+                WHERE j.scheduled_ms <= clock.now_ms
+                  AND (j.status = 'Waiting'
+                       OR (j.status = 'InProcess' AND j.lease_until_ms <= clock.now_ms))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM jobs o
+                      WHERE o.store_id = j.store_id AND o.id < j.id
+                        AND o.status IN ('Waiting', 'InProcess'))
+                ORDER BY j.id
+                LIMIT $3
+                FOR UPDATE OF j SKIP LOCKED
+            )
+            UPDATE jobs SET status = 'InProcess', claimed_ms = clock.now_ms,
+                            lease_until_ms = clock.now_ms + $2::bigint, lease = jobs.lease + 1
+            FROM due, clock
+            WHERE jobs.id = due.id
+            RETURNING jobs.id, jobs.store_id, jobs.operation, jobs.certificate_id, jobs.alias,
+                      jobs.overwrite, jobs.sealed_entry_password, jobs.scheduled_ms,
+                      jobs.principal, jobs.status, jobs.result, jobs.message, jobs.lease";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = now_ms.saturating_sub(now_millis());
+        let lease_ms = now_ms.saturating_sub(stale_before_ms).max(0);
+        let raws = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client
+                .query(&st, &[&offset, &lease_ms, &limit])?
+                .iter()
+                .map(raw_job)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut claimed = raws.into_iter().map(to_job).collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|(j, _)| j.id);
+        if let Ok(mut leases) = self.leases.lock() {
+            for (job, lease) in &claimed {
+                leases.insert(job.id, *lease);
+            }
+        }
+        Ok(claimed.into_iter().map(|(j, _)| j).collect())
+    }
+
+    /// A job this instance claimed is finished only if its lease is still the current one;
+    /// otherwise the completion is refused, recorded in `job_refusals`, and reported as
+    /// [`Error::Invalid`]. A job finished without a claim by this instance (an administrator's
+    /// correction) is recorded as asked.
+    fn finish_job(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        result: JobResult,
+        message: &str,
+    ) -> Result<()> {
+        let lease = self.lease_of(id);
+        let refused: Option<i64> = self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            let current: Option<i64> = tx
+                .query_opt("SELECT lease FROM jobs WHERE id = $1 FOR UPDATE", &[&id])?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            if let (Some(mine), Some(current)) = (lease, current)
+                && mine != current
+            {
+                tx.execute(
+                    "INSERT INTO job_refusals (job_id, lease, current, status, result, message, refused_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[&id, &mine, &current, &status.name(), &result.name(), &message, &now_millis()],
+                )?;
+                tx.commit()?;
+                return Ok(Some(current));
+            }
+            let st = prepare(
+                &mut c.statements,
+                &mut tx,
+                "UPDATE jobs SET status = $1, result = $2, message = $3 WHERE id = $4",
+            )?;
+            tx.execute(&st, &[&status.name(), &result.name(), &message, &id])?;
+            tx.commit()?;
+            Ok(None)
+        })?;
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.remove(&id);
+        }
+        match refused {
+            Some(current) => Err(Error::Invalid(format!(
+                "job {id}: its lease was taken over by another runner (lease {current}); \
+                 this completion was refused and recorded"
+            ))),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! One conformance suite for the `Catalog` trait, run against SQLite and PostgreSQL: each check
+//! is a function of a `Service` (and so of its `&dyn Catalog`); `sqlite_*` and `postgres_*`
+//! tests run it on each backend. The PostgreSQL tests start a throwaway server (tests/pg).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod pg;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use pfxkit::secret::{Password, PasswordSource};
+use pfxkit::store::StoreType;
+use pfxkit_catalog::ca::KeyType;
+use pfxkit_catalog::jobs::{JOB_LEASE_MS, JobOptions, NewCertificate, now_ms};
+use pfxkit_catalog::postgres::PostgresCatalog;
+use pfxkit_catalog::service::{CatalogLocation, CertificateRef, EnrollRequest, Service};
+use pfxkit_catalog::{Catalog, Error, JobRecord, JobResult, JobStatus, Permission, RequestKind};
+
+fn sqlite(dir: &Path) -> Service {
+    Service::init(&dir.join("catalog")).unwrap()
+}
+
+fn postgres(server: &pg::TestPostgres, dir: &Path) -> Service {
+    postgres_with_conninfo(server, dir).0
+}
+
+fn postgres_with_conninfo(server: &pg::TestPostgres, dir: &Path) -> (Service, String) {
+    let conninfo = server.create_database();
+    let location = CatalogLocation::parse(&conninfo, Some(&dir.join("catalog.key"))).unwrap();
+    (Service::init_at(&location).unwrap(), conninfo)
+}
+
+/// Runs `check` on a fresh SQLite catalog and a fresh PostgreSQL one, and returns both answers.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(#[test] fn $name() { let d = tempfile::tempdir().unwrap(); super::$name(&super::sqlite(d.path()), d.path()); })*
+        }
+        mod postgres_backend {
+            $(#[test] fn $name() {
+                let Some(server) = super::pg::TestPostgres::start() else { return };
+                let d = tempfile::tempdir().unwrap();
+                super::$name(&super::postgres(&server, d.path()), d.path());
+            })*
+        }
+    };
+}
+
+conformance!(
+    certificates_are_recorded_once_with_their_chain_and_staged_key,
+    containers_have_unique_names,
+    grants_are_recorded_once_and_per_container,
+    locations_are_replaced_by_each_inventory,
+    claims_take_the_oldest_due_jobs_and_never_the_same_twice,
+    a_stores_job_waits_while_an_older_job_of_that_store_is_open,
+    a_job_whose_runner_died_is_claimed_again_after_its_lease,
+    deploy_replace_renew_flow_gives_the_same_answers,
+);
+
+fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
+    if service.catalog().issuing_ca().unwrap().is_none() {
+        service
+            .ca_init(
+                "CN=Conformance Root",
+                KeyType::EcP256,
+                Some("CN=Conformance Issuing"),
+            )
+            .unwrap();
+    }
+    service
+        .enroll(&EnrollRequest::new(subject), &Password::new(""))
+        .unwrap()
+        .certificate_id
+}
+
+fn certificates_are_recorded_once_with_their_chain_and_staged_key(service: &Service, _: &Path) {
+    let id = ca_and_enroll(service, "CN=a.example");
+    let record = service.certificate(&CertificateRef::Id(id)).unwrap();
+    assert!(record.has_staged_key);
+    assert_eq!(record.chain.len(), 2, "intermediate and root");
+    let chain = service.chain_of(&record).unwrap();
+    let again = service
+        .catalog()
+        .add_certificate(&record.certificate, &chain, None, Some(RequestKind::Import))
+        .unwrap();
+    assert_eq!(again.0.id, id, "same certificate, same id");
+    assert!(again.1.is_some());
+    let by_request = service
+        .catalog()
+        .certificate_by_request(again.1.unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_request.id, id);
+    for thumb in [
+        record.certificate.sha1_hex(),
+        record.certificate.sha256_hex().to_uppercase(),
+    ] {
+        assert_eq!(
+            service
+                .catalog()
+                .certificate_by_thumbprint(&thumb)
+                .unwrap()
+                .unwrap()
+                .id,
+            id
+        );
+    }
+    assert!(service.catalog().certificate(id + 1000).unwrap().is_none());
+    assert!(
+        service
+            .catalog()
+            .certificate_by_thumbprint("00")
+            .unwrap()
+            .is_none()
+    );
+    assert!(service.catalog().staged_key(id).unwrap().is_some());
+    assert!(
+        service
+            .catalog()
+            .staged_key(record.chain[0])
+            .unwrap()
+            .is_none()
+    );
+    assert!(service.staged_identity(&record).is_ok());
+    assert_eq!(
+        service
+            .catalog()
+            .issuing_ca()
+            .unwrap()
+            .unwrap()
+            .certificate_id,
+        record.chain[0]
+    );
+}
+
+fn containers_have_unique_names(service: &Service, _: &Path) {
+    let c = service.catalog().add_container("web").unwrap();
+    assert_eq!(service.catalog().container_by_name("web").unwrap(), Some(c));
+    assert!(matches!(
+        service.catalog().add_container("web"),
+        Err(Error::Invalid(_))
+    ));
+    assert!(service.catalog().container_by_name("db").unwrap().is_none());
+}
+
+fn grants_are_recorded_once_and_per_container(service: &Service, _: &Path) {
+    let c = service.catalog().add_container("web").unwrap();
+    for _ in 0..2 {
+        service.grant("alice", None, Permission::Read).unwrap();
+        service
+            .grant("alice", Some("web"), Permission::Schedule)
+            .unwrap();
+    }
+    let mut grants: Vec<(Option<i64>, Permission)> = service
+        .catalog()
+        .grants("alice")
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.container_id, g.permission))
+        .collect();
+    grants.sort();
+    assert_eq!(
+        grants,
+        vec![(None, Permission::Read), (Some(c.id), Permission::Schedule)]
+    );
+    assert!(service.catalog().container_has_grants(c.id).unwrap());
+    assert!(service.catalog().grants("bob").unwrap().is_empty());
+}
+
+fn jks_stores(service: &Service, dir: &Path, n: usize) -> Vec<String> {
+    let password = PasswordSource::Literal(Password::new("store-password"));
+    (0..n)
+        .map(|i| {
+            service
+                .add_store(
+                    StoreType::Jks,
+                    &dir.join(format!("{i}.jks")),
+                    None,
+                    None,
+                    Some(&password),
+                )
+                .unwrap()
+                .id
+        })
+        .collect()
+}
+
+fn locations_are_replaced_by_each_inventory(service: &Service, dir: &Path) {
+    let id = ca_and_enroll(service, "CN=loc.example");
+    let stores = jks_stores(service, dir, 2);
+    let listed: Vec<String> = service
+        .catalog()
+        .stores()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, stores, "stores listed in the order they were added");
+    let c = service.catalog();
+    c.set_locations(&stores[0], &[("a".into(), id), ("b".into(), id)])
+        .unwrap();
+    c.set_locations(&stores[1], &[("z".into(), id)]).unwrap();
+    assert_eq!(c.locations(id).unwrap().len(), 3);
+    c.set_locations(&stores[0], &[("c".into(), id)]).unwrap();
+    let found: Vec<(String, String)> = c
+        .locations(id)
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.store_id, l.alias))
+        .collect();
+    let mut expected = vec![
+        (stores[0].clone(), "c".to_string()),
+        (stores[1].clone(), "z".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+fn deploy(service: &Service, certificate: i64, stores: &[String], alias: &str) {
+    let outcome = service
+        .deploy(
+            certificate,
+            stores,
+            Some(alias),
+            true,
+            &JobOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(outcome.successful.len(), stores.len());
+}
+
+fn ids(jobs: &[JobRecord]) -> Vec<i64> {
+    jobs.iter().map(|j| j.id).collect()
+}
+
+fn claims_take_the_oldest_due_jobs_and_never_the_same_twice(service: &Service, dir: &Path) {
+    let cert = ca_and_enroll(service, "CN=claim.example");
+    let stores = jks_stores(service, dir, 5);
+    deploy(service, cert, &stores, "a");
+    let c = service.catalog();
+    let now = now_ms();
+    let all = ids(&c.jobs().unwrap());
+    let first = c.claim_due_jobs(now, now - JOB_LEASE_MS, 2).unwrap();
+    let second = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    assert_eq!(ids(&first), all[..2]);
+    assert_eq!(ids(&second), all[2..]);
+    assert!(
+        first
+            .iter()
+            .chain(&second)
+            .all(|j| j.status == JobStatus::InProcess)
+    );
+    assert!(
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10)
+            .unwrap()
+            .is_empty()
+    );
+    c.finish_job(all[0], JobStatus::Completed, JobResult::Success, "done")
+        .unwrap();
+    let listed = c.jobs().unwrap();
+    assert_eq!(listed[0].status, JobStatus::Completed);
+    assert_eq!(listed[0].result, Some(JobResult::Success));
+    assert_eq!(listed[0].message.as_deref(), Some("done"));
+    // A job scheduled later is not due yet.
+    let later = service
+        .deploy(
+            cert,
+            &stores[..1],
+            Some("later"),
+            true,
+            &JobOptions::new(None, Some("2999-01-01T00:00:00Z"), None),
+        )
+        .unwrap();
+    assert_eq!(later.successful.len(), 1);
+    assert!(
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn a_stores_job_waits_while_an_older_job_of_that_store_is_open(service: &Service, dir: &Path) {
+    let cert = ca_and_enroll(service, "CN=order.example");
+    let stores = jks_stores(service, dir, 2);
+    deploy(service, cert, &stores, "a");
+    deploy(service, cert, &stores, "b");
+    let c = service.catalog();
+    let now = now_ms();
+    let all = c.jobs().unwrap();
+    let first = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    assert_eq!(ids(&first), ids(&all[..2]), "one job per store");
+    assert!(
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10)
+            .unwrap()
+            .is_empty(),
+        "the second jobs wait while the first are leased"
+    );
+    c.finish_job(first[0].id, JobStatus::Completed, JobResult::Success, "")
+        .unwrap();
+    let next = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    assert_eq!(
+        ids(&next),
+        vec![all[2].id],
+        "only the finished store moves on"
+    );
+}
+
+fn a_job_whose_runner_died_is_claimed_again_after_its_lease(service: &Service, dir: &Path) {
+    let cert = ca_and_enroll(service, "CN=lease.example");
+    let stores = jks_stores(service, dir, 1);
+    deploy(service, cert, &stores, "a");
+    let c = service.catalog();
+    let now = now_ms();
+    let claimed = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let later = now + JOB_LEASE_MS + 60_000;
+    let again = c.claim_due_jobs(later, later - JOB_LEASE_MS, 10).unwrap();
+    assert_eq!(ids(&again), ids(&claimed));
+    // The job runs to completion once it is reclaimed.
+    let ran = service
+        .run_jobs(later + JOB_LEASE_MS + 60_000, &|_| {})
+        .unwrap();
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0].result, Some(JobResult::Success));
+}
+
+/// What a flow answered, stripped of ids and GUIDs that differ between backends.
+fn flow(service: &Service, dir: &Path) -> Vec<String> {
+    let mut answers = Vec::new();
+    let first = ca_and_enroll(service, "CN=flow.example");
+    let stores = jks_stores(service, dir, 3);
+    let index: BTreeMap<String, usize> = stores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), i))
+        .collect();
+    deploy(service, first, &stores, "web");
+    let ran = service.run_jobs(now_ms(), &|_| {}).unwrap();
+    answers.push(format!(
+        "deploy ran {:?}",
+        ran.iter()
+            .map(|j| (index[&j.job.store_id], j.result, j.message.clone()))
+            .collect::<Vec<_>>()
+    ));
+    let renewed = service
+        .renew(&CertificateRef::Id(first), &Password::new(""))
+        .unwrap();
+    let outcome = service
+        .replace(
+            first,
+            NewCertificate::Request(renewed.request_id),
+            &JobOptions::default(),
+        )
+        .unwrap();
+    let mut succeeded: Vec<usize> = outcome.successful.iter().map(|s| index[s]).collect();
+    succeeded.sort_unstable();
+    answers.push(format!(
+        "replace: ok {succeeded:?}, failed {}",
+        outcome.failed.len()
+    ));
+    let ran = service.run_jobs(now_ms(), &|_| {}).unwrap();
+    // Replace schedules in location order (by store GUID), so compare per store.
+    let mut ran: Vec<_> = ran
+        .iter()
+        .map(|j| (index[&j.job.store_id], j.result, j.message.clone()))
+        .collect();
+    ran.sort_by_key(|r| r.0);
+    answers.push(format!("replace ran {ran:?}"));
+    let locations: HashSet<(usize, String)> = service
+        .catalog()
+        .locations(renewed.certificate_id)
+        .unwrap()
+        .into_iter()
+        .map(|l| (index[&l.store_id], l.alias))
+        .collect();
+    let mut locations: Vec<_> = locations.into_iter().collect();
+    locations.sort();
+    answers.push(format!("renewed is at {locations:?}"));
+    answers.push(format!(
+        "old is at {:?}",
+        service.catalog().locations(first).unwrap()
+    ));
+    let reports = service.inventory(None).unwrap();
+    answers.push(format!(
+        "inventory {:?}",
+        reports
+            .iter()
+            .map(|r| (index[&r.store_id], r.result, r.entries))
+            .collect::<Vec<_>>()
+    ));
+    // Unknown ids are request errors on both.
+    answers.push(format!(
+        "{:?}",
+        service
+            .replace(
+                first,
+                NewCertificate::Certificate(99_999),
+                &JobOptions::default()
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    ));
+    answers
+}
+
+fn deploy_replace_renew_flow_gives_the_same_answers(service: &Service, dir: &Path) {
+    let here = flow(service, dir);
+    // The reference: the same flow on a fresh SQLite catalog.
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = flow(&sqlite(reference_dir.path()), reference_dir.path());
+    assert_eq!(here, reference);
+    assert!(here[0].contains("Success"), "{here:?}");
+}
+
+// PostgreSQL-only behaviour.
+
+#[test]
+fn postgres_catalog_init_from_two_hosts_at_once_migrates_once() {
+    let Some(server) = pg::TestPostgres::start() else {
+        return;
+    };
+    let conninfo = server.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("catalog.key");
+    // The first init makes the key; then eight "hosts" given the same key file init at once.
+    Service::init_at(&CatalogLocation::parse(&conninfo, Some(&key)).unwrap()).unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    Service::init_at(&CatalogLocation::parse(&conninfo, Some(&key)).unwrap())
+                        .map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    });
+    let catalog = PostgresCatalog::connect(&conninfo).unwrap();
+    assert_eq!(catalog.schema_version().unwrap(), 1);
+    let mut admin = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    let applied: i64 = admin
+        .query_one("SELECT count(*) FROM pfxkit_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 1);
+}
+
+#[test]
+fn postgres_fresh_databases_are_initialised_concurrently_without_error() {
+    let Some(server) = pg::TestPostgres::start() else {
+        return;
+    };
+    let conninfo = server.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("catalog.key");
+    // Two hosts initialising an empty database at the same instant with the same key file.
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            Service::init_at(&CatalogLocation::parse(&conninfo, Some(&key)).unwrap()).map(|_| ())
+        });
+        let b = s.spawn(|| {
+            Service::init_at(&CatalogLocation::parse(&conninfo, Some(&key)).unwrap()).map(|_| ())
+        });
+        a.join().unwrap().unwrap();
+        b.join().unwrap().unwrap();
+    });
+}
+
+#[test]
+fn postgres_catalog_refuses_another_catalogs_key() {
+    let Some(server) = pg::TestPostgres::start() else {
+        return;
+    };
+    let conninfo = server.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("catalog.key");
+    Service::init_at(&CatalogLocation::parse(&conninfo, Some(&key)).unwrap()).unwrap();
+    let wrong = dir.path().join("other.key");
+    std::fs::write(&wrong, [1u8; 32]).unwrap();
+    let location = CatalogLocation::parse(&conninfo, Some(&wrong)).unwrap();
+    for result in [Service::open_at(&location), Service::init_at(&location)] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("not the key"), "{err}");
+    }
+}
+
+#[test]
+fn postgres_catalog_needs_init_and_a_key_file() {
+    let Some(server) = pg::TestPostgres::start() else {
+        return;
+    };
+    let conninfo = server.create_database();
+    assert!(matches!(
+        CatalogLocation::parse(&conninfo, None),
+        Err(Error::Invalid(_))
+    ));
+    let err = PostgresCatalog::connect(&conninfo).unwrap_err();
+    assert!(err.to_string().contains("catalog init"), "{err}");
+}
+
+#[test]
+fn postgres_unreachable_server_is_unavailable_and_the_password_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let conninfo = format!(
+        "host={} port=1 user=u password=hunter2-secret dbname=x connect_timeout=2",
+        dir.path().display()
+    );
+    let err = PostgresCatalog::connect(&conninfo).unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let location = CatalogLocation::parse(&conninfo, Some(&dir.path().join("k"))).unwrap();
+    assert!(!format!("{location:?}").contains("hunter2"));
+    let malformed = PostgresCatalog::connect("postgres://u:hunter2-secret@[bad").unwrap_err();
+    assert!(!malformed.to_string().contains("hunter2"), "{malformed}");
+}
+
+#[test]
+fn postgres_completion_after_a_lease_takeover_is_refused_and_recorded() {
+    let Some(server) = pg::TestPostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (service, conninfo) = postgres_with_conninfo(&server, dir.path());
+    let cert = ca_and_enroll(&service, "CN=takeover.example");
+    let stores = jks_stores(&service, dir.path(), 1);
+    deploy(&service, cert, &stores, "a");
+    // Runner A claims, then stalls past its lease; runner B (another process) takes over.
+    let a = PostgresCatalog::connect(&conninfo).unwrap();
+    let b = PostgresCatalog::connect(&conninfo).unwrap();
+    let now = now_ms();
+    let claimed = a.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    let later = now + JOB_LEASE_MS + 60_000;
+    let taken = b.claim_due_jobs(later, later - JOB_LEASE_MS, 10).unwrap();
+    assert_eq!(ids(&taken), ids(&claimed));
+    let err = a
+        .finish_job(
+            claimed[0].id,
+            JobStatus::Completed,
+            JobResult::Failure,
+            "stale",
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("taken over"), "{err}");
+    assert_eq!(
+        a.refusals(claimed[0].id).unwrap(),
+        vec![(1, 2, "stale".to_string())]
+    );
+    b.finish_job(taken[0].id, JobStatus::Completed, JobResult::Success, "ok")
+        .unwrap();
+    let job = &b.jobs().unwrap()[0];
+    assert_eq!(job.result, Some(JobResult::Success));
+    assert_eq!(job.message.as_deref(), Some("ok"));
+}
+
+#[test]
+fn postgres_dump_holds_no_password_or_key_bytes() {
+    let Some(server) = pg::TestPostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (service, conninfo) = postgres_with_conninfo(&server, dir.path());
+    let cert = ca_and_enroll(&service, "CN=dump.example");
+    let store_password = "dump-store-password-4711";
+    let entry_password = Password::new("dump-entry-password-0815");
+    let store = service
+        .add_store(
+            StoreType::Jks,
+            &dir.path().join("d.jks"),
+            None,
+            None,
+            Some(&PasswordSource::Literal(Password::new(store_password))),
+        )
+        .unwrap();
+    service
+        .deploy(
+            cert,
+            &[store.id],
+            Some("a"),
+            true,
+            &JobOptions::new(Some(&entry_password), None, None),
+        )
+        .unwrap();
+    let dump = server.tool("pg_dump", &["-d", &conninfo]);
+    assert!(dump.len() > 1000, "the dump holds the catalog");
+    let key = std::fs::read(dir.path().join("catalog.key")).unwrap();
+    let record = service.certificate(&CertificateRef::Id(cert)).unwrap();
+    let identity = service.staged_identity(&record).unwrap();
+    let secrets: Vec<Vec<u8>> = vec![
+        store_password.as_bytes().to_vec(),
+        b"dump-entry-password-0815".to_vec(),
+        key.clone(),
+        hex(&key).into_bytes(),
+        identity.key().expose_pkcs8_der().to_vec(),
+        hex(identity.key().expose_pkcs8_der()).into_bytes(),
+    ];
+    for secret in &secrets {
+        assert!(
+            !dump.windows(secret.len()).any(|w| w == secret.as_slice()),
+            "the dump leaks a secret"
+        );
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
