@@ -290,13 +290,17 @@ impl Service {
         match location {
             CatalogLocation::Directory(dir) => Service::init(dir),
             CatalogLocation::Postgres { conninfo, key_file } => {
-                let created = !key_file.exists();
+                let (key, created) = if key_file.exists() {
+                    (CatalogKey::load(key_file)?, false)
+                } else {
+                    match CatalogKey::create(key_file) {
+                        Ok(key) => (key, true),
+                        // Another host's `catalog init` created it a moment ago.
+                        Err(_) if key_file.exists() => (CatalogKey::load(key_file)?, false),
+                        Err(e) => return Err(e),
+                    }
+                };
                 let result = (|| {
-                    let key = if created {
-                        CatalogKey::create(key_file)?
-                    } else {
-                        CatalogKey::load(key_file)?
-                    };
                     let catalog = PostgresCatalog::migrate(conninfo)?;
                     let check = key.seal(KEY_CHECK_LABEL, KEY_CHECK_VALUE)?;
                     let stored = catalog.meta_insert_once(KEY_CHECK_LABEL, &check)?;

@@ -7,7 +7,9 @@ use base64ct::{Base64, Encoding};
 use pfxkit::{Password, PasswordSource};
 use pfxkit_catalog::Error;
 use pfxkit_catalog::ca::{KeyType, San};
-use pfxkit_catalog::service::{CertificateRef, EnrollRequest, Enrollment, Service};
+use pfxkit_catalog::service::{
+    CatalogLocation, CertificateRef, EnrollRequest, Enrollment, Service,
+};
 use serde_json::{Value, json};
 
 use crate::build::write_output;
@@ -16,14 +18,20 @@ use crate::{password_source, print_json, read_file, resolve};
 /// Where the catalog is.
 #[derive(Debug, clap::Args)]
 pub struct CatalogArgs {
-    /// Catalog directory.
+    /// Catalog directory, or a shared PostgreSQL catalog: postgres://USER@HOST/DB,
+    /// postgresql://…, or "host=/run/postgresql dbname=pfxkit".
     #[arg(
         long = "catalog",
         env = "PFXKIT_CATALOG",
         default_value = "./pfxkit-catalog",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
-    pub dir: PathBuf,
+    pub catalog: String,
+    /// The key file of a PostgreSQL catalog (created 0600 by `catalog init`; every server and
+    /// runner of the catalog gets the same file). Never stored in the database.
+    #[arg(long = "catalog-key", env = "PFXKIT_CATALOG_KEY", global = true)]
+    pub catalog_key: Option<PathBuf>,
     /// Print one JSON document.
     #[arg(long, global = true)]
     pub json: bool,
@@ -120,6 +128,18 @@ fn san(s: &str) -> Result<San, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
+impl CatalogArgs {
+    /// Where the catalog is, as the catalog crate reads it.
+    pub fn location(&self) -> Result<CatalogLocation, Error> {
+        CatalogLocation::parse(&self.catalog, self.catalog_key.as_deref())
+    }
+
+    /// Opens the catalog.
+    pub fn open(&self) -> Result<Service, Error> {
+        Service::open_at(&self.location()?)
+    }
+}
+
 fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {
     if args.json {
         print_json(&value);
@@ -131,8 +151,9 @@ fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {
 pub fn catalog(args: &CatalogArgs, command: CatalogCommand) -> Result<(), Error> {
     match command {
         CatalogCommand::Init => {
-            Service::init(&args.dir)?;
-            let dir = args.dir.display().to_string();
+            let location = args.location()?;
+            Service::init_at(&location)?;
+            let dir = location.describe();
             emit(args, json!({ "Catalog": dir }), || {
                 outln!("catalog created in {dir}")
             });
@@ -147,7 +168,7 @@ pub fn ca(args: &CatalogArgs, command: CaCommand) -> Result<(), Error> {
         intermediate,
         key_type,
     } = command;
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     let cert = service.ca_init(&subject, key_type, intermediate.as_deref())?;
     emit(
         args,
@@ -192,7 +213,7 @@ fn transport(src: Option<&PasswordSource>) -> Result<Password, Error> {
 }
 
 pub fn enroll(args: &CatalogArgs, e: EnrollArgs) -> Result<(), Error> {
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     let request = EnrollRequest::new(e.subject)
         .sans(e.sans)
         .key_type(e.key_type)
@@ -202,7 +223,7 @@ pub fn enroll(args: &CatalogArgs, e: EnrollArgs) -> Result<(), Error> {
 }
 
 pub fn import(args: &CatalogArgs, i: ImportArgs) -> Result<(), Error> {
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     let password = resolve(i.password.as_ref())?;
     let transport = password.clone().unwrap_or_else(|| Password::new(""));
     let result = service.import(&read_file(&i.pfx)?, password.as_ref(), &transport)?;
@@ -210,7 +231,7 @@ pub fn import(args: &CatalogArgs, i: ImportArgs) -> Result<(), Error> {
 }
 
 pub fn renew(args: &CatalogArgs, r: RenewArgs) -> Result<(), Error> {
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     let which = match (r.certificate_id, r.thumbprint) {
         (Some(id), None) => CertificateRef::Id(id),
         (None, Some(t)) => CertificateRef::Thumbprint(t),
@@ -230,7 +251,7 @@ pub fn certificates(args: &CatalogArgs, command: CertificatesCommand) -> Result<
         id,
         include_locations,
     } = command;
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     let record = service.certificate(&CertificateRef::Id(id))?;
     let cert = &record.certificate;
     let mut value = json!({

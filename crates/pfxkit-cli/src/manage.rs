@@ -8,7 +8,6 @@ use pfxkit::PasswordSource;
 use pfxkit::store::StoreType;
 use pfxkit_catalog::Error;
 use pfxkit_catalog::jobs::{self, JobOptions, NewCertificate, StoreOutcome};
-use pfxkit_catalog::service::Service;
 use pfxkit_catalog::{JobRecord, Permission, StorePasswordRecord, StoreRecord};
 use serde_json::{Value, json};
 
@@ -145,7 +144,7 @@ fn permission(s: &str) -> Result<Permission, String> {
 
 pub fn containers(args: &CatalogArgs, command: ContainersCommand) -> Result<(), Error> {
     let ContainersCommand::Add { name } = command;
-    let c = Service::open(&args.dir)?.add_container(&name)?;
+    let c = args.open()?.add_container(&name)?;
     emit(args, json!({ "Id": c.id, "Name": c.name }), || {
         outln!("container {} ({})", c.id, c.name)
     });
@@ -169,7 +168,7 @@ fn store_json(s: &StoreRecord) -> Value {
 }
 
 pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     match command {
         StoresCommand::Add {
             store_type,
@@ -204,7 +203,8 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
 }
 
 pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
-    Service::open(&args.dir)?.grant(&g.principal, g.container.as_deref(), g.permission)?;
+    args.open()?
+        .grant(&g.principal, g.container.as_deref(), g.permission)?;
     emit(args, json!({}), || {
         outln!("granted {} to {}", g.permission.name(), g.principal)
     });
@@ -230,7 +230,7 @@ fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
 }
 
 pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> Result<(), Error> {
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     let password = resolve(d.password.as_ref())?;
     let options = JobOptions::new(
         password.as_ref(),
@@ -249,7 +249,7 @@ pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> R
 }
 
 pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
-    let reports = Service::open(&args.dir)?.inventory(i.store.as_deref())?;
+    let reports = args.open()?.inventory(i.store.as_deref())?;
     let value = Value::Array(
         reports
             .iter()
@@ -274,7 +274,7 @@ pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
 }
 
 pub fn replace(args: &CatalogArgs, principal: &PrincipalArgs, r: ReplaceArgs) -> Result<(), Error> {
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     let new = match (r.certificate_id, r.request_id) {
         (Some(c), None) => NewCertificate::Certificate(c),
         (None, Some(q)) => NewCertificate::Request(q),
@@ -339,7 +339,7 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
 const PROGRESS_THRESHOLD: usize = 20;
 
 pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
-    let service = Service::open(&args.dir)?;
+    let service = args.open()?;
     match command {
         JobsCommand::List => print_jobs(args, &service.catalog().jobs()?),
         JobsCommand::Run { now } => {
