@@ -119,11 +119,15 @@ pub mod work {
         (len as u64).div_ceil(1024).saturating_mul(per_kib)
     }
 
-    /// Units to prove a DSA key with a `p_bits`-bit modulus: one modular exponentiation, whose
-    /// exponent is at most as long as p (num-bigint: ≈ 3 ns per limb² per exponent bit).
-    pub fn dsa_proof(p_bits: u32) -> u64 {
+    /// Units to prove a DSA key with a `p_bits`-bit modulus and an `exponent_bits`-bit private
+    /// exponent: one modular exponentiation (num-bigint: ≈ 3 ns per limb² per exponent bit).
+    /// The exponent is charged by its own length: a key's x is checked to be below q (at most
+    /// 512 bits) when it is parsed, but the charge does not rely on that.
+    pub fn dsa_proof(p_bits: u32, exponent_bits: u32) -> u64 {
         let limbs = u64::from(p_bits).div_ceil(64);
-        (limbs * limbs * u64::from(p_bits)).div_ceil(12).max(1)
+        (limbs * limbs * u64::from(exponent_bits))
+            .div_ceil(12)
+            .max(1)
     }
 }
 
