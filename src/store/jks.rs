@@ -47,16 +47,17 @@ impl JksStore {
     }
 
     fn lock(&self) -> Result<StoreLock> {
-        StoreLock::acquire(&[self.path.as_path()])
+        StoreLock::acquire(&[self.path.as_path()], &self.write)
     }
 
-    fn read(&self) -> Result<Keystore> {
-        if !self.path.exists() {
+    fn read(&self, lock: &StoreLock) -> Result<Keystore> {
+        let path = lock.file(&self.path);
+        if !path.exists() {
             return Err(Error::StoreNotFound {
                 path: self.path.clone(),
             });
         }
-        let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let bytes = self.limits.read_file(path)?;
         jks::read(&bytes, &self.store_password, &self.limits)
     }
 
@@ -119,9 +120,9 @@ impl StoreAdapter for JksStore {
     }
 
     fn inventory(&self) -> Result<Vec<InventoryEntry>> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         Ok(self
-            .read()?
+            .read(&lock)?
             .entries()
             .iter()
             .map(|e| match e {
@@ -152,7 +153,7 @@ impl StoreAdapter for JksStore {
             .to_lowercase();
         let key_password = entry_password.unwrap_or(&self.store_password);
         let lock = self.lock()?;
-        let (kind, mut entries) = match self.read() {
+        let (kind, mut entries) = match self.read(&lock) {
             Ok(store) => (store.kind(), store.into_entries()),
             Err(Error::StoreNotFound { .. }) if options.create => (KeystoreKind::Jks, Vec::new()),
             Err(e) => return Err(e),
@@ -173,7 +174,7 @@ impl StoreAdapter for JksStore {
 
     fn remove(&self, alias: &str) -> Result<()> {
         let lock = self.lock()?;
-        let store = self.read()?;
+        let store = self.read(&lock)?;
         let kind = store.kind();
         let mut entries = store.into_entries();
         let before = entries.len();

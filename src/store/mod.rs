@@ -235,7 +235,7 @@ impl StoreSpec {
 ///
 /// # Errors
 /// [`crate::Error::Invalid`] when a store password is required but missing, or a key path is
-/// given for a type that has none.
+/// given for a type that has none or names the certificate file itself.
 pub fn open(spec: &StoreSpec) -> Result<Box<dyn StoreAdapter>> {
     let need_password = || {
         spec.store_password.clone().ok_or_else(|| {
@@ -257,6 +257,7 @@ pub fn open(spec: &StoreSpec) -> Result<Box<dyn StoreAdapter>> {
             if let Some(k) = &spec.key_path {
                 store = store.key_path(k);
             }
+            store.check_paths()?;
             Box::new(store)
         }
         StoreType::Pkcs12 => Box::new(

@@ -101,21 +101,42 @@ impl PemStore {
         files
     }
 
+    /// Refuses a key file that is the certificate file: every write would put one over the
+    /// other, and a failed add would destroy the entry.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the key path names the certificate file.
+    pub fn check_paths(&self) -> Result<()> {
+        match &self.key_path {
+            Some(key) if super::fs::same_file(&self.cert_path, key) => {
+                Err(Error::Invalid(format!(
+                    "a pem store's key path must differ from its certificate path ({} and {} are \
+                 one file): leave the key path out to keep the key in the certificate file",
+                    self.cert_path.display(),
+                    key.display()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn lock(&self) -> Result<StoreLock> {
-        StoreLock::acquire(&self.files())
+        self.check_paths()?;
+        StoreLock::acquire(&self.files(), &self.write)
     }
 
     /// Reads the store: its entries as found.
-    fn read(&self) -> Result<Vec<InventoryEntry>> {
-        if !self.cert_path.exists() {
+    fn read(&self, lock: &StoreLock) -> Result<Vec<InventoryEntry>> {
+        let cert_path = lock.file(&self.cert_path);
+        if !cert_path.exists() {
             return Err(Error::StoreNotFound {
                 path: self.cert_path.clone(),
             });
         }
-        let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
-        let mut scan = crate::pem::scan(&read(&self.cert_path)?, &self.limits)?;
-        if let Some(k) = self.key_path.as_ref().filter(|k| k.exists()) {
-            let key_scan = crate::pem::scan(&read(k)?, &self.limits)?;
+        let mut scan = crate::pem::scan(&self.limits.read_file(cert_path)?, &self.limits)?;
+        let key_path = self.key_path.as_deref().map(|k| lock.file(k));
+        if let Some(k) = key_path.filter(|k| k.exists()) {
+            let key_scan = crate::pem::scan(&self.limits.read_file(k)?, &self.limits)?;
             scan.has_key = key_scan.has_key;
             scan.key_alias = key_scan.key_alias;
         }
@@ -159,38 +180,32 @@ impl PemStore {
         })
     }
 
-    fn current(&self, create: bool) -> Result<Vec<InventoryEntry>> {
-        match self.read() {
+    fn current(&self, lock: &StoreLock, create: bool) -> Result<Vec<InventoryEntry>> {
+        match self.read(lock) {
             Err(Error::StoreNotFound { .. }) if create => Ok(Vec::new()),
             other => other,
         }
     }
 
-    /// Writes a key entry's files (or empties them when `entry` is `None`).
+    /// Writes a key entry's files.
     fn commit_entry(
         &self,
         lock: &StoreLock,
-        entry: Option<(&str, &Identity, Option<&Password>)>,
+        (alias, identity, password): (&str, &Identity, Option<&Password>),
     ) -> Result<()> {
-        let (certs, key) = match entry {
-            Some((alias, identity, password)) => {
-                let chain = if self.include_chain {
-                    identity.chain()
-                } else {
-                    identity.chain().get(..1).unwrap_or_default()
-                };
-                let mut certs = crate::pem::alias_header(Some(alias))?;
-                certs.extend(chain.iter().map(crate::pem::encode_certificate));
-                let mut key = zeroize::Zeroizing::new(crate::pem::alias_header(Some(alias))?);
-                key.push_str(&crate::pem::encode_private_key(
-                    identity.key(),
-                    password,
-                    &mut OsRandom,
-                )?);
-                (certs, key)
-            }
-            None => (String::new(), zeroize::Zeroizing::new(String::new())),
+        let chain = if self.include_chain {
+            identity.chain()
+        } else {
+            identity.chain().get(..1).unwrap_or_default()
         };
+        let mut certs = crate::pem::alias_header(Some(alias))?;
+        certs.extend(chain.iter().map(crate::pem::encode_certificate));
+        let mut key = zeroize::Zeroizing::new(crate::pem::alias_header(Some(alias))?);
+        key.push_str(&crate::pem::encode_private_key(
+            identity.key(),
+            password,
+            &mut OsRandom,
+        )?);
         match &self.key_path {
             Some(key_path) => lock.commit(
                 &[
@@ -254,8 +269,8 @@ impl StoreAdapter for PemStore {
     }
 
     fn inventory(&self) -> Result<Vec<InventoryEntry>> {
-        let _lock = self.lock()?;
-        self.read()
+        let lock = self.lock()?;
+        self.read(&lock)
     }
 
     fn add(
@@ -278,7 +293,7 @@ impl StoreAdapter for PemStore {
             ));
         }
         let lock = self.lock()?;
-        let existing = self.current(options.create)?;
+        let existing = self.current(&lock, options.create)?;
         match self.mode {
             PemMode::KeyEntry { .. } => {
                 // One entry per store: adding to a store that holds one is an overwrite of it,
@@ -290,7 +305,7 @@ impl StoreAdapter for PemStore {
                         alias: current.alias.clone(),
                     });
                 }
-                self.commit_entry(&lock, Some((&new_alias, identity, entry_password)))?;
+                self.commit_entry(&lock, (&new_alias, identity, entry_password))?;
             }
             PemMode::TrustOnly => {
                 if existing.iter().any(|e| e.alias == new_alias) && !options.overwrite {
@@ -310,14 +325,16 @@ impl StoreAdapter for PemStore {
 
     fn remove(&self, alias: &str) -> Result<()> {
         let lock = self.lock()?;
-        let existing = self.read()?;
+        let existing = self.read(&lock)?;
         if !existing.iter().any(|e| e.alias == alias) {
             return Err(Error::AliasNotFound {
                 alias: alias.to_string(),
             });
         }
         match self.mode {
-            PemMode::KeyEntry { .. } => self.commit_entry(&lock, None),
+            // The one entry goes, and with it the store's files: empty files would read as a
+            // broken store to every other tool (the lock file stays, as always).
+            PemMode::KeyEntry { .. } => lock.remove(&self.files(), &self.write),
             PemMode::TrustOnly => {
                 let kept: Vec<(&str, &Certificate)> = existing
                     .iter()

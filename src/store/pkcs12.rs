@@ -73,17 +73,18 @@ impl Pkcs12Store {
     }
 
     fn lock(&self) -> Result<StoreLock> {
-        StoreLock::acquire(&[self.path.as_path()])
+        StoreLock::acquire(&[self.path.as_path()], &self.write)
     }
 
     /// Reads the entries and the (profile, iterations) the file uses.
-    fn read(&self) -> Result<(Vec<Entry>, (Profile, u32))> {
-        if !self.path.exists() {
+    fn read(&self, lock: &StoreLock) -> Result<(Vec<Entry>, (Profile, u32))> {
+        let path = lock.file(&self.path);
+        if !path.exists() {
             return Err(Error::StoreNotFound {
                 path: self.path.clone(),
             });
         }
-        let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let bytes = self.limits.read_file(path)?;
         let archive = pkcs12::read(&bytes, Some(&self.store_password), &self.limits)?;
         let identities = archive.identities();
         if identities.len() != archive.keys().len() {
@@ -182,8 +183,8 @@ impl StoreAdapter for Pkcs12Store {
     }
 
     fn inventory(&self) -> Result<Vec<InventoryEntry>> {
-        let _lock = self.lock()?;
-        let (entries, _) = self.read()?;
+        let lock = self.lock()?;
+        let (entries, _) = self.read(&lock)?;
         Ok(entries
             .into_iter()
             .map(|e| match e {
@@ -216,7 +217,7 @@ impl StoreAdapter for Pkcs12Store {
             .ok_or_else(|| Error::Invalid("a pkcs12 store entry needs an alias".into()))?
             .to_string();
         let lock = self.lock()?;
-        let (mut entries, detected) = match self.read() {
+        let (mut entries, detected) = match self.read(&lock) {
             Ok(read) => read,
             Err(Error::StoreNotFound { .. }) if options.create => (
                 Vec::new(),
@@ -244,7 +245,7 @@ impl StoreAdapter for Pkcs12Store {
 
     fn remove(&self, alias: &str) -> Result<()> {
         let lock = self.lock()?;
-        let (mut entries, detected) = self.read()?;
+        let (mut entries, detected) = self.read(&lock)?;
         let before = entries.len();
         entries.retain(|e| e.alias() != alias);
         if entries.len() == before {
