@@ -837,6 +837,66 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Writes an output file (`pfxkit build --out`, an enrollment's PKCS#12) the way store files
+/// are written: a temporary beside it created `O_EXCL | O_NOFOLLOW`, flushed, renamed over the
+/// path, the directory flushed. A symbolic link at `path` is refused (never written through);
+/// a new file is 0600; an existing file keeps its permission bits (not its owner: the result
+/// belongs to whoever wrote it), except that a private key is never written into a file others
+/// can read.
+///
+/// # Errors
+/// [`Error::UnsafePath`] for a link, a file that is not regular, or a file others can read when
+/// `holds_private_key`; [`Error::Io`] when writing fails (the path then keeps its old contents).
+pub fn write_output(path: &Path, bytes: &[u8], holds_private_key: bool) -> Result<()> {
+    let refuse = |reason: &str| {
+        Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        })
+    };
+    let mode = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return refuse(
+                "the output path is a symbolic link, which pfxkit does not write through (a \
+                 link put there by someone else would send the file, and its key, wherever it \
+                 points); remove it or give the real path",
+            );
+        }
+        Ok(meta) if !meta.is_file() => return refuse("the output path is not a regular file"),
+        Ok(meta) if holds_private_key && meta.mode() & 0o004 != 0 => {
+            return refuse(
+                "the existing file is readable by other users and the output holds a private \
+                 key; nothing was written: remove the file or make it private (chmod o-r) first",
+            );
+        }
+        Ok(meta) => meta.mode() & 0o777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o600,
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let tmp = sibling(path, TMP_MARKER);
+    // A leftover of this user's own crashed write may go; anyone else's stays and fails the
+    // create below.
+    if let Ok(meta) = fs::symlink_metadata(&tmp)
+        && meta.is_file()
+        && meta.uid() == effective_uid()
+    {
+        remove_if_present(&tmp)?;
+    }
+    let written = (|| -> Result<()> {
+        let mut file = create_new_private(&tmp)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(&tmp, e))?;
+        file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dirs(&[path.to_path_buf()])
+}
+
 /// `dir/name` + suffix, e.g. `store.p12` → `store.p12.lock`.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name: OsString = path
