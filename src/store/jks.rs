@@ -158,11 +158,16 @@ impl StoreAdapter for JksStore {
             Err(Error::StoreNotFound { .. }) if options.create => (KeystoreKind::Jks, Vec::new()),
             Err(e) => return Err(e),
         };
-        let before = entries.len();
-        entries.retain(|e| e.alias().to_lowercase() != alias);
-        if entries.len() != before && !options.overwrite {
-            return Err(Error::AliasExists { alias });
+        let existing = entries.iter().find(|e| e.alias().to_lowercase() == alias);
+        match existing {
+            Some(_) if !options.overwrite => return Err(Error::AliasExists { alias }),
+            // An overwrite replaces a key entry with a key entry; turning a trust anchor into
+            // a key entry is a different change, which the caller has to ask for by removing
+            // it first.
+            Some(Entry::Trusted(_)) => return Err(super::trusted_not_key(&alias)),
+            _ => {}
         }
+        entries.retain(|e| e.alias().to_lowercase() != alias);
         self.write(
             &lock,
             kind,

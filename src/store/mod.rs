@@ -269,3 +269,12 @@ pub fn open(spec: &StoreSpec) -> Result<Box<dyn StoreAdapter>> {
         ),
     })
 }
+
+/// The refusal to overwrite a trusted-certificate entry with a key entry: that turns a trust
+/// anchor into a key entry, a change the caller has to ask for by removing the alias first.
+fn trusted_not_key(alias: &str) -> crate::Error {
+    crate::Error::Invalid(format!(
+        "alias '{alias}' is a trusted-certificate entry: overwriting it with a key entry would \
+         turn a trust anchor into a key entry; remove the alias first if that is what you want"
+    ))
+}

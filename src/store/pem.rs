@@ -125,6 +125,27 @@ impl PemStore {
         StoreLock::acquire(&self.files(), &self.write)
     }
 
+    /// Refuses an alias that would not read back as itself: besides what any PEM text refuses
+    /// (control characters, surrounding spaces), `-----` would start or end a block of its
+    /// own. Checked by writing the alias before `leaf` and reading it back.
+    fn check_alias(&self, alias: &str, leaf: &Certificate) -> Result<()> {
+        let refuse = || {
+            Error::Invalid(format!(
+                "alias {alias:?} cannot be kept in a PEM file: it would not read back as itself \
+                 (PEM armour such as \"-----BEGIN \" in an alias starts a block of its own)"
+            ))
+        };
+        if alias.contains("-----") {
+            return Err(refuse());
+        }
+        let text = crate::pem::encode_certificate_with_alias(leaf, Some(alias))?;
+        let scan = crate::pem::scan(text.as_bytes(), &self.limits).map_err(|_| refuse())?;
+        match scan.certificates.as_slice() {
+            [(cert, Some(read))] if read == alias && cert == leaf => Ok(()),
+            _ => Err(refuse()),
+        }
+    }
+
     /// Reads the store: its entries as found.
     fn read(&self, lock: &StoreLock) -> Result<Vec<InventoryEntry>> {
         let cert_path = lock.file(&self.cert_path);
@@ -283,7 +304,7 @@ impl StoreAdapter for PemStore {
         let new_alias = alias
             .map(str::to_string)
             .unwrap_or_else(|| identity.leaf().sha1_hex());
-        crate::pem::alias_header(Some(&new_alias))?;
+        self.check_alias(&new_alias, identity.leaf())?;
         if let PemMode::KeyEntry { plain_key } = self.mode
             && entry_password.is_none_or(Password::is_absent)
             && !plain_key

@@ -116,10 +116,13 @@ impl Pkcs12Store {
             })
             .collect();
         for bag in archive.certificates() {
+            // A chain certificate belongs to its key entry and is written again with it; a
+            // trusted certificate is an entry of its own even when a chain holds the same
+            // certificate (keytool writes both), and must survive every rewrite.
             let in_chain = entries
                 .iter()
                 .any(|e| matches!(e, Entry::Key(i, _) if i.chain().contains(&bag.certificate)));
-            if !in_chain {
+            if !in_chain || bag.attributes.java_trusted {
                 entries.push(Entry::Cert {
                     certificate: bag.certificate.clone(),
                     alias: bag
@@ -137,6 +140,12 @@ impl Pkcs12Store {
     fn write(&self, lock: &StoreLock, entries: Vec<Entry>, detected: (Profile, u32)) -> Result<()> {
         let (profile, iterations) = match self.profile {
             Some(p) => (p, p.default_iterations()),
+            // A file found unprotected (no MAC, plain keys) is not rewritten that way under a
+            // store password: "none" is a profile asked for by name, never inherited.
+            None if detected.0 == Profile::None => {
+                let p = Profile::default();
+                (p, p.default_iterations())
+            }
             None => detected,
         };
         let mut builder = Builder::new(profile).allow_empty();
@@ -232,6 +241,9 @@ impl StoreAdapter for Pkcs12Store {
         let new = Entry::Key(identity.clone(), alias.clone());
         match position {
             Some(_) if !options.overwrite => return Err(Error::AliasExists { alias }),
+            Some(i) if matches!(entries.get(i), Some(Entry::Cert { trusted: true, .. })) => {
+                return Err(super::trusted_not_key(&alias));
+            }
             Some(i) => {
                 if let Some(slot) = entries.get_mut(i) {
                     *slot = new;
