@@ -891,17 +891,40 @@ impl PasswordSource {
                 .map(Password::new)
                 .map_err(|_| Error::Invalid(format!("environment variable {var} is not set"))),
             PasswordSource::File(path) => {
-                let text =
-                    Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
-                Ok(Password::new(first_line(&text)))
+                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let line = bounded_first_line(std::io::BufReader::new(file))
+                    .map_err(|e| Error::io(path, e))?;
+                Ok(Password::new(first_line(&line)))
             }
             PasswordSource::Stdin => {
-                let mut line = Zeroizing::new(String::new());
-                std::io::stdin().read_line(&mut line)?;
+                let line = bounded_first_line(std::io::stdin().lock())?;
                 Ok(Password::new(first_line(&line)))
             }
         }
     }
+}
+
+/// Longest first line read from a password file or standard input: a password source such as
+/// `file:/dev/zero` must not read until memory runs out.
+const MAX_PASSWORD_LINE: u64 = 64 * 1024;
+
+/// The first line of `input` (with its line ending), read no further than
+/// [`MAX_PASSWORD_LINE`] bytes.
+fn bounded_first_line(input: impl std::io::BufRead) -> std::io::Result<Zeroizing<String>> {
+    use std::io::BufRead;
+    let mut bytes = Zeroizing::new(Vec::new());
+    input
+        .take(MAX_PASSWORD_LINE + 1)
+        .read_until(b'\n', &mut bytes)?;
+    if bytes.len() as u64 > MAX_PASSWORD_LINE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the password's line is longer than {MAX_PASSWORD_LINE} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
+    Ok(Zeroizing::new(text.to_string()))
 }
 
 fn first_line(text: &str) -> &str {

@@ -205,3 +205,31 @@ fn cli_refuses_store_in_world_writable_dir_unless_allowed() {
     assert!(allowed.status.success(), "{}", stderr(&allowed));
     assert!(store.exists());
 }
+
+/// Threat: a password source `file:/dev/zero` (or a huge file, or endless standard input) was
+/// read whole to take its first line. Only the first line is read, to at most 64 KiB.
+#[test]
+fn password_file_is_read_to_one_bounded_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.p12");
+    assert!(build_into(&out).status.success());
+    let started = std::time::Instant::now();
+    let refused = pfxkit(&[&"inspect", &out, &"--password", &"file:/dev/zero"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("longer than"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // A password file with more lines than the first still works.
+    let file = dir.path().join("password");
+    fs::write(&file, format!("out-pass\n{}", "x".repeat(200_000))).unwrap();
+    let read = pfxkit(&[
+        &"inspect",
+        &out,
+        &"--password",
+        &format!("file:{}", file.display()),
+    ]);
+    assert!(read.status.success(), "{}", stderr(&read));
+}
