@@ -233,3 +233,36 @@ fn password_file_is_read_to_one_bounded_line() {
     ]);
     assert!(read.status.success(), "{}", stderr(&read));
 }
+
+/// Threat: a PEM store registered with its key path equal to its certificate path wrote one
+/// file over the other on every job. The catalog refuses to register it.
+#[test]
+fn catalog_refuses_registering_pem_store_with_key_path_equal_to_cert_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    let init = pfxkit(&[&"--catalog", &catalog, &"catalog", &"init"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let cert = dir.path().join("store.pem");
+    let same = dir.path().join(".").join("store.pem");
+    let refused = pfxkit(&[
+        &"--catalog",
+        &catalog,
+        &"stores",
+        &"add",
+        &"--type",
+        &"pem",
+        &"--path",
+        &cert,
+        &"--key-path",
+        &same,
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("key path must differ"),
+        "{}",
+        stderr(&refused)
+    );
+    let listed = pfxkit(&[&"--catalog", &catalog, &"stores", &"list", &"--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("store.pem"));
+}
