@@ -679,7 +679,9 @@ fn rsa_check_private_half(inner: &[u8]) -> Result<()> {
         if &de % &less_one != one {
             return bad("d·e is not 1 modulo p−1 for each prime p");
         }
-        if *exponent != &d % &less_one {
+        // What signing needs of a CRT exponent is that it inverts e modulo p−1, as d does;
+        // checked that way, an exponent a producer left unreduced is still accepted.
+        if (exponent * &e) % &less_one != one {
             return bad("a CRT exponent is not d mod (p−1)");
         }
         if let Some(coefficient) = coefficient

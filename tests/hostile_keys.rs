@@ -137,3 +137,25 @@ fn refuses_inconsistent_rsa_key() {
         );
     }
 }
+
+/// The consistency check asks of a CRT exponent what signing needs (it inverts e modulo p−1),
+/// so a producer that leaves dP unreduced (dP + (p−1)) is still read; only wrong ones are not.
+#[test]
+fn accepts_rsa_key_with_unreduced_crt_exponent() {
+    use num_bigint::BigUint;
+    let pkcs8 = pkcs8_with_inner("leaf-rsa", |inner| {
+        let mut key = rsa_fields(inner);
+        let p = BigUint::from_bytes_be(key.at(&[4]).value());
+        let dp = BigUint::from_bytes_be(key.at(&[6]).value());
+        let unreduced = dp + p - 1u8;
+        let mut bytes = unreduced.to_bytes_be();
+        if bytes[0] & 0x80 != 0 {
+            bytes.insert(0, 0);
+        }
+        *key.at_mut(&[6]) = Der::parse(&tlv(tag::INTEGER, &bytes));
+        key.encode()
+    });
+    let key = PrivateKey::from_pkcs8_der(&pkcs8).unwrap();
+    let leaf = Certificate::from_der(&pem_der("pki/certs/leaf-rsa.pem")).unwrap();
+    Identity::new(key, leaf, Vec::new()).unwrap();
+}
