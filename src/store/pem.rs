@@ -6,6 +6,11 @@
 //! SHA-1 thumbprint. The key is
 //! written as encrypted PKCS#8 (PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC) under the entry password,
 //! which is therefore required, unless the store is explicitly configured for a plain key.
+//!
+//! Removing a key-entry store's one entry removes its files (an empty file would read as a
+//! broken store to other tools); a trust-only store keeps its certificate file, empty or not.
+//! A key path that names the certificate file is refused, as is an alias that would not read
+//! back as itself.
 
 use std::path::{Path, PathBuf};
 
@@ -110,8 +115,8 @@ impl PemStore {
         match &self.key_path {
             Some(key) if super::fs::same_file(&self.cert_path, key) => {
                 Err(Error::Invalid(format!(
-                    "a pem store's key path must differ from its certificate path ({} and {} are \
-                 one file): leave the key path out to keep the key in the certificate file",
+                    "a pem store's key path must differ from its certificate path ({} and {} \
+                     are one file): leave the key path out to keep the key in the certificate file",
                     self.cert_path.display(),
                     key.display()
                 )))
