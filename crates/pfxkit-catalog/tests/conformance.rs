@@ -618,3 +618,51 @@ fn postgres_dump_holds_no_password_or_key_bytes() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn catalog_location_tells_directories_from_postgres_connection_strings() {
+    let key = Path::new("/etc/pfxkit/catalog.key");
+    for pg in [
+        "postgres://u@db/pfxkit",
+        "postgresql://u:secret@db:5433/pfxkit",
+        "host=/run/postgresql dbname=pfxkit",
+        "dbname=pfxkit",
+    ] {
+        assert!(
+            matches!(
+                CatalogLocation::parse(pg, Some(key)).unwrap(),
+                CatalogLocation::Postgres { .. }
+            ),
+            "{pg}"
+        );
+        assert!(
+            matches!(CatalogLocation::parse(pg, None), Err(Error::Invalid(_))),
+            "{pg}"
+        );
+    }
+    for dir in [
+        "./pfxkit-catalog",
+        "/var/lib/pfxkit",
+        "postgres",
+        "my host=dir",
+    ] {
+        assert!(
+            matches!(
+                CatalogLocation::parse(dir, None).unwrap(),
+                CatalogLocation::Directory(_)
+            ),
+            "{dir}"
+        );
+        assert!(
+            matches!(
+                CatalogLocation::parse(dir, Some(key)),
+                Err(Error::Invalid(_))
+            ),
+            "{dir}"
+        );
+    }
+    let described = CatalogLocation::parse("postgresql://u:secret@db:5433/pfxkit", Some(key))
+        .unwrap()
+        .describe();
+    assert_eq!(described, "PostgreSQL database 'pfxkit' on db");
+}
