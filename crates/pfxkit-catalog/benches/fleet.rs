@@ -39,6 +39,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn populate_jobs(service: &Service, dir: &Path, jobs: usize) {
+    let password = PasswordSource::Literal(Password::new("bench-store"));
     let stores: Vec<String> = (0..jobs / 4)
         .map(|i| {
             service
@@ -47,7 +48,7 @@ fn populate_jobs(service: &Service, dir: &Path, jobs: usize) {
                     &dir.join(format!("{i}.p12")),
                     None,
                     None,
-                    None,
+                    Some(&password),
                 )
                 .unwrap()
                 .id

@@ -13,7 +13,8 @@ use pfxkit::cert::Certificate;
 
 /// Ordered schema migrations; entry `i` moves the schema from version `i` to `i + 1`. Released
 /// entries are never edited, only appended to.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE certificates (
     id          INTEGER PRIMARY KEY,
     sha256      TEXT NOT NULL UNIQUE,
@@ -86,7 +87,12 @@ CREATE TABLE jobs (
     claimed_ms              INTEGER
 );
 CREATE INDEX jobs_due ON jobs(status, scheduled_ms);
-"];
+",
+    r"
+-- Claiming asks, per candidate, whether an older job of its store is still open.
+CREATE INDEX jobs_by_store ON jobs(store_id, id);
+",
+];
 
 /// The SQLite catalog.
 #[derive(Debug)]
