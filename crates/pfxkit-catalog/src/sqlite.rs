@@ -13,7 +13,8 @@ use pfxkit::cert::Certificate;
 
 /// Ordered schema migrations; entry `i` moves the schema from version `i` to `i + 1`. Released
 /// entries are never edited, only appended to.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE certificates (
     id          INTEGER PRIMARY KEY,
     sha256      TEXT NOT NULL UNIQUE,
@@ -86,7 +87,13 @@ CREATE TABLE jobs (
     claimed_ms              INTEGER
 );
 CREATE INDEX jobs_due ON jobs(status, scheduled_ms);
-"];
+",
+    r"
+ALTER TABLE certificates ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+CREATE INDEX jobs_store ON jobs(store_id, status);
+",
+];
 
 /// The SQLite catalog.
 #[derive(Debug)]
@@ -149,12 +156,20 @@ impl SqliteCatalog {
     }
 }
 
-fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, String, bool)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+type RawCertificate = (i64, Vec<u8>, String, bool, Option<String>);
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawCertificate> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
-fn to_record(raw: (i64, Vec<u8>, String, bool)) -> Result<CertificateRecord> {
-    let (id, der, chain, has_staged_key) = raw;
+fn to_record(raw: RawCertificate) -> Result<CertificateRecord> {
+    let (id, der, chain, has_staged_key, owner) = raw;
     Ok(CertificateRecord {
         id,
         certificate: Certificate::from_der(&der)?,
@@ -164,10 +179,11 @@ fn to_record(raw: (i64, Vec<u8>, String, bool)) -> Result<CertificateRecord> {
             .filter_map(|s| s.parse().ok())
             .collect(),
         has_staged_key,
+        owner,
     })
 }
 
-const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c";
+const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c";
 
 fn insert_certificate(
     tx: &rusqlite::Transaction<'_>,
@@ -296,6 +312,7 @@ impl Catalog for SqliteCatalog {
         chain: &[Certificate],
         sealed_key: Option<&[u8]>,
         request: Option<RequestKind>,
+        owner: Option<&str>,
     ) -> Result<(CertificateRecord, Option<RequestId>)> {
         let (id, request_id) = self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -310,6 +327,19 @@ impl Catalog for SqliteCatalog {
             let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
             let id = insert_certificate(&tx, certificate, &chain_text.join(","))?;
             if let Some(key) = sealed_key {
+                // Whoever first stages the key owns the certificate; staging it again (the
+                // same key: it matches the certificate) keeps the first owner.
+                let staged_before: bool = tx.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM staged_keys WHERE certificate_id = ?1)",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                if !staged_before {
+                    tx.execute(
+                        "UPDATE certificates SET owner = ?1 WHERE id = ?2",
+                        params![owner, id],
+                    )?;
+                }
                 tx.execute(
                     "INSERT INTO staged_keys (certificate_id, sealed) VALUES (?1, ?2)
                      ON CONFLICT(certificate_id) DO UPDATE SET sealed = excluded.sealed",
