@@ -13,7 +13,7 @@ use pfxkit::store::StoreType;
 use pfxkit_catalog::Error;
 use pfxkit_catalog::jobs::{self, JobOptions, NewCertificate, StoreOutcome};
 use pfxkit_catalog::service::Service;
-use pfxkit_catalog::{JobRecord, Permission, StorePasswordRecord, StoreRecord};
+use pfxkit_catalog::{Action, JobRecord, Permission, StorePasswordRecord, StoreRecord};
 use serde_json::{Value, json};
 
 use crate::catalog::CatalogArgs;
@@ -217,7 +217,15 @@ pub fn stores(
             emit(args, store_json(&s), || outln!("{}", s.id));
         }
         StoresCommand::List => {
-            let all = service.catalog().stores()?;
+            // A principal sees the stores it may read.
+            let mut all: Vec<StoreRecord> = Vec::new();
+            for s in service.catalog().stores()? {
+                match service.authorize(principal.principal.as_deref(), Action::ReadStore(&s)) {
+                    Ok(()) => all.push(s),
+                    Err(Error::Forbidden(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             emit(
                 args,
                 Value::Array(all.iter().map(store_json).collect()),

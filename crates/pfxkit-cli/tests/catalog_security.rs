@@ -438,3 +438,24 @@ fn sigint_releases_claimed_jobs_and_exits_130() {
     let rest = cli.ok(&["jobs", "run"]);
     assert_eq!(rest.as_array().unwrap().len(), JOBS - ran);
 }
+
+#[test]
+fn stores_list_shows_a_principal_only_the_stores_it_may_read() {
+    let (cli, store, _) = scenario();
+    assert!(
+        cli.ok_as("nobody", &["stores", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    cli.ok(&[
+        "grant",
+        "--principal",
+        "reader",
+        "--global",
+        "--permission",
+        "read",
+    ]);
+    let listed = cli.ok_as("reader", &["stores", "list"]);
+    assert_eq!(listed[0]["Id"], store.as_str());
+}
