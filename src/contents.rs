@@ -112,6 +112,9 @@ pub struct Contents {
     pub identities: Vec<Identity>,
     /// Certificates that are in no identity's chain.
     pub certificates: Vec<LooseCertificate>,
+    /// What the file held that this view leaves out (e.g. JCEKS secret keys, which no other
+    /// format pfxkit writes can carry), one sentence each.
+    pub not_converted: Vec<String>,
 }
 
 /// Reads any supported file into [`Contents`].
@@ -145,6 +148,7 @@ pub fn load(
             Contents {
                 identities,
                 certificates,
+                not_converted: Vec::new(),
             }
         }
         Format::Pem => {
@@ -163,6 +167,7 @@ pub fn load(
             Contents {
                 identities,
                 certificates,
+                not_converted: Vec::new(),
             }
         }
         Format::Jks | Format::Jceks => {
@@ -180,6 +185,10 @@ pub fn load(
             for entry in store.entries() {
                 match entry {
                     crate::jks::Entry::PrivateKey(_) => {}
+                    crate::jks::Entry::SecretKey(s) => contents.not_converted.push(format!(
+                        "secret key '{}' (JCEKS secret keys are kept only by a JCEKS store)",
+                        s.alias()
+                    )),
                     crate::jks::Entry::Trusted(t) => contents.certificates.push(LooseCertificate {
                         certificate: t.certificate().clone(),
                         alias: Some(t.alias().to_string()),

@@ -109,6 +109,8 @@ pub struct Archive {
     pairings: Vec<Option<usize>>,
     /// [`Limits::max_chain_len`] of the read, for the chains [`Archive::identities`] builds.
     max_chain_len: usize,
+    /// Zero bytes after the PFX (Windows pads its exports).
+    trailing_zero_bytes: usize,
 }
 
 impl Archive {
@@ -130,6 +132,13 @@ impl Archive {
     /// CRL, secret and unknown bags.
     pub fn other_bags(&self) -> &[OtherBag] {
         &self.other_bags
+    }
+
+    /// How many zero bytes followed the PFX: Windows (CryptoAPI, .NET) pads the files it
+    /// exports, and OpenSSL, keytool and `cryptography` ignore the padding. Zero for a file that
+    /// ends with its PFX. Any other trailing byte makes [`read`] fail.
+    pub fn trailing_zero_bytes(&self) -> usize {
+        self.trailing_zero_bytes
     }
 
     /// For each key (same order as [`Archive::keys`]), the index in [`Archive::certificates`]
@@ -195,24 +204,35 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
     limits.check_input_size(input.len())?;
     let armoured = strip_pem(input)?;
     let bytes = armoured.as_deref().unwrap_or(input);
-    let der = ber::normalize(bytes, asn1_depth(limits))?;
+    let (der, trailing_zero_bytes) = ber::normalize_zero_padded(bytes, asn1_depth(limits))?;
     let pfx = parse_pfx(&der, limits)?;
 
     let mut budget = WorkBudget::new(limits);
     if let Some((mac, _)) = &pfx.mac {
         budget.charge_kdf(u64::from(mac.iterations()), mac.work(pfx.auth_safe.len()))?;
     }
-    let containers = parse_authenticated_safe(pfx.auth_safe, limits)?;
+    // The octets of the authSafe are themselves BER in NSS, Netscape and BouncyCastle files
+    // (indefinite lengths inside). The MAC covers them as they are (`pfx.auth_safe`); what is
+    // parsed is a normalised copy, and so is every plain SafeContents inside it.
+    let auth_safe = ber::normalize(pfx.auth_safe, asn1_depth(limits))?;
+    let containers = parse_authenticated_safe(&auth_safe, limits)?;
+    let plain_contents = containers
+        .iter()
+        .filter_map(|c| match c {
+            Container::Plain(t) => Some(ber::normalize(t.value, asn1_depth(limits))),
+            Container::Encrypted { .. } => None,
+        })
+        .collect::<Result<Vec<_>>>()?;
     // Charge every KDF visible without decryption before running any of them.
     let mut plain_bags = Vec::new();
+    for contents in &plain_contents {
+        let bags = parse_safe_contents_shallow(contents, limits)?;
+        charge_bags(&mut budget, &bags)?;
+        plain_bags.push(bags);
+    }
     for c in &containers {
-        match c {
-            Container::Encrypted { scheme, ciphertext } => charge(&mut budget, scheme, ciphertext)?,
-            Container::Plain(t) => {
-                let bags = parse_safe_contents_shallow(t.value, limits)?;
-                charge_bags(&mut budget, &bags)?;
-                plain_bags.push(bags);
-            }
+        if let Container::Encrypted { scheme, ciphertext } = c {
+            charge(&mut budget, scheme, ciphertext)?;
         }
     }
 
@@ -295,6 +315,7 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
             other_bags: Vec::new(),
             pairings: Vec::new(),
             max_chain_len: limits.max_chain_len,
+            trailing_zero_bytes,
         },
         bag_count: 0,
     };

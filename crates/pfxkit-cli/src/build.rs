@@ -135,6 +135,9 @@ pub fn convert(args: ConvertArgs) -> Result<(), Error> {
         key_password.as_ref(),
         &limits,
     )?;
+    for what in &contents.not_converted {
+        eprintln!("pfxkit: warning: not converted: {what}");
+    }
     let out_password = resolve(args.out_password.as_ref())?;
     let out_key_password = resolve(args.out_key_password.as_ref())?;
     let bytes = match args.to.as_str() {

@@ -111,6 +111,13 @@ fn pkcs12_report(archive: &Archive) -> Value {
         .iter()
         .map(|b| json!({ "kind": format!("{:?}", b.kind), "alias": b.attributes.friendly_name }))
         .collect();
+    let mut warnings = Vec::new();
+    if archive.trailing_zero_bytes() > 0 {
+        warnings.push(format!(
+            "{} zero bytes of padding after the PFX are ignored (Windows pads its exports)",
+            archive.trailing_zero_bytes()
+        ));
+    }
     json!({
         "format": "pkcs12",
         "mac": archive.mac().map(|m| json!({
@@ -120,6 +127,8 @@ fn pkcs12_report(archive: &Archive) -> Value {
         "keys": keys,
         "certificates": certificates,
         "other_bags": other,
+        "trailing_zero_bytes": archive.trailing_zero_bytes(),
+        "warnings": warnings,
     })
 }
 
@@ -160,8 +169,15 @@ fn jks_report(
 ) -> Result<Value, Error> {
     let mut keys = Vec::new();
     let mut certificates = Vec::new();
+    let mut secret_keys = Vec::new();
+    let mut warnings: Vec<String> = store.warnings().to_vec();
     let mut decrypted = match key_password {
         Some(p) => store.decrypt_keys(p, limits)?,
+        None => Vec::new(),
+    }
+    .into_iter();
+    let mut unsealed = match key_password {
+        Some(p) => store.decrypt_secret_keys(p, limits)?,
         None => Vec::new(),
     }
     .into_iter();
@@ -177,6 +193,24 @@ fn jks_report(
             Entry::Trusted(t) => {
                 certificates.push(cert_json(Some(t.alias()), t.certificate(), false, true))
             }
+            Entry::SecretKey(s) => {
+                let key = match unsealed.next() {
+                    Some(Ok(key)) => Some(key),
+                    Some(Err(e)) => {
+                        if s.unsupported_reason().is_none() {
+                            warnings.push(format!("secret key '{}' not decrypted: {e}", s.alias()));
+                        }
+                        None
+                    }
+                    None => None,
+                };
+                secret_keys.push(json!({
+                    "alias": s.alias(),
+                    "kind": "secret",
+                    "algorithm": key.as_ref().map(|k| k.algorithm().to_string()),
+                    "bits": key.as_ref().map(|k| k.bits()),
+                }));
+            }
             _ => {}
         }
     }
@@ -189,8 +223,9 @@ fn jks_report(
         },
         "verified": store.digest_verified(),
         "keys": keys,
+        "secret_keys": secret_keys,
         "certificates": certificates,
-        "warnings": store.warnings(),
+        "warnings": warnings,
     }))
 }
 
@@ -269,6 +304,13 @@ fn print_text(report: &Value) {
             s(&k["certificate_sha256"])
         );
     }
+    for k in report["secret_keys"].as_array().into_iter().flatten() {
+        let what = match k["algorithm"].as_str() {
+            Some(alg) => format!("{alg} {} bits", s(&k["bits"])),
+            None => "not decrypted".into(),
+        };
+        outln!("secret key {}: {what}", s(&k["alias"]));
+    }
     for c in report["certificates"].as_array().into_iter().flatten() {
         outln!(
             "certificate {}: {}\n  issuer {}\n  serial {}  valid {} .. {}\n  sha256 {}{}{}",
@@ -282,5 +324,8 @@ fn print_text(report: &Value) {
             flag(&c["has_key"], "  [has key]"),
             flag(&c["trusted"], "  [trusted]"),
         );
+    }
+    for w in report["warnings"].as_array().into_iter().flatten() {
+        outln!("warning: {}", s(w));
     }
 }

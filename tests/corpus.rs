@@ -1,0 +1,297 @@
+//! Issue 14, "Open every real-world keystore": one test per cause found in the real-world corpus
+//! (`shared/vectors/realworld`), each against a fixture of our own with the same property
+//! (`tests/data/gen_corpus.sh`; facts in `tests/data/corpus/facts.json`, computed by openssl,
+//! python `cryptography` and the JDK, never by pfxkit).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::process::Command;
+
+use pfxkit::jks::{self, Entry};
+use pfxkit::store::StoreAdapter;
+use pfxkit::store::jks::JksStore;
+use pfxkit::{Error, Limits, Password, pkcs12};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use common::{fixture, hex};
+
+fn facts() -> Value {
+    serde_json::from_slice(&fixture("corpus/facts.json")).unwrap()
+}
+
+fn p12_facts(file: &str) -> Value {
+    facts()["pkcs12"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == file)
+        .unwrap_or_else(|| panic!("{file} is not in corpus/facts.json"))
+        .clone()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Reads a corpus PKCS#12 fixture and checks it against its facts: the key, its certificate
+/// (proven by public key) and every certificate.
+fn assert_reads_as_the_facts_say(file: &str) -> pkcs12::Archive {
+    let f = p12_facts(file);
+    let password = Password::new(f["password"].as_str().unwrap());
+    let archive = pkcs12::read(&fixture(file), Some(&password), &Limits::default()).unwrap();
+    let certs: Vec<String> = archive
+        .certificates()
+        .iter()
+        .map(|c| c.certificate.sha256_hex())
+        .collect();
+    let mut sorted = certs.clone();
+    sorted.sort();
+    assert_eq!(
+        serde_json::to_value(&sorted).unwrap(),
+        f["certificates_sha256"]
+    );
+    let key = &f["keys"][0];
+    assert_eq!(archive.keys().len(), 1);
+    assert_eq!(
+        Some(archive.keys()[0].key.algorithm().name().as_str()),
+        key["algorithm"].as_str()
+    );
+    let paired = archive.pairings()[0].map(|i| certs[i].clone());
+    assert_eq!(paired.as_deref(), key["certificate_sha256"].as_str());
+    archive
+}
+
+#[test]
+fn reads_ber_inside_authenticated_safe() {
+    assert_reads_as_the_facts_say("corpus/ber-inside.p12");
+}
+
+#[test]
+fn reads_ber_inside_authenticated_safe_with_a_wrong_password_as_wrong_password() {
+    // The MAC is checked on the BER octets as written; a wrong password must not turn into
+    // "malformed" because of the BER inside.
+    let err = pkcs12::read(
+        &fixture("corpus/ber-inside.p12"),
+        Some(&Password::new("not-the-password")),
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::WrongPassword { .. }), "{err}");
+}
+
+#[test]
+fn accepts_windows_zero_padding() {
+    let archive = assert_reads_as_the_facts_say("corpus/windows-zero-padding.p12");
+    assert_eq!(archive.trailing_zero_bytes(), 8);
+}
+
+#[test]
+fn rejects_non_zero_bytes_after_the_pfx() {
+    let mut bytes = fixture("corpus/windows-zero-padding.p12");
+    *bytes.last_mut().unwrap() = 1;
+    let err = pkcs12::read(
+        &bytes,
+        Some(&Password::new("pfxkit-pass")),
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Malformed { .. }), "{err}");
+}
+
+fn secret_facts() -> Value {
+    facts()["jceks_secret_keys"].clone()
+}
+
+fn secret_store() -> (Vec<u8>, Password) {
+    let f = secret_facts();
+    (
+        fixture(f["file"].as_str().unwrap()),
+        Password::new(f["store_password"].as_str().unwrap()),
+    )
+}
+
+/// Unseals every secret key with its password (the store password unless the facts name
+/// another) and returns (alias, algorithm, bits, SHA-256 of the key bytes), sorted by alias.
+fn unsealed(store: &jks::Keystore) -> Vec<(String, String, usize, String)> {
+    let f = secret_facts();
+    let (_, store_password) = secret_store();
+    let mut out: Vec<_> = store
+        .entries()
+        .iter()
+        .filter_map(|e| match e {
+            Entry::SecretKey(s) => Some(s),
+            _ => None,
+        })
+        .map(|s| {
+            let password = f["key_passwords"][s.alias()]
+                .as_str()
+                .map(Password::new)
+                .unwrap_or_else(|| store_password.clone());
+            let key = s.decrypt(&password, &Limits::default()).unwrap();
+            (
+                s.alias().to_string(),
+                key.algorithm().to_string(),
+                key.bits(),
+                sha256_hex(key.expose_secret_bytes()),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn expected_secrets() -> Vec<(String, String, usize, String)> {
+    secret_facts()["secret_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["alias"].as_str().unwrap().to_string(),
+                s["algorithm"].as_str().unwrap().to_string(),
+                s["bits"].as_u64().unwrap() as usize,
+                s["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lists_jceks_secret_keys() {
+    let (bytes, password) = secret_store();
+    let store = jks::read(&bytes, &password, &Limits::default()).unwrap();
+    // The JDK's view: algorithm, size and the key bytes themselves (as SHA-256).
+    assert_eq!(unsealed(&store), expected_secrets());
+    // The other entries are still there.
+    assert!(
+        store
+            .entries()
+            .iter()
+            .any(|e| matches!(e, Entry::PrivateKey(k) if k.alias() == "server"))
+    );
+    assert!(
+        store
+            .entries()
+            .iter()
+            .any(|e| matches!(e, Entry::Trusted(t) if t.alias() == "root"))
+    );
+    let identities = store.identities(&password, &Limits::default()).unwrap();
+    assert_eq!(identities.len(), 1);
+}
+
+#[test]
+fn checks_the_jceks_digest_before_the_secret_keys() {
+    let (bytes, _) = secret_store();
+    let err = jks::read(&bytes, &Password::new("wrong"), &Limits::default()).unwrap_err();
+    assert!(matches!(err, Error::WrongPassword { .. }), "{err}");
+}
+
+#[test]
+fn reports_a_wrong_password_for_an_unreadable_secret_key_stream() {
+    // A secret-key body that cannot be read hides where the digest is; it is then checked
+    // where Java writes it, last, so a wrong password still says so.
+    let (mut bytes, password) = secret_store();
+    let magic = [0xAC, 0xED, 0x00, 0x05];
+    let at = bytes.windows(4).position(|w| w == magic).unwrap();
+    bytes[at + 4] = 0x01; // not a type code
+    let wrong = jks::read(&bytes, &Password::new("wrong"), &Limits::default()).unwrap_err();
+    assert!(matches!(wrong, Error::WrongPassword { .. }), "{wrong}");
+    // With the right password the digest no longer matches either (the byte was changed).
+    let tampered = jks::read(&bytes, &password, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(tampered, Error::WrongPassword { .. }),
+        "{tampered}"
+    );
+}
+
+#[test]
+fn keeps_jceks_secret_keys_on_store_add() {
+    let (bytes, password) = secret_store();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.jceks");
+    std::fs::write(&path, &bytes).unwrap();
+    let before = jks::read(&bytes, &password, &Limits::default()).unwrap();
+    let sealed_before: Vec<Vec<u8>> = before
+        .entries()
+        .iter()
+        .filter_map(|e| match e {
+            Entry::SecretKey(s) => Some(s.sealed_object().to_vec()),
+            _ => None,
+        })
+        .collect();
+
+    let identity = pkcs12::read(
+        &fixture("p12/openssl-default.p12"),
+        Some(&Password::new("pfxkit-pass")),
+        &Limits::default(),
+    )
+    .unwrap()
+    .identities()
+    .remove(0);
+    let store = JksStore::new(&path, password.clone());
+    store
+        .add(
+            Some("added"),
+            &identity,
+            None,
+            pfxkit::store::AddOptions::new(false, false),
+        )
+        .unwrap();
+
+    let after_bytes = std::fs::read(&path).unwrap();
+    let after = jks::read(&after_bytes, &password, &Limits::default()).unwrap();
+    assert_eq!(after.kind(), jks::KeystoreKind::Jceks);
+    let sealed_after: Vec<Vec<u8>> = after
+        .entries()
+        .iter()
+        .filter_map(|e| match e {
+            Entry::SecretKey(s) => Some(s.sealed_object().to_vec()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sealed_after, sealed_before,
+        "secret keys kept byte for byte"
+    );
+    assert_eq!(unsealed(&after), expected_secrets());
+    assert!(after.get("added").is_some());
+
+    // The JDK agrees: it still unseals every secret key, with the same bytes.
+    if Command::new("java").arg("-version").output().is_ok() {
+        let out = Command::new("java")
+            .arg(common::data_dir().join("JceksSecrets.java"))
+            .arg(&path)
+            .arg("store-pass")
+            .arg("hmac=key-pass-2")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: Vec<(String, String, usize, String)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (
+                    f[0].to_string(),
+                    f[1].to_string(),
+                    f[2].parse().unwrap(),
+                    f[3].to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(listed, expected_secrets());
+    } else {
+        eprintln!("note: java is not available; the JDK check is skipped");
+    }
+}
