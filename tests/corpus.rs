@@ -295,3 +295,182 @@ fn keeps_jceks_secret_keys_on_store_add() {
         eprintln!("note: java is not available; the JDK check is skipped");
     }
 }
+
+#[test]
+fn reads_pre2000_utctime_certificate() {
+    // notBefore is UTCTime 500101120000Z: 1950, before x509-cert's calendar starts.
+    let f = p12_facts("corpus/pre1970-utctime.p12");
+    let archive = assert_reads_as_the_facts_say("corpus/pre1970-utctime.p12");
+    let cert = &archive.certificates()[0].certificate;
+    assert_eq!(
+        Some(cert.not_before_rfc3339().as_str()),
+        f["not_before"].as_str()
+    );
+    assert_eq!(
+        Some(cert.not_after_rfc3339().as_str()),
+        f["not_after"].as_str()
+    );
+    assert_eq!(cert.not_before_unix(), 0, "clamped at the Unix epoch");
+}
+
+#[test]
+fn lists_an_unparsable_certificate_by_thumbprint() {
+    let f = facts()["unparsable_cert"].clone();
+    let archive = pkcs12::read(
+        &fixture(f["file"].as_str().unwrap()),
+        Some(&Password::new(f["password"].as_str().unwrap())),
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(archive.certificates().len(), 1);
+    assert_eq!(
+        Some(archive.certificates()[0].certificate.sha256_hex().as_str()),
+        f["certificate_sha256"].as_str()
+    );
+    assert_eq!(archive.pairings(), vec![Some(0)]);
+    let unparsed = archive.unparsed_certificates();
+    assert_eq!(unparsed.len(), 1);
+    assert_eq!(
+        Some(unparsed[0].sha256_hex().as_str()),
+        f["unparsable_sha256"].as_str()
+    );
+    assert!(!unparsed[0].reason.is_empty());
+    assert_eq!(
+        unparsed[0].attributes.friendly_name.as_deref(),
+        Some("broken")
+    );
+}
+
+/// The RSA leaf with its subject replaced by `name` (the signature no longer verifies, which
+/// no reader here checks).
+fn leaf_with_subject(name: common::Der) -> Vec<u8> {
+    let mut cert = common::Der::parse(&common::pem_der("pki/certs/leaf-rsa.pem"));
+    // tbsCertificate: [0] version, serial, signature, issuer, validity, subject, …
+    *cert.at_mut(&[0, 5]) = name;
+    cert.encode()
+}
+
+fn rdn(value: common::Der) -> common::Der {
+    use common::Der::{Cons, Prim};
+    // SET { SEQUENCE { commonName, value } }
+    Cons(
+        0x31,
+        vec![Cons(0x30, vec![Prim(0x06, vec![0x55, 0x04, 0x03]), value])],
+    )
+}
+
+#[test]
+fn refuses_name_bomb_certificate() {
+    use common::Der::{Cons, Prim};
+    // 20,000 RDNs (the report's bomb had 390,000: 3 s and 666 MB in x509-cert).
+    let bomb = Cons(0x30, vec![rdn(Prim(0x0c, b"x".to_vec())); 20_000]);
+    let pfx = common::plain_pfx(&[common::cert_bag(&leaf_with_subject(bomb))]);
+    let started = std::time::Instant::now();
+    let err = pkcs12::read(&pfx, None, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitExceeded {
+                limit: pfxkit::error::LimitKind::NameAttributes,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(500));
+
+    // Nesting inside an attribute value is bounded too.
+    let mut value = Prim(0x0c, b"x".to_vec());
+    for _ in 0..200 {
+        value = Cons(0x30, vec![value]);
+    }
+    let deep = Cons(0x30, vec![rdn(value)]);
+    let pfx = common::plain_pfx(&[common::cert_bag(&leaf_with_subject(deep))]);
+    let err = pkcs12::read(&pfx, None, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitExceeded {
+                limit: pfxkit::error::LimitKind::NestingDepth,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // An ordinary name under the same limits still reads.
+    let fine = Cons(0x30, vec![rdn(Prim(0x0c, b"ok".to_vec())); 8]);
+    let pfx = common::plain_pfx(&[common::cert_bag(&leaf_with_subject(fine))]);
+    assert_eq!(
+        pkcs12::read(&pfx, None, &Limits::default())
+            .unwrap()
+            .certificates()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn charges_certificate_decoding_to_the_work_budget() {
+    // 1,000 certificates under a budget too small for them: refused before decoding.
+    let cert = common::pem_der("pki/certs/leaf-rsa.pem");
+    let bags: Vec<Vec<u8>> = (0..1_000).map(|_| common::cert_bag(&cert)).collect();
+    let pfx = common::plain_pfx(&bags);
+    let mut limits = Limits::default();
+    limits.max_work = 10_000;
+    let err = pkcs12::read(&pfx, None, &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitExceeded {
+                limit: pfxkit::error::LimitKind::Work,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(pkcs12::read(&pfx, None, &Limits::default()).is_ok());
+}
+
+/// Every key encoding `build --help` promises, PEM and DER (made by openssl in
+/// gen_corpus.sh): (file, certificate, key password).
+const KEY_ENCODINGS: &[(&str, &str, Option<&str>)] = &[
+    ("rsa-pkcs8", "leaf-rsa", None),
+    ("rsa-pkcs8-encrypted", "leaf-rsa", Some("key-pass")),
+    ("rsa-pkcs1", "leaf-rsa", None),
+    ("ec-sec1", "leaf-ec256", None),
+];
+
+#[test]
+fn builds_from_der_pkcs8_key() {
+    let key = pfxkit::pem::read_bundle(
+        &fixture("corpus/keys/rsa-pkcs8.der"),
+        None,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(key.keys.len(), 1);
+}
+
+#[test]
+fn reads_every_key_encoding_in_pem_and_der() {
+    for (name, cert, password) in KEY_ENCODINGS {
+        for ext in ["pem", "der"] {
+            let file = format!("corpus/keys/{name}.{ext}");
+            let bundle = pfxkit::pem::read_bundle(
+                &fixture(&file),
+                password.map(Password::new).as_ref(),
+                &Limits::default(),
+            )
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let [key] = bundle.keys.as_slice() else {
+                panic!("{file}: expected one key");
+            };
+            let leaf =
+                pfxkit::Certificate::from_der(&common::pem_der(&format!("pki/certs/{cert}.pem")))
+                    .unwrap();
+            pfxkit::Identity::new(key.clone(), leaf, Vec::new())
+                .unwrap_or_else(|e| panic!("{file}: the key is not the certificate's: {e}"));
+        }
+    }
+}

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, WorkBudget, work};
 use crate::secret::Password;
 
 /// Reads a JKS or JCEKS keystore, checking the store digest against `store_password` before
@@ -100,12 +100,24 @@ fn read_inner(bytes: &[u8], password: Option<&Password>, limits: &Limits) -> Res
         ));
     }
 
+    // Decoding certificates is work too: charge all of it before decoding any.
+    let mut budget = WorkBudget::new(limits);
+    for raw_entry in &raw.entries {
+        let certs: &[Slice<'_>] = match &raw_entry.body {
+            RawBody::Key { chain, .. } => chain,
+            RawBody::Trusted(cert) => std::slice::from_ref(cert),
+            RawBody::Secret(_) => &[],
+        };
+        for cert in certs {
+            budget.charge_work(work::certificate(cert.bytes.len()))?;
+        }
+    }
     let depth = limits.max_depth.saturating_mul(4);
     let mut entries: Vec<Option<Entry>> = Vec::new();
     let mut by_alias: HashMap<String, usize> = HashMap::new();
     let mut by_lower: HashMap<String, String> = HashMap::new();
     for raw_entry in raw.entries {
-        let entry = decode_entry(raw_entry, depth, &mut warnings)?;
+        let entry = decode_entry(raw_entry, depth, limits, &mut warnings)?;
         let alias = entry.alias().to_owned();
         let lower = lower_alias(&alias);
         if lower != alias {
@@ -272,7 +284,12 @@ fn parse_structure<'a>(
     })
 }
 
-fn decode_entry(raw: RawEntry<'_>, depth: usize, warnings: &mut Vec<String>) -> Result<Entry> {
+fn decode_entry(
+    raw: RawEntry<'_>,
+    depth: usize,
+    limits: &Limits,
+    warnings: &mut Vec<String>,
+) -> Result<Entry> {
     if raw.alias_lossy {
         warnings.push(format!(
             "{} has an unpaired surrogate in its alias, shown as U+FFFD",
@@ -288,7 +305,7 @@ fn decode_entry(raw: RawEntry<'_>, depth: usize, warnings: &mut Vec<String>) -> 
                 .into_iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    decode_certificate(c, &format!("{} certificate {}", raw.label, i + 1))
+                    decode_certificate(c, &format!("{} certificate {}", raw.label, i + 1), limits)
                 })
                 .collect::<Result<Vec<_>>>()?;
             Entry::PrivateKey(KeyEntry {
@@ -312,7 +329,7 @@ fn decode_entry(raw: RawEntry<'_>, depth: usize, warnings: &mut Vec<String>) -> 
             })
         }
         RawBody::Trusted(cert) => Entry::Trusted(TrustedEntry {
-            certificate: Box::new(decode_certificate(cert, &raw.label)?),
+            certificate: Box::new(decode_certificate(cert, &raw.label, limits)?),
             alias: raw.alias,
             created_millis: raw.created_millis,
         }),
@@ -390,8 +407,8 @@ pub(super) fn secret_key_from(value: &Value, context: &str) -> Result<SecretKey>
     }
 }
 
-fn decode_certificate(slice: Slice<'_>, label: &str) -> Result<Certificate> {
-    Certificate::from_der(slice.bytes).map_err(|e| relocate(e, slice.at, label))
+fn decode_certificate(slice: Slice<'_>, label: &str, limits: &Limits) -> Result<Certificate> {
+    Certificate::from_der_with(slice.bytes, limits).map_err(|e| relocate(e, slice.at, label))
 }
 
 /// Moves a `Malformed` error from a field's own offsets to the file's, naming the entry.

@@ -11,7 +11,7 @@ use crate::asn1::{DerReader, Tlv, tag};
 use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
 use crate::identity::{Identity, assemble_all, pair_keys_within};
-use crate::limits::{Limits, WorkBudget};
+use crate::limits::{Limits, WorkBudget, work};
 use crate::parallel::{Job, run_all};
 use crate::pbe::mac::{MacAlgorithm, parse_mac_data};
 use crate::pbe::scheme::{EncryptionScheme, parse_encrypted_private_key_info};
@@ -62,6 +62,34 @@ pub struct CertBag {
     pub encryption: Option<EncryptionScheme>,
 }
 
+/// A certificate bag whose X.509 certificate cannot be decoded at all: listed with its
+/// thumbprints and the reason, so one bad certificate does not make the whole archive unreadable
+/// (OpenSSL and `cryptography` also read the rest of such a file's bags).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct UnparsedCertificate {
+    /// The bytes of the bag's certificate value, as stored.
+    pub der: Vec<u8>,
+    /// Why it could not be decoded.
+    pub reason: String,
+    /// Its bag attributes.
+    pub attributes: BagAttributes,
+}
+
+impl UnparsedCertificate {
+    /// SHA-1 of the stored bytes, as lowercase hex.
+    pub fn sha1_hex(&self) -> String {
+        use sha1::Digest;
+        crate::cert::hex_lower(&sha1::Sha1::digest(&self.der))
+    }
+
+    /// SHA-256 of the stored bytes, as lowercase hex.
+    pub fn sha256_hex(&self) -> String {
+        use sha2::Digest;
+        crate::cert::hex_lower(&sha2::Sha256::digest(&self.der))
+    }
+}
+
 /// The kinds of bag pfxkit lists but does not interpret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -104,6 +132,7 @@ pub struct Archive {
     mac: Option<MacInfo>,
     keys: Vec<KeyBag>,
     certificates: Vec<CertBag>,
+    unparsed_certificates: Vec<UnparsedCertificate>,
     other_bags: Vec<OtherBag>,
     /// For each key, its certificate's index, proven while reading (and charged to its work).
     pairings: Vec<Option<usize>>,
@@ -127,6 +156,11 @@ impl Archive {
     /// Certificates, once per occurrence, in file order.
     pub fn certificates(&self) -> &[CertBag] {
         &self.certificates
+    }
+
+    /// X.509 certificate bags whose certificate cannot be decoded, in file order.
+    pub fn unparsed_certificates(&self) -> &[UnparsedCertificate] {
+        &self.unparsed_certificates
     }
 
     /// CRL, secret and unknown bags.
@@ -312,6 +346,7 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
             mac,
             keys: Vec::new(),
             certificates: Vec::new(),
+            unparsed_certificates: Vec::new(),
             other_bags: Vec::new(),
             pairings: Vec::new(),
             max_chain_len: limits.max_chain_len,
@@ -828,11 +863,27 @@ impl Collector<'_, '_> {
             });
         } else if id == oids::CERT_BAG {
             match parse_cert_bag(&bag.value)? {
-                Ok(certificate) => self.archive.certificates.push(CertBag {
-                    certificate,
-                    attributes: bag.attributes,
-                    encryption: container.cloned(),
-                }),
+                Ok(octets) => {
+                    // Decoding is charged before it runs; names are bounded inside.
+                    self.budget
+                        .charge_work(work::certificate(octets.value.len()))?;
+                    match Certificate::from_der_with(octets.value, self.limits) {
+                        Ok(certificate) => self.archive.certificates.push(CertBag {
+                            certificate,
+                            attributes: bag.attributes,
+                            encryption: container.cloned(),
+                        }),
+                        Err(Error::Malformed { reason, .. }) => self
+                            .archive
+                            .unparsed_certificates
+                            .push(UnparsedCertificate {
+                                der: octets.value.to_vec(),
+                                reason,
+                                attributes: bag.attributes,
+                            }),
+                        Err(other) => return Err(other),
+                    }
+                }
                 Err(cert_type) => self.archive.other_bags.push(OtherBag {
                     kind: OtherBagKind::Certificate(cert_type),
                     attributes: bag.attributes,
@@ -865,9 +916,9 @@ fn parse_private_key(der: &[u8], limits: &Limits) -> Result<PrivateKey> {
 }
 
 /// `CertBag ::= SEQUENCE { certId OID, certValue [0] EXPLICIT ANY }`; x509Certificate values are
-/// an OCTET STRING holding the DER certificate. Returns the certificate, or the type OID of a
+/// an OCTET STRING holding the DER certificate. Returns that OCTET STRING, or the type OID of a
 /// certificate kind pfxkit does not interpret.
-fn parse_cert_bag(value: &Tlv<'_>) -> Result<std::result::Result<Certificate, Oid>> {
+fn parse_cert_bag<'a>(value: &Tlv<'a>) -> Result<std::result::Result<Tlv<'a>, Oid>> {
     const CTX: &str = "CertBag";
     let mut r = value.reader(CTX);
     let cert_type = r.read(tag::OID, "certId")?.oid(CTX)?;
@@ -879,14 +930,5 @@ fn parse_cert_bag(value: &Tlv<'_>) -> Result<std::result::Result<Certificate, Oi
     let mut w = wrapper.reader(CTX);
     let octets = w.read(tag::OCTET_STRING, "x509Certificate")?;
     w.finish()?;
-    Certificate::from_der(octets.value)
-        .map(Ok)
-        .map_err(|e| match e {
-            Error::Malformed { reason, .. } => Error::Malformed {
-                context: "X.509 certificate in a CertBag".into(),
-                offset: Some(octets.offset),
-                reason,
-            },
-            other => other,
-        })
+    Ok(Ok(octets))
 }

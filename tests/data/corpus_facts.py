@@ -12,6 +12,7 @@ import hashlib
 import json
 import sys
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, pkcs12
 
@@ -38,11 +39,31 @@ def main():
     for line in open(sys.argv[1]):
         alias, alg, bits, sha = line.rstrip("\n").split("\t")
         secrets.append({"alias": alias, "algorithm": alg, "bits": int(bits), "sha256": sha})
+    pre1970 = p12_facts("corpus/pre1970-utctime.p12", "pfxkit-pass")
+    cert = pkcs12.load_pkcs12(open("corpus/pre1970-utctime.p12", "rb").read(), b"pfxkit-pass").cert.certificate
+    pre1970["not_before"] = cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    pre1970["not_after"] = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    leaf = x509.load_pem_x509_certificate(open("pki/certs/leaf-rsa.pem", "rb").read())
     facts = {
         "pkcs12": [
             p12_facts("corpus/ber-inside.p12", "pfxkit-pass"),
             p12_facts("corpus/windows-zero-padding.p12", "pfxkit-pass"),
+            pre1970,
         ],
+        # corpus_p12.py: the pre1970 key and certificate, plus a certBag holding 30 03 02 01 01.
+        "unparsable_cert": {
+            "file": "corpus/unparsable-cert.p12",
+            "password": "pfxkit-pass",
+            "certificate_sha256": pre1970["certificates_sha256"][0],
+            "unparsable_sha256": hashlib.sha256(bytes.fromhex("3003020101")).hexdigest(),
+        },
+        # corpus_p12.py: the RSA leaf, its key shrouded under key-pass, the MAC under store-pass.
+        "two_passwords": {
+            "file": "corpus/two-passwords.p12",
+            "password": "store-pass",
+            "key_password": "key-pass",
+            "certificate_sha256": hashlib.sha256(leaf.public_bytes(DER)).hexdigest(),
+        },
         "jceks_secret_keys": {
             "file": "corpus/secret-keys.jceks",
             "store_password": "store-pass",

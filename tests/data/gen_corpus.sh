@@ -49,5 +49,26 @@ keytool -genkeypair -alias server -keyalg RSA -keysize 2048 -sigalg SHA256withRS
 keytool -importcert -noprompt -alias root -file pki/certs/root.pem "${J[@]}" 2>/dev/null
 java JceksSecrets.java corpus/secret-keys.jceks store-pass hmac=key-pass-2 >"$TMP/secrets.tsv"
 
+echo "== corpus/pre1970-utctime.p12, unparsable-cert.p12, two-passwords.p12 (corpus_p12.py)"
+# See corpus_p12.py: a 1950 UTCTime notBefore (PKITS "pre2000 UTC notBefore"), a certBag that
+# is not X.509 at all, and a key password that differs from the MAC password (Java convertP12).
+python3 corpus_p12.py
+openssl pkcs12 -info -in corpus/pre1970-utctime.p12 -passin "pass:$P" -noout 2>/dev/null
+openssl pkcs12 -info -in corpus/two-passwords.p12 -passin pass:store-pass -noout 2>/dev/null
+
+echo "== corpus/keys/ (every key encoding build --help promises, PEM and DER)"
+# leaf-rsa as PKCS#8, encrypted PKCS#8 (PBES2 AES-256, password key-pass) and PKCS#1;
+# leaf-ec256 as SEC1.  Each PEM and DER.
+mkdir -p corpus/keys
+K=pki/keys
+for form in PEM DER; do
+    ext=$(echo "$form" | tr A-Z a-z)
+    openssl pkcs8 -topk8 -nocrypt -in $K/leaf-rsa.pem -outform $form -out corpus/keys/rsa-pkcs8.$ext
+    openssl pkcs8 -topk8 -v2 aes-256-cbc -in $K/leaf-rsa.pem -outform $form -passout pass:key-pass \
+        -out corpus/keys/rsa-pkcs8-encrypted.$ext
+    openssl rsa -in $K/leaf-rsa.pem -traditional -outform $form -out corpus/keys/rsa-pkcs1.$ext 2>/dev/null
+    openssl ec -in $K/leaf-ec256.pem -outform $form -out corpus/keys/ec-sec1.$ext 2>/dev/null
+done
+
 echo "== corpus/facts.json"
 python3 corpus_facts.py "$TMP/secrets.tsv" >corpus/facts.json

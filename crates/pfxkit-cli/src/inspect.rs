@@ -106,12 +106,39 @@ fn pkcs12_report(archive: &Archive) -> Value {
             })
         })
         .collect();
+    // Certificates that cannot be decoded are listed too, by thumbprint, with the reason.
+    let mut certificates = certificates;
+    for u in archive.unparsed_certificates() {
+        certificates.push(json!({
+            "alias": u.attributes.friendly_name,
+            "subject": null,
+            "issuer": null,
+            "serial": null,
+            "not_before": null,
+            "not_after": null,
+            "sha1": u.sha1_hex(),
+            "sha256": u.sha256_hex(),
+            "has_key": false,
+            "trusted": u.attributes.java_trusted,
+            "error": u.reason,
+        }));
+    }
     let other: Vec<Value> = archive
         .other_bags()
         .iter()
         .map(|b| json!({ "kind": format!("{:?}", b.kind), "alias": b.attributes.friendly_name }))
         .collect();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = archive
+        .unparsed_certificates()
+        .iter()
+        .map(|u| {
+            format!(
+                "certificate {} cannot be decoded: {}",
+                u.sha256_hex(),
+                u.reason
+            )
+        })
+        .collect();
     if archive.trailing_zero_bytes() > 0 {
         warnings.push(format!(
             "{} zero bytes of padding after the PFX are ignored (Windows pads its exports)",

@@ -144,3 +144,167 @@ fn convert_warns_about_secret_keys_it_cannot_carry() {
         );
     }
 }
+
+/// Every key encoding `build --help` promises (made by openssl in gen_corpus.sh): (file stem,
+/// certificate, key password).
+const KEY_ENCODINGS: &[(&str, &str, Option<&str>)] = &[
+    ("rsa-pkcs8", "leaf-rsa", None),
+    ("rsa-pkcs8-encrypted", "leaf-rsa", Some("pass:key-pass")),
+    ("rsa-pkcs1", "leaf-rsa", None),
+    ("ec-sec1", "leaf-ec256", None),
+];
+
+fn assert_ok(output: &Output, what: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn openssl_reads(p12: &str, password: &str) {
+    match Command::new("openssl")
+        .args(["pkcs12", "-info", "-noout", "-in", p12, "-passin"])
+        .arg(format!("pass:{password}"))
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "openssl cannot read {p12}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => eprintln!("note: openssl is not available; skipping its check"),
+    }
+}
+
+#[test]
+fn builds_stores_and_imports_from_every_key_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let catalog = d("catalog");
+    assert_ok(
+        &pfxkit(&["catalog", "init", "--catalog", &catalog]),
+        "catalog init",
+    );
+    for (i, (name, cert, key_password)) in KEY_ENCODINGS.iter().enumerate() {
+        for ext in ["pem", "der"] {
+            let what = format!("{name}.{ext}");
+            let key = corpus(&format!("keys/{what}"));
+            let cert = data_dir()
+                .join(format!("pki/certs/{cert}.pem"))
+                .to_string_lossy()
+                .into_owned();
+            let out = d(&format!("{name}-{ext}.p12"));
+            let mut args = vec![
+                "build",
+                "--key",
+                &key,
+                "--cert",
+                &cert,
+                "--out",
+                &out,
+                "--password",
+                "pass:p",
+            ];
+            if let Some(kp) = key_password {
+                args.extend(["--key-password", kp]);
+            }
+            assert_ok(&pfxkit(&args), &format!("build from {what}"));
+            openssl_reads(&out, "p");
+
+            let store = d("store.jks");
+            let alias = format!("k{i}-{ext}");
+            assert_ok(
+                &pfxkit(&[
+                    "store",
+                    "add",
+                    "--type",
+                    "jks",
+                    "--path",
+                    &store,
+                    "--store-password",
+                    "pass:store-pass",
+                    "--alias",
+                    &alias,
+                    "--pfx",
+                    &out,
+                    "--pfx-password",
+                    "pass:p",
+                    "--create",
+                ]),
+                &format!("store add from {what}"),
+            );
+            assert_ok(
+                &pfxkit(&[
+                    "import",
+                    "--catalog",
+                    &catalog,
+                    "--pfx",
+                    &out,
+                    "--password",
+                    "pass:p",
+                ]),
+                &format!("import from {what}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn converts_from_every_pem_key_encoding() {
+    // convert reads a key and its certificate from one file: a PEM bundle (DER holds one
+    // object per file, so DER keys are covered by build above).
+    let dir = tempfile::tempdir().unwrap();
+    for (name, cert, key_password) in KEY_ENCODINGS {
+        let mut bundle = std::fs::read(data_dir().join(format!("pki/certs/{cert}.pem"))).unwrap();
+        bundle.extend(std::fs::read(corpus(&format!("keys/{name}.pem"))).unwrap());
+        let input = dir.path().join(format!("{name}.pem"));
+        std::fs::write(&input, &bundle).unwrap();
+        let out = dir.path().join(format!("{name}.p12"));
+        let mut args = vec![
+            "convert".to_string(),
+            input.to_string_lossy().into_owned(),
+            "--to".into(),
+            "pkcs12".into(),
+            "--out".into(),
+            out.to_string_lossy().into_owned(),
+            "--out-password".into(),
+            "pass:p".into(),
+        ];
+        if let Some(kp) = key_password {
+            args.extend(["--key-password".into(), kp.to_string()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_ok(&pfxkit(&refs), &format!("convert from {name}.pem"));
+        openssl_reads(&out.to_string_lossy(), "p");
+        let doc = json_of(&pfxkit(&[
+            "inspect",
+            &out.to_string_lossy(),
+            "--json",
+            "--password",
+            "pass:p",
+        ]));
+        assert!(
+            !doc["keys"][0]["certificate_sha256"].is_null(),
+            "{name}: {doc}"
+        );
+    }
+}
+
+#[test]
+fn inspect_lists_an_unparsable_certificate_with_its_reason() {
+    let doc = json_of(&pfxkit(&[
+        "inspect",
+        &corpus("unparsable-cert.p12"),
+        "--json",
+        "--password",
+        "pass:pfxkit-pass",
+    ]));
+    let certs = doc["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 2);
+    let broken = certs.iter().find(|c| c["alias"] == "broken").unwrap();
+    assert!(broken["subject"].is_null());
+    assert!(broken["error"].is_string());
+    assert_eq!(broken["sha256"].as_str().unwrap().len(), 64);
+}
