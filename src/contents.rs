@@ -133,7 +133,8 @@ pub fn load(
     let format = Format::detect(bytes);
     let contents = match format {
         Format::Pkcs12 => {
-            let archive = crate::pkcs12::read(bytes, password, limits)?;
+            let archive =
+                crate::pkcs12::read_with_key_password(bytes, password, key_password, limits)?;
             let identities = archive.identities();
             let certificates = archive
                 .certificates()

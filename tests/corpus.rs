@@ -474,3 +474,57 @@ fn reads_every_key_encoding_in_pem_and_der() {
         }
     }
 }
+
+#[test]
+fn reads_pkcs12_with_a_separate_key_password() {
+    // Java writes a key entry's own password into the shrouded key bag and the store password
+    // into the MAC (OpenJDK's convertP12 files).
+    let f = facts()["two_passwords"].clone();
+    let bytes = fixture(f["file"].as_str().unwrap());
+    let password = Password::new(f["password"].as_str().unwrap());
+    let key_password = Password::new(f["key_password"].as_str().unwrap());
+    let archive = pkcs12::read_with_key_password(
+        &bytes,
+        Some(&password),
+        Some(&key_password),
+        &Limits::default(),
+    )
+    .unwrap();
+    let paired = archive.pairings()[0].map(|i| archive.certificates()[i].certificate.sha256_hex());
+    assert_eq!(paired.as_deref(), f["certificate_sha256"].as_str());
+    // With the MAC password alone the key does not decrypt: said so, naming the key.
+    let err = pkcs12::read(&bytes, Some(&password), &Limits::default()).unwrap_err();
+    assert!(matches!(err, Error::WrongPassword { .. }), "{err}");
+    assert!(err.to_string().contains("private key 'two'"), "{err}");
+    // The key password does not open the MAC.
+    let err = pkcs12::read_with_key_password(
+        &bytes,
+        Some(&key_password),
+        Some(&key_password),
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::WrongPassword { .. }), "{err}");
+}
+
+#[test]
+fn names_key_algorithms_without_arithmetic() {
+    // An X25519 key made by openssl.
+    let bundle =
+        pfxkit::pem::read_bundle(&fixture("corpus/keys/x25519.pem"), None, &Limits::default())
+            .unwrap();
+    assert_eq!(bundle.keys[0].algorithm().name(), "x25519");
+    // ML-KEM-768 (2.16.840.1.101.3.4.4.2), which no tool here writes: a PKCS#8 with that
+    // algorithm and an opaque private key, as OpenSSL 3.5 exports its seed form.
+    let ml_kem_oid = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04, 0x02,
+    ];
+    let pkcs8 = common::seq(&[
+        &common::integer(0),
+        &common::seq(&[&ml_kem_oid]),
+        &common::tlv(0x04, &common::tlv(0x80, &[7u8; 64])),
+    ]);
+    let key = pfxkit::PrivateKey::from_pkcs8_der(&pkcs8).unwrap();
+    assert_eq!(key.algorithm().name(), "ml-kem-768");
+    assert_eq!(key.algorithm().bits(), None);
+}

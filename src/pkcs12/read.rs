@@ -235,6 +235,23 @@ enum Container<'a> {
 /// - [`Error::LimitExceeded`]: a [`Limits`] bound was exceeded (checked before any KDF runs).
 /// - [`Error::Unsupported`]: an algorithm or mode pfxkit does not implement (with its OID).
 pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Result<Archive> {
+    read_with_key_password(input, password, None, limits)
+}
+
+/// [`read`] for an archive whose private keys are encrypted under a password other than its
+/// MAC password, as Java writes when a key entry's password differs from the store's
+/// (`KeyStore.setKeyEntry` with two passwords; OpenJDK's convertP12 test files). Each shrouded
+/// key is tried with `key_password` first, then with the archive password; certificates and the
+/// MAC use the archive password. With `key_password` `None` this is [`read`].
+///
+/// # Errors
+/// As [`read`]; each further password tried is charged to [`Limits::max_work`] like the first.
+pub fn read_with_key_password(
+    input: &[u8],
+    password: Option<&Password>,
+    key_password: Option<&Password>,
+    limits: &Limits,
+) -> Result<Archive> {
     limits.check_input_size(input.len())?;
     let armoured = strip_pem(input)?;
     let bytes = armoured.as_deref().unwrap_or(input);
@@ -342,6 +359,7 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
         limits,
         budget,
         passwords: order,
+        key_password,
         archive: Archive {
             mac,
             keys: Vec::new(),
@@ -756,6 +774,8 @@ struct Collector<'l, 'p> {
     budget: WorkBudget<'l>,
     /// Passwords to try, the one that verified the MAC (or last decrypted) first.
     passwords: Vec<&'p Password>,
+    /// A separate password for shrouded keys, tried before the others.
+    key_password: Option<&'p Password>,
     archive: Archive,
     bag_count: usize,
 }
@@ -855,7 +875,29 @@ impl Collector<'_, '_> {
                 Some(n) => format!("private key '{n}'"),
                 None => format!("private key #{}", self.archive.keys.len()),
             };
-            let key = self.decrypt(&scheme, bag.ciphertext, &what, parse_private_key)?;
+            let key = match self.key_password {
+                Some(kp) => {
+                    // A further derivation: charged like the first.
+                    charge(&mut self.budget, &scheme, bag.ciphertext)?;
+                    match scheme
+                        .decrypt(kp, bag.ciphertext)
+                        .and_then(|pt| parse_private_key(&pt, self.limits))
+                    {
+                        Ok(key) => {
+                            // The plaintext derived ahead under the archive password is unused.
+                            self.predecrypted.remove(&ciphertext_key(bag.ciphertext));
+                            key
+                        }
+                        Err(e @ (Error::LimitExceeded { .. } | Error::Unsupported { .. })) => {
+                            return Err(e);
+                        }
+                        Err(_) => {
+                            self.decrypt(&scheme, bag.ciphertext, &what, parse_private_key)?
+                        }
+                    }
+                }
+                None => self.decrypt(&scheme, bag.ciphertext, &what, parse_private_key)?,
+            };
             self.archive.keys.push(KeyBag {
                 key,
                 attributes: bag.attributes,

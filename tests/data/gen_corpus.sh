@@ -70,5 +70,8 @@ for form in PEM DER; do
     openssl ec -in $K/leaf-ec256.pem -outform $form -out corpus/keys/ec-sec1.$ext 2>/dev/null
 done
 
+# An X25519 key: an algorithm pfxkit names but has no arithmetic for (issue 14 item 7).
+openssl genpkey -algorithm X25519 -out corpus/keys/x25519.pem
+
 echo "== corpus/facts.json"
 python3 corpus_facts.py "$TMP/secrets.tsv" >corpus/facts.json

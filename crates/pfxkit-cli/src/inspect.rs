@@ -19,7 +19,8 @@ pub struct Args {
     /// empty and the absent password are tried.
     #[arg(long, value_parser = password_source)]
     password: Option<PasswordSource>,
-    /// Key password source for JKS/JCEKS key entries (default: the store password).
+    /// Key password source for JKS/JCEKS key entries, and for PKCS#12 keys encrypted under a
+    /// password other than the MAC's (default: the store password).
     #[arg(long, value_parser = password_source)]
     key_password: Option<PasswordSource>,
     /// Print one JSON document instead of text.
@@ -37,16 +38,25 @@ pub fn run(args: Args) -> Result<(), Error> {
     let limits = Limits::default();
     let key_password = resolve(args.key_password.as_ref())?;
     let report = match Format::detect(&bytes) {
-        Format::Pkcs12 => pkcs12_report(&pkcs12::read(&bytes, password.as_ref(), &limits)?),
+        Format::Pkcs12 => pkcs12_report(&pkcs12::read_with_key_password(
+            &bytes,
+            password.as_ref(),
+            key_password.as_ref(),
+            &limits,
+        )?),
         Format::Jks | Format::Jceks => {
             let store = match (&password, args.no_verify) {
                 (Some(p), _) => jks::read(&bytes, p, &limits)?,
                 (None, true) => jks::read_unverified(&bytes, &limits)?,
                 (None, false) => {
-                    return Err(Error::Invalid(
-                        "a Java keystore needs --password (or --no-verify to list it unverified)"
-                            .into(),
-                    ));
+                    // A usage error (exit 2), with the way out.
+                    use clap::CommandFactory;
+                    crate::Cli::command()
+                        .error(
+                            clap::error::ErrorKind::MissingRequiredArgument,
+                            "a Java keystore needs --password (or --no-verify to list it unverified)",
+                        )
+                        .exit()
                 }
             };
             let key_password = key_password.as_ref().or(password.as_ref());

@@ -308,3 +308,41 @@ fn inspect_lists_an_unparsable_certificate_with_its_reason() {
     assert!(broken["error"].is_string());
     assert_eq!(broken["sha256"].as_str().unwrap().len(), 64);
 }
+
+#[test]
+fn inspect_takes_a_pkcs12_key_password() {
+    let file = corpus("two-passwords.p12");
+    let doc = json_of(&pfxkit(&[
+        "inspect",
+        &file,
+        "--json",
+        "--password",
+        "pass:store-pass",
+        "--key-password",
+        "pass:key-pass",
+    ]));
+    assert_eq!(doc["keys"][0]["algorithm"], "rsa");
+    assert!(doc["keys"][0]["certificate_sha256"].is_string());
+    let without = pfxkit(&["inspect", &file, "--password", "pass:store-pass"]);
+    assert_eq!(without.status.code(), Some(3));
+}
+
+#[test]
+fn inspect_of_a_jks_without_password_is_a_usage_error() {
+    let file = data_dir().join("jks/ec.jks");
+    let output = pfxkit(&["inspect", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--password"), "{stderr}");
+    assert!(stderr.contains("--no-verify"), "{stderr}");
+    let out = tempfile::tempdir().unwrap();
+    let converted = pfxkit(&[
+        "convert",
+        file.to_str().unwrap(),
+        "--to",
+        "pem",
+        "--out",
+        out.path().join("x.pem").to_str().unwrap(),
+    ]);
+    assert_eq!(converted.status.code(), Some(2));
+}
