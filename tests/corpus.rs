@@ -528,3 +528,42 @@ fn names_key_algorithms_without_arithmetic() {
     assert_eq!(key.algorithm().name(), "ml-kem-768");
     assert_eq!(key.algorithm().bits(), None);
 }
+
+#[test]
+fn claims_but_does_not_prove_the_certificate_of_a_binary_curve_key() {
+    // sect193r1 (openssl): pfxkit has no arithmetic for binary curves. The key's SEC1
+    // publicKey names its certificate; that is reported as a claim, never as an identity.
+    let expected = String::from_utf8(fixture("corpus/sect193r1.sha256")).unwrap();
+    let archive = pkcs12::read(
+        &fixture("corpus/sect193r1.p12"),
+        Some(&Password::new("pfxkit-pass")),
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(archive.keys()[0].key.algorithm().name(), "ec");
+    assert_eq!(archive.keys()[0].key.algorithm().bits(), None);
+    assert_eq!(archive.pairings(), vec![None]);
+    assert!(archive.identities().is_empty());
+    let keys: Vec<_> = archive.keys().iter().map(|k| &k.key).collect();
+    let certs: Vec<_> = archive
+        .certificates()
+        .iter()
+        .map(|c| &c.certificate)
+        .collect();
+    let claimed = pfxkit::identity::claimed_pairings(&keys, &certs);
+    assert_eq!(claimed, vec![Some(0)]);
+    assert_eq!(certs[0].sha256_hex(), expected.trim());
+    // A key pfxkit can prove claims nothing: its pairing is a proof.
+    let rsa = pkcs12::read(
+        &fixture("p12/openssl-default.p12"),
+        Some(&Password::new("pfxkit-pass")),
+        &Limits::default(),
+    )
+    .unwrap();
+    let keys: Vec<_> = rsa.keys().iter().map(|k| &k.key).collect();
+    let certs: Vec<_> = rsa.certificates().iter().map(|c| &c.certificate).collect();
+    assert_eq!(
+        pfxkit::identity::claimed_pairings(&keys, &certs),
+        vec![None]
+    );
+}

@@ -73,5 +73,17 @@ done
 # An X25519 key: an algorithm pfxkit names but has no arithmetic for (issue 14 item 7).
 openssl genpkey -algorithm X25519 -out corpus/keys/x25519.pem
 
+echo "== corpus/sect193r1.p12 (an EC key on a binary curve: named, claimed, not proven)"
+# openssl: a sect193r1 key (its PKCS#8 carries the SEC1 publicKey) and a self-signed
+# certificate, exported with the defaults; password pfxkit-pass.  pfxkit has no arithmetic
+# for binary curves: it lists the key as ec, bits null, unpaired, with the certificate its
+# embedded public key claims.
+openssl ecparam -name sect193r1 -genkey -noout -out "$TMP/sect193r1.pem"
+openssl req -new -x509 -key "$TMP/sect193r1.pem" -subj "/CN=sect193r1" -days 825 -sha256 \
+    -out "$TMP/sect193r1.crt" 2>/dev/null
+openssl pkcs12 -export -inkey "$TMP/sect193r1.pem" -in "$TMP/sect193r1.crt" -name sect193r1 \
+    -passout "pass:$P" -out corpus/sect193r1.p12
+openssl x509 -in "$TMP/sect193r1.crt" -outform DER | sha256sum | cut -d' ' -f1 >corpus/sect193r1.sha256
+
 echo "== corpus/facts.json"
 python3 corpus_facts.py "$TMP/secrets.tsv" >corpus/facts.json

@@ -82,19 +82,33 @@ pub fn run(args: Args) -> Result<(), Error> {
 fn pkcs12_report(archive: &Archive) -> Value {
     let pairings = archive.pairings();
     let certs = archive.certificates();
+    // Keys pfxkit cannot prove: the certificate their embedded public key names, as a claim.
+    let claimed = pfxkit::identity::claimed_pairings(
+        &archive.keys().iter().map(|k| &k.key).collect::<Vec<_>>(),
+        &certs.iter().map(|c| &c.certificate).collect::<Vec<_>>(),
+    );
     let keys: Vec<Value> = archive
         .keys()
         .iter()
         .zip(&pairings)
-        .map(|(k, pair)| {
+        .zip(&claimed)
+        .map(|((k, pair), claim)| {
             let alg = k.key.algorithm();
-            json!({
+            let sha256 = |i: &Option<usize>| {
+                i.and_then(|i| certs.get(i))
+                    .map(|c| c.certificate.sha256_hex())
+            };
+            let mut key = json!({
                 "alias": k.attributes.friendly_name,
                 "algorithm": alg.name(),
                 "bits": alg.bits(),
-                "certificate_sha256": pair.and_then(|i| certs.get(i)).map(|c| c.certificate.sha256_hex()),
+                "certificate_sha256": sha256(pair),
                 "encryption": k.encryption.as_ref().map(|e| e.name()),
-            })
+            });
+            if let (None, Some(_), Some(fields)) = (pair, claim, key.as_object_mut()) {
+                fields.insert("claimed_certificate_sha256".into(), json!(sha256(claim)));
+            }
+            key
         })
         .collect();
     let certificates: Vec<Value> = certs

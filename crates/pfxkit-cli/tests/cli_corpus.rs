@@ -346,3 +346,20 @@ fn inspect_of_a_jks_without_password_is_a_usage_error() {
     ]);
     assert_eq!(converted.status.code(), Some(2));
 }
+
+#[test]
+fn inspect_reports_a_claimed_certificate_for_a_key_it_cannot_prove() {
+    let doc = json_of(&pfxkit(&[
+        "inspect",
+        &corpus("sect193r1.p12"),
+        "--json",
+        "--password",
+        "pass:pfxkit-pass",
+    ]));
+    let expected = std::fs::read_to_string(corpus("sect193r1.sha256")).unwrap();
+    let key = &doc["keys"][0];
+    assert_eq!(key["algorithm"], "ec");
+    assert_eq!(key["certificate_sha256"], Value::Null);
+    assert_eq!(key["claimed_certificate_sha256"], expected.trim());
+    assert_eq!(doc["certificates"][0]["has_key"], false);
+}
