@@ -37,6 +37,11 @@ const TC_LONGSTRING: u8 = 0x7C;
 const TC_PROXYCLASSDESC: u8 = 0x7D;
 const TC_ENUM: u8 = 0x7E;
 
+/// Object fields kept per stream: a secret-key entry needs a handful (a `SealedObject` has four,
+/// the key inside two to four). Beyond this, values are still read, but not kept, so a stream
+/// of many small objects cannot make memory grow faster than its bytes.
+const MAX_RETAINED_FIELDS: usize = 256;
+
 const SC_WRITE_METHOD: u8 = 0x01;
 const SC_SERIALIZABLE: u8 = 0x02;
 const SC_EXTERNALIZABLE: u8 = 0x04;
@@ -50,8 +55,9 @@ pub(crate) enum Value {
     Bytes(Zeroizing<Vec<u8>>),
     Object {
         class: String,
-        /// Field values of every class from the top superclass down, by field name.
-        fields: Vec<(String, Rc<Value>)>,
+        /// Object-typed field values of every class from the top superclass down, by field name
+        /// (primitive fields and nulls are read, not kept).
+        fields: Vec<(Rc<str>, Rc<Value>)>,
     },
     Enum {
         constant: String,
@@ -74,7 +80,7 @@ impl Value {
         match self {
             Value::Object { fields, .. } => fields
                 .iter()
-                .find(|(n, _)| n == name)
+                .find(|(n, _)| n.as_ref() == name)
                 .map(|(_, v)| v.as_ref()),
             _ => None,
         }
@@ -104,7 +110,8 @@ impl Value {
 
 struct Field {
     code: u8,
-    name: String,
+    /// Shared with every object of the class: never copied per object.
+    name: Rc<str>,
 }
 
 struct ClassDesc {
@@ -143,6 +150,7 @@ pub(crate) fn read_stream(
         depth: 0,
         max_depth,
         context,
+        retained: 0,
     };
     let magic = r.take(4, "stream header")?;
     if magic != STREAM_MAGIC {
@@ -159,6 +167,8 @@ struct Reader<'a, 'c> {
     depth: usize,
     max_depth: usize,
     context: &'c str,
+    /// Object fields kept so far ([`MAX_RETAINED_FIELDS`]).
+    retained: usize,
 }
 
 impl<'a> Reader<'a, '_> {
@@ -378,7 +388,10 @@ impl<'a> Reader<'a, '_> {
                                 .error(code_at, format!("unknown field type code 0x{other:02x}")));
                         }
                     }
-                    fields.push(Field { code, name });
+                    fields.push(Field {
+                        code,
+                        name: Rc::from(name),
+                    });
                 }
                 self.annotation()?;
                 let superclass = self.class_desc()?;
@@ -487,14 +500,22 @@ impl<'a> Reader<'a, '_> {
                 continue;
             }
             for field in &class.fields {
-                let value = match field.code {
-                    b'B' | b'Z' => self.take(1, "field").map(|_| Rc::new(Value::Other))?,
-                    b'C' | b'S' => self.take(2, "field").map(|_| Rc::new(Value::Other))?,
-                    b'F' | b'I' => self.take(4, "field").map(|_| Rc::new(Value::Other))?,
-                    b'D' | b'J' => self.take(8, "field").map(|_| Rc::new(Value::Other))?,
-                    _ => self.content()?,
+                let width = match field.code {
+                    b'B' | b'Z' => 1,
+                    b'C' | b'S' => 2,
+                    b'F' | b'I' => 4,
+                    b'D' | b'J' => 8,
+                    _ => 0,
                 };
-                fields.push((field.name.clone(), value));
+                if width > 0 {
+                    self.take(width, "field")?;
+                    continue;
+                }
+                let value = self.content()?;
+                if !matches!(value.as_ref(), Value::Null) && self.retained < MAX_RETAINED_FIELDS {
+                    self.retained += 1;
+                    fields.push((field.name.clone(), value));
+                }
             }
             if class.flags & SC_WRITE_METHOD != 0 {
                 self.annotation()?;
@@ -641,6 +662,45 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn keeps_a_bounded_number_of_fields() {
+        // One class of 300 String fields: every value is read, the first 256 kept.
+        let mut s = STREAM_MAGIC.to_vec();
+        s.push(TC_OBJECT);
+        s.push(TC_CLASSDESC);
+        s.extend(1u16.to_be_bytes());
+        s.extend(b"C");
+        s.extend([0; 8]);
+        s.push(SC_SERIALIZABLE);
+        s.extend(300u16.to_be_bytes());
+        for i in 0..300u16 {
+            let name = format!("f{i}");
+            s.push(b'L');
+            s.extend((name.len() as u16).to_be_bytes());
+            s.extend(name.as_bytes());
+            if i == 0 {
+                s.push(TC_STRING);
+                s.extend(18u16.to_be_bytes());
+                s.extend(b"Ljava/lang/String;");
+            } else {
+                s.push(TC_REFERENCE);
+                s.extend((BASE_HANDLE + 1).to_be_bytes()); // the type name above
+            }
+        }
+        s.push(TC_ENDBLOCKDATA);
+        s.push(TC_NULL);
+        for _ in 0..300 {
+            s.push(TC_STRING);
+            s.extend(1u16.to_be_bytes());
+            s.push(b'v');
+        }
+        let (value, end) = read_stream(&s, 0, 16, "test").unwrap();
+        assert_eq!(end, s.len());
+        assert_eq!(value.field("f0").and_then(Value::as_str), Some("v"));
+        assert_eq!(value.field("f255").and_then(Value::as_str), Some("v"));
+        assert!(value.field("f256").is_none());
     }
 
     #[test]
