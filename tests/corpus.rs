@@ -567,3 +567,26 @@ fn claims_but_does_not_prove_the_certificate_of_a_binary_curve_key() {
         vec![None]
     );
 }
+
+#[test]
+fn charges_private_and_secret_keys_to_one_budget() {
+    // One private key and three secret keys at keytool's 200,000 rounds: 1.6 M work units
+    // each. Under a 5 M budget either kind alone fits, both together do not.
+    let (bytes, password) = secret_store();
+    let store = jks::read(&bytes, &password, &Limits::default()).unwrap();
+    let mut limits = Limits::default();
+    limits.max_work = 5_000_000;
+    assert!(store.decrypt_keys(&password, &limits).is_ok());
+    assert!(store.decrypt_secret_keys(&password, &limits).is_ok());
+    let err = store.decrypt_all_keys(&password, &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitExceeded {
+                limit: pfxkit::error::LimitKind::Work,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

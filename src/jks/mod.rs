@@ -222,7 +222,46 @@ impl Keystore {
         key_password: &Password,
         limits: &Limits,
     ) -> Result<Vec<Result<SecretKey>>> {
+        self.decrypt_secret_keys_within(key_password, &mut WorkBudget::new(limits))
+    }
+
+    /// [`Keystore::decrypt_keys`] and [`Keystore::decrypt_secret_keys`] under one budget: the
+    /// work of every private and secret key of the store is charged before any is decrypted.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] when the total exceeds a limit (nothing is decrypted then).
+    #[allow(clippy::type_complexity)]
+    pub fn decrypt_all_keys(
+        &self,
+        key_password: &Password,
+        limits: &Limits,
+    ) -> Result<(Vec<Result<PrivateKey>>, Vec<Result<SecretKey>>)> {
         let mut budget = WorkBudget::new(limits);
+        self.charge_secret_keys(&mut budget)?;
+        let private = self.decrypt_keys_within(key_password, &mut budget)?;
+        let secret = self.unseal_all(key_password, limits);
+        Ok((private, secret))
+    }
+
+    fn decrypt_secret_keys_within(
+        &self,
+        key_password: &Password,
+        budget: &mut WorkBudget<'_>,
+    ) -> Result<Vec<Result<SecretKey>>> {
+        self.charge_secret_keys(budget)?;
+        Ok(self.unseal_all(key_password, budget.limits()))
+    }
+
+    fn charge_secret_keys(&self, budget: &mut WorkBudget<'_>) -> Result<()> {
+        for entry in &self.entries {
+            if let Entry::SecretKey(SecretKeyEntry { seal: Ok(seal), .. }) = entry {
+                budget.charge_kdf(u64::from(seal.iterations), seal.work())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unseal_all(&self, key_password: &Password, limits: &Limits) -> Vec<Result<SecretKey>> {
         let secrets: Vec<&SecretKeyEntry> = self
             .entries
             .iter()
@@ -231,15 +270,10 @@ impl Keystore {
                 _ => None,
             })
             .collect();
-        for s in &secrets {
-            if let Ok(seal) = &s.seal {
-                budget.charge_kdf(u64::from(seal.iterations), seal.work())?;
-            }
-        }
-        Ok(secrets
+        secrets
             .iter()
             .map(|s| s.decrypt(key_password, limits))
-            .collect())
+            .collect()
     }
 
     /// The entry with this alias, compared case-insensitively (Java lower-cases aliases when it

@@ -222,16 +222,12 @@ fn jks_report(
     let mut certificates = Vec::new();
     let mut secret_keys = Vec::new();
     let mut warnings: Vec<String> = store.warnings().to_vec();
-    let mut decrypted = match key_password {
-        Some(p) => store.decrypt_keys(p, limits)?,
-        None => Vec::new(),
-    }
-    .into_iter();
-    let mut unsealed = match key_password {
-        Some(p) => store.decrypt_secret_keys(p, limits)?,
-        None => Vec::new(),
-    }
-    .into_iter();
+    // Private and secret keys share one work budget.
+    let (decrypted, unsealed) = match key_password {
+        Some(p) => store.decrypt_all_keys(p, limits)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let (mut decrypted, mut unsealed) = (decrypted.into_iter(), unsealed.into_iter());
     for entry in store.entries() {
         match entry {
             Entry::PrivateKey(k) => {
