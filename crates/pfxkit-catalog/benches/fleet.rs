@@ -44,6 +44,7 @@ fn populate_jobs(service: &Service, dir: &Path, jobs: usize) {
         .map(|i| {
             service
                 .add_store(
+                    None,
                     StoreType::Pkcs12,
                     &dir.join(format!("{i}.p12")),
                     None,
@@ -55,7 +56,11 @@ fn populate_jobs(service: &Service, dir: &Path, jobs: usize) {
         })
         .collect();
     let cert = service
-        .enroll(&EnrollRequest::new("CN=claim.bench"), &Password::new(""))
+        .enroll(
+            None,
+            &EnrollRequest::new("CN=claim.bench"),
+            &Password::new(""),
+        )
         .unwrap()
         .certificate_id;
     for alias in ["a", "b", "c", "d"] {
@@ -78,7 +83,7 @@ fn drain(catalogs: Vec<Box<dyn Catalog>>, total: usize) -> f64 {
                     loop {
                         let now = now_ms();
                         let batch = c
-                            .claim_due_jobs(now, now - JOB_LEASE_MS, CLAIM_BATCH)
+                            .claim_due_jobs(now, now - JOB_LEASE_MS, CLAIM_BATCH, "runner")
                             .unwrap();
                         if batch.is_empty() {
                             // Others may hold the older jobs of the stores still waiting.
@@ -165,6 +170,7 @@ fn replace_bench(name: &str, service: &Service, dir: &Path, n: usize) {
         .map(|i| {
             service
                 .add_store(
+                    None,
                     StoreType::Pkcs12,
                     &dir.join(format!("{i}.p12")),
                     None,
@@ -176,11 +182,19 @@ fn replace_bench(name: &str, service: &Service, dir: &Path, n: usize) {
         })
         .collect();
     let old = service
-        .enroll(&EnrollRequest::new("CN=old.bench"), &Password::new(""))
+        .enroll(
+            None,
+            &EnrollRequest::new("CN=old.bench"),
+            &Password::new(""),
+        )
         .unwrap()
         .certificate_id;
     let new = service
-        .enroll(&EnrollRequest::new("CN=new.bench"), &Password::new(""))
+        .enroll(
+            None,
+            &EnrollRequest::new("CN=new.bench"),
+            &Password::new(""),
+        )
         .unwrap()
         .certificate_id;
     service

@@ -9,12 +9,13 @@
 //!   [`PostgresCatalog::migrate`] (`catalog init`) in one transaction under an advisory lock, so
 //!   two hosts migrating at once apply each version once. [`PostgresCatalog::connect`] never
 //!   migrates; it refuses a schema older or newer than this build.
-//! - **Jobs**: claiming is one statement (one transaction): `SELECT … FOR UPDATE SKIP LOCKED`
-//!   feeding the `UPDATE`, so runners never wait for each other nor claim the same job; a job is
-//!   never claimed while an older job of its store is waiting or leased. Leases are kept on the
-//!   database's clock. Every claim bumps the job's lease number; a completion carrying an older
-//!   lease number (its runner was presumed dead and the job was taken over) is refused and
-//!   recorded in `job_refusals`.
+//! - **Jobs**: a claim is one short transaction, serialised with other claims by an advisory
+//!   lock, walking each store's open jobs in one windowed `UPDATE`, so two runners never claim
+//!   the same job, and a job is never claimed while an older job of its store, by (scheduled
+//!   time, id), is waiting or leased to another runner. Leases are kept on the database's clock and record their holder (the runner's id).
+//!   Every claim also bumps the job's lease number; a completion carrying an older lease number
+//!   (its runner was presumed dead and the job was taken over) is refused and recorded in
+//!   `job_refusals` with the holder that took it over.
 //! - **Secrets** stay sealed exactly as in SQLite (the catalog key never reaches the database),
 //!   so a `pg_dump` holds no password or key bytes.
 //!
@@ -32,7 +33,8 @@ use pfxkit::cert::{Certificate, now_millis};
 
 /// Ordered schema migrations; entry `i` moves the schema from version `i` to `i + 1`. Released
 /// entries are never edited, only appended to.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE certificates (
     id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     sha256      TEXT NOT NULL UNIQUE,
@@ -123,10 +125,26 @@ CREATE TABLE pfxkit_meta (
     name   TEXT PRIMARY KEY,
     value  BYTEA NOT NULL
 );
-"];
+",
+    r"
+-- Who staged a certificate's key; which runner holds a job's lease.
+ALTER TABLE certificates ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+ALTER TABLE job_refusals ADD COLUMN holder TEXT;
+-- A lease ends a fixed time after its claim: the claim time is enough.
+ALTER TABLE jobs DROP COLUMN lease_until_ms;
+-- Jobs run in (scheduled time, id) order per store, no longer in id order.
+DROP INDEX jobs_open_by_store;
+CREATE INDEX jobs_open_by_store ON jobs(store_id, scheduled_ms, id)
+    WHERE status IN ('Waiting', 'InProcess');
+",
+];
 
 /// The advisory lock key that serialises migrations (`pfxkit` in ASCII).
 const MIGRATION_LOCK: i64 = 0x7066_786b_6974;
+
+/// The advisory lock key that serialises job claims (`pfxjob` in ASCII).
+const CLAIM_LOCK: i64 = 0x7066_786a_6f62;
 
 /// Connections the pool opens at most, unless [`PostgresCatalog::connect_with_pool`] says
 /// otherwise.
@@ -586,9 +604,9 @@ fn insert_certificate(
     tx.query_one(&update, &[&sha256, &chain])?.try_get(0)
 }
 
-const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c";
+const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c";
 
-type RawCert = (i64, Vec<u8>, String, bool);
+type RawCert = (i64, Vec<u8>, String, bool, Option<String>);
 
 fn raw_cert(row: &::postgres::Row) -> Result<RawCert, ::postgres::Error> {
     Ok((
@@ -596,11 +614,12 @@ fn raw_cert(row: &::postgres::Row) -> Result<RawCert, ::postgres::Error> {
         row.try_get(1)?,
         row.try_get(2)?,
         row.try_get(3)?,
+        row.try_get(4)?,
     ))
 }
 
 fn to_record(raw: RawCert) -> Result<CertificateRecord> {
-    let (id, der, chain, has_staged_key) = raw;
+    let (id, der, chain, has_staged_key, owner) = raw;
     Ok(CertificateRecord {
         id,
         certificate: Certificate::from_der(&der)?,
@@ -610,12 +629,22 @@ fn to_record(raw: RawCert) -> Result<CertificateRecord> {
             .filter_map(|s| s.parse().ok())
             .collect(),
         has_staged_key,
+        owner,
     })
 }
 
-type RawJob = (JobId, NewJob, String, Option<String>, Option<String>, i64);
+type RawJob = (
+    JobId,
+    NewJob,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
 
-const JOB_COLUMNS: &str = "id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease";
+const JOB_COLUMNS: &str = "id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms";
 
 fn raw_job(row: &::postgres::Row) -> Result<RawJob, ::postgres::Error> {
     Ok((
@@ -634,18 +663,24 @@ fn raw_job(row: &::postgres::Row) -> Result<RawJob, ::postgres::Error> {
         row.try_get(10)?,
         row.try_get(11)?,
         row.try_get(12)?,
+        row.try_get(13)?,
+        row.try_get(14)?,
     ))
 }
 
 fn to_job(raw: RawJob) -> Result<(JobRecord, i64)> {
-    let (id, job, status, result, message, lease) = raw;
+    let (id, job, status, result, message, lease, claimed_by, claimed_ms) = raw;
+    let status: JobStatus = status.parse()?;
+    let leased = status == JobStatus::InProcess;
     Ok((
         JobRecord {
             id,
             job,
-            status: status.parse()?,
+            status,
             result: result.map(|r| r.parse()).transpose()?,
             message,
+            claimed_by: claimed_by.filter(|_| leased),
+            claimed_ms: claimed_ms.filter(|_| leased),
         },
         lease,
     ))
@@ -704,6 +739,7 @@ impl Catalog for PostgresCatalog {
         chain: &[Certificate],
         sealed_key: Option<&[u8]>,
         request: Option<RequestKind>,
+        owner: Option<&str>,
     ) -> Result<(CertificateRecord, Option<RequestId>)> {
         let (id, request_id) = self.with(|c| {
             let mut tx = c.client.transaction()?;
@@ -727,6 +763,23 @@ impl Catalog for PostgresCatalog {
                 &chain_text.join(","),
             )?;
             if let Some(key) = sealed_key {
+                // Whoever first stages the key owns the certificate; staging it again (the
+                // same key: it matches the certificate) keeps the first owner. Locking the
+                // certificate's row first orders two hosts staging the same key at once (the
+                // UPDATE's own snapshot then sees the other's staged key).
+                let lock = prepare(
+                    &mut c.statements,
+                    &mut tx,
+                    "SELECT id FROM certificates WHERE id = $1 FOR UPDATE",
+                )?;
+                tx.query_one(&lock, &[&id])?;
+                let own = prepare(
+                    &mut c.statements,
+                    &mut tx,
+                    "UPDATE certificates SET owner = $1 WHERE id = $2
+                       AND NOT EXISTS (SELECT 1 FROM staged_keys WHERE certificate_id = $2)",
+                )?;
+                tx.execute(&own, &[&owner, &id])?;
                 let st = prepare(
                     &mut c.statements,
                     &mut tx,
@@ -757,7 +810,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn certificate(&self, id: CertificateId) -> Result<Option<CertificateRecord>> {
-        const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c WHERE c.id = $1";
+        const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c WHERE c.id = $1";
         let raw = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
             c.client
@@ -770,7 +823,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn certificate_by_thumbprint(&self, thumbprint: &str) -> Result<Option<CertificateRecord>> {
-        const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c WHERE c.sha1 = $1 OR c.sha256 = $1 ORDER BY c.id LIMIT 1";
+        const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c WHERE c.sha1 = $1 OR c.sha256 = $1 ORDER BY c.id LIMIT 1";
         debug_assert!(SQL.starts_with(SELECT_CERT));
         let t = thumbprint.to_ascii_lowercase();
         let raw = self.with(|c| {
@@ -1070,7 +1123,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn jobs(&self) -> Result<Vec<JobRecord>> {
-        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease FROM jobs ORDER BY id";
+        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms FROM jobs ORDER BY id";
         debug_assert!(SQL.contains(JOB_COLUMNS));
         let raws = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
@@ -1083,59 +1136,145 @@ impl Catalog for PostgresCatalog {
         raws.into_iter().map(|r| Ok(to_job(r)?.0)).collect()
     }
 
-    /// One statement, so one transaction: the due jobs are picked with `FOR UPDATE SKIP LOCKED`
-    /// (rows another runner is claiming are skipped, not waited for) and moved to InProcess with
-    /// a new lease. Time is the database's: `now_ms` only contributes its offset from this
-    /// host's clock (zero unless the caller asks about another instant, as `jobs run --now`
-    /// does), and the lease lasts `now_ms - stale_before_ms`.
+    /// One transaction, serialised with other claims by an advisory lock (as SQLite's write
+    /// lock does): each store's open jobs are walked in (scheduled time, id) order, and the due,
+    /// claimable prefix of each store is taken — the first job that is not due, or is leased to
+    /// a live runner, blocks the rest of its store — oldest first, up to `limit`, and moved to
+    /// InProcess under `holder` with a new lease number. The walk is one windowed statement, so
+    /// a claim holds the lock for milliseconds however many runners wait.
+    ///
+    /// Time is the database's: `now_ms` (which jobs are due; a chosen time for `jobs run
+    /// --now`) and `stale_before_ms` (leases started before it are over; real time) only
+    /// contribute their offsets from this host's clock, so hosts whose clocks disagree still
+    /// agree about leases, and a runner's `--now` never moves a lease.
     fn claim_due_jobs(
         &self,
         now_ms: i64,
         stale_before_ms: i64,
         limit: usize,
+        holder: &str,
     ) -> Result<Vec<JobRecord>> {
         const SQL: &str = "
             WITH clock AS (
-                SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $1::bigint AS now_ms
-            ), due AS (
-                SELECT j.id FROM jobs j, clock
-                WHERE j.scheduled_ms <= clock.now_ms
-                  AND (j.status = 'Waiting'
-                       OR (j.status = 'InProcess' AND j.lease_until_ms <= clock.now_ms))
-                  AND NOT EXISTS (
-                      SELECT 1 FROM jobs o
-                      WHERE o.store_id = j.store_id AND o.id < j.id
-                        AND o.status IN ('Waiting', 'InProcess'))
-                ORDER BY j.id
-                LIMIT $3
-                FOR UPDATE OF j SKIP LOCKED
+                SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS real_ms
+            ), open AS (
+                SELECT j.id, j.store_id, j.scheduled_ms,
+                       j.scheduled_ms <= clock.real_ms + $1::bigint
+                       AND (j.status = 'Waiting' OR j.claimed_ms IS NULL
+                            OR j.claimed_ms < clock.real_ms + $2::bigint) AS claimable
+                FROM jobs j, clock
+                WHERE j.status IN ('Waiting', 'InProcess')
+            ), walked AS (
+                SELECT id, scheduled_ms,
+                       bool_and(claimable) OVER (PARTITION BY store_id ORDER BY scheduled_ms, id
+                                                 ROWS UNBOUNDED PRECEDING) AS reachable
+                FROM open
+            ), picked AS (
+                SELECT id FROM walked WHERE reachable ORDER BY scheduled_ms, id LIMIT $3
             )
-            UPDATE jobs SET status = 'InProcess', claimed_ms = clock.now_ms,
-                            lease_until_ms = clock.now_ms + $2::bigint, lease = jobs.lease + 1
-            FROM due, clock
-            WHERE jobs.id = due.id
+            UPDATE jobs SET status = 'InProcess', claimed_ms = clock.real_ms, claimed_by = $4,
+                            lease = jobs.lease + 1
+            FROM picked, clock
+            WHERE jobs.id = picked.id AND jobs.status IN ('Waiting', 'InProcess')
             RETURNING jobs.id, jobs.store_id, jobs.operation, jobs.certificate_id, jobs.alias,
                       jobs.overwrite, jobs.sealed_entry_password, jobs.scheduled_ms,
-                      jobs.principal, jobs.status, jobs.result, jobs.message, jobs.lease";
+                      jobs.principal, jobs.status, jobs.result, jobs.message, jobs.lease,
+                      jobs.claimed_by, jobs.claimed_ms";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let offset = now_ms.saturating_sub(now_millis());
-        let lease_ms = now_ms.saturating_sub(stale_before_ms).max(0);
+        let host_now = now_millis();
+        let due_offset = now_ms.saturating_sub(host_now);
+        let stale_offset = stale_before_ms.saturating_sub(host_now);
         let raws = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client
-                .query(&st, &[&offset, &lease_ms, &limit])?
-                .iter()
-                .map(raw_job)
-                .collect::<Result<Vec<_>, _>>()
+            let mut tx = c.client.transaction()?;
+            let lock = prepare(
+                &mut c.statements,
+                &mut tx,
+                "SELECT pg_advisory_xact_lock($1)",
+            )?;
+            tx.execute(&lock, &[&CLAIM_LOCK])?;
+            let st = prepare(&mut c.statements, &mut tx, SQL)?;
+            let rows = tx.query(&st, &[&due_offset, &stale_offset, &limit, &holder])?;
+            let raws = rows.iter().map(raw_job).collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(raws)
         })?;
         let mut claimed = raws.into_iter().map(to_job).collect::<Result<Vec<_>>>()?;
-        claimed.sort_by_key(|(j, _)| j.id);
+        claimed.sort_by_key(|(j, _)| (j.job.scheduled_ms, j.id));
         if let Ok(mut leases) = self.leases.lock() {
             for (job, lease) in &claimed {
                 leases.insert(job.id, *lease);
             }
         }
         Ok(claimed.into_iter().map(|(j, _)| j).collect())
+    }
+
+    fn release_jobs(&self, ids: &[JobId], holder: &str) -> Result<()> {
+        // The holder's leases only; where this instance knows the lease number it claimed,
+        // that lease only, so a job taken over since (even by a runner of the same name)
+        // keeps its new runner.
+        let leases: Vec<Option<i64>> = ids.iter().map(|id| self.lease_of(*id)).collect();
+        let released: Vec<JobId> = self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "UPDATE jobs SET status = 'Waiting', claimed_by = NULL, claimed_ms = NULL
+                 FROM unnest($1::bigint[], $2::bigint[]) AS r(id, lease)
+                 WHERE jobs.id = r.id AND (r.lease IS NULL OR jobs.lease = r.lease)
+                   AND jobs.status = 'InProcess' AND jobs.claimed_by = $3
+                 RETURNING jobs.id",
+            )?;
+            c.client
+                .query(&st, &[&ids, &leases, &holder])?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect()
+        })?;
+        if let Ok(mut l) = self.leases.lock() {
+            for id in &released {
+                l.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn cancel_job(&self, id: JobId, message: &str) -> Result<bool> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "UPDATE jobs SET status = 'Completed', result = 'Failure', message = $1
+                 WHERE id = $2 AND status = 'Waiting'",
+            )?;
+            c.client.execute(&st, &[&message, &id]).map(|n| n == 1)
+        })
+    }
+
+    fn retry_job(&self, id: JobId, scheduled_ms: i64) -> Result<bool> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "UPDATE jobs SET status = 'Waiting', result = NULL, message = NULL,
+                                 claimed_by = NULL, claimed_ms = NULL,
+                                 scheduled_ms = $1
+                 WHERE id = $2 AND status = 'Completed' AND result = 'Failure'",
+            )?;
+            c.client.execute(&st, &[&scheduled_ms, &id]).map(|n| n == 1)
+        })
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
+        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms FROM jobs WHERE id = $1";
+        debug_assert!(SQL.contains(JOB_COLUMNS));
+        let raw = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client
+                .query_opt(&st, &[&id])?
+                .as_ref()
+                .map(raw_job)
+                .transpose()
+        })?;
+        raw.map(|r| Ok(to_job(r)?.0)).transpose()
     }
 
     /// A job this instance claimed is finished only if its lease is still the current one;
@@ -1152,17 +1291,20 @@ impl Catalog for PostgresCatalog {
         let lease = self.lease_of(id);
         let refused: Option<i64> = self.with(|c| {
             let mut tx = c.client.transaction()?;
-            let current: Option<i64> = tx
-                .query_opt("SELECT lease FROM jobs WHERE id = $1 FOR UPDATE", &[&id])?
-                .map(|r| r.try_get(0))
+            let current: Option<(i64, Option<String>)> = tx
+                .query_opt(
+                    "SELECT lease, claimed_by FROM jobs WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )?
+                .map(|r| Ok::<_, ::postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
                 .transpose()?;
-            if let (Some(mine), Some(current)) = (lease, current)
+            if let (Some(mine), Some((current, holder))) = (lease, current)
                 && mine != current
             {
                 tx.execute(
-                    "INSERT INTO job_refusals (job_id, lease, current, status, result, message, refused_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[&id, &mine, &current, &status.name(), &result.name(), &message, &now_millis()],
+                    "INSERT INTO job_refusals (job_id, lease, current, holder, status, result, message, refused_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[&id, &mine, &current, &holder, &status.name(), &result.name(), &message, &now_millis()],
                 )?;
                 tx.commit()?;
                 return Ok(Some(current));

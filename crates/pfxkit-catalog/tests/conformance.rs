@@ -21,6 +21,16 @@ use pfxkit_catalog::postgres::PostgresCatalog;
 use pfxkit_catalog::service::{CatalogLocation, CertificateRef, EnrollRequest, Service};
 use pfxkit_catalog::{Catalog, Error, JobRecord, JobResult, JobStatus, Permission, RequestKind};
 
+/// The PostgreSQL schema version this build migrates to.
+const SCHEMA_VERSION: usize = 2;
+
+/// Writes a key file as `catalog init` would: 0600, or the catalog refuses it.
+fn write_key(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn sqlite(dir: &Path) -> Service {
     Service::init(&dir.join("catalog")).unwrap()
 }
@@ -60,6 +70,11 @@ conformance!(
     a_stores_job_waits_while_an_older_job_of_that_store_is_open,
     a_job_whose_runner_died_is_claimed_again_after_its_lease,
     deploy_replace_renew_flow_gives_the_same_answers,
+    a_certificate_is_owned_by_whoever_first_staged_its_key,
+    jobs_are_read_by_id_with_their_lease_holder,
+    only_a_waiting_job_is_cancelled,
+    only_a_failed_job_is_retried,
+    a_runner_releases_only_the_leases_it_holds,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -73,7 +88,7 @@ fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
             .unwrap();
     }
     service
-        .enroll(&EnrollRequest::new(subject), &Password::new(""))
+        .enroll(None, &EnrollRequest::new(subject), &Password::new(""))
         .unwrap()
         .certificate_id
 }
@@ -86,7 +101,13 @@ fn certificates_are_recorded_once_with_their_chain_and_staged_key(service: &Serv
     let chain = service.chain_of(&record).unwrap();
     let again = service
         .catalog()
-        .add_certificate(&record.certificate, &chain, None, Some(RequestKind::Import))
+        .add_certificate(
+            &record.certificate,
+            &chain,
+            None,
+            Some(RequestKind::Import),
+            None,
+        )
         .unwrap();
     assert_eq!(again.0.id, id, "same certificate, same id");
     assert!(again.1.is_some());
@@ -151,9 +172,11 @@ fn containers_have_unique_names(service: &Service, _: &Path) {
 fn grants_are_recorded_once_and_per_container(service: &Service, _: &Path) {
     let c = service.catalog().add_container("web").unwrap();
     for _ in 0..2 {
-        service.grant("alice", None, Permission::Read).unwrap();
         service
-            .grant("alice", Some("web"), Permission::Schedule)
+            .grant(None, "alice", None, Permission::Read)
+            .unwrap();
+        service
+            .grant(None, "alice", Some("web"), Permission::Schedule)
             .unwrap();
     }
     let mut grants: Vec<(Option<i64>, Permission)> = service
@@ -163,7 +186,7 @@ fn grants_are_recorded_once_and_per_container(service: &Service, _: &Path) {
         .into_iter()
         .map(|g| (g.container_id, g.permission))
         .collect();
-    grants.sort();
+    grants.sort_by_key(|(c, p)| (*c, p.name()));
     assert_eq!(
         grants,
         vec![(None, Permission::Read), (Some(c.id), Permission::Schedule)]
@@ -178,6 +201,7 @@ fn jks_stores(service: &Service, dir: &Path, n: usize) -> Vec<String> {
         .map(|i| {
             service
                 .add_store(
+                    None,
                     StoreType::Jks,
                     &dir.join(format!("{i}.jks")),
                     None,
@@ -245,8 +269,12 @@ fn claims_take_the_oldest_due_jobs_and_never_the_same_twice(service: &Service, d
     let c = service.catalog();
     let now = now_ms();
     let all = ids(&c.jobs().unwrap());
-    let first = c.claim_due_jobs(now, now - JOB_LEASE_MS, 2).unwrap();
-    let second = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    let first = c
+        .claim_due_jobs(now, now - JOB_LEASE_MS, 2, "runner")
+        .unwrap();
+    let second = c
+        .claim_due_jobs(now, now - JOB_LEASE_MS, 10, "runner")
+        .unwrap();
     assert_eq!(ids(&first), all[..2]);
     assert_eq!(ids(&second), all[2..]);
     assert!(
@@ -256,7 +284,7 @@ fn claims_take_the_oldest_due_jobs_and_never_the_same_twice(service: &Service, d
             .all(|j| j.status == JobStatus::InProcess)
     );
     assert!(
-        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10)
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "runner")
             .unwrap()
             .is_empty()
     );
@@ -278,7 +306,7 @@ fn claims_take_the_oldest_due_jobs_and_never_the_same_twice(service: &Service, d
         .unwrap();
     assert_eq!(later.successful.len(), 1);
     assert!(
-        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10)
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "runner")
             .unwrap()
             .is_empty()
     );
@@ -292,21 +320,35 @@ fn a_stores_job_waits_while_an_older_job_of_that_store_is_open(service: &Service
     let c = service.catalog();
     let now = now_ms();
     let all = c.jobs().unwrap();
-    let first = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    let first = c.claim_due_jobs(now, now - JOB_LEASE_MS, 2, "r1").unwrap();
     assert_eq!(ids(&first), ids(&all[..2]), "one job per store");
     assert!(
-        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10)
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "r2")
             .unwrap()
             .is_empty(),
         "the second jobs wait while the first are leased"
     );
     c.finish_job(first[0].id, JobStatus::Completed, JobResult::Success, "")
         .unwrap();
-    let next = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    let next = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "r2").unwrap();
     assert_eq!(
         ids(&next),
         vec![all[2].id],
         "only the finished store moves on"
+    );
+    // One claim takes a store's due jobs in order when nothing older blocks them.
+    c.finish_job(first[1].id, JobStatus::Completed, JobResult::Success, "")
+        .unwrap();
+    deploy(service, cert, &stores, "c");
+    let chained = c
+        .claim_due_jobs(now_ms(), now - JOB_LEASE_MS, 10, "r3")
+        .unwrap();
+    let all = c.jobs().unwrap();
+    assert_eq!(ids(&chained), vec![all[3].id, all[5].id]);
+    assert!(
+        chained
+            .iter()
+            .all(|j| j.claimed_by.as_deref() == Some("r3"))
     );
 }
 
@@ -316,20 +358,24 @@ fn a_job_whose_runner_died_is_claimed_again_after_its_lease(service: &Service, d
     deploy(service, cert, &stores, "a");
     let c = service.catalog();
     let now = now_ms();
-    let claimed = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    let claimed = c
+        .claim_due_jobs(now, now - JOB_LEASE_MS, 10, "runner")
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(
-        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10)
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "runner")
             .unwrap()
             .is_empty()
     );
     let later = now + JOB_LEASE_MS + 60_000;
-    let again = c.claim_due_jobs(later, later - JOB_LEASE_MS, 10).unwrap();
-    assert_eq!(ids(&again), ids(&claimed));
-    // The job runs to completion once it is reclaimed.
-    let ran = service
-        .run_jobs(later + JOB_LEASE_MS + 60_000, &|_| {})
+    let again = c
+        .claim_due_jobs(later, later - JOB_LEASE_MS, 10, "runner")
         .unwrap();
+    assert_eq!(ids(&again), ids(&claimed));
+    assert_eq!(again[0].claimed_by.as_deref(), Some("runner"));
+    // Given back by its runner, the job runs to completion.
+    c.release_jobs(&ids(&again), "runner").unwrap();
+    let ran = service.run_jobs(now_ms(), &|_| {}).unwrap();
     assert_eq!(ran.len(), 1);
     assert_eq!(ran[0].result, Some(JobResult::Success));
 }
@@ -353,7 +399,7 @@ fn flow(service: &Service, dir: &Path) -> Vec<String> {
             .collect::<Vec<_>>()
     ));
     let renewed = service
-        .renew(&CertificateRef::Id(first), &Password::new(""))
+        .renew(None, &CertificateRef::Id(first), &Password::new(""))
         .unwrap();
     let outcome = service
         .replace(
@@ -422,6 +468,202 @@ fn deploy_replace_renew_flow_gives_the_same_answers(service: &Service, dir: &Pat
     assert!(here[0].contains("Success"), "{here:?}");
 }
 
+fn a_certificate_is_owned_by_whoever_first_staged_its_key(service: &Service, _: &Path) {
+    let id = ca_and_enroll(service, "CN=owned.example");
+    let record = service.certificate(&CertificateRef::Id(id)).unwrap();
+    assert_eq!(record.owner, None, "the catalog's owner enrolled it");
+    let c = service.catalog();
+    // The intermediate has no staged key: the first to stage one owns it.
+    let intermediate = c.certificate(record.chain[0]).unwrap().unwrap();
+    let root = c.certificate(record.chain[1]).unwrap().unwrap();
+    assert_eq!(intermediate.owner, None);
+    let (staged, _) = c
+        .add_certificate(
+            &intermediate.certificate,
+            std::slice::from_ref(&root.certificate),
+            Some(b"sealed key bytes"),
+            None,
+            Some("alice"),
+        )
+        .unwrap();
+    assert_eq!(staged.id, intermediate.id);
+    assert_eq!(staged.owner.as_deref(), Some("alice"));
+    assert!(staged.has_staged_key);
+    // Staging it again keeps the first owner; recording it without a key changes nothing.
+    let (again, _) = c
+        .add_certificate(
+            &intermediate.certificate,
+            &[],
+            Some(b"sealed key bytes"),
+            None,
+            Some("bob"),
+        )
+        .unwrap();
+    assert_eq!(again.owner.as_deref(), Some("alice"));
+    let (root_again, _) = c
+        .add_certificate(&root.certificate, &[], None, None, Some("carol"))
+        .unwrap();
+    assert_eq!(root_again.owner, None);
+    assert_eq!(
+        c.certificate_by_thumbprint(&intermediate.certificate.sha256_hex())
+            .unwrap()
+            .unwrap()
+            .owner
+            .as_deref(),
+        Some("alice")
+    );
+}
+
+/// Two stores, one job each ("a"), then one more each ("b"): returns the four jobs' ids.
+fn four_jobs(service: &Service, dir: &Path, subject: &str) -> Vec<i64> {
+    let cert = ca_and_enroll(service, subject);
+    let stores = jks_stores(service, dir, 2);
+    deploy(service, cert, &stores, "a");
+    deploy(service, cert, &stores, "b");
+    ids(&service.catalog().jobs().unwrap())
+}
+
+fn jobs_are_read_by_id_with_their_lease_holder(service: &Service, dir: &Path) {
+    let all = four_jobs(service, dir, "CN=byid.example");
+    let c = service.catalog();
+    let waiting = c.job(all[1]).unwrap().unwrap();
+    assert_eq!(waiting.id, all[1]);
+    assert_eq!(waiting.status, JobStatus::Waiting);
+    assert_eq!((waiting.claimed_by, waiting.claimed_ms), (None, None));
+    assert_eq!(waiting.job.alias.as_deref(), Some("a"));
+    assert!(c.job(all[3] + 1000).unwrap().is_none());
+    let before = now_ms();
+    let claimed = c
+        .claim_due_jobs(before, before - JOB_LEASE_MS, 1, "runner-7")
+        .unwrap();
+    assert_eq!(ids(&claimed), vec![all[0]]);
+    let leased = c.job(all[0]).unwrap().unwrap();
+    assert_eq!(leased.status, JobStatus::InProcess);
+    assert_eq!(leased.claimed_by.as_deref(), Some("runner-7"));
+    // The lease starts on the real clock (PostgreSQL's), not at the `now` asked about.
+    let started = leased.claimed_ms.unwrap();
+    assert!((started - before).abs() < 60_000, "{started} vs {before}");
+    assert_eq!(claimed[0].claimed_by.as_deref(), Some("runner-7"));
+    // A runner asking about the future does not take over a live lease.
+    let future = before + 10 * JOB_LEASE_MS;
+    let other = c
+        .claim_due_jobs(future, before - JOB_LEASE_MS, 10, "runner-8")
+        .unwrap();
+    assert_eq!(
+        ids(&other),
+        vec![all[1], all[3]],
+        "store 0 waits for runner-7"
+    );
+    c.finish_job(all[0], JobStatus::Completed, JobResult::Success, "done")
+        .unwrap();
+    let done = c.job(all[0]).unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.message.as_deref(), Some("done"));
+    assert_eq!(
+        (done.claimed_by, done.claimed_ms),
+        (None, None),
+        "no lease once finished"
+    );
+}
+
+fn only_a_waiting_job_is_cancelled(service: &Service, dir: &Path) {
+    let all = four_jobs(service, dir, "CN=cancel.example");
+    let c = service.catalog();
+    let now = now_ms();
+    let claimed = c.claim_due_jobs(now, now - JOB_LEASE_MS, 1, "r1").unwrap();
+    assert_eq!(ids(&claimed), vec![all[0]]);
+    assert!(!c.cancel_job(all[0], "cancelled").unwrap(), "leased");
+    assert!(c.cancel_job(all[1], "cancelled by alice").unwrap());
+    assert!(!c.cancel_job(all[1], "twice").unwrap(), "already finished");
+    assert!(!c.cancel_job(all[3] + 1000, "unknown").unwrap());
+    let cancelled = c.job(all[1]).unwrap().unwrap();
+    assert_eq!(cancelled.status, JobStatus::Completed);
+    assert_eq!(cancelled.result, Some(JobResult::Failure));
+    assert_eq!(cancelled.message.as_deref(), Some("cancelled by alice"));
+    assert_eq!(c.job(all[0]).unwrap().unwrap().status, JobStatus::InProcess);
+    // A cancelled job no longer holds back its store's later job.
+    let next = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "r2").unwrap();
+    assert_eq!(ids(&next), vec![all[3]]);
+}
+
+fn only_a_failed_job_is_retried(service: &Service, dir: &Path) {
+    let all = four_jobs(service, dir, "CN=retry.example");
+    let c = service.catalog();
+    let now = now_ms();
+    let claimed = c.claim_due_jobs(now, now - JOB_LEASE_MS, 2, "r1").unwrap();
+    assert_eq!(ids(&claimed), vec![all[0], all[1]]);
+    assert!(!c.retry_job(all[0], now).unwrap(), "leased");
+    assert!(!c.retry_job(all[2], now).unwrap(), "waiting");
+    c.finish_job(all[0], JobStatus::Completed, JobResult::Success, "ok")
+        .unwrap();
+    c.finish_job(
+        all[1],
+        JobStatus::Completed,
+        JobResult::Failure,
+        "disk full",
+    )
+    .unwrap();
+    assert!(!c.retry_job(all[0], now).unwrap(), "succeeded");
+    let later = now + 3_600_000;
+    assert!(c.retry_job(all[1], later).unwrap());
+    assert!(!c.retry_job(all[1], later).unwrap(), "waiting again");
+    let retried = c.job(all[1]).unwrap().unwrap();
+    assert_eq!(retried.status, JobStatus::Waiting);
+    assert_eq!((retried.result, retried.message), (None, None));
+    assert_eq!(retried.job.scheduled_ms, later);
+    // Now scheduled after store 1's job "b", it runs after it, when due.
+    let next = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "r2").unwrap();
+    assert_eq!(ids(&next), vec![all[2], all[3]]);
+    c.finish_job(all[3], JobStatus::Completed, JobResult::Success, "")
+        .unwrap();
+    assert!(
+        c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "r2")
+            .unwrap()
+            .is_empty()
+    );
+    let due = c
+        .claim_due_jobs(later, now - JOB_LEASE_MS, 10, "r2")
+        .unwrap();
+    assert_eq!(ids(&due), vec![all[1]]);
+}
+
+fn a_runner_releases_only_the_leases_it_holds(service: &Service, dir: &Path) {
+    let all = four_jobs(service, dir, "CN=release.example");
+    let c = service.catalog();
+    let now = now_ms();
+    let claimed = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "r1").unwrap();
+    assert_eq!(
+        ids(&claimed),
+        all,
+        "each store's jobs in order, in one claim"
+    );
+    c.release_jobs(&all, "r2").unwrap();
+    assert!(
+        c.jobs()
+            .unwrap()
+            .iter()
+            .all(|j| j.status == JobStatus::InProcess && j.claimed_by.as_deref() == Some("r1")),
+        "another runner's release changes nothing"
+    );
+    c.finish_job(all[0], JobStatus::Completed, JobResult::Success, "")
+        .unwrap();
+    c.release_jobs(&all, "r1").unwrap();
+    let jobs = c.jobs().unwrap();
+    assert_eq!(
+        jobs[0].status,
+        JobStatus::Completed,
+        "a finished job stays finished"
+    );
+    for j in &jobs[1..] {
+        assert_eq!(j.status, JobStatus::Waiting);
+        assert_eq!((j.claimed_by.as_deref(), j.claimed_ms), (None, None));
+    }
+    c.release_jobs(&[], "r1").unwrap();
+    let again = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "r2").unwrap();
+    assert_eq!(ids(&again), all[1..]);
+    assert!(again.iter().all(|j| j.claimed_by.as_deref() == Some("r2")));
+}
+
 // PostgreSQL-only behaviour.
 
 #[test]
@@ -448,13 +690,13 @@ fn postgres_catalog_init_from_two_hosts_at_once_migrates_once() {
         }
     });
     let catalog = PostgresCatalog::connect(&conninfo).unwrap();
-    assert_eq!(catalog.schema_version().unwrap(), 1);
+    assert_eq!(catalog.schema_version().unwrap(), SCHEMA_VERSION);
     let mut admin = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
     let applied: i64 = admin
         .query_one("SELECT count(*) FROM pfxkit_schema", &[])
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1);
+    assert_eq!(applied, i64::try_from(SCHEMA_VERSION).unwrap());
 }
 
 #[test]
@@ -466,7 +708,7 @@ fn postgres_fresh_databases_are_initialised_concurrently_without_error() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("catalog.key");
     // Two hosts initialising an empty database at the same instant with the same key file.
-    std::fs::write(&key, [7u8; 32]).unwrap();
+    write_key(&key, &[7u8; 32]);
     std::thread::scope(|s| {
         let a = s.spawn(|| {
             Service::init_at(&CatalogLocation::parse(&conninfo, Some(&key)).unwrap()).map(|_| ())
@@ -489,7 +731,7 @@ fn postgres_catalog_refuses_another_catalogs_key() {
     let key = dir.path().join("catalog.key");
     Service::init_at(&CatalogLocation::parse(&conninfo, Some(&key)).unwrap()).unwrap();
     let wrong = dir.path().join("other.key");
-    std::fs::write(&wrong, [1u8; 32]).unwrap();
+    write_key(&wrong, &[1u8; 32]);
     let location = CatalogLocation::parse(&conninfo, Some(&wrong)).unwrap();
     for result in [Service::open_at(&location), Service::init_at(&location)] {
         let err = result.unwrap_err();
@@ -542,10 +784,18 @@ fn postgres_completion_after_a_lease_takeover_is_refused_and_recorded() {
     let a = PostgresCatalog::connect(&conninfo).unwrap();
     let b = PostgresCatalog::connect(&conninfo).unwrap();
     let now = now_ms();
-    let claimed = a.claim_due_jobs(now, now - JOB_LEASE_MS, 10).unwrap();
+    let claimed = a.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "a").unwrap();
     let later = now + JOB_LEASE_MS + 60_000;
-    let taken = b.claim_due_jobs(later, later - JOB_LEASE_MS, 10).unwrap();
+    let taken = b
+        .claim_due_jobs(later, later - JOB_LEASE_MS, 10, "b")
+        .unwrap();
     assert_eq!(ids(&taken), ids(&claimed));
+    assert_eq!(taken[0].claimed_by.as_deref(), Some("b"));
+    // A's release does not give back B's lease.
+    a.release_jobs(&ids(&claimed), "a").unwrap();
+    let job = b.job(claimed[0].id).unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::InProcess);
+    assert_eq!(job.claimed_by.as_deref(), Some("b"));
     let err = a
         .finish_job(
             claimed[0].id,
@@ -578,6 +828,7 @@ fn postgres_dump_holds_no_password_or_key_bytes() {
     let entry_password = Password::new("dump-entry-password-0815");
     let store = service
         .add_store(
+            None,
             StoreType::Jks,
             &dir.path().join("d.jks"),
             None,

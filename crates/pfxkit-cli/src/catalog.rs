@@ -13,6 +13,7 @@ use pfxkit_catalog::service::{
 use serde_json::{Value, json};
 
 use crate::build::write_output;
+use crate::manage::PrincipalArgs;
 use crate::{password_source, print_json, read_file, resolve};
 
 /// Where the catalog is.
@@ -212,25 +213,34 @@ fn transport(src: Option<&PasswordSource>) -> Result<Password, Error> {
     Ok(resolve(src)?.unwrap_or_else(|| Password::new("")))
 }
 
-pub fn enroll(args: &CatalogArgs, e: EnrollArgs) -> Result<(), Error> {
+pub fn enroll(args: &CatalogArgs, principal: &PrincipalArgs, e: EnrollArgs) -> Result<(), Error> {
     let service = args.open()?;
     let request = EnrollRequest::new(e.subject)
         .sans(e.sans)
         .key_type(e.key_type)
         .days(e.days);
-    let result = service.enroll(&request, &transport(e.password.as_ref())?)?;
+    let result = service.enroll(
+        principal.principal.as_deref(),
+        &request,
+        &transport(e.password.as_ref())?,
+    )?;
     report_enrollment(args, &result, e.out.as_deref())
 }
 
-pub fn import(args: &CatalogArgs, i: ImportArgs) -> Result<(), Error> {
+pub fn import(args: &CatalogArgs, principal: &PrincipalArgs, i: ImportArgs) -> Result<(), Error> {
     let service = args.open()?;
     let password = resolve(i.password.as_ref())?;
     let transport = password.clone().unwrap_or_else(|| Password::new(""));
-    let result = service.import(&read_file(&i.pfx)?, password.as_ref(), &transport)?;
+    let result = service.import(
+        principal.principal.as_deref(),
+        &read_file(&i.pfx)?,
+        password.as_ref(),
+        &transport,
+    )?;
     report_enrollment(args, &result, None)
 }
 
-pub fn renew(args: &CatalogArgs, r: RenewArgs) -> Result<(), Error> {
+pub fn renew(args: &CatalogArgs, principal: &PrincipalArgs, r: RenewArgs) -> Result<(), Error> {
     let service = args.open()?;
     let which = match (r.certificate_id, r.thumbprint) {
         (Some(id), None) => CertificateRef::Id(id),
@@ -242,7 +252,11 @@ pub fn renew(args: &CatalogArgs, r: RenewArgs) -> Result<(), Error> {
             ));
         }
     };
-    let result = service.renew(&which, &transport(r.password.as_ref())?)?;
+    let result = service.renew(
+        principal.principal.as_deref(),
+        &which,
+        &transport(r.password.as_ref())?,
+    )?;
     report_enrollment(args, &result, r.out.as_deref())
 }
 

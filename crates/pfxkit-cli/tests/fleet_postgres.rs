@@ -93,6 +93,7 @@ impl Fleet {
                 };
                 service
                     .add_store(
+                        None,
                         t,
                         &self.dir.path().join(format!("{i}.{ext}")),
                         None,
@@ -107,6 +108,7 @@ impl Fleet {
             .map(|i| {
                 service
                     .enroll(
+                        None,
                         &EnrollRequest::new(format!("CN=fleet-{i}.example")),
                         &Password::new(""),
                     )
@@ -386,9 +388,26 @@ fn a_runner_killed_mid_batch_leaves_jobs_that_complete_once_after_the_lease() {
             .count();
         assert_eq!(still, leased, "leased jobs wait for their lease");
     }
-    // Past the lease, two runners finish everything.
+    // A runner's `--now` in the future does not end a lease: leases are on the real clock.
     let later = format_time(now_ms() + JOB_LEASE_MS + 60_000);
-    let mut ran = Vec::new();
+    let mut ran = ids_of(&fleet.ok(&["jobs", "run", "--now", &later]));
+    let still = service
+        .catalog()
+        .jobs()
+        .unwrap()
+        .iter()
+        .filter(|j| j.status == JobStatus::InProcess)
+        .count();
+    assert_eq!(still, leased, "a future --now took over a live lease");
+    // Past the lease (its start moved back, as if the runner had died that long ago), the
+    // runners finish everything.
+    let mut admin = postgres::Client::connect(&fleet.conninfo, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "UPDATE jobs SET claimed_ms = claimed_ms - $1 WHERE status = 'InProcess'",
+            &[&(JOB_LEASE_MS + 60_000)],
+        )
+        .unwrap();
     for _ in 0..4 {
         ran.extend(ids_of(&fleet.ok(&["jobs", "run", "--now", &later])));
     }
