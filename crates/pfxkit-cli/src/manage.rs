@@ -211,22 +211,24 @@ pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn outcome_json(o: &StoreOutcome) -> Value {
+pub fn outcome_json(o: &StoreOutcome) -> Value {
     json!({ "SuccessfulStores": o.successful, "FailedStores": o.failed, "Failures": o.failures })
 }
 
+pub fn print_outcome_text(o: &StoreOutcome) {
+    for s in &o.successful {
+        outln!("job created for store {s}");
+    }
+    for s in &o.failed {
+        outln!(
+            "store {s} failed: {}",
+            o.failures.get(s).map(String::as_str).unwrap_or_default()
+        );
+    }
+}
+
 fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
-    emit(args, outcome_json(o), || {
-        for s in &o.successful {
-            outln!("job created for store {s}");
-        }
-        for s in &o.failed {
-            outln!(
-                "store {s} failed: {}",
-                o.failures.get(s).map(String::as_str).unwrap_or_default()
-            );
-        }
-    });
+    emit(args, outcome_json(o), || print_outcome_text(o));
 }
 
 pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> Result<(), Error> {
