@@ -387,7 +387,8 @@ pub struct HistoryRecord {
     pub certificate_id: CertificateId,
     /// That certificate's `NotAfter`, Unix seconds.
     pub not_after: i64,
-    /// When its window opened, Unix seconds (`not_after` − the policy's renew-before).
+    /// When its window opened, Unix seconds: `not_after` − the policy's renew-before, or
+    /// half-way through the certificate's lifetime when that is later.
     pub window_start: i64,
     /// The successor, when one was issued.
     pub successor_id: Option<CertificateId>,

@@ -251,7 +251,8 @@ impl Service {
     }
 
     /// The policy check at `now_ms`: each located certificate inside the window of the policy
-    /// that governs it and without a successor is renewed (subject, SANs and key type kept, a
+    /// that governs it (shortened to the second half of its lifetime when longer) and without a
+    /// successor is renewed (subject, SANs and key type kept, a
     /// new key, valid from `now_ms` for as long as the original) and replaced in every store
     /// where it is located, acting as the policy's principal. Returns the decisions made (each
     /// also recorded in the history); a certificate another check renewed first is skipped.
@@ -289,8 +290,8 @@ impl Service {
             let Some(policy) = governing(&policies, &containers) else {
                 continue;
             };
+            let window_start = window_start(&old.certificate, policy.renew_before_secs);
             let not_after = i64::try_from(old.certificate.not_after_unix()).unwrap_or(i64::MAX);
-            let window_start = not_after.saturating_sub(policy.renew_before_secs);
             if window_start > now_secs {
                 continue;
             }
@@ -391,6 +392,17 @@ impl Service {
     pub fn policy_history(&self) -> Result<Vec<HistoryRecord>> {
         self.catalog().history()
     }
+}
+
+/// When a policy's window opens for a certificate (Unix seconds): `renew_before_secs` before
+/// its `NotAfter`, but never earlier than half-way through its lifetime. A window longer than
+/// that (a 30-day policy meant for one-year certificates, over a 20-day certificate) would make
+/// every fresh successor due again at once, renewing it at every check.
+fn window_start(certificate: &pfxkit::cert::Certificate, renew_before_secs: i64) -> i64 {
+    let not_after = i64::try_from(certificate.not_after_unix()).unwrap_or(i64::MAX);
+    let not_before = i64::try_from(certificate.not_before_unix()).unwrap_or(0);
+    let half_life = not_after.saturating_sub(not_before) / 2;
+    not_after.saturating_sub(renew_before_secs.min(half_life))
 }
 
 /// The policy governing a certificate located in stores of `containers` (`None`: a store in no
