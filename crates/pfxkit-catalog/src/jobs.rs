@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use super::service::{CertificateRef, Service};
 use super::{
-    CertificateId, ContainerRecord, Grant, JobOperation, JobRecord, JobResult, JobStatus, NewJob,
-    Permission, RequestId, StorePasswordRecord, StoreRecord,
+    Action, CertificateId, ContainerRecord, Grant, JobOperation, JobRecord, JobResult, JobStatus,
+    NewJob, Permission, RequestId, StorePasswordRecord, StoreRecord,
 };
 use crate::error::{Error, Result};
 use pfxkit::secret::{Password, PasswordSource};
@@ -39,6 +39,16 @@ pub struct StoreOutcome {
     pub failed: Vec<String>,
     /// Why, per failed store.
     pub failures: BTreeMap<String, String>,
+    /// What the caller should know although nothing failed (a Replace whose new certificate
+    /// has another subject).
+    pub warnings: Vec<String>,
+}
+
+impl StoreOutcome {
+    /// Whether at least one store was targeted and every one failed (the CLI exits 1).
+    pub fn all_failed(&self) -> bool {
+        self.successful.is_empty() && !self.failed.is_empty()
+    }
 }
 
 impl StoreOutcome {
@@ -206,25 +216,35 @@ impl Service {
     /// Creates a store container.
     ///
     /// # Errors
+    /// [`Error::Forbidden`] unless `principal` holds the global `admin` permission;
     /// [`Error::Invalid`] when the name is taken; database errors.
-    pub fn add_container(&self, name: &str) -> Result<ContainerRecord> {
+    pub fn add_container(&self, principal: Option<&str>, name: &str) -> Result<ContainerRecord> {
+        self.authorize(principal, Action::Admin)?;
         self.catalog().add_container(name)
     }
 
-    /// Records a store. A literal password (or one read from stdin) is sealed; `env:` and
-    /// `file:` sources are kept as references and resolved when the store is used.
+    /// Records a store (needs the global `admin` permission: a store receives private keys). A
+    /// literal password (or one read from stdin) is sealed; `env:` and `file:` sources are kept
+    /// as references (a `file:` path made absolute) and resolved when the store is used.
+    ///
+    /// One file is one store: a path that resolves (through links) to the file of a store
+    /// already recorded is refused, so a store's container — and the grants on it — cannot be
+    /// sidestepped by recording its file again elsewhere.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for an unknown container, or a store type that needs a password
-    /// without one; database errors.
+    /// [`Error::Forbidden`] without `admin`; [`Error::Invalid`] for an unknown container, a
+    /// file already recorded as a store, or a store type that needs a password without one;
+    /// database errors.
     pub fn add_store(
         &self,
+        principal: Option<&str>,
         store_type: StoreType,
         path: &std::path::Path,
         key_path: Option<&std::path::Path>,
         container: Option<&str>,
         password: Option<&PasswordSource>,
     ) -> Result<StoreRecord> {
+        self.authorize(principal, Action::Admin)?;
         let container_id = match container {
             Some(name) => Some(
                 self.catalog()
@@ -234,12 +254,27 @@ impl Service {
             ),
             None => None,
         };
+        let path = absolute(path);
+        let key_path = key_path.map(absolute);
+        let mut new_files = vec![resolved(&path)];
+        new_files.extend(key_path.as_deref().map(resolved));
+        for existing in self.catalog().stores()? {
+            let mut files = vec![resolved(&existing.path)];
+            files.extend(existing.key_path.as_deref().map(resolved));
+            if let Some(shared) = new_files.iter().find(|f| files.contains(f)) {
+                return Err(Error::Invalid(format!(
+                    "{} is already a file of store {}: one file is one store",
+                    shared.display(),
+                    existing.id
+                )));
+            }
+        }
         let id = guid()?;
         let password = match password {
             None => StorePasswordRecord::None,
             Some(PasswordSource::Env(var)) => StorePasswordRecord::Reference(format!("env:{var}")),
             Some(PasswordSource::File(p)) => {
-                StorePasswordRecord::Reference(format!("file:{}", p.display()))
+                StorePasswordRecord::Reference(format!("file:{}", absolute(p).display()))
             }
             Some(other) => {
                 let pw = other.resolve()?;
@@ -253,8 +288,8 @@ impl Service {
         let record = StoreRecord {
             id,
             store_type,
-            path: absolute(path),
-            key_path: key_path.map(absolute),
+            path,
+            key_path,
             container_id,
             password,
         };
@@ -269,16 +304,35 @@ impl Service {
         Ok(record)
     }
 
-    /// Grants `permission` to `principal`, globally or on a container.
+    /// `actor` grants `permission` to `principal`, globally or on a container. Granting needs
+    /// the global `admin` permission, and no principal grants itself anything.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for an unknown container; database errors.
+    /// [`Error::Forbidden`] without `admin` or for a grant to oneself; [`Error::Invalid`] for
+    /// an unknown container or a global-only permission (`enroll`, `recover`, `admin`) on a
+    /// container; database errors.
     pub fn grant(
         &self,
+        actor: Option<&str>,
         principal: &str,
         container: Option<&str>,
         permission: Permission,
     ) -> Result<()> {
+        self.authorize(actor, Action::Admin)?;
+        if actor == Some(principal) {
+            return Err(Error::Forbidden(format!(
+                "principal '{principal}' cannot grant itself anything"
+            )));
+        }
+        if principal.is_empty() {
+            return Err(Error::Invalid("the principal's name is empty".into()));
+        }
+        if container.is_some() && permission.is_global_only() {
+            return Err(Error::Invalid(format!(
+                "the {} permission is global only",
+                permission.name()
+            )));
+        }
         let container_id = match container {
             Some(name) => Some(
                 self.catalog()
@@ -293,37 +347,6 @@ impl Service {
             container_id,
             permission,
         })
-    }
-
-    /// Whether `principal` (None: the catalog's owner, who may do anything) holds `needed` on
-    /// `store`: the grants on the store's container when that container has grants of its own
-    /// (for anyone), else the global grants.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn permitted(
-        &self,
-        principal: Option<&str>,
-        store: &StoreRecord,
-        needed: Permission,
-    ) -> Result<bool> {
-        let Some(principal) = principal else {
-            return Ok(true);
-        };
-        let container_has_grants = match store.container_id {
-            Some(c) => self.catalog().container_has_grants(c)?,
-            None => false,
-        };
-        let scope = if container_has_grants {
-            store.container_id
-        } else {
-            None
-        };
-        Ok(self
-            .catalog()
-            .grants(principal)?
-            .iter()
-            .any(|g| g.container_id == scope && g.permission >= needed))
     }
 
     fn spec(&self, record: &StoreRecord, password: Option<Password>) -> StoreSpec {
@@ -397,7 +420,9 @@ impl Service {
         for entry in &entries {
             let Some(leaf) = entry.leaf() else { continue };
             let chain = entry.chain.get(1..).unwrap_or_default();
-            let (cert, _) = self.catalog().add_certificate(leaf, chain, None, None)?;
+            let (cert, _) = self
+                .catalog()
+                .add_certificate(leaf, chain, None, None, None)?;
             found.push((entry.alias.clone(), cert.id));
         }
         self.catalog().set_locations(&record.id, &found)?;
@@ -416,11 +441,10 @@ impl Service {
         principal: Option<&str>,
         password: Option<&Password>,
     ) -> Result<std::result::Result<(), String>> {
-        if !self.permitted(principal, record, Permission::Schedule)? {
-            return Ok(Err(format!(
-                "principal '{}' lacks the Schedule permission on this store",
-                principal.unwrap_or_default()
-            )));
+        match self.authorize(principal, Action::Schedule(record)) {
+            Ok(()) => {}
+            Err(Error::Forbidden(reason)) => return Ok(Err(reason)),
+            Err(e) => return Err(e),
         }
         let caps = store::open(&self.spec(record, Some(Password::absent())))?.capabilities();
         if caps.private_keys == PrivateKeyPolicy::Forbidden {
@@ -491,6 +515,7 @@ impl Service {
         options: &JobOptions<'_>,
     ) -> Result<StoreOutcome> {
         let record = self.certificate(&CertificateRef::Id(certificate))?;
+        self.authorize(options.principal, Action::UseKey(record.id))?;
         self.staged_identity(&record)?;
         // A store named twice gets one job, not two racing writes of the same alias.
         let mut seen = HashSet::new();
@@ -574,13 +599,43 @@ impl Service {
                 new.id
             )));
         }
+        self.authorize(options.principal, Action::UseKey(new.id))?;
+        // A new certificate that cannot be right is refused before any job exists: its key
+        // must match it (the staged identity checks), and it must be valid when the jobs run.
+        self.staged_identity(&new)?;
+        let due_s = u64::try_from(Self::due(options.job_time)?.div_euclid(1000)).unwrap_or(0);
+        let cert = &new.certificate;
+        if due_s < cert.not_before_unix() {
+            return Err(Error::Invalid(format!(
+                "certificate {} is not yet valid (not before {})",
+                new.id,
+                cert.not_before_rfc3339()
+            )));
+        }
+        if due_s > cert.not_after_unix() {
+            return Err(Error::Invalid(format!(
+                "certificate {} has expired (not after {})",
+                new.id,
+                cert.not_after_rfc3339()
+            )));
+        }
+        let mut warnings = Vec::new();
+        if cert.subject() != existing.certificate.subject() {
+            warnings.push(format!(
+                "the new certificate's subject '{}' differs from the existing certificate's '{}'",
+                cert.subject(),
+                existing.certificate.subject()
+            ));
+        }
         let targets = self
             .catalog()
             .locations(existing.id)?
             .into_iter()
             .map(|l| Ok((self.require_store(&l.store_id)?, Some(l.alias))))
             .collect::<Result<Vec<_>>>()?;
-        self.schedule(new.id, targets, true, options)
+        let mut outcome = self.schedule(new.id, targets, true, options)?;
+        outcome.warnings = warnings;
+        Ok(outcome)
     }
 
     /// Runs every job due at `now_ms` (and any abandoned by a dead runner): jobs for different
@@ -750,6 +805,36 @@ fn absolute(path: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The file a path names once links are resolved: the whole path when it exists, else (a store
+/// whose file its first write makes, or a dangling link to one) the links followed by hand and
+/// the directory resolved with the file name appended.
+fn resolved(path: &std::path::Path) -> std::path::PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let mut current = path.to_path_buf();
+    // As many links as Linux follows (MAXSYMLINKS); a longer chain is left as it is.
+    for _ in 0..40 {
+        let is_link = std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink());
+        let Ok(target) = std::fs::read_link(&current)
+            .map_err(|_| ())
+            .and_then(|t| if is_link { Ok(t) } else { Err(()) })
+        else {
+            break;
+        };
+        current = match current.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    match (current.parent(), current.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or(current.clone()),
+        _ => current,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -783,6 +868,7 @@ mod tests {
             .map(|i| {
                 service
                     .add_store(
+                        None,
                         StoreType::Jks,
                         &dir.join(format!("{i}.jks")),
                         None,
@@ -795,6 +881,7 @@ mod tests {
             .collect();
         let enrolled = service
             .enroll(
+                None,
                 &super::super::service::EnrollRequest::new("CN=test.example.com")
                     .key_type(super::super::ca::KeyType::EcP256),
                 &Password::new(""),

@@ -8,6 +8,7 @@
 //! behaviour of Keyfactor's Replace (see `docs/` and ARCHITECTURE.md) on top of a `Catalog` and the stores'
 //! [`StoreAdapter`](pfxkit::store::StoreAdapter)s; the catalog never touches store files itself.
 
+pub mod authz;
 pub mod ca;
 pub mod demo;
 pub mod error;
@@ -21,6 +22,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use crate::authz::Action;
 pub use crate::error::{Error, Result};
 use pfxkit::cert::Certificate;
 use pfxkit::store::StoreType;
@@ -50,6 +52,9 @@ pub struct CertificateRecord {
     pub chain: Vec<CertificateId>,
     /// Whether a private key is staged for it.
     pub has_staged_key: bool,
+    /// The principal that enrolled, renewed or imported it (who first staged its key); `None`
+    /// for the catalog's owner and for certificates found by inventory.
+    pub owner: Option<String>,
 }
 
 /// How a certificate entered the catalog.
@@ -158,16 +163,26 @@ pub struct Location {
     pub certificate_id: CertificateId,
 }
 
-/// A permission on stores; each includes the ones before it (Read ⊂ Schedule ⊂ Modify).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A permission. The store permissions (`read ⊂ schedule ⊂ modify`) are granted globally or on
+/// one container; `enroll`, `recover` and `admin` are global only and include nothing else (see
+/// [`Permission::includes`]). Permissions have no order: ask `includes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Permission {
-    /// See stores and their contents.
+    /// See stores and their contents (and, granted globally, the catalog's certificates).
     Read,
     /// Schedule management jobs.
     Schedule,
     /// Change store definitions.
     Modify,
+    /// Enroll, renew and import certificates (global only).
+    Enroll,
+    /// Use the private key of a certificate the principal did not enroll, renew or import
+    /// itself: Deploy or Replace with it, download it with its key (global only; Keyfactor's
+    /// "recover").
+    Recover,
+    /// Manage users, tokens, grants, containers, stores and agents (global only).
+    Admin,
 }
 
 impl Permission {
@@ -177,6 +192,34 @@ impl Permission {
             Permission::Read => "read",
             Permission::Schedule => "schedule",
             Permission::Modify => "modify",
+            Permission::Enroll => "enroll",
+            Permission::Recover => "recover",
+            Permission::Admin => "admin",
+        }
+    }
+
+    /// Whether this permission may only be granted globally.
+    pub fn is_global_only(self) -> bool {
+        matches!(
+            self,
+            Permission::Enroll | Permission::Recover | Permission::Admin
+        )
+    }
+
+    /// Whether holding `self` gives `needed`: `modify` includes `schedule` includes `read`; every
+    /// other permission includes only itself.
+    pub fn includes(self, needed: Permission) -> bool {
+        fn rank(p: Permission) -> Option<u8> {
+            match p {
+                Permission::Read => Some(0),
+                Permission::Schedule => Some(1),
+                Permission::Modify => Some(2),
+                _ => None,
+            }
+        }
+        match (rank(self), rank(needed)) {
+            (Some(held), Some(needed)) => held >= needed,
+            _ => self == needed,
         }
     }
 }
@@ -189,8 +232,11 @@ impl FromStr for Permission {
             "read" => Ok(Permission::Read),
             "schedule" => Ok(Permission::Schedule),
             "modify" => Ok(Permission::Modify),
+            "enroll" => Ok(Permission::Enroll),
+            "recover" => Ok(Permission::Recover),
+            "admin" => Ok(Permission::Admin),
             other => Err(Error::Invalid(format!(
-                "unknown permission '{other}' (read, schedule or modify)"
+                "unknown permission '{other}' (read, schedule, modify, enroll, recover or admin)"
             ))),
         }
     }
@@ -417,6 +463,7 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         chain: &[Certificate],
         sealed_key: Option<&[u8]>,
         request: Option<RequestKind>,
+        owner: Option<&str>,
     ) -> Result<(CertificateRecord, Option<RequestId>)>;
 
     /// A certificate by id.
@@ -491,8 +538,9 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn grant(&self, grant: &Grant) -> Result<()>;
 
-    /// Whether anyone holds a grant on this container (if so, its grants replace the global
-    /// ones for its stores).
+    /// Whether anyone holds a grant on this container. Informational only: permission
+    /// decisions are per principal ([`Service::authorize`](crate::service::Service::authorize)),
+    /// and another principal's container grants never change yours.
     ///
     /// # Errors
     /// Database errors.
@@ -553,8 +601,9 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         message: &str,
     ) -> Result<()>;
 
-    /// Records `certificate` (with `chain` and its sealed key, as [`Catalog::add_certificate`]
-    /// with a [`RequestKind::Renew`] request) as a successor of `predecessor`, made by `policy`
+    /// Records `certificate` (with `chain` and its sealed key owned by `owner`, as
+    /// [`Catalog::add_certificate`] with a [`RequestKind::Renew`] request) as a successor of
+    /// `predecessor`, made by `policy`
     /// or by hand (`None`), in one transaction. For a policy renewal that transaction first
     /// checks that `predecessor` has no successor at all, and returns `None`, recording nothing,
     /// when it has one; a unique index on (predecessor) of policy renewals backs the check, so
@@ -570,6 +619,7 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         chain: &[Certificate],
         sealed_key: &[u8],
         policy: Option<PolicyId>,
+        owner: Option<&str>,
     ) -> Result<Option<(CertificateRecord, RequestId)>>;
 
     /// The newest certificate that renewed `certificate`, if any.

@@ -12,7 +12,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
-use super::jobs::{JobOptions, NewCertificate, StoreOutcome};
+use super::authz::Action;
+use super::jobs::{JobOptions, NewCertificate, StoreOutcome, format_time};
 use super::service::{CertificateRef, Enrollment, Service};
 use super::{
     CertificateId, ContainerId, ExpiringRecord, HistoryRecord, NewPolicy, PolicyRecord,
@@ -137,7 +138,7 @@ impl Service {
             .password
             .cloned()
             .unwrap_or_else(|| Password::new(""));
-        let enrollment = self.renew(&CertificateRef::Id(old.id), &transport)?;
+        let enrollment = self.renew(options.principal, &CertificateRef::Id(old.id), &transport)?;
         let outcome = self.replace(
             old.id,
             NewCertificate::Certificate(enrollment.certificate_id),
@@ -157,24 +158,13 @@ impl Service {
             .id)
     }
 
-    /// Only the catalog's owner changes policies: a policy acts with its principal's
-    /// permissions, so whoever sets one chooses whose permissions the check uses.
-    fn require_owner(actor: Option<&str>, what: &str) -> Result<()> {
-        match actor {
-            None => Ok(()),
-            Some(p) => Err(Error::Forbidden(format!(
-                "principal '{p}' may not {what}: only the catalog's owner sets renewal policies"
-            ))),
-        }
-    }
-
     /// Sets the renewal policy of a container (or the global one, `container: None`),
     /// replacing the scope's previous policy. A literal (or stdin) entry password is sealed;
     /// `env:`/`file:` sources are kept as references, resolved at each check.
     ///
     /// # Errors
-    /// [`Error::Forbidden`] unless `actor` is the owner; [`Error::NotFound`] for an unknown
-    /// container; [`Error::Invalid`] for an empty principal or a window outside (0, 100 years];
+    /// [`Error::Forbidden`] unless `actor` holds the global admin permission;
+    /// [`Error::NotFound`] for an unknown container; [`Error::Invalid`] for an empty principal or a window outside (0, 100 years];
     /// database errors.
     pub fn set_policy(
         &self,
@@ -184,7 +174,9 @@ impl Service {
         principal: &str,
         entry_password: Option<&PasswordSource>,
     ) -> Result<PolicyRecord> {
-        Self::require_owner(actor, "set a renewal policy")?;
+        // A policy acts with its principal's permissions, so whoever sets one chooses whose
+        // permissions the check uses: that takes admin.
+        self.authorize(actor, Action::Admin)?;
         if principal.trim().is_empty() {
             return Err(Error::Invalid("a policy needs a principal".into()));
         }
@@ -219,10 +211,11 @@ impl Service {
     /// Removes the policy of a container (or the global one).
     ///
     /// # Errors
-    /// [`Error::Forbidden`] unless `actor` is the owner; [`Error::NotFound`] for an unknown
-    /// container or a scope without a policy; database errors.
+    /// [`Error::Forbidden`] unless `actor` holds the global admin permission;
+    /// [`Error::NotFound`] for an unknown container or a scope without a policy; database
+    /// errors.
     pub fn remove_policy(&self, actor: Option<&str>, container: Option<&str>) -> Result<()> {
-        Self::require_owner(actor, "remove a renewal policy")?;
+        self.authorize(actor, Action::Admin)?;
         let container_id = container.map(|n| self.container_id(n)).transpose()?;
         if self.catalog().remove_policy(container_id)? {
             Ok(())
@@ -335,8 +328,13 @@ impl Service {
                 }
             }
         };
-        // The password first: a policy whose password cannot be read renews nothing, so the
-        // next check (after the variable or file is fixed) still finds the certificate due.
+        // The renewal acts as the policy's principal, which needs enroll; and the password
+        // comes first: a policy whose principal or password is not ready renews nothing, so
+        // the next check (after the grant, variable or file is fixed) still finds the
+        // certificate due.
+        if let Err(e) = self.authorize(Some(&policy.principal), Action::Enroll) {
+            return failed(entry, e);
+        }
         let password = match self.policy_entry_password(policy) {
             Ok(p) => p,
             Err(e) => return failed(entry, e),
@@ -346,11 +344,16 @@ impl Service {
             Ok(identity) => identity,
             Err(e) => return failed(entry, e),
         };
-        let Some((successor, _)) = self.record_renewal(&record, &identity, Some(policy.id))? else {
+        let Some((successor, _)) =
+            self.record_renewal(&record, &identity, Some(policy.id), Some(&policy.principal))?
+        else {
             return Ok(None);
         };
         entry.successor_id = Some(successor);
-        let options = JobOptions::new(password.as_ref(), None, Some(&policy.principal));
+        // Jobs due at the check's time: a check run ahead of time (`--now`) issues a successor
+        // valid from then, which no job may write before it is valid.
+        let job_time = format_time(now_ms);
+        let options = JobOptions::new(password.as_ref(), Some(&job_time), Some(&policy.principal));
         let outcome = match self.replace(old, NewCertificate::Certificate(successor), &options) {
             Ok(outcome) => outcome,
             Err(e) => return failed(entry, e),

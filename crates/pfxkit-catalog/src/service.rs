@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::ca::{self, Issuer, KeyType, San, Usage};
 use super::seal::CatalogKey;
 use super::sqlite::SqliteCatalog;
-use super::{CaRole, Catalog, CertificateId, CertificateRecord, RequestId, RequestKind};
+use super::{Action, CaRole, Catalog, CertificateId, CertificateRecord, RequestId, RequestKind};
 use crate::error::{Error, Result};
 use pfxkit::cert::Certificate;
 use pfxkit::identity::Identity;
@@ -222,7 +222,7 @@ impl Service {
         let sealed = self
             .key
             .seal(&ca_label(&root), root_key.expose_pkcs8_der())?;
-        let (record, _) = self.catalog.add_certificate(&root, &[], None, None)?;
+        let (record, _) = self.catalog.add_certificate(&root, &[], None, None, None)?;
         self.catalog.add_ca(record.id, CaRole::Root, &sealed)?;
         let Some(sub) = intermediate_subject else {
             return Ok(root);
@@ -245,7 +245,7 @@ impl Service {
         let sealed = self.key.seal(&ca_label(&int), int_key.expose_pkcs8_der())?;
         let (record, _) =
             self.catalog
-                .add_certificate(&int, std::slice::from_ref(&root), None, None)?;
+                .add_certificate(&int, std::slice::from_ref(&root), None, None, None)?;
         self.catalog
             .add_ca(record.id, CaRole::Intermediate, &sealed)?;
         Ok(int)
@@ -318,21 +318,25 @@ impl Service {
         )?)
     }
 
-    /// Generates a key and issues a certificate from the embedded CA; stages the key; returns
-    /// the ids and the PKCS#12 blob under `transport_password`.
+    /// Generates a key and issues a certificate from the embedded CA; stages the key, owned by
+    /// `principal`; returns the ids and the PKCS#12 blob under `transport_password`.
     ///
     /// # Errors
-    /// [`Error::Invalid`] without a CA or for a bad request; crypto and database errors.
+    /// [`Error::Forbidden`] without the global `enroll` permission; [`Error::Invalid`] without
+    /// a CA or for a bad request; crypto and database errors.
     pub fn enroll(
         &self,
+        principal: Option<&str>,
         request: &EnrollRequest,
         transport_password: &Password,
     ) -> Result<Enrollment> {
-        self.issue(request, RequestKind::Enroll, transport_password)
+        self.authorize(principal, Action::Enroll)?;
+        self.issue(principal, request, RequestKind::Enroll, transport_password)
     }
 
     fn issue(
         &self,
+        principal: Option<&str>,
         request: &EnrollRequest,
         kind: RequestKind,
         transport_password: &Password,
@@ -341,7 +345,7 @@ impl Service {
             return Err(Error::Invalid("validity must be at least one day".into()));
         }
         let identity = self.issue_identity(request, ca::validity(request.days))?;
-        self.record(&identity, kind, transport_password)
+        self.record(principal, &identity, kind, transport_password)
     }
 
     /// Generates a key and has the embedded CA sign a certificate for it, valid from
@@ -374,6 +378,7 @@ impl Service {
     /// recorded for a request that cannot be answered.
     fn record(
         &self,
+        principal: Option<&str>,
         identity: &Identity,
         kind: RequestKind,
         transport_password: &Password,
@@ -391,6 +396,7 @@ impl Service {
             identity.chain().get(1..).unwrap_or_default(),
             Some(&sealed),
             Some(kind),
+            principal,
         )?;
         Ok(Enrollment {
             certificate_id: record.id,
@@ -400,17 +406,20 @@ impl Service {
         })
     }
 
-    /// Registers a PFX made elsewhere (its one key and chain), as enrollment does.
+    /// Registers a PFX made elsewhere (its one key and chain), as enrollment does; `principal`
+    /// owns it unless its key was staged before.
     ///
     /// # Errors
-    /// The PKCS#12 reader's errors; [`Error::Invalid`] when the file has no key with its
-    /// certificate, or several.
+    /// [`Error::Forbidden`] without the global `enroll` permission; the PKCS#12 reader's
+    /// errors; [`Error::Invalid`] when the file has no key with its certificate, or several.
     pub fn import(
         &self,
+        principal: Option<&str>,
         pfx: &[u8],
         password: Option<&Password>,
         transport_password: &Password,
     ) -> Result<Enrollment> {
+        self.authorize(principal, Action::Enroll)?;
         let archive = pfxkit::pkcs12::read(pfx, password, &self.limits)?;
         let identity = match archive.identities().as_slice() {
             [one] => one.clone(),
@@ -425,24 +434,32 @@ impl Service {
                 ));
             }
         };
-        self.record(&identity, RequestKind::Import, transport_password)
+        self.record(
+            principal,
+            &identity,
+            RequestKind::Import,
+            transport_password,
+        )
     }
 
-    /// Issues a new certificate with the subject, SANs and key type of an existing one, valid
-    /// from now for as long as the original was, and records it as the existing one's
-    /// successor (`RenewedBy`). Never deploys.
+    /// Issues a new certificate (a new key, owned by `principal`) with the subject, SANs and key
+    /// type of an existing one, valid from now for as long as the original was, and records it
+    /// as the existing one's successor (`RenewedBy`). Never deploys.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for an unknown certificate or one whose key type the CA cannot make.
+    /// [`Error::Forbidden`] without the global `enroll` permission; [`Error::Invalid`] for an
+    /// unknown certificate or one whose key type the CA cannot make.
     pub fn renew(
         &self,
+        principal: Option<&str>,
         which: &CertificateRef,
         transport_password: &Password,
     ) -> Result<Enrollment> {
+        self.authorize(principal, Action::Enroll)?;
         let old = self.certificate(which)?;
         let identity = self.renewed_identity(&old, std::time::SystemTime::now())?;
         let pkcs12 = self.transport_blob(&identity, transport_password)?;
-        self.record_renewal(&old, &identity, None)?
+        self.record_renewal(&old, &identity, None, principal)?
             .map(|(certificate_id, request_id)| Enrollment {
                 certificate_id,
                 request_id,
@@ -495,13 +512,14 @@ impl Service {
     }
 
     /// Stages a renewed identity and records it as a successor of `old` (see
-    /// [`Catalog::record_renewal`]): `None` when `policy` is given and `old` has a successor
-    /// already.
+    /// [`Catalog::record_renewal`]), its key owned by `owner`: `None` when `policy` is given
+    /// and `old` has a successor already.
     pub(crate) fn record_renewal(
         &self,
         old: &CertificateRecord,
         identity: &Identity,
         policy: Option<crate::PolicyId>,
+        owner: Option<&str>,
     ) -> Result<Option<(CertificateId, RequestId)>> {
         let leaf = identity.leaf();
         let sealed = Zeroizing::new(
@@ -516,6 +534,7 @@ impl Service {
                 identity.chain().get(1..).unwrap_or_default(),
                 &sealed,
                 policy,
+                owner,
             )?
             .map(|(record, request)| (record.id, request)))
     }

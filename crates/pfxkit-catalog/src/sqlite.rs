@@ -89,6 +89,11 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_due ON jobs(status, scheduled_ms);
 ",
     r"
+ALTER TABLE certificates ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+CREATE INDEX jobs_store ON jobs(store_id, status);
+",
+    r"
 -- Renewal: who renewed whom, policies, and their decisions. A certificate renewed by hand may
 -- be renewed again; a policy renews it only while it has no successor at all, and at most once
 -- (the partial unique index is what makes two concurrent policy checks renew it once).
@@ -197,12 +202,20 @@ impl SqliteCatalog {
     }
 }
 
-fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, String, bool)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+type RawCertificate = (i64, Vec<u8>, String, bool, Option<String>);
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawCertificate> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
-fn to_record(raw: (i64, Vec<u8>, String, bool)) -> Result<CertificateRecord> {
-    let (id, der, chain, has_staged_key) = raw;
+fn to_record(raw: RawCertificate) -> Result<CertificateRecord> {
+    let (id, der, chain, has_staged_key, owner) = raw;
     Ok(CertificateRecord {
         id,
         certificate: Certificate::from_der(&der)?,
@@ -212,10 +225,11 @@ fn to_record(raw: (i64, Vec<u8>, String, bool)) -> Result<CertificateRecord> {
             .filter_map(|s| s.parse().ok())
             .collect(),
         has_staged_key,
+        owner,
     })
 }
 
-const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c";
+const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c";
 
 fn insert_certificate(
     tx: &rusqlite::Transaction<'_>,
@@ -264,6 +278,7 @@ fn insert_with_chain(
     chain: &[Certificate],
     sealed_key: Option<&[u8]>,
     request: Option<RequestKind>,
+    owner: Option<&str>,
 ) -> rusqlite::Result<(CertificateId, Option<RequestId>)> {
     // Chain certificates first, each with the rest of the chain above it.
     let mut ids = Vec::with_capacity(chain.len());
@@ -275,6 +290,19 @@ fn insert_with_chain(
     let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
     let id = insert_certificate(tx, certificate, &chain_text.join(","))?;
     if let Some(key) = sealed_key {
+        // Whoever first stages the key owns the certificate; staging it again (the same key:
+        // it matches the certificate) keeps the first owner.
+        let staged_before: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM staged_keys WHERE certificate_id = ?1)",
+            [id],
+            |r| r.get(0),
+        )?;
+        if !staged_before {
+            tx.execute(
+                "UPDATE certificates SET owner = ?1 WHERE id = ?2",
+                params![owner, id],
+            )?;
+        }
         tx.execute(
             "INSERT INTO staged_keys (certificate_id, sealed) VALUES (?1, ?2)
              ON CONFLICT(certificate_id) DO UPDATE SET sealed = excluded.sealed",
@@ -373,10 +401,11 @@ impl Catalog for SqliteCatalog {
         chain: &[Certificate],
         sealed_key: Option<&[u8]>,
         request: Option<RequestKind>,
+        owner: Option<&str>,
     ) -> Result<(CertificateRecord, Option<RequestId>)> {
         let (id, request_id) = self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let ids = insert_with_chain(&tx, certificate, chain, sealed_key, request)?;
+            let ids = insert_with_chain(&tx, certificate, chain, sealed_key, request, owner)?;
             tx.commit()?;
             Ok(ids)
         })?;
@@ -706,6 +735,7 @@ impl Catalog for SqliteCatalog {
         chain: &[Certificate],
         sealed_key: &[u8],
         policy: Option<PolicyId>,
+        owner: Option<&str>,
     ) -> Result<Option<(CertificateRecord, RequestId)>> {
         let ids = self.with(|conn| {
             // BEGIN IMMEDIATE: the check below and the insert are one step for every writer.
@@ -726,6 +756,7 @@ impl Catalog for SqliteCatalog {
                 chain,
                 Some(sealed_key),
                 Some(RequestKind::Renew),
+                owner,
             )?;
             // The unique index on policy renewals refuses a second one even where the check
             // above does not serialise writers (PostgreSQL under READ COMMITTED).
@@ -759,11 +790,12 @@ impl Catalog for SqliteCatalog {
     }
 
     fn expiring(&self, not_after_by: i64) -> Result<Vec<ExpiringRecord>> {
-        type Raw = ((i64, Vec<u8>, String, bool), i64, Option<i64>);
+        type Raw = (RawCertificate, i64, Option<i64>);
         let raws: Vec<Raw> = self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT c.id, c.der, c.chain,
                         EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id),
+                        c.owner,
                         (SELECT COUNT(*) FROM locations l WHERE l.certificate_id = c.id),
                         (SELECT MAX(r.successor_id) FROM renewals r WHERE r.predecessor_id = c.id)
                  FROM certificates c
@@ -772,7 +804,7 @@ impl Catalog for SqliteCatalog {
                  ORDER BY c.not_after, c.id",
             )?;
             stmt.query_map([not_after_by], |r| {
-                Ok((record_from_row(r)?, r.get(4)?, r.get(5)?))
+                Ok((record_from_row(r)?, r.get(5)?, r.get(6)?))
             })?
             .collect()
         })?;

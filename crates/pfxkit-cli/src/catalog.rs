@@ -11,6 +11,7 @@ use pfxkit_catalog::service::{CertificateRef, EnrollRequest, Enrollment, Service
 use serde_json::{Value, json};
 
 use crate::build::write_output;
+use crate::manage::PrincipalArgs;
 use crate::manage::{outcome_json, print_outcome_text};
 use crate::{password_source, print_json, read_file, resolve};
 use pfxkit_catalog::jobs::JobOptions;
@@ -200,25 +201,34 @@ fn transport(src: Option<&PasswordSource>) -> Result<Password, Error> {
     Ok(resolve(src)?.unwrap_or_else(|| Password::new("")))
 }
 
-pub fn enroll(args: &CatalogArgs, e: EnrollArgs) -> Result<(), Error> {
+pub fn enroll(args: &CatalogArgs, principal: &PrincipalArgs, e: EnrollArgs) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     let request = EnrollRequest::new(e.subject)
         .sans(e.sans)
         .key_type(e.key_type)
         .days(e.days);
-    let result = service.enroll(&request, &transport(e.password.as_ref())?)?;
+    let result = service.enroll(
+        principal.principal.as_deref(),
+        &request,
+        &transport(e.password.as_ref())?,
+    )?;
     report_enrollment(args, &result, e.out.as_deref())
 }
 
-pub fn import(args: &CatalogArgs, i: ImportArgs) -> Result<(), Error> {
+pub fn import(args: &CatalogArgs, principal: &PrincipalArgs, i: ImportArgs) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     let password = resolve(i.password.as_ref())?;
     let transport = password.clone().unwrap_or_else(|| Password::new(""));
-    let result = service.import(&read_file(&i.pfx)?, password.as_ref(), &transport)?;
+    let result = service.import(
+        principal.principal.as_deref(),
+        &read_file(&i.pfx)?,
+        password.as_ref(),
+        &transport,
+    )?;
     report_enrollment(args, &result, None)
 }
 
-pub fn renew(args: &CatalogArgs, principal: Option<&str>, r: RenewArgs) -> Result<(), Error> {
+pub fn renew(args: &CatalogArgs, principal: &PrincipalArgs, r: RenewArgs) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     let which = match (r.certificate_id, r.thumbprint) {
         (Some(id), None) => CertificateRef::Id(id),
@@ -232,7 +242,11 @@ pub fn renew(args: &CatalogArgs, principal: Option<&str>, r: RenewArgs) -> Resul
     };
     if r.replace {
         let password = resolve(r.password.as_ref())?;
-        let options = JobOptions::new(password.as_ref(), r.job_time.as_deref(), principal);
+        let options = JobOptions::new(
+            password.as_ref(),
+            r.job_time.as_deref(),
+            principal.principal.as_deref(),
+        );
         let done = service.renew_and_replace(&which, &options)?;
         if let Some(path) = r.out.as_deref() {
             write_output(path, &done.enrollment.pkcs12)?;
@@ -256,7 +270,11 @@ pub fn renew(args: &CatalogArgs, principal: Option<&str>, r: RenewArgs) -> Resul
         });
         return Ok(());
     }
-    let result = service.renew(&which, &transport(r.password.as_ref())?)?;
+    let result = service.renew(
+        principal.principal.as_deref(),
+        &which,
+        &transport(r.password.as_ref())?,
+    )?;
     report_enrollment(args, &result, r.out.as_deref())
 }
 

@@ -60,16 +60,21 @@ pub enum StoresCommand {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("scope").required(true).args(["global", "container"])))]
 pub struct GrantArgs {
-    /// Who.
+    /// Who receives the permission. (This `--principal` names the grantee, so the acting
+    /// principal of `grant` is given with `--as` or `PFXKIT_PRINCIPAL`.)
     #[arg(long)]
     principal: String,
+    /// The acting principal (needs the global admin permission; never the grantee itself).
+    #[arg(long = "as", env = "PFXKIT_PRINCIPAL", value_name = "PRINCIPAL")]
+    actor: Option<String>,
     /// On every store.
     #[arg(long)]
     global: bool,
     /// On the stores of this container.
     #[arg(long)]
     container: Option<String>,
-    /// read, schedule or modify (each includes the ones before it).
+    /// read, schedule or modify (each includes the ones before it), or the global-only enroll,
+    /// recover or admin.
     #[arg(long, value_parser = permission)]
     permission: Permission,
 }
@@ -143,9 +148,13 @@ fn permission(s: &str) -> Result<Permission, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-pub fn containers(args: &CatalogArgs, command: ContainersCommand) -> Result<(), Error> {
+pub fn containers(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: ContainersCommand,
+) -> Result<(), Error> {
     let ContainersCommand::Add { name } = command;
-    let c = Service::open(&args.dir)?.add_container(&name)?;
+    let c = Service::open(&args.dir)?.add_container(principal.principal.as_deref(), &name)?;
     emit(args, json!({ "Id": c.id, "Name": c.name }), || {
         outln!("container {} ({})", c.id, c.name)
     });
@@ -168,7 +177,11 @@ fn store_json(s: &StoreRecord) -> Value {
     })
 }
 
-pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
+pub fn stores(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: StoresCommand,
+) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     match command {
         StoresCommand::Add {
@@ -179,6 +192,7 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
             store_password,
         } => {
             let s = service.add_store(
+                principal.principal.as_deref(),
                 store_type,
                 &path,
                 key_path.as_deref(),
@@ -204,7 +218,12 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
 }
 
 pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
-    Service::open(&args.dir)?.grant(&g.principal, g.container.as_deref(), g.permission)?;
+    Service::open(&args.dir)?.grant(
+        g.actor.as_deref(),
+        &g.principal,
+        g.container.as_deref(),
+        g.permission,
+    )?;
     emit(args, json!({}), || {
         outln!("granted {} to {}", g.permission.name(), g.principal)
     });
@@ -212,10 +231,19 @@ pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
 }
 
 pub fn outcome_json(o: &StoreOutcome) -> Value {
-    json!({ "SuccessfulStores": o.successful, "FailedStores": o.failed, "Failures": o.failures })
+    json!({
+        "SuccessfulStores": o.successful,
+        "FailedStores": o.failed,
+        "Failures": o.failures,
+        "Warnings": o.warnings,
+    })
 }
 
+/// The text form of a Deploy or Replace answer.
 pub fn print_outcome_text(o: &StoreOutcome) {
+    for w in &o.warnings {
+        outln!("warning: {w}");
+    }
     for s in &o.successful {
         outln!("job created for store {s}");
     }
@@ -227,8 +255,17 @@ pub fn print_outcome_text(o: &StoreOutcome) {
     }
 }
 
-fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
+/// Prints the answer of Deploy or Replace; when every targeted store failed the command fails
+/// too (exit 1), after printing it.
+fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) -> Result<(), Error> {
     emit(args, outcome_json(o), || print_outcome_text(o));
+    if o.all_failed() {
+        return Err(Error::Invalid(format!(
+            "every store failed ({}); no job was created",
+            o.failed.len()
+        )));
+    }
+    Ok(())
 }
 
 pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> Result<(), Error> {
@@ -246,8 +283,7 @@ pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> R
         d.overwrite,
         &options,
     )?;
-    print_outcome(args, &o);
-    Ok(())
+    print_outcome(args, &o)
 }
 
 pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
@@ -294,8 +330,7 @@ pub fn replace(args: &CatalogArgs, principal: &PrincipalArgs, r: ReplaceArgs) ->
         principal.principal.as_deref(),
     );
     let o = service.replace(r.existing_certificate_id, new, &options)?;
-    print_outcome(args, &o);
-    Ok(())
+    print_outcome(args, &o)
 }
 
 pub fn job_json(j: &JobRecord) -> Value {

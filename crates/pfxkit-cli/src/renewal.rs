@@ -9,6 +9,7 @@ use pfxkit_catalog::{Error, HistoryRecord, PolicyRecord, RenewalOutcome, StorePa
 use serde_json::{Value, json};
 
 use crate::catalog::CatalogArgs;
+use crate::manage::PrincipalArgs;
 use crate::{password_source, print_json};
 
 #[derive(Debug, clap::Args)]
@@ -42,12 +43,18 @@ pub struct ScopeArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
-    /// Set the renewal policy of a scope (replacing its previous one). `--principal` names the
-    /// principal the renewals act as; the acting principal is PFXKIT_PRINCIPAL (unset: the
-    /// owner).
+    /// Set the renewal policy of a scope (replacing its previous one); needs global admin.
     Set {
         #[command(flatten)]
         scope: ScopeArgs,
+        /// The principal the renewals and their Replace act as (its enroll and schedule
+        /// permissions apply). (This `--principal` names the policy's principal, so the acting
+        /// principal of `policy set` is given with `--as` or `PFXKIT_PRINCIPAL`.)
+        #[arg(long)]
+        principal: String,
+        /// The acting principal (needs the global admin permission).
+        #[arg(long = "as", env = "PFXKIT_PRINCIPAL", value_name = "PRINCIPAL")]
+        actor: Option<String>,
         /// Renew this long before NotAfter: days (30d or 30), hours (12h) or minutes (90m).
         #[arg(long)]
         renew_before: String,
@@ -58,7 +65,7 @@ pub enum PolicyCommand {
     },
     /// List the policies.
     List,
-    /// Remove the policy of a scope.
+    /// Remove the policy of a scope; needs global admin.
     Remove {
         #[command(flatten)]
         scope: ScopeArgs,
@@ -210,29 +217,23 @@ fn print_decisions(args: &CatalogArgs, list: &[HistoryRecord]) {
 
 pub fn policy(
     args: &CatalogArgs,
-    principal: Option<&str>,
+    principal: &PrincipalArgs,
     command: PolicyCommand,
 ) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     match command {
         PolicyCommand::Set {
             scope,
+            principal,
+            actor,
             renew_before,
             entry_password,
         } => {
-            // `--principal` names the policy's principal here, so the actor comes from the
-            // environment alone.
-            let actor = std::env::var("PFXKIT_PRINCIPAL").ok();
-            let principal = principal.ok_or_else(|| {
-                Error::Invalid(
-                    "policy set needs --principal NAME: the principal its renewals act as".into(),
-                )
-            })?;
             let policy = service.set_policy(
                 actor.as_deref(),
                 scope.container.as_deref(),
                 renewal::parse_window(&renew_before)?,
-                principal,
+                &principal,
                 entry_password.as_ref(),
             )?;
             emit(args, policy_json(&policy), || {
@@ -264,7 +265,7 @@ pub fn policy(
             );
         }
         PolicyCommand::Remove { scope } => {
-            service.remove_policy(principal, scope.container.as_deref())?;
+            service.remove_policy(principal.principal.as_deref(), scope.container.as_deref())?;
             emit(args, json!({}), || outln!("policy removed"));
         }
         PolicyCommand::History => print_decisions(args, &service.policy_history()?),

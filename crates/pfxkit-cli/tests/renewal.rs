@@ -166,7 +166,16 @@ impl Fleet {
     }
 
     fn run_jobs(&self) -> Value {
-        let ran = self.cli.ok(&["jobs", "run"]);
+        self.run_jobs_at(None)
+    }
+
+    /// `jobs run [--now T]`, every job asserted to succeed.
+    fn run_jobs_at(&self, now: Option<&str>) -> Value {
+        let mut args = vec!["jobs", "run"];
+        if let Some(now) = now {
+            args.extend(["--now", now]);
+        }
+        let ran = self.cli.ok(&args);
         for job in ran.as_array().unwrap() {
             assert_eq!(job["Result"], "Success", "{job}");
         }
@@ -300,8 +309,20 @@ impl Fleet {
         ])
     }
 
+    /// Grants the renewer `schedule` on `scope`, and the global `enroll` a renewal needs.
     fn grant(&self, scope: &[&str]) {
-        let mut args = vec!["grant", "--principal", RENEWER, "--permission", "schedule"];
+        self.grant_to(RENEWER, "enroll", &["--global"]);
+        self.grant_to(RENEWER, "schedule", scope);
+    }
+
+    fn grant_to(&self, principal: &str, permission: &str, scope: &[&str]) {
+        let mut args = vec![
+            "grant",
+            "--principal",
+            principal,
+            "--permission",
+            permission,
+        ];
         args.extend_from_slice(scope);
         self.cli.ok(&args);
     }
@@ -563,8 +584,13 @@ fn a_policy_renews_a_certificate_once_inside_its_window_and_never_before() {
     assert!(f.renew_due(&in_days(15)).is_empty());
     assert_eq!(f.history().len(), 1);
 
-    // The jobs put the successor into every store; openssl and keytool agree.
-    let ran = f.run_jobs();
+    // The jobs, due at the check's time (the successor is valid from then), put the
+    // successor into every store; openssl and keytool agree.
+    assert!(
+        f.cli.ok(&["jobs", "run"]).as_array().unwrap().is_empty(),
+        "no job runs before the successor is valid"
+    );
+    let ran = f.run_jobs_at(Some(&at));
     assert_eq!(ran.as_array().unwrap().len(), 3);
     let new = serde_json::json!({ "Thumbprint": shown_new["Thumbprint"] });
     f.assert_stores_hold(&new);
@@ -605,7 +631,7 @@ fn a_policy_principal_without_schedule_on_a_container_gets_that_store_failed_and
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["Failures"][&f.jks_b], reason);
 
-    f.run_jobs();
+    f.run_jobs_at(Some(&in_days(12)));
     let new = f.show(&d["SuccessorId"].to_string());
     assert_eq!(f.sha1_in(&f.pem_a), sha1(&new));
     assert_eq!(f.sha1_in(&f.p12_a), sha1(&new));
@@ -635,6 +661,7 @@ fn a_container_policy_governs_its_stores_before_the_global_policy() {
         "--entry-password",
         &format!("pass:{ENTRY_PASSWORD}"),
     ]);
+    f.grant_to("a-renewer", "enroll", &["--global"]);
     let policies = f.cli.ok(&["policy", "list"]);
     assert_eq!(policies.as_array().unwrap().len(), 2);
     assert_eq!(policies[0]["Global"], true);
@@ -643,7 +670,7 @@ fn a_container_policy_governs_its_stores_before_the_global_policy() {
     assert_eq!(decisions.len(), 1);
     assert_eq!(decisions[0]["Principal"], "a-renewer");
     assert_eq!(decisions[0]["PolicyId"], policies[1]["Id"]);
-    // a-renewer holds no grant at all: every store fails, each with its reason.
+    // a-renewer may enroll but schedule nowhere: every store fails, each with its reason.
     assert_eq!(decisions[0]["Outcome"], "PartiallyReplaced");
     assert_eq!(sorted_strings(&decisions[0]["FailedStores"]), f.stores());
 
@@ -699,7 +726,7 @@ fn a_policy_whose_entry_password_cannot_be_read_renews_nothing_and_retries_at_th
     assert_exit(&output, 0);
     let decisions: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(decisions[0]["Outcome"], "Renewed", "{decisions:#}");
-    f.run_jobs();
+    f.run_jobs_at(Some(&at));
     // The PEM key is encrypted under the password the variable held.
     f.assert_pem_key_matches();
     let history = f.history();
@@ -788,14 +815,14 @@ fn concurrent_checks_renew_each_certificate_once() {
         .filter(|j| j["Status"] == "Waiting")
         .count();
     assert_eq!(waiting, 9);
-    f.run_jobs();
+    f.run_jobs_at(Some(&at));
     assert!(f.renew_due(&at).is_empty());
 }
 
 /// Threat: a principal sets a policy that acts as a more privileged principal, and so makes
 /// the check schedule jobs in stores it may not touch itself.
 #[test]
-fn only_the_catalog_owner_sets_or_removes_policies() {
+fn only_an_admin_sets_or_removes_policies() {
     let f = Fleet::new();
     let output = f
         .cli
@@ -824,8 +851,57 @@ fn only_the_catalog_owner_sets_or_removes_policies() {
         1,
         &["--principal", "operator", "policy", "remove", "--global"],
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("permission denied"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("lacks the global admin"));
     assert_eq!(f.cli.ok(&["policy", "list"]).as_array().unwrap().len(), 1);
+
+    // With admin it may.
+    f.grant_to("operator", "admin", &["--global"]);
+    f.cli.ok(&[
+        "policy",
+        "set",
+        "--as",
+        "operator",
+        "--container",
+        "A",
+        "--renew-before",
+        "7d",
+        "--principal",
+        RENEWER,
+    ]);
+    f.cli
+        .ok(&["--principal", "operator", "policy", "remove", "--global"]);
+    let left = f.cli.ok(&["policy", "list"]);
+    assert_eq!(left.as_array().unwrap().len(), 1);
+    assert_eq!(left[0]["Global"], false);
+}
+
+#[test]
+fn a_policy_principal_without_enroll_renews_nothing_and_the_decision_says_why() {
+    let f = Fleet::new();
+    f.grant_to(RENEWER, "schedule", &["--global"]);
+    f.set_global_policy("10d");
+    let output = f.cli.exits(1, &["renew-due", "--now", &in_days(12)]);
+    let decisions: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(decisions[0]["Outcome"], "Failed");
+    assert_eq!(decisions[0]["SuccessorId"], Value::Null);
+    let message = decisions[0]["Message"].as_str().unwrap();
+    assert!(
+        message.contains("lacks the global enroll permission"),
+        "{message}"
+    );
+    assert_eq!(
+        f.expiring(&["--within", "30d"])[0]["RenewedBy"],
+        Value::Null
+    );
+    assert_eq!(f.history().len(), 1);
+    assert!(
+        f.cli
+            .ok(&["jobs", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["Status"] == "Completed")
+    );
 }
 
 #[test]
@@ -860,9 +936,9 @@ fn policy_set_rejects_bad_input_and_changes_nothing() {
             "window 'soon'",
         ),
         (
-            1,
+            2,
             set(&["--global", "--renew-before", "30d"]),
-            "needs --principal",
+            "--principal <PRINCIPAL>",
         ),
         (
             2,
