@@ -181,7 +181,7 @@ fn enrollment_json(e: &Enrollment) -> Value {
 
 fn report_enrollment(args: &CatalogArgs, e: &Enrollment, out: Option<&Path>) -> Result<(), Error> {
     if let Some(path) = out {
-        write_output(path, &e.pkcs12)?;
+        write_output(path, &e.pkcs12, true)?;
     }
     emit(args, enrollment_json(e), || {
         outln!(

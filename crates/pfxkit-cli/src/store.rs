@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use pfxkit::store::fs::WriteOptions;
 use pfxkit::store::{self, AddOptions, StoreSpec, StoreType};
 use pfxkit::{Limits, PasswordSource};
 use pfxkit_catalog::Error;
@@ -70,6 +71,10 @@ pub struct StoreArgs {
     /// Store password (pkcs12, jks).
     #[arg(long, value_parser = password_source)]
     store_password: Option<PasswordSource>,
+    /// Accept a store in a directory other users can write that has no sticky bit (refused by
+    /// default: any of them could replace the store's files).
+    #[arg(long)]
+    allow_shared_dir: bool,
 }
 
 fn store_type(s: &str) -> Result<StoreType, String> {
@@ -80,7 +85,8 @@ impl StoreArgs {
     fn spec(&self) -> Result<StoreSpec, Error> {
         Ok(StoreSpec::new(self.store_type, &self.path)
             .key_path(self.key_path.clone())
-            .store_password(resolve(self.store_password.as_ref())?))
+            .store_password(resolve(self.store_password.as_ref())?)
+            .write_options(WriteOptions::default().allow_shared_dir(self.allow_shared_dir)))
     }
 }
 
