@@ -249,7 +249,7 @@ pub fn renew(args: &CatalogArgs, principal: &PrincipalArgs, r: RenewArgs) -> Res
         );
         let done = service.renew_and_replace(&which, &options)?;
         if let Some(path) = r.out.as_deref() {
-            write_output(path, &done.enrollment.pkcs12)?;
+            write_output(path, &done.enrollment.pkcs12, true)?;
         }
         let mut value = enrollment_json(&done.enrollment);
         if let (Some(fields), Value::Object(outcome)) =
