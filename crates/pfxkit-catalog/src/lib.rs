@@ -346,6 +346,11 @@ pub struct JobRecord {
     pub result: Option<JobResult>,
     /// What the runner said.
     pub message: Option<String>,
+    /// Who holds the job's lease (a runner's id), while it is InProcess.
+    pub claimed_by: Option<String>,
+    /// When that runner claimed it, milliseconds since the Unix epoch (real clock); the lease
+    /// ends [`jobs::JOB_LEASE_MS`] later.
+    pub claimed_ms: Option<i64>,
 }
 
 /// A renewal policy: renew the located certificates of its scope `renew_before_secs` before
@@ -576,9 +581,16 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn jobs(&self) -> Result<Vec<JobRecord>>;
 
-    /// Atomically moves the oldest `limit` jobs due at `now_ms` that are Waiting (or InProcess
-    /// since before `stale_before_ms`, i.e. abandoned by a killed runner) to InProcess, and
-    /// returns them, oldest first. Two runners never claim the same job.
+    /// Atomically claims up to `limit` jobs for the runner `holder` and returns them, each
+    /// store's in order: moves to InProcess (recording `holder` and the real clock's time as the
+    /// lease's start) the jobs due at `now_ms` that are Waiting, or InProcess since before
+    /// `stale_before_ms` (abandoned by a killed runner). Jobs are taken in (scheduled time, id)
+    /// order, and a store's job is never claimed while an earlier job of the same store is
+    /// Waiting or InProcess and not claimed by this call — so one store's jobs run in order
+    /// across runners. Two runners never claim the same job.
+    ///
+    /// `now_ms` may be a chosen time (`jobs run --now`); `stale_before_ms` must come from the
+    /// real clock, or a runner with a future `--now` would take over live leases.
     ///
     /// # Errors
     /// Database errors.
@@ -587,7 +599,35 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         now_ms: i64,
         stale_before_ms: i64,
         limit: usize,
+        holder: &str,
     ) -> Result<Vec<JobRecord>>;
+
+    /// Gives the jobs among `ids` that are still InProcess under `holder`'s lease back to the
+    /// queue (Waiting, no lease): a runner stopping without running them.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn release_jobs(&self, ids: &[JobId], holder: &str) -> Result<()>;
+
+    /// Cancels a Waiting job: it becomes Completed with result Failure and `message`. Returns
+    /// whether it was Waiting (an InProcess or finished job is left as it is).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn cancel_job(&self, id: JobId, message: &str) -> Result<bool>;
+
+    /// Queues a failed job again (Completed with result Failure → Waiting at `scheduled_ms`,
+    /// no result, message or lease). Returns whether it had failed.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn retry_job(&self, id: JobId, scheduled_ms: i64) -> Result<bool>;
+
+    /// One job by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
 
     /// Records a job's new status, result and message.
     ///

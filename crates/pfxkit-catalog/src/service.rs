@@ -130,6 +130,9 @@ impl Service {
             .mode(0o700)
             .create(dir)
             .map_err(|e| Error::io(dir, e))?;
+        // An existing directory is made 0700 too: the catalog's files are nobody else's.
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| Error::io(dir, e))?;
         let key = CatalogKey::create(&dir.join(KEY_FILE))?;
         let catalog = SqliteCatalog::open(&dir.join(DB_FILE))?;
         Ok(Service {
@@ -140,19 +143,39 @@ impl Service {
         })
     }
 
-    /// Opens the catalog in `dir`.
+    /// Opens the catalog in `dir`: its key and its database must both be there (a missing or
+    /// empty database is never silently recreated: the certificates, staged keys and grants it
+    /// held would be gone).
     ///
     /// # Errors
-    /// [`Error::Invalid`] when there is none; I/O and database errors.
+    /// [`Error::Invalid`] when there is no catalog, only half of one (a key without a database
+    /// or the reverse), an empty database, or a key others may read; I/O and database errors.
     pub fn open(dir: &Path) -> Result<Service> {
-        if !dir.join(KEY_FILE).exists() {
-            return Err(Error::Invalid(format!(
-                "no catalog in {} (run `pfxkit catalog init` first)",
-                dir.display()
-            )));
+        let (key_path, db_path) = (dir.join(KEY_FILE), dir.join(DB_FILE));
+        let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        match (exists(&key_path), exists(&db_path)) {
+            (true, true) => {}
+            (false, false) => {
+                return Err(Error::Invalid(format!(
+                    "no catalog in {} (run `pfxkit catalog init` first)",
+                    dir.display()
+                )));
+            }
+            (true, false) => {
+                return Err(Error::Invalid(format!(
+                    "the catalog in {} has a key but no database ({DB_FILE}): refusing to start an empty one; restore the database",
+                    dir.display()
+                )));
+            }
+            (false, true) => {
+                return Err(Error::Invalid(format!(
+                    "the catalog in {} has a database but no key ({KEY_FILE}): its sealed secrets cannot be opened; restore the key",
+                    dir.display()
+                )));
+            }
         }
-        let key = CatalogKey::load(&dir.join(KEY_FILE))?;
-        let catalog = SqliteCatalog::open(&dir.join(DB_FILE))?;
+        let key = CatalogKey::load(&key_path)?;
+        let catalog = SqliteCatalog::open_existing(&db_path)?;
         Ok(Service {
             dir: dir.to_path_buf(),
             catalog: Box::new(catalog),

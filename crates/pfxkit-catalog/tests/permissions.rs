@@ -284,3 +284,92 @@ fn same_file_is_one_store_across_containers() {
     }
     assert_eq!(service.catalog().stores().unwrap().len(), 1);
 }
+
+/// A store holding `first` (deployed and inventoried) and the catalog; returns the store's id.
+fn deployed(service: &Service, dir: &Path, first: i64) -> String {
+    let store = jks(service, dir, "r.jks", None);
+    service
+        .deploy(
+            first,
+            std::slice::from_ref(&store),
+            Some("app"),
+            false,
+            &JobOptions::default(),
+        )
+        .unwrap();
+    service
+        .run_jobs(pfxkit_catalog::jobs::now_ms(), &|_| {})
+        .unwrap();
+    store
+}
+
+#[test]
+fn replace_refuses_expired_new_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = catalog(dir.path());
+    let first = enroll(&service, None, "CN=app.example.com");
+    deployed(&service, dir.path(), first);
+    let short = service
+        .enroll(
+            None,
+            &EnrollRequest::new("CN=app.example.com").days(1),
+            &Password::new(""),
+        )
+        .unwrap()
+        .certificate_id;
+    let jobs_before = service.catalog().jobs().unwrap().len();
+    // Expired by the time its jobs run.
+    let in_three_days =
+        pfxkit_catalog::jobs::format_time(pfxkit_catalog::jobs::now_ms() + 3 * 86_400_000);
+    let refused = service.replace(
+        first,
+        NewCertificate::Certificate(short),
+        &JobOptions::new(None, Some(&in_three_days), None),
+    );
+    match refused {
+        Err(Error::Invalid(reason)) => assert!(reason.contains("expired"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(service.catalog().jobs().unwrap().len(), jobs_before);
+    // Valid now: accepted.
+    service
+        .replace(
+            first,
+            NewCertificate::Certificate(short),
+            &JobOptions::default(),
+        )
+        .unwrap();
+}
+
+#[test]
+fn replace_names_a_different_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = catalog(dir.path());
+    let first = enroll(&service, None, "CN=app.example.com");
+    let store = deployed(&service, dir.path(), first);
+    let same = enroll(&service, None, "CN=app.example.com");
+    let outcome = service
+        .replace(
+            first,
+            NewCertificate::Certificate(same),
+            &JobOptions::default(),
+        )
+        .unwrap();
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    let other = enroll(&service, None, "CN=other.example.com");
+    let outcome = service
+        .replace(
+            first,
+            NewCertificate::Certificate(other),
+            &JobOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(outcome.successful, [store.as_str()]);
+    assert_eq!(outcome.warnings.len(), 1);
+    assert!(
+        outcome.warnings[0].contains("CN=other.example.com")
+            && outcome.warnings[0].contains("CN=app.example.com"),
+        "{:?}",
+        outcome.warnings
+    );
+}

@@ -94,6 +94,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = check_stdin_passwords() {
+        eprintln!("pfxkit: {e}");
+        return ExitCode::from(exit_code(&e));
+    }
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Build(args) => build::build(args),
@@ -114,7 +118,11 @@ fn main() -> ExitCode {
         Command::Deploy(d) => manage::deploy(&cli.catalog, &cli.principal, d),
         Command::Inventory(i) => manage::inventory(&cli.catalog, i),
         Command::Replace(r) => manage::replace(&cli.catalog, &cli.principal, r),
-        Command::Jobs(j) => manage::jobs(&cli.catalog, j),
+        Command::Jobs(j) => match manage::jobs(&cli.catalog, &cli.principal, j) {
+            Ok(Some(code)) => return ExitCode::from(code),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        },
         Command::Demo { dir } => manage::demo(&cli.catalog, dir),
     };
     match result {
@@ -138,9 +146,28 @@ fn exit_code(e: &Error) -> u8 {
     }
 }
 
+/// How many password options of this command line read `stdin`.
+static STDIN_PASSWORDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Parses a `--password` style option into a source (clap value parser).
 fn password_source(s: &str) -> Result<PasswordSource, String> {
-    s.parse().map_err(|e: pfxkit::Error| e.to_string())
+    let source: PasswordSource = s.parse().map_err(|e: pfxkit::Error| e.to_string())?;
+    if matches!(source, PasswordSource::Stdin) {
+        STDIN_PASSWORDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    Ok(source)
+}
+
+/// Standard input holds one password: a second option reading it would silently get an empty
+/// one.
+fn check_stdin_passwords() -> Result<(), Error> {
+    let n = STDIN_PASSWORDS.load(std::sync::atomic::Ordering::SeqCst);
+    if n > 1 {
+        return Err(Error::Invalid(format!(
+            "{n} password options read stdin; standard input holds one password: use env: or file: for the others"
+        )));
+    }
+    Ok(())
 }
 
 /// Resolves an optional password source.
@@ -151,6 +178,21 @@ fn resolve(src: Option<&PasswordSource>) -> Result<Option<Password>, Error> {
 /// Reads a whole input file, naming it in errors, never past the input size limit.
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
     Ok(pfxkit::Limits::default().read_file(path)?)
+}
+
+/// Text from a file or a caller (an alias, a subject, a job's message) made safe for a terminal:
+/// control characters are written as escapes (`\u{1b}`, `\n`), so a hostile alias can neither
+/// forge lines of output nor send terminal escape sequences. JSON output escapes by itself.
+fn escape_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Prints one JSON document on stdout.

@@ -1,15 +1,19 @@
 //! Deployment commands: `containers add`, `stores add|list`, `grant`, `deploy`, `inventory`,
-//! `replace`, `jobs list|run`.
+//! `replace`, `jobs list|run|cancel|retry`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use pfxkit::PasswordSource;
 use pfxkit::store::StoreType;
 use pfxkit_catalog::Error;
 use pfxkit_catalog::jobs::{self, JobOptions, NewCertificate, StoreOutcome};
 use pfxkit_catalog::service::Service;
-use pfxkit_catalog::{JobRecord, Permission, StorePasswordRecord, StoreRecord};
+use pfxkit_catalog::{Action, JobRecord, Permission, StorePasswordRecord, StoreRecord};
 use serde_json::{Value, json};
 
 use crate::catalog::CatalogArgs;
@@ -130,13 +134,24 @@ pub struct ReplaceArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum JobsCommand {
-    /// List every job.
+    /// List every job (a running job shows which runner holds its lease, and until when).
     List,
-    /// Run every due job.
+    /// Run every due job. SIGINT/SIGTERM: the running jobs finish, the others are released,
+    /// exit 130.
     Run {
-        /// Run as of this ISO 8601 UTC time instead of now.
+        /// Run as of this ISO 8601 UTC time instead of now (leases stay on the real clock).
         #[arg(long)]
         now: Option<String>,
+    },
+    /// Cancel a Waiting job (it ends Completed/Failure).
+    Cancel {
+        /// The job's id.
+        id: i64,
+    },
+    /// Queue a failed job again, due now.
+    Retry {
+        /// The job's id.
+        id: i64,
     },
 }
 
@@ -202,7 +217,15 @@ pub fn stores(
             emit(args, store_json(&s), || outln!("{}", s.id));
         }
         StoresCommand::List => {
-            let all = service.catalog().stores()?;
+            // A principal sees the stores it may read.
+            let mut all: Vec<StoreRecord> = Vec::new();
+            for s in service.catalog().stores()? {
+                match service.authorize(principal.principal.as_deref(), Action::ReadStore(&s)) {
+                    Ok(()) => all.push(s),
+                    Err(Error::Forbidden(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             emit(
                 args,
                 Value::Array(all.iter().map(store_json).collect()),
@@ -344,6 +367,8 @@ pub fn job_json(j: &JobRecord) -> Value {
         "Result": j.result.map(|r| r.name()),
         "Scheduled": jobs::format_time(j.job.scheduled_ms),
         "Message": j.message,
+        "LeasedBy": j.claimed_by,
+        "LeasedUntil": j.claimed_ms.map(|c| jobs::format_time(c.saturating_add(jobs::JOB_LEASE_MS))),
     })
 }
 
@@ -353,8 +378,15 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
         Value::Array(list.iter().map(job_json).collect()),
         || {
             for j in list {
+                let lease = match (&j.claimed_by, j.claimed_ms) {
+                    (Some(by), Some(at)) => format!(
+                        " (leased by {by} until {})",
+                        jobs::format_time(at.saturating_add(jobs::JOB_LEASE_MS))
+                    ),
+                    _ => String::new(),
+                };
                 outln!(
-                    "job {} {} store {}: {}{}",
+                    "job {} {} store {}: {}{lease}{}",
                     j.id,
                     jobs::format_time(j.job.scheduled_ms),
                     j.job.store_id,
@@ -363,7 +395,7 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
                         .map(|r| format!(
                             " {} — {}",
                             r.name(),
-                            j.message.as_deref().unwrap_or_default()
+                            crate::escape_text(j.message.as_deref().unwrap_or_default())
                         ))
                         .unwrap_or_default()
                 );
@@ -375,15 +407,38 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
 /// Jobs at or above this count get a progress bar on a terminal.
 const PROGRESS_THRESHOLD: usize = 20;
 
-pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
+/// The exit code of an interrupted `jobs run` (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
+
+/// Runs a `jobs` command; `Ok(Some(code))` asks for that exit code after printing.
+pub fn jobs(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: JobsCommand,
+) -> Result<Option<u8>, Error> {
     let service = Service::open(&args.dir)?;
+    let principal = principal.principal.as_deref();
     match command {
         JobsCommand::List => print_jobs(args, &service.catalog().jobs()?),
+        JobsCommand::Cancel { id } => print_jobs(args, &[service.cancel_job(principal, id)?]),
+        JobsCommand::Retry { id } => print_jobs(args, &[service.retry_job(principal, id)?]),
         JobsCommand::Run { now } => {
             let now_ms = match now {
                 Some(t) => jobs::parse_time(&t)?,
                 None => jobs::now_ms(),
             };
+            // A first SIGINT/SIGTERM asks the runner to stop after the jobs it is running; a
+            // second one ends the process at once (the jobs' leases then expire).
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [SIGINT, SIGTERM] {
+                signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    i32::from(INTERRUPTED),
+                    Arc::clone(&stop),
+                )
+                .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+                .map_err(|e| Error::Invalid(format!("cannot handle signals: {e}")))?;
+            }
             let due = service
                 .catalog()
                 .jobs()?
@@ -394,15 +449,26 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
                 .count();
             let bar = (!args.json && due >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal())
                 .then(|| indicatif::ProgressBar::new(due as u64));
-            let ran = service.run_jobs(now_ms, &|_| {
-                if let Some(b) = &bar {
-                    b.inc(1);
-                }
-            })?;
+            let ran = service.run_jobs_until(
+                now_ms,
+                &|_| {
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    }
+                },
+                &stop,
+            )?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
             print_jobs(args, &ran);
+            if stop.load(Ordering::SeqCst) {
+                eprintln!(
+                    "pfxkit: interrupted: {} jobs ran; the jobs not started were released",
+                    ran.len()
+                );
+                return Ok(Some(INTERRUPTED));
+            }
             // The contract's exit 1 covers "a failed job": scripts must not read success here.
             let failed = ran
                 .iter()
@@ -416,7 +482,7 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {

@@ -113,8 +113,8 @@ pub fn run(command: StoreCommand) -> Result<(), Error> {
                 for e in &entries {
                     outln!(
                         "{}: {}{} (chain of {})",
-                        e.alias,
-                        e.leaf().map(|c| c.subject()).unwrap_or_default(),
+                        crate::escape_text(&e.alias),
+                        crate::escape_text(&e.leaf().map(|c| c.subject()).unwrap_or_default()),
                         if e.has_private_key { " [has key]" } else { "" },
                         e.chain.len()
                     );
@@ -156,7 +156,7 @@ pub fn run(command: StoreCommand) -> Result<(), Error> {
                 entry_password.as_ref(),
                 AddOptions::new(overwrite, create),
             )?;
-            eprintln!("added {used}");
+            eprintln!("added {}", crate::escape_text(&used));
             Ok(())
         }
         StoreCommand::Remove { store: args, alias } => {
