@@ -138,6 +138,53 @@ DROP INDEX jobs_open_by_store;
 CREATE INDEX jobs_open_by_store ON jobs(store_id, scheduled_ms, id)
     WHERE status IN ('Waiting', 'InProcess');
 ",
+    r"
+-- Renewal: who renewed whom, policies, and their decisions. A certificate renewed by hand may
+-- be renewed again; a policy renews it only while it has no successor at all, and at most once
+-- (the partial unique index is what makes two concurrent policy checks renew it once).
+CREATE TABLE renewals (
+    successor_id    BIGINT PRIMARY KEY REFERENCES certificates(id),
+    predecessor_id  BIGINT NOT NULL REFERENCES certificates(id),
+    policy_id       BIGINT,
+    created_ms      BIGINT NOT NULL
+);
+CREATE INDEX renewals_predecessor ON renewals(predecessor_id);
+CREATE UNIQUE INDEX renewals_once_by_policy ON renewals(predecessor_id)
+    WHERE policy_id IS NOT NULL;
+CREATE INDEX certificates_not_after ON certificates(not_after);
+CREATE TABLE policies (
+    id                    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    container_id          BIGINT REFERENCES containers(id),
+    renew_before_secs     BIGINT NOT NULL,
+    principal             TEXT NOT NULL,
+    entry_password_kind   TEXT NOT NULL,
+    entry_password        BYTEA,
+    created_ms            BIGINT NOT NULL
+);
+-- One policy per scope; container ids start at 1, so 0 stands for the global scope.
+CREATE UNIQUE INDEX policies_scope ON policies((COALESCE(container_id, 0)));
+-- No foreign key to policies: the history outlives a removed policy.
+CREATE TABLE policy_history (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    policy_id       BIGINT NOT NULL,
+    container_id    BIGINT,
+    principal       TEXT NOT NULL,
+    certificate_id  BIGINT NOT NULL REFERENCES certificates(id),
+    not_after       BIGINT NOT NULL,
+    window_start    BIGINT NOT NULL,
+    successor_id    BIGINT REFERENCES certificates(id),
+    outcome         TEXT NOT NULL,
+    message         TEXT,
+    decided_ms      BIGINT NOT NULL
+);
+CREATE TABLE policy_history_stores (
+    history_id  BIGINT NOT NULL REFERENCES policy_history(id),
+    store_id    TEXT NOT NULL,
+    scheduled   BOOLEAN NOT NULL,
+    reason      TEXT,
+    PRIMARY KEY (history_id, store_id)
+);
+",
 ];
 
 /// The advisory lock key that serialises migrations (`pfxkit` in ASCII).
@@ -604,6 +651,92 @@ fn insert_certificate(
     tx.query_one(&update, &[&sha256, &chain])?.try_get(0)
 }
 
+/// Inserts a certificate, its chain, its staged key (owned by `owner` if first staged) and a
+/// request inside `tx`.
+fn insert_with_chain(
+    statements: &mut HashMap<&'static str, Statement>,
+    tx: &mut ::postgres::Transaction<'_>,
+    certificate: &Certificate,
+    chain: &[Certificate],
+    sealed_key: Option<&[u8]>,
+    request: Option<RequestKind>,
+    owner: Option<&str>,
+) -> Result<(CertificateId, Option<RequestId>), ::postgres::Error> {
+    // Chain certificates first, each with the rest of the chain above it.
+    let mut ids: Vec<i64> = Vec::with_capacity(chain.len());
+    for cert in chain.iter().rev() {
+        let above: Vec<String> = ids.iter().rev().map(i64::to_string).collect();
+        ids.push(insert_certificate(statements, tx, cert, &above.join(","))?);
+    }
+    ids.reverse();
+    let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let id = insert_certificate(statements, tx, certificate, &chain_text.join(","))?;
+    if let Some(key) = sealed_key {
+        // Whoever first stages the key owns the certificate; staging it again (the
+        // same key: it matches the certificate) keeps the first owner. Locking the
+        // certificate's row first orders two hosts staging the same key at once (the
+        // UPDATE's own snapshot then sees the other's staged key).
+        let lock = prepare(
+            statements,
+            tx,
+            "SELECT id FROM certificates WHERE id = $1 FOR UPDATE",
+        )?;
+        tx.query_one(&lock, &[&id])?;
+        let own = prepare(
+            statements,
+            tx,
+            "UPDATE certificates SET owner = $1 WHERE id = $2
+               AND NOT EXISTS (SELECT 1 FROM staged_keys WHERE certificate_id = $2)",
+        )?;
+        tx.execute(&own, &[&owner, &id])?;
+        let st = prepare(
+            statements,
+            tx,
+            "INSERT INTO staged_keys (certificate_id, sealed) VALUES ($1, $2)
+             ON CONFLICT (certificate_id) DO UPDATE SET sealed = excluded.sealed",
+        )?;
+        tx.execute(&st, &[&id, &key])?;
+    }
+    let request_id = match request {
+        Some(kind) => {
+            let st = prepare(
+                statements,
+                tx,
+                "INSERT INTO requests (certificate_id, kind, created_ms) VALUES ($1, $2, $3) RETURNING id",
+            )?;
+            let row = tx.query_one(&st, &[&id, &kind.name(), &now_millis()])?;
+            Some(row.try_get::<_, i64>(0)?)
+        }
+        None => None,
+    };
+    Ok((id, request_id))
+}
+
+/// A secret's columns: how it is kept, and the sealed bytes or the reference.
+fn secret_columns(secret: &StorePasswordRecord) -> (&'static str, Option<Vec<u8>>) {
+    match secret {
+        StorePasswordRecord::None => ("none", None),
+        StorePasswordRecord::Sealed(p) => ("sealed", Some(p.clone())),
+        StorePasswordRecord::Reference(r) => ("reference", Some(r.as_bytes().to_vec())),
+    }
+}
+
+/// The inverse of [`secret_columns`].
+fn secret_from_columns(
+    kind: &str,
+    value: Option<Vec<u8>>,
+    context: &str,
+) -> Result<StorePasswordRecord> {
+    Ok(match (kind, value) {
+        ("sealed", Some(p)) => StorePasswordRecord::Sealed(p),
+        ("reference", Some(p)) => StorePasswordRecord::Reference(
+            String::from_utf8(p)
+                .map_err(|_| Error::malformed(context, "password reference is not UTF-8"))?,
+        ),
+        _ => StorePasswordRecord::None,
+    })
+}
+
 const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c";
 
 type RawCert = (i64, Vec<u8>, String, bool, Option<String>);
@@ -710,15 +843,7 @@ fn raw_store(row: &::postgres::Row) -> Result<RawStore, ::postgres::Error> {
 
 fn to_store(raw: RawStore) -> Result<StoreRecord> {
     let (id, store_type, path, key_path, container_id, kind, password) = raw;
-    let password = match (kind.as_str(), password) {
-        ("sealed", Some(p)) => StorePasswordRecord::Sealed(p),
-        ("reference", Some(p)) => {
-            StorePasswordRecord::Reference(String::from_utf8(p).map_err(|_| {
-                Error::malformed("catalog store record", "password reference is not UTF-8")
-            })?)
-        }
-        _ => StorePasswordRecord::None,
-    };
+    let password = secret_from_columns(&kind, password, "catalog store record")?;
     Ok(StoreRecord {
         id,
         store_type: store_type.parse()?,
@@ -743,63 +868,15 @@ impl Catalog for PostgresCatalog {
     ) -> Result<(CertificateRecord, Option<RequestId>)> {
         let (id, request_id) = self.with(|c| {
             let mut tx = c.client.transaction()?;
-            // Chain certificates first, each with the rest of the chain above it.
-            let mut ids: Vec<i64> = Vec::with_capacity(chain.len());
-            for cert in chain.iter().rev() {
-                let above: Vec<String> = ids.iter().rev().map(i64::to_string).collect();
-                ids.push(insert_certificate(
-                    &mut c.statements,
-                    &mut tx,
-                    cert,
-                    &above.join(","),
-                )?);
-            }
-            ids.reverse();
-            let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
-            let id = insert_certificate(
+            let (id, request_id) = insert_with_chain(
                 &mut c.statements,
                 &mut tx,
                 certificate,
-                &chain_text.join(","),
+                chain,
+                sealed_key,
+                request,
+                owner,
             )?;
-            if let Some(key) = sealed_key {
-                // Whoever first stages the key owns the certificate; staging it again (the
-                // same key: it matches the certificate) keeps the first owner. Locking the
-                // certificate's row first orders two hosts staging the same key at once (the
-                // UPDATE's own snapshot then sees the other's staged key).
-                let lock = prepare(
-                    &mut c.statements,
-                    &mut tx,
-                    "SELECT id FROM certificates WHERE id = $1 FOR UPDATE",
-                )?;
-                tx.query_one(&lock, &[&id])?;
-                let own = prepare(
-                    &mut c.statements,
-                    &mut tx,
-                    "UPDATE certificates SET owner = $1 WHERE id = $2
-                       AND NOT EXISTS (SELECT 1 FROM staged_keys WHERE certificate_id = $2)",
-                )?;
-                tx.execute(&own, &[&owner, &id])?;
-                let st = prepare(
-                    &mut c.statements,
-                    &mut tx,
-                    "INSERT INTO staged_keys (certificate_id, sealed) VALUES ($1, $2)
-                     ON CONFLICT (certificate_id) DO UPDATE SET sealed = excluded.sealed",
-                )?;
-                tx.execute(&st, &[&id, &key])?;
-            }
-            let request_id = match request {
-                Some(kind) => {
-                    let st = prepare(
-                        &mut c.statements,
-                        &mut tx,
-                        "INSERT INTO requests (certificate_id, kind, created_ms) VALUES ($1, $2, $3) RETURNING id",
-                    )?;
-                    let row = tx.query_one(&st, &[&id, &kind.name(), &now_millis()])?;
-                    Some(row.try_get::<_, i64>(0)?)
-                }
-                None => None,
-            };
             tx.commit()?;
             Ok((id, request_id))
         })?;
@@ -945,11 +1022,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn add_store(&self, store: &StoreRecord) -> Result<()> {
-        let (kind, password): (&str, Option<Vec<u8>>) = match &store.password {
-            StorePasswordRecord::None => ("none", None),
-            StorePasswordRecord::Sealed(p) => ("sealed", Some(p.clone())),
-            StorePasswordRecord::Reference(r) => ("reference", Some(r.as_bytes().to_vec())),
-        };
+        let (kind, password) = secret_columns(&store.password);
         let path = store.path.to_string_lossy().into_owned();
         let key_path = store
             .key_path
@@ -1328,5 +1401,362 @@ impl Catalog for PostgresCatalog {
             ))),
             None => Ok(()),
         }
+    }
+
+    fn record_renewal(
+        &self,
+        predecessor: CertificateId,
+        certificate: &Certificate,
+        chain: &[Certificate],
+        sealed_key: &[u8],
+        policy: Option<PolicyId>,
+        owner: Option<&str>,
+    ) -> Result<Option<(CertificateRecord, RequestId)>> {
+        let ids = self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            if policy.is_some() {
+                let st = prepare(
+                    &mut c.statements,
+                    &mut tx,
+                    "SELECT EXISTS(SELECT 1 FROM renewals WHERE predecessor_id = $1)",
+                )?;
+                let renewed: bool = tx.query_one(&st, &[&predecessor])?.try_get(0)?;
+                if renewed {
+                    return Ok(None);
+                }
+            }
+            let (id, request) = insert_with_chain(
+                &mut c.statements,
+                &mut tx,
+                certificate,
+                chain,
+                Some(sealed_key),
+                Some(RequestKind::Renew),
+                owner,
+            )?;
+            // Under READ COMMITTED two checks both pass the test above; the partial unique
+            // index makes the second wait for the first and then insert nothing, and nothing of
+            // the second is kept (its transaction is rolled back on drop).
+            let st = prepare(
+                &mut c.statements,
+                &mut tx,
+                "INSERT INTO renewals (predecessor_id, successor_id, policy_id, created_ms)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (predecessor_id) WHERE policy_id IS NOT NULL DO NOTHING
+                 RETURNING successor_id",
+            )?;
+            let inserted = tx.query_opt(&st, &[&predecessor, &id, &policy, &now_millis()])?;
+            if inserted.is_none() {
+                return Ok(None);
+            }
+            tx.commit()?;
+            Ok(request.map(|r| (id, r)))
+        })?;
+        match ids {
+            Some((id, request)) => {
+                let record = self
+                    .certificate(id)?
+                    .ok_or_else(|| Error::Database("certificate vanished".into()))?;
+                Ok(Some((record, request)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn successor(&self, certificate: CertificateId) -> Result<Option<CertificateId>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT MAX(successor_id) FROM renewals WHERE predecessor_id = $1",
+            )?;
+            c.client.query_one(&st, &[&certificate])?.try_get(0)
+        })
+    }
+
+    fn expiring(&self, not_after_by: i64) -> Result<Vec<ExpiringRecord>> {
+        type Raw = (RawCert, i64, Option<i64>);
+        let raws: Vec<Raw> = self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT c.id, c.der, c.chain,
+                        EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id),
+                        c.owner,
+                        (SELECT COUNT(*) FROM locations l WHERE l.certificate_id = c.id),
+                        (SELECT MAX(r.successor_id) FROM renewals r WHERE r.predecessor_id = c.id)
+                 FROM certificates c
+                 WHERE c.not_after <= $1
+                   AND EXISTS(SELECT 1 FROM locations l WHERE l.certificate_id = c.id)
+                 ORDER BY c.not_after, c.id",
+            )?;
+            c.client
+                .query(&st, &[&not_after_by])?
+                .iter()
+                .map(|r| Ok((raw_cert(r)?, r.try_get(5)?, r.try_get(6)?)))
+                .collect()
+        })?;
+        raws.into_iter()
+            .map(|(raw, locations, successor)| {
+                Ok(ExpiringRecord {
+                    record: to_record(raw)?,
+                    locations: usize::try_from(locations).unwrap_or(0),
+                    successor,
+                })
+            })
+            .collect()
+    }
+
+    fn set_policy(&self, policy: &NewPolicy) -> Result<PolicyRecord> {
+        let (kind, secret) = secret_columns(&policy.entry_password);
+        let id: i64 = self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            let delete = prepare(
+                &mut c.statements,
+                &mut tx,
+                "DELETE FROM policies WHERE COALESCE(container_id, 0) = COALESCE($1::bigint, 0)",
+            )?;
+            tx.execute(&delete, &[&policy.container_id])?;
+            // A concurrent set of the same scope may have inserted meanwhile: take its place.
+            let insert = prepare(
+                &mut c.statements,
+                &mut tx,
+                "INSERT INTO policies (container_id, renew_before_secs, principal,
+                                       entry_password_kind, entry_password, created_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT ((COALESCE(container_id, 0))) DO UPDATE SET
+                     renew_before_secs = excluded.renew_before_secs,
+                     principal = excluded.principal,
+                     entry_password_kind = excluded.entry_password_kind,
+                     entry_password = excluded.entry_password,
+                     created_ms = excluded.created_ms
+                 RETURNING id",
+            )?;
+            let id = tx
+                .query_one(
+                    &insert,
+                    &[
+                        &policy.container_id,
+                        &policy.renew_before_secs,
+                        &policy.principal,
+                        &kind,
+                        &secret,
+                        &now_millis(),
+                    ],
+                )?
+                .try_get(0)?;
+            tx.commit()?;
+            Ok(id)
+        })?;
+        Ok(PolicyRecord {
+            id,
+            container_id: policy.container_id,
+            renew_before_secs: policy.renew_before_secs,
+            principal: policy.principal.clone(),
+            entry_password: policy.entry_password.clone(),
+        })
+    }
+
+    fn policies(&self) -> Result<Vec<PolicyRecord>> {
+        type Raw = (i64, Option<i64>, i64, String, String, Option<Vec<u8>>);
+        let raws: Vec<Raw> = self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT id, container_id, renew_before_secs, principal, entry_password_kind,
+                        entry_password
+                 FROM policies ORDER BY COALESCE(container_id, 0)",
+            )?;
+            c.client
+                .query(&st, &[])?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        r.try_get(3)?,
+                        r.try_get(4)?,
+                        r.try_get(5)?,
+                    ))
+                })
+                .collect()
+        })?;
+        raws.into_iter()
+            .map(
+                |(id, container_id, renew_before_secs, principal, kind, secret)| {
+                    Ok(PolicyRecord {
+                        id,
+                        container_id,
+                        renew_before_secs,
+                        principal,
+                        entry_password: secret_from_columns(
+                            &kind,
+                            secret,
+                            "catalog policy record",
+                        )?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn remove_policy(&self, container: Option<ContainerId>) -> Result<bool> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "DELETE FROM policies WHERE COALESCE(container_id, 0) = COALESCE($1::bigint, 0)",
+            )?;
+            c.client.execute(&st, &[&container]).map(|n| n > 0)
+        })
+    }
+
+    fn add_history(&self, entry: &HistoryRecord) -> Result<HistoryId> {
+        self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            let st = prepare(
+                &mut c.statements,
+                &mut tx,
+                "INSERT INTO policy_history (policy_id, container_id, principal, certificate_id,
+                     not_after, window_start, successor_id, outcome, message, decided_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            )?;
+            let id: i64 = tx
+                .query_one(
+                    &st,
+                    &[
+                        &entry.policy_id,
+                        &entry.container_id,
+                        &entry.principal,
+                        &entry.certificate_id,
+                        &entry.not_after,
+                        &entry.window_start,
+                        &entry.successor_id,
+                        &entry.outcome.name(),
+                        &entry.message,
+                        &entry.decided_ms,
+                    ],
+                )?
+                .try_get(0)?;
+            let store = prepare(
+                &mut c.statements,
+                &mut tx,
+                "INSERT INTO policy_history_stores (history_id, store_id, scheduled, reason)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (history_id, store_id) DO UPDATE SET
+                     scheduled = excluded.scheduled, reason = excluded.reason",
+            )?;
+            for decision in &entry.stores {
+                tx.execute(
+                    &store,
+                    &[
+                        &id,
+                        &decision.store_id,
+                        &decision.scheduled,
+                        &decision.reason,
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    fn history(&self) -> Result<Vec<HistoryRecord>> {
+        type Raw = (
+            i64,
+            i64,
+            Option<i64>,
+            String,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            String,
+            Option<String>,
+            i64,
+        );
+        let (raws, stores) = self.with(|c| {
+            // One snapshot for both reads, so an entry is never seen without its stores.
+            let mut tx = c
+                .client
+                .build_transaction()
+                .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let st = prepare(
+                &mut c.statements,
+                &mut tx,
+                "SELECT id, policy_id, container_id, principal, certificate_id, not_after,
+                        window_start, successor_id, outcome, message, decided_ms
+                 FROM policy_history ORDER BY id",
+            )?;
+            let raws: Vec<Raw> = tx
+                .query(&st, &[])?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        r.try_get(3)?,
+                        r.try_get(4)?,
+                        r.try_get(5)?,
+                        r.try_get(6)?,
+                        r.try_get(7)?,
+                        r.try_get(8)?,
+                        r.try_get(9)?,
+                        r.try_get(10)?,
+                    ))
+                })
+                .collect::<Result<_, ::postgres::Error>>()?;
+            let st = prepare(
+                &mut c.statements,
+                &mut tx,
+                "SELECT history_id, store_id, scheduled, reason FROM policy_history_stores
+                 ORDER BY history_id, store_id",
+            )?;
+            let stores: Vec<(i64, StoreDecision)> = tx
+                .query(&st, &[])?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0)?,
+                        StoreDecision {
+                            store_id: r.try_get(1)?,
+                            scheduled: r.try_get(2)?,
+                            reason: r.try_get(3)?,
+                        },
+                    ))
+                })
+                .collect::<Result<_, ::postgres::Error>>()?;
+            tx.commit()?;
+            Ok((raws, stores))
+        })?;
+        let mut by_entry: HashMap<i64, Vec<StoreDecision>> = HashMap::new();
+        for (id, decision) in stores {
+            by_entry.entry(id).or_default().push(decision);
+        }
+        raws.into_iter()
+            .map(|raw| {
+                let (id, policy_id, container_id, principal, certificate_id, not_after) =
+                    (raw.0, raw.1, raw.2, raw.3, raw.4, raw.5);
+                Ok(HistoryRecord {
+                    id: Some(id),
+                    policy_id,
+                    container_id,
+                    principal,
+                    certificate_id,
+                    not_after,
+                    window_start: raw.6,
+                    successor_id: raw.7,
+                    outcome: raw.8.parse()?,
+                    message: raw.9,
+                    stores: by_entry.remove(&id).unwrap_or_default(),
+                    decided_ms: raw.10,
+                })
+            })
+            .collect()
     }
 }

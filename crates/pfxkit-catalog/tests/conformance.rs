@@ -22,7 +22,7 @@ use pfxkit_catalog::service::{CatalogLocation, CertificateRef, EnrollRequest, Se
 use pfxkit_catalog::{Catalog, Error, JobRecord, JobResult, JobStatus, Permission, RequestKind};
 
 /// The PostgreSQL schema version this build migrates to.
-const SCHEMA_VERSION: usize = 2;
+const SCHEMA_VERSION: usize = 3;
 
 /// Writes a key file as `catalog init` would: 0600, or the catalog refuses it.
 fn write_key(path: &Path, bytes: &[u8]) {
@@ -75,6 +75,7 @@ conformance!(
     only_a_waiting_job_is_cancelled,
     only_a_failed_job_is_retried,
     a_runner_releases_only_the_leases_it_holds,
+    renewal_policies_successors_expiring_and_history,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -662,6 +663,112 @@ fn a_runner_releases_only_the_leases_it_holds(service: &Service, dir: &Path) {
     let again = c.claim_due_jobs(now, now - JOB_LEASE_MS, 10, "r2").unwrap();
     assert_eq!(ids(&again), all[1..]);
     assert!(again.iter().all(|j| j.claimed_by.as_deref() == Some("r2")));
+}
+
+fn renewal_policies_successors_expiring_and_history(service: &Service, dir: &Path) {
+    const DAY_MS: i64 = 86_400_000;
+    let cert = ca_and_enroll(service, "CN=renewal.example");
+    let stores = jks_stores(service, dir, 2);
+    deploy(service, cert, &stores, "web");
+    let now = now_ms();
+    assert_eq!(service.run_jobs(now, &|_| {}).unwrap().len(), 2);
+    assert!(service.expiring(now, 0).unwrap().is_empty());
+    let soon = service.expiring(now, 400 * 86_400).unwrap();
+    assert_eq!(soon.len(), 1, "only located certificates");
+    assert_eq!(soon[0].expiring.record.id, cert);
+    assert_eq!(soon[0].expiring.locations, 2);
+    assert_eq!(soon[0].expiring.successor, None);
+
+    // Policies: one per scope, replaced by the next, global first.
+    for permission in [Permission::Admin, Permission::Enroll, Permission::Schedule] {
+        service.grant(None, "ops", None, permission).unwrap();
+    }
+    service.catalog().add_container("web").unwrap();
+    service
+        .set_policy(None, None, 30 * 86_400, "ops", None)
+        .unwrap();
+    let literal = PasswordSource::Literal(Password::new("policy-entry"));
+    service
+        .set_policy(None, Some("web"), 10 * 86_400, "ops", Some(&literal))
+        .unwrap();
+    let global = service
+        .set_policy(None, None, 60 * 86_400, "ops", None)
+        .unwrap();
+    let policies = service.policies().unwrap();
+    assert_eq!(policies.len(), 2);
+    assert_eq!(policies[0].container_id, None);
+    assert_eq!(policies[0].id, global.id);
+    assert_eq!(policies[0].renew_before_secs, 60 * 86_400);
+    assert!(policies[1].container_id.is_some());
+    assert_ne!(
+        format!("{:?}", policies[1].entry_password),
+        format!("{:?}", pfxkit_catalog::StorePasswordRecord::None),
+        "the entry password is kept (sealed)"
+    );
+    service.remove_policy(None, Some("web")).unwrap();
+    assert!(matches!(
+        service.remove_policy(None, Some("web")),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(service.policies().unwrap().len(), 1);
+
+    // Nothing is due yet; inside the window the policy renews and replaces, once.
+    assert!(service.renew_due(now).unwrap().is_empty());
+    let late = now + 380 * DAY_MS;
+    let decided = service.renew_due(late).unwrap();
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    let decision = &decided[0];
+    assert_eq!(decision.certificate_id, cert);
+    assert_eq!(decision.policy_id, global.id);
+    assert_eq!(decision.principal, "ops");
+    assert_eq!(
+        decision.outcome,
+        pfxkit_catalog::RenewalOutcome::Renewed,
+        "{decision:?}"
+    );
+    let successor = decision.successor_id.unwrap();
+    assert_eq!(service.catalog().successor(cert).unwrap(), Some(successor));
+    assert_eq!(service.catalog().successor(successor).unwrap(), None);
+    assert_eq!(decision.stores.len(), 2);
+    assert!(decision.stores.iter().all(|s| s.scheduled));
+    assert!(service.renew_due(late).unwrap().is_empty(), "renewed once");
+    let history = service.policy_history().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].id, decision.id);
+    assert_eq!(history[0].successor_id, Some(successor));
+    let mut recorded: Vec<String> = history[0]
+        .stores
+        .iter()
+        .map(|s| s.store_id.clone())
+        .collect();
+    recorded.sort();
+    let mut expected = stores.clone();
+    expected.sort();
+    assert_eq!(recorded, expected);
+    let soon = service.expiring(now, 400 * 86_400).unwrap();
+    assert_eq!(soon[0].expiring.successor, Some(successor));
+
+    // A policy never renews a renewed certificate again; by hand it may.
+    let record = service.certificate(&CertificateRef::Id(cert)).unwrap();
+    let chain = service.chain_of(&record).unwrap();
+    let c = service.catalog();
+    assert!(
+        c.record_renewal(
+            cert,
+            &record.certificate,
+            &chain,
+            b"sealed",
+            Some(global.id),
+            None
+        )
+        .unwrap()
+        .is_none()
+    );
+    let by_hand = service
+        .renew(None, &CertificateRef::Id(cert), &Password::new(""))
+        .unwrap();
+    assert_eq!(c.successor(cert).unwrap(), Some(by_hand.certificate_id));
+    assert!(by_hand.certificate_id > successor);
 }
 
 // PostgreSQL-only behaviour.

@@ -13,6 +13,7 @@ mod build;
 mod catalog;
 mod inspect;
 mod manage;
+mod renewal;
 mod store;
 
 use std::process::ExitCode;
@@ -54,8 +55,15 @@ enum Command {
     Enroll(catalog::EnrollArgs),
     /// Register a PFX made elsewhere (key and chain).
     Import(catalog::ImportArgs),
-    /// Issue a new certificate like an existing one (never deploys).
+    /// Issue a new certificate like an existing one (deploys only with --replace).
     Renew(catalog::RenewArgs),
+    /// Located certificates that expire within a window.
+    Expiring(renewal::ExpiringArgs),
+    /// Renewal policies: renew and replace certificates before they expire.
+    #[command(subcommand)]
+    Policy(renewal::PolicyCommand),
+    /// Run the renewal policies' check once.
+    RenewDue(renewal::RenewDueArgs),
     /// Certificates in the catalog.
     #[command(subcommand)]
     Certificates(catalog::CertificatesCommand),
@@ -100,6 +108,9 @@ fn main() -> ExitCode {
         Command::Enroll(a) => catalog::enroll(&cli.catalog, &cli.principal, a),
         Command::Import(a) => catalog::import(&cli.catalog, &cli.principal, a),
         Command::Renew(a) => catalog::renew(&cli.catalog, &cli.principal, a),
+        Command::Expiring(a) => renewal::expiring(&cli.catalog, a),
+        Command::Policy(p) => renewal::policy(&cli.catalog, &cli.principal, p),
+        Command::RenewDue(a) => renewal::renew_due(&cli.catalog, a),
         Command::Certificates(c) => catalog::certificates(&cli.catalog, c),
         Command::Containers(c) => manage::containers(&cli.catalog, &cli.principal, c),
         Command::Stores(c) => manage::stores(&cli.catalog, &cli.principal, c),

@@ -254,7 +254,7 @@ pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn outcome_json(o: &StoreOutcome) -> Value {
+pub fn outcome_json(o: &StoreOutcome) -> Value {
     json!({
         "SuccessfulStores": o.successful,
         "FailedStores": o.failed,
@@ -263,23 +263,26 @@ fn outcome_json(o: &StoreOutcome) -> Value {
     })
 }
 
+/// The text form of a Deploy or Replace answer.
+pub fn print_outcome_text(o: &StoreOutcome) {
+    for w in &o.warnings {
+        outln!("warning: {w}");
+    }
+    for s in &o.successful {
+        outln!("job created for store {s}");
+    }
+    for s in &o.failed {
+        outln!(
+            "store {s} failed: {}",
+            o.failures.get(s).map(String::as_str).unwrap_or_default()
+        );
+    }
+}
+
 /// Prints the answer of Deploy or Replace; when every targeted store failed the command fails
 /// too (exit 1), after printing it.
 fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) -> Result<(), Error> {
-    emit(args, outcome_json(o), || {
-        for w in &o.warnings {
-            outln!("warning: {w}");
-        }
-        for s in &o.successful {
-            outln!("job created for store {s}");
-        }
-        for s in &o.failed {
-            outln!(
-                "store {s} failed: {}",
-                o.failures.get(s).map(String::as_str).unwrap_or_default()
-            );
-        }
-    });
+    emit(args, outcome_json(o), || print_outcome_text(o));
     if o.all_failed() {
         return Err(Error::Invalid(format!(
             "every store failed ({}); no job was created",
