@@ -1121,7 +1121,10 @@ async fn inventory(req: Req) -> Result<Response<Body>, ApiError> {
 fn store_types(_req: Req) -> Result<Response<Body>, ApiError> {
     let mut out = Vec::new();
     for t in STORE_TYPES {
-        let caps = pfxkit::store::open(&StoreSpec::new(t, "/nonexistent"))?.capabilities();
+        let caps = pfxkit::store::open(
+            &StoreSpec::new(t, "/nonexistent").store_password(Some(Password::absent())),
+        )?
+        .capabilities();
         let policy = |p: &str| match p {
             "Forbidden" | "Unsupported" => 0,
             "Optional" => 1,
