@@ -73,17 +73,18 @@ impl Pkcs12Store {
     }
 
     fn lock(&self) -> Result<StoreLock> {
-        StoreLock::acquire(&[self.path.as_path()])
+        StoreLock::acquire(&[self.path.as_path()], &self.write)
     }
 
     /// Reads the entries and the (profile, iterations) the file uses.
-    fn read(&self) -> Result<(Vec<Entry>, (Profile, u32))> {
-        if !self.path.exists() {
+    fn read(&self, lock: &StoreLock) -> Result<(Vec<Entry>, (Profile, u32))> {
+        let path = lock.file(&self.path);
+        if !path.exists() {
             return Err(Error::StoreNotFound {
                 path: self.path.clone(),
             });
         }
-        let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let bytes = self.limits.read_file(path)?;
         let archive = pkcs12::read(&bytes, Some(&self.store_password), &self.limits)?;
         let identities = archive.identities();
         if identities.len() != archive.keys().len() {
@@ -115,10 +116,13 @@ impl Pkcs12Store {
             })
             .collect();
         for bag in archive.certificates() {
+            // A chain certificate belongs to its key entry and is written again with it; a
+            // trusted certificate is an entry of its own even when a chain holds the same
+            // certificate (keytool writes both), and must survive every rewrite.
             let in_chain = entries
                 .iter()
                 .any(|e| matches!(e, Entry::Key(i, _) if i.chain().contains(&bag.certificate)));
-            if !in_chain {
+            if !in_chain || bag.attributes.java_trusted {
                 entries.push(Entry::Cert {
                     certificate: bag.certificate.clone(),
                     alias: bag
@@ -136,6 +140,12 @@ impl Pkcs12Store {
     fn write(&self, lock: &StoreLock, entries: Vec<Entry>, detected: (Profile, u32)) -> Result<()> {
         let (profile, iterations) = match self.profile {
             Some(p) => (p, p.default_iterations()),
+            // A file found unprotected (no MAC, plain keys) is not rewritten that way under a
+            // store password: "none" is a profile asked for by name, never inherited.
+            None if detected.0 == Profile::None => {
+                let p = Profile::default();
+                (p, p.default_iterations())
+            }
             None => detected,
         };
         let mut builder = Builder::new(profile).allow_empty();
@@ -182,8 +192,8 @@ impl StoreAdapter for Pkcs12Store {
     }
 
     fn inventory(&self) -> Result<Vec<InventoryEntry>> {
-        let _lock = self.lock()?;
-        let (entries, _) = self.read()?;
+        let lock = self.lock()?;
+        let (entries, _) = self.read(&lock)?;
         Ok(entries
             .into_iter()
             .map(|e| match e {
@@ -216,7 +226,7 @@ impl StoreAdapter for Pkcs12Store {
             .ok_or_else(|| Error::Invalid("a pkcs12 store entry needs an alias".into()))?
             .to_string();
         let lock = self.lock()?;
-        let (mut entries, detected) = match self.read() {
+        let (mut entries, detected) = match self.read(&lock) {
             Ok(read) => read,
             Err(Error::StoreNotFound { .. }) if options.create => (
                 Vec::new(),
@@ -231,6 +241,9 @@ impl StoreAdapter for Pkcs12Store {
         let new = Entry::Key(identity.clone(), alias.clone());
         match position {
             Some(_) if !options.overwrite => return Err(Error::AliasExists { alias }),
+            Some(i) if matches!(entries.get(i), Some(Entry::Cert { trusted: true, .. })) => {
+                return Err(super::trusted_not_key(&alias));
+            }
             Some(i) => {
                 if let Some(slot) = entries.get_mut(i) {
                     *slot = new;
@@ -244,7 +257,7 @@ impl StoreAdapter for Pkcs12Store {
 
     fn remove(&self, alias: &str) -> Result<()> {
         let lock = self.lock()?;
-        let (mut entries, detected) = self.read()?;
+        let (mut entries, detected) = self.read(&lock)?;
         let before = entries.len();
         entries.retain(|e| e.alias() != alias);
         if entries.len() == before {

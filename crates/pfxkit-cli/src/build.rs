@@ -122,7 +122,7 @@ pub fn build(args: BuildArgs) -> Result<(), Error> {
     if let Some(n) = args.iterations {
         builder = builder.iterations(n);
     }
-    write_output(&args.out, &builder.build(&password, &limits)?)
+    write_output(&args.out, &builder.build(&password, &limits)?, true)
 }
 
 pub fn convert(args: ConvertArgs) -> Result<(), Error> {
@@ -173,7 +173,7 @@ pub fn convert(args: ConvertArgs) -> Result<(), Error> {
             )));
         }
     };
-    write_output(&args.out, &bytes)
+    write_output(&args.out, &bytes, !contents.identities.is_empty())
 }
 
 fn to_pkcs12(
@@ -262,18 +262,12 @@ fn to_pem(contents: &Contents, key_password: Option<&Password>) -> Result<Vec<u8
     Ok(out.into_bytes())
 }
 
-/// Writes a new output file readable by its owner only: it may hold private keys.
-pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))?;
-    Ok(())
+/// Writes an output file as store files are written (beside, flushed, renamed; never through
+/// a link; 0600 when new; no key into a file others can read).
+pub fn write_output(path: &Path, bytes: &[u8], holds_private_key: bool) -> Result<(), Error> {
+    Ok(pfxkit::store::fs::write_output(
+        path,
+        bytes,
+        holds_private_key,
+    )?)
 }

@@ -11,6 +11,7 @@ use pfxkit_catalog::service::{CertificateRef, EnrollRequest, Enrollment, Service
 use serde_json::{Value, json};
 
 use crate::build::write_output;
+use crate::manage::PrincipalArgs;
 use crate::{password_source, print_json, read_file, resolve};
 
 /// Where the catalog is.
@@ -162,7 +163,7 @@ pub fn ca(args: &CatalogArgs, command: CaCommand) -> Result<(), Error> {
                 .map(pfxkit::pem::encode_certificate)
                 .collect();
             match out {
-                Some(path) => write_output(&path, pem.as_bytes())?,
+                Some(path) => write_output(&path, pem.as_bytes(), false)?,
                 None => outln!("{}", pem.trim_end()),
             }
             return Ok(());
@@ -191,7 +192,7 @@ fn enrollment_json(e: &Enrollment) -> Value {
 
 fn report_enrollment(args: &CatalogArgs, e: &Enrollment, out: Option<&Path>) -> Result<(), Error> {
     if let Some(path) = out {
-        write_output(path, &e.pkcs12)?;
+        write_output(path, &e.pkcs12, true)?;
     }
     emit(args, enrollment_json(e), || {
         outln!(
@@ -211,25 +212,34 @@ fn transport(src: Option<&PasswordSource>) -> Result<Password, Error> {
     Ok(resolve(src)?.unwrap_or_else(|| Password::new("")))
 }
 
-pub fn enroll(args: &CatalogArgs, e: EnrollArgs) -> Result<(), Error> {
+pub fn enroll(args: &CatalogArgs, principal: &PrincipalArgs, e: EnrollArgs) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     let request = EnrollRequest::new(e.subject)
         .sans(e.sans)
         .key_type(e.key_type)
         .days(e.days);
-    let result = service.enroll(&request, &transport(e.password.as_ref())?)?;
+    let result = service.enroll(
+        principal.principal.as_deref(),
+        &request,
+        &transport(e.password.as_ref())?,
+    )?;
     report_enrollment(args, &result, e.out.as_deref())
 }
 
-pub fn import(args: &CatalogArgs, i: ImportArgs) -> Result<(), Error> {
+pub fn import(args: &CatalogArgs, principal: &PrincipalArgs, i: ImportArgs) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     let password = resolve(i.password.as_ref())?;
     let transport = password.clone().unwrap_or_else(|| Password::new(""));
-    let result = service.import(&read_file(&i.pfx)?, password.as_ref(), &transport)?;
+    let result = service.import(
+        principal.principal.as_deref(),
+        &read_file(&i.pfx)?,
+        password.as_ref(),
+        &transport,
+    )?;
     report_enrollment(args, &result, None)
 }
 
-pub fn renew(args: &CatalogArgs, r: RenewArgs) -> Result<(), Error> {
+pub fn renew(args: &CatalogArgs, principal: &PrincipalArgs, r: RenewArgs) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     let which = match (r.certificate_id, r.thumbprint) {
         (Some(id), None) => CertificateRef::Id(id),
@@ -241,7 +251,11 @@ pub fn renew(args: &CatalogArgs, r: RenewArgs) -> Result<(), Error> {
             ));
         }
     };
-    let result = service.renew(&which, &transport(r.password.as_ref())?)?;
+    let result = service.renew(
+        principal.principal.as_deref(),
+        &which,
+        &transport(r.password.as_ref())?,
+    )?;
     report_enrollment(args, &result, r.out.as_deref())
 }
 

@@ -95,6 +95,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = check_stdin_passwords() {
+        eprintln!("pfxkit: {e}");
+        return ExitCode::from(exit_code(&e));
+    }
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Build(args) => build::build(args),
@@ -102,17 +106,21 @@ fn main() -> ExitCode {
         Command::Store(command) => store::run(command),
         Command::Catalog(c) => catalog::catalog(&cli.catalog, c),
         Command::Ca(c) => catalog::ca(&cli.catalog, c),
-        Command::Enroll(a) => catalog::enroll(&cli.catalog, a),
-        Command::Import(a) => catalog::import(&cli.catalog, a),
-        Command::Renew(a) => catalog::renew(&cli.catalog, a),
+        Command::Enroll(a) => catalog::enroll(&cli.catalog, &cli.principal, a),
+        Command::Import(a) => catalog::import(&cli.catalog, &cli.principal, a),
+        Command::Renew(a) => catalog::renew(&cli.catalog, &cli.principal, a),
         Command::Certificates(c) => catalog::certificates(&cli.catalog, c),
-        Command::Containers(c) => manage::containers(&cli.catalog, c),
-        Command::Stores(c) => manage::stores(&cli.catalog, c),
+        Command::Containers(c) => manage::containers(&cli.catalog, &cli.principal, c),
+        Command::Stores(c) => manage::stores(&cli.catalog, &cli.principal, c),
         Command::Grant(g) => manage::grant(&cli.catalog, g),
         Command::Deploy(d) => manage::deploy(&cli.catalog, &cli.principal, d),
         Command::Inventory(i) => manage::inventory(&cli.catalog, i),
         Command::Replace(r) => manage::replace(&cli.catalog, &cli.principal, r),
-        Command::Jobs(j) => manage::jobs(&cli.catalog, j),
+        Command::Jobs(j) => match manage::jobs(&cli.catalog, &cli.principal, j) {
+            Ok(Some(code)) => return ExitCode::from(code),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        },
         Command::Serve(s) => serve::serve(&cli.catalog, s),
         Command::Users(u) => serve::users(&cli.catalog, u),
         Command::Tokens(t) => serve::tokens(&cli.catalog, t),
@@ -139,9 +147,28 @@ fn exit_code(e: &Error) -> u8 {
     }
 }
 
+/// How many password options of this command line read `stdin`.
+static STDIN_PASSWORDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Parses a `--password` style option into a source (clap value parser).
 fn password_source(s: &str) -> Result<PasswordSource, String> {
-    s.parse().map_err(|e: pfxkit::Error| e.to_string())
+    let source: PasswordSource = s.parse().map_err(|e: pfxkit::Error| e.to_string())?;
+    if matches!(source, PasswordSource::Stdin) {
+        STDIN_PASSWORDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    Ok(source)
+}
+
+/// Standard input holds one password: a second option reading it would silently get an empty
+/// one.
+fn check_stdin_passwords() -> Result<(), Error> {
+    let n = STDIN_PASSWORDS.load(std::sync::atomic::Ordering::SeqCst);
+    if n > 1 {
+        return Err(Error::Invalid(format!(
+            "{n} password options read stdin; standard input holds one password: use env: or file: for the others"
+        )));
+    }
+    Ok(())
 }
 
 /// Resolves an optional password source.
@@ -149,9 +176,24 @@ fn resolve(src: Option<&PasswordSource>) -> Result<Option<Password>, Error> {
     Ok(src.map(PasswordSource::resolve).transpose()?)
 }
 
-/// Reads a whole input file, naming it in errors.
+/// Reads a whole input file, naming it in errors, never past the input size limit.
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    Ok(pfxkit::Limits::default().read_file(path)?)
+}
+
+/// Text from a file or a caller (an alias, a subject, a job's message) made safe for a terminal:
+/// control characters are written as escapes (`\u{1b}`, `\n`), so a hostile alias can neither
+/// forge lines of output nor send terminal escape sequences. JSON output escapes by itself.
+fn escape_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Prints one JSON document on stdout.

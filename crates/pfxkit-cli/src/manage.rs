@@ -1,8 +1,12 @@
 //! Deployment commands: `containers add`, `stores add|list`, `grant`, `deploy`, `inventory`,
-//! `replace`, `jobs list|run`.
+//! `replace`, `jobs list|run|cancel|retry`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use pfxkit::PasswordSource;
 use pfxkit::store::StoreType;
@@ -60,16 +64,21 @@ pub enum StoresCommand {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("scope").required(true).args(["global", "container"])))]
 pub struct GrantArgs {
-    /// Who.
+    /// Who receives the permission. (This `--principal` names the grantee, so the acting
+    /// principal of `grant` is given with `--as` or `PFXKIT_PRINCIPAL`.)
     #[arg(long)]
     principal: String,
+    /// The acting principal (needs the global admin permission; never the grantee itself).
+    #[arg(long = "as", env = "PFXKIT_PRINCIPAL", value_name = "PRINCIPAL")]
+    actor: Option<String>,
     /// On every store.
     #[arg(long)]
     global: bool,
     /// On the stores of this container.
     #[arg(long)]
     container: Option<String>,
-    /// read, schedule or modify (each includes the ones before it).
+    /// read, schedule or modify (each includes the ones before it), or the global-only enroll,
+    /// recover or admin.
     #[arg(long, value_parser = permission)]
     permission: Permission,
 }
@@ -125,13 +134,24 @@ pub struct ReplaceArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum JobsCommand {
-    /// List every job.
+    /// List every job (a running job shows which runner holds its lease, and until when).
     List,
-    /// Run every due job.
+    /// Run every due job. SIGINT/SIGTERM: the running jobs finish, the others are released,
+    /// exit 130.
     Run {
-        /// Run as of this ISO 8601 UTC time instead of now.
+        /// Run as of this ISO 8601 UTC time instead of now (leases stay on the real clock).
         #[arg(long)]
         now: Option<String>,
+    },
+    /// Cancel a Waiting job (it ends Completed/Failure).
+    Cancel {
+        /// The job's id.
+        id: i64,
+    },
+    /// Queue a failed job again, due now.
+    Retry {
+        /// The job's id.
+        id: i64,
     },
 }
 
@@ -143,9 +163,13 @@ fn permission(s: &str) -> Result<Permission, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-pub fn containers(args: &CatalogArgs, command: ContainersCommand) -> Result<(), Error> {
+pub fn containers(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: ContainersCommand,
+) -> Result<(), Error> {
     let ContainersCommand::Add { name } = command;
-    let c = Service::open(&args.dir)?.add_container(&name)?;
+    let c = Service::open(&args.dir)?.add_container(principal.principal.as_deref(), &name)?;
     emit(args, json!({ "Id": c.id, "Name": c.name }), || {
         outln!("container {} ({})", c.id, c.name)
     });
@@ -168,7 +192,11 @@ fn store_json(s: &StoreRecord) -> Value {
     })
 }
 
-pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
+pub fn stores(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: StoresCommand,
+) -> Result<(), Error> {
     let service = Service::open(&args.dir)?;
     match command {
         StoresCommand::Add {
@@ -179,6 +207,7 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
             store_password,
         } => {
             let s = service.add_store(
+                principal.principal.as_deref(),
                 store_type,
                 &path,
                 key_path.as_deref(),
@@ -204,7 +233,12 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
 }
 
 pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
-    Service::open(&args.dir)?.grant(&g.principal, g.container.as_deref(), g.permission)?;
+    Service::open(&args.dir)?.grant(
+        g.actor.as_deref(),
+        &g.principal,
+        g.container.as_deref(),
+        g.permission,
+    )?;
     emit(args, json!({}), || {
         outln!("granted {} to {}", g.permission.name(), g.principal)
     });
@@ -212,11 +246,21 @@ pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
 }
 
 fn outcome_json(o: &StoreOutcome) -> Value {
-    json!({ "SuccessfulStores": o.successful, "FailedStores": o.failed, "Failures": o.failures })
+    json!({
+        "SuccessfulStores": o.successful,
+        "FailedStores": o.failed,
+        "Failures": o.failures,
+        "Warnings": o.warnings,
+    })
 }
 
-fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
+/// Prints the answer of Deploy or Replace; when every targeted store failed the command fails
+/// too (exit 1), after printing it.
+fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) -> Result<(), Error> {
     emit(args, outcome_json(o), || {
+        for w in &o.warnings {
+            outln!("warning: {w}");
+        }
         for s in &o.successful {
             outln!("job created for store {s}");
         }
@@ -227,6 +271,13 @@ fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
             );
         }
     });
+    if o.all_failed() {
+        return Err(Error::Invalid(format!(
+            "every store failed ({}); no job was created",
+            o.failed.len()
+        )));
+    }
+    Ok(())
 }
 
 pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> Result<(), Error> {
@@ -244,8 +295,7 @@ pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> R
         d.overwrite,
         &options,
     )?;
-    print_outcome(args, &o);
-    Ok(())
+    print_outcome(args, &o)
 }
 
 pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
@@ -292,8 +342,7 @@ pub fn replace(args: &CatalogArgs, principal: &PrincipalArgs, r: ReplaceArgs) ->
         principal.principal.as_deref(),
     );
     let o = service.replace(r.existing_certificate_id, new, &options)?;
-    print_outcome(args, &o);
-    Ok(())
+    print_outcome(args, &o)
 }
 
 pub fn job_json(j: &JobRecord) -> Value {
@@ -307,6 +356,8 @@ pub fn job_json(j: &JobRecord) -> Value {
         "Result": j.result.map(|r| r.name()),
         "Scheduled": jobs::format_time(j.job.scheduled_ms),
         "Message": j.message,
+        "LeasedBy": j.claimed_by,
+        "LeasedUntil": j.claimed_ms.map(|c| jobs::format_time(c.saturating_add(jobs::JOB_LEASE_MS))),
     })
 }
 
@@ -316,8 +367,15 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
         Value::Array(list.iter().map(job_json).collect()),
         || {
             for j in list {
+                let lease = match (&j.claimed_by, j.claimed_ms) {
+                    (Some(by), Some(at)) => format!(
+                        " (leased by {by} until {})",
+                        jobs::format_time(at.saturating_add(jobs::JOB_LEASE_MS))
+                    ),
+                    _ => String::new(),
+                };
                 outln!(
-                    "job {} {} store {}: {}{}",
+                    "job {} {} store {}: {}{lease}{}",
                     j.id,
                     jobs::format_time(j.job.scheduled_ms),
                     j.job.store_id,
@@ -326,7 +384,7 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
                         .map(|r| format!(
                             " {} — {}",
                             r.name(),
-                            j.message.as_deref().unwrap_or_default()
+                            crate::escape_text(j.message.as_deref().unwrap_or_default())
                         ))
                         .unwrap_or_default()
                 );
@@ -338,15 +396,38 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
 /// Jobs at or above this count get a progress bar on a terminal.
 const PROGRESS_THRESHOLD: usize = 20;
 
-pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
+/// The exit code of an interrupted `jobs run` (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
+
+/// Runs a `jobs` command; `Ok(Some(code))` asks for that exit code after printing.
+pub fn jobs(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: JobsCommand,
+) -> Result<Option<u8>, Error> {
     let service = Service::open(&args.dir)?;
+    let principal = principal.principal.as_deref();
     match command {
         JobsCommand::List => print_jobs(args, &service.catalog().jobs()?),
+        JobsCommand::Cancel { id } => print_jobs(args, &[service.cancel_job(principal, id)?]),
+        JobsCommand::Retry { id } => print_jobs(args, &[service.retry_job(principal, id)?]),
         JobsCommand::Run { now } => {
             let now_ms = match now {
                 Some(t) => jobs::parse_time(&t)?,
                 None => jobs::now_ms(),
             };
+            // A first SIGINT/SIGTERM asks the runner to stop after the jobs it is running; a
+            // second one ends the process at once (the jobs' leases then expire).
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [SIGINT, SIGTERM] {
+                signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    i32::from(INTERRUPTED),
+                    Arc::clone(&stop),
+                )
+                .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+                .map_err(|e| Error::Invalid(format!("cannot handle signals: {e}")))?;
+            }
             let due = service
                 .catalog()
                 .jobs()?
@@ -357,15 +438,26 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
                 .count();
             let bar = (!args.json && due >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal())
                 .then(|| indicatif::ProgressBar::new(due as u64));
-            let ran = service.run_jobs(now_ms, &|_| {
-                if let Some(b) = &bar {
-                    b.inc(1);
-                }
-            })?;
+            let ran = service.run_jobs_until(
+                now_ms,
+                &|_| {
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    }
+                },
+                &stop,
+            )?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
             print_jobs(args, &ran);
+            if stop.load(Ordering::SeqCst) {
+                eprintln!(
+                    "pfxkit: interrupted: {} jobs ran; the jobs not started were released",
+                    ran.len()
+                );
+                return Ok(Some(INTERRUPTED));
+            }
             // The contract's exit 1 covers "a failed job": scripts must not read success here.
             let failed = ran
                 .iter()
@@ -379,7 +471,7 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {

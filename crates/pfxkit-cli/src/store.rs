@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use pfxkit::store::fs::WriteOptions;
 use pfxkit::store::{self, AddOptions, StoreSpec, StoreType};
 use pfxkit::{Limits, PasswordSource};
 use pfxkit_catalog::Error;
@@ -70,6 +71,10 @@ pub struct StoreArgs {
     /// Store password (pkcs12, jks).
     #[arg(long, value_parser = password_source)]
     store_password: Option<PasswordSource>,
+    /// Accept a store in a directory other users can write that has no sticky bit (refused by
+    /// default: any of them could replace the store's files).
+    #[arg(long)]
+    allow_shared_dir: bool,
 }
 
 fn store_type(s: &str) -> Result<StoreType, String> {
@@ -80,7 +85,8 @@ impl StoreArgs {
     fn spec(&self) -> Result<StoreSpec, Error> {
         Ok(StoreSpec::new(self.store_type, &self.path)
             .key_path(self.key_path.clone())
-            .store_password(resolve(self.store_password.as_ref())?))
+            .store_password(resolve(self.store_password.as_ref())?)
+            .write_options(WriteOptions::default().allow_shared_dir(self.allow_shared_dir)))
     }
 }
 
@@ -107,8 +113,8 @@ pub fn run(command: StoreCommand) -> Result<(), Error> {
                 for e in &entries {
                     outln!(
                         "{}: {}{} (chain of {})",
-                        e.alias,
-                        e.leaf().map(|c| c.subject()).unwrap_or_default(),
+                        crate::escape_text(&e.alias),
+                        crate::escape_text(&e.leaf().map(|c| c.subject()).unwrap_or_default()),
                         if e.has_private_key { " [has key]" } else { "" },
                         e.chain.len()
                     );
@@ -150,7 +156,7 @@ pub fn run(command: StoreCommand) -> Result<(), Error> {
                 entry_password.as_ref(),
                 AddOptions::new(overwrite, create),
             )?;
-            eprintln!("added {used}");
+            eprintln!("added {}", crate::escape_text(&used));
             Ok(())
         }
         StoreCommand::Remove { store: args, alias } => {

@@ -18,7 +18,6 @@ use crate::State;
 use crate::body::{Fields, read_json};
 use crate::error::ApiError;
 use crate::query;
-use crate::shim::{Action, authorize};
 use pfxkit::cert::Certificate;
 use pfxkit::secret::{Password, PasswordSource};
 use pfxkit::store::{StoreSpec, StoreType};
@@ -26,7 +25,7 @@ use pfxkit_catalog::ca::{KeyType, San};
 use pfxkit_catalog::jobs::{JobOptions, NewCertificate, StoreOutcome, format_time};
 use pfxkit_catalog::service::{CertificateRef, EnrollRequest, Service};
 use pfxkit_catalog::{
-    CertificateRecord, JobRecord, JobResult, JobStatus, StorePasswordRecord, StoreRecord,
+    Action, CertificateRecord, JobRecord, JobResult, JobStatus, StorePasswordRecord, StoreRecord,
 };
 
 type Body = Full<Bytes>;
@@ -393,6 +392,11 @@ fn common_name(dn: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Asks the catalog's one decision function (`Service::authorize`).
+fn authorize(svc: &Service, principal: &str, action: Action<'_>) -> Result<(), ApiError> {
+    Ok(svc.authorize(Some(principal), action)?)
+}
+
 fn random_password() -> Result<Password, ApiError> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 16]);
     getrandom::fill(bytes.as_mut())
@@ -487,10 +491,7 @@ async fn enroll(req: Req) -> Result<Response<Body>, ApiError> {
     };
     let principal = req.principal.clone();
     let enrolled = req
-        .blocking(move |svc| {
-            authorize(svc, &principal, Action::Enroll)?;
-            Ok(svc.enroll(&request, &password)?)
-        })
+        .blocking(move |svc| Ok(svc.enroll(Some(&principal), &request, &password)?))
         .await?;
     let cert = &enrolled.certificate;
     ok(&json!({
@@ -565,8 +566,8 @@ async fn deploy(req: Req) -> Result<Response<Body>, ApiError> {
     let principal = req.principal.clone();
     let outcome = req
         .blocking(move |svc| {
+            // Deploy asks the service, which checks ownership or `recover` (UseKey).
             let id = resolve_new(svc, which)?;
-            authorize(svc, &principal, Action::UseKey(id))?;
             // Stores sharing an alias and overwrite flag are one Deploy each.
             let mut groups: BTreeMap<(Option<String>, bool), Vec<String>> = BTreeMap::new();
             for (store, alias, overwrite) in targets {
@@ -646,10 +647,7 @@ async fn renew(req: Req) -> Result<Response<Body>, ApiError> {
     };
     let principal = req.principal.clone();
     let renewed = req
-        .blocking(move |svc| {
-            authorize(svc, &principal, Action::Enroll)?;
-            Ok(svc.renew(&which, &random_password()?)?)
-        })
+        .blocking(move |svc| Ok(svc.renew(Some(&principal), &which, &random_password()?)?))
         .await?;
     let cert = &renewed.certificate;
     ok(&json!({
@@ -1062,6 +1060,7 @@ async fn add_store(req: Req) -> Result<Response<Body>, ApiError> {
                     None => None,
                 };
             let record = svc.add_store(
+                Some(&principal),
                 store_type,
                 std::path::Path::new(&path),
                 key_path.as_deref(),
@@ -1176,10 +1175,7 @@ async fn add_container(req: Req) -> Result<Response<Body>, ApiError> {
     }
     let principal = req.principal.clone();
     let c = req
-        .blocking(move |svc| {
-            authorize(svc, &principal, Action::Admin)?;
-            Ok(svc.add_container(&name)?)
-        })
+        .blocking(move |svc| Ok(svc.add_container(Some(&principal), &name)?))
         .await?;
     ok(&json!({"Id": c.id, "Name": c.name, "OverwriteSchedules": false}))
 }

@@ -20,7 +20,6 @@ pub mod error;
 mod openapi;
 mod query;
 pub mod runner;
-mod shim;
 pub mod tls;
 
 use std::future::Future;

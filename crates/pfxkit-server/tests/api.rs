@@ -97,8 +97,10 @@ async fn start(limits: ServerLimits) -> Api {
     for (user, pw) in [ADMIN, READER, NOBODY] {
         svc.add_user(user, &Password::new(pw)).unwrap();
     }
-    svc.grant(ADMIN.0, None, Permission::Modify).unwrap();
-    svc.grant(READER.0, None, Permission::Read).unwrap();
+    for p in [Permission::Modify, Permission::Enroll, Permission::Admin] {
+        svc.grant(None, ADMIN.0, None, p).unwrap();
+    }
+    svc.grant(None, READER.0, None, Permission::Read).unwrap();
     let ca_pem: String = svc
         .ca_chain()
         .unwrap()
@@ -237,12 +239,15 @@ async fn enroll_deploy_renew_replace_and_locations_over_tls() {
         .await;
     assert_eq!(v["Locations"], json!([]));
 
-    // A Replace with a JobTime in the future is scheduled, not run.
+    // A Replace with a JobTime in the future (six fractional digits, as the v11 client sends)
+    // is scheduled, not run.
+    let in_an_hour = pfxkit_catalog::jobs::format_time(pfxkit_catalog::jobs::now_ms() + 3_600_000)
+        .replace('Z', "000Z");
     let (s, out) = api
         .post(
             "/Enrollment/PFX/Replace",
             ADMIN,
-            json!({"ExistingCertificateId": id, "CertificateId": new_id, "JobTime": "2999-01-01T00:00:00.000000Z"}),
+            json!({"ExistingCertificateId": id, "CertificateId": new_id, "JobTime": in_an_hour}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{out}");
