@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 //! The real `pfxkit serve` binary: it prints `listening on URL` once it accepts, answers over
 //! plain HTTP on loopback with `--insecure-http`, refuses plain HTTP elsewhere, and stops
 //! within 10 s with exit 0 on SIGTERM.

@@ -221,6 +221,7 @@ pub(crate) fn matches(clause: &Clause, s: &Subject<'_>) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

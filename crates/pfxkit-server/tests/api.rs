@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 //! The HTTP API over real sockets and real TLS (rustls, a certificate issued by the catalog's
 //! CA, trusted by the client through the exported CA chain only): every endpoint, the
 //! permission table, authentication, and each class of bad input.
