@@ -51,7 +51,8 @@ pub struct ConvertArgs {
     /// Input password (PKCS#12 or store password).
     #[arg(long, value_parser = password_source)]
     password: Option<PasswordSource>,
-    /// Input key password (JKS/JCEKS key entries, encrypted PEM keys).
+    /// Input key password (JKS/JCEKS key entries, encrypted PEM keys, PKCS#12 keys encrypted
+    /// under a password other than the MAC's).
     #[arg(long, value_parser = password_source)]
     key_password: Option<PasswordSource>,
     /// Output format: pkcs12, jks, jceks or pem.
@@ -129,12 +130,26 @@ pub fn convert(args: ConvertArgs) -> Result<(), Error> {
     let limits = Limits::default();
     let password = resolve(args.password.as_ref())?;
     let key_password = resolve(args.key_password.as_ref())?;
-    let (_, contents) = contents::load(
-        &read_file(&args.input)?,
-        password.as_ref(),
-        key_password.as_ref(),
-        &limits,
-    )?;
+    let input = read_file(&args.input)?;
+    if password.is_none()
+        && matches!(
+            contents::Format::detect(&input),
+            contents::Format::Jks | contents::Format::Jceks
+        )
+    {
+        // A usage error (exit 2): the store digest is checked before anything is trusted.
+        use clap::CommandFactory;
+        crate::Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "a Java keystore needs --password (its digest is checked before anything is trusted)",
+            )
+            .exit()
+    }
+    let (_, contents) = contents::load(&input, password.as_ref(), key_password.as_ref(), &limits)?;
+    for what in &contents.not_converted {
+        eprintln!("pfxkit: warning: not converted: {what}");
+    }
     let out_password = resolve(args.out_password.as_ref())?;
     let out_key_password = resolve(args.out_key_password.as_ref())?;
     let bytes = match args.to.as_str() {
