@@ -185,6 +185,19 @@ CREATE TABLE policy_history_stores (
     PRIMARY KEY (history_id, store_id)
 );
 ",
+    r"
+-- Users and API tokens of `pfxkit serve`: an Argon2id hash, and tokens by their SHA-256 only.
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL
+);
+CREATE TABLE tokens (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    principal   TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    token_hash  TEXT NOT NULL UNIQUE,
+    expires_ms  BIGINT
+);
+",
 ];
 
 /// The advisory lock key that serialises migrations (`pfxkit` in ASCII).
@@ -1758,5 +1771,123 @@ impl Catalog for PostgresCatalog {
                 })
             })
             .collect()
+    }
+
+    fn add_user(&self, name: &str, password_hash: &str) -> Result<()> {
+        let inserted = self.with(|c| {
+            c.client.execute(
+                "INSERT INTO users (name, password_hash) VALUES ($1, $2)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &password_hash],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(Error::Invalid(format!("user '{name}' already exists")));
+        }
+        Ok(())
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool> {
+        self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute("DELETE FROM tokens WHERE principal = $1", &[&name])?;
+            let n = tx.execute("DELETE FROM users WHERE name = $1", &[&name])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn users(&self) -> Result<Vec<String>> {
+        self.with(|c| {
+            c.client
+                .query("SELECT name FROM users ORDER BY name", &[])?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect()
+        })
+    }
+
+    fn password_hash(&self, name: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT password_hash FROM users WHERE name = $1",
+            )?;
+            c.client
+                .query_opt(&st, &[&name])?
+                .map(|r| r.try_get(0))
+                .transpose()
+        })
+    }
+
+    fn add_token(&self, principal: &str, token_hash: &str, expires_ms: Option<i64>) -> Result<i64> {
+        // One statement: the user is checked and the token inserted at once (and the foreign
+        // key refuses a user removed meanwhile).
+        let id: Option<i64> = self.with(|c| {
+            c.client
+                .query_opt(
+                    "INSERT INTO tokens (principal, token_hash, expires_ms)
+                     SELECT name, $2, $3 FROM users WHERE name = $1
+                     RETURNING id",
+                    &[&principal, &token_hash, &expires_ms],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()
+        })?;
+        id.ok_or_else(|| Error::NotFound(format!("unknown user '{principal}'")))
+    }
+
+    fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT id, principal, expires_ms FROM tokens WHERE token_hash = $1",
+            )?;
+            c.client
+                .query_opt(&st, &[&token_hash])?
+                .map(|r| {
+                    Ok(TokenRecord {
+                        id: r.try_get(0)?,
+                        principal: r.try_get(1)?,
+                        expires_ms: r.try_get(2)?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn revoke_token(&self, id: i64) -> Result<bool> {
+        self.with(|c| {
+            c.client
+                .execute("DELETE FROM tokens WHERE id = $1", &[&id])
+                .map(|n| n > 0)
+        })
+    }
+
+    fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        self.with(|c| {
+            c.client
+                .query("SELECT id, name FROM containers ORDER BY id", &[])?
+                .iter()
+                .map(|r| {
+                    Ok(ContainerRecord {
+                        id: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateRecord>> {
+        const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c ORDER BY c.id";
+        debug_assert!(SQL.starts_with(SELECT_CERT));
+        let raws: Vec<RawCert> = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client.query(&st, &[])?.iter().map(raw_cert).collect()
+        })?;
+        raws.into_iter().map(to_record).collect()
     }
 }

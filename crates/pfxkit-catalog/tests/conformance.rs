@@ -22,7 +22,7 @@ use pfxkit_catalog::service::{CatalogLocation, CertificateRef, EnrollRequest, Se
 use pfxkit_catalog::{Catalog, Error, JobRecord, JobResult, JobStatus, Permission, RequestKind};
 
 /// The PostgreSQL schema version this build migrates to.
-const SCHEMA_VERSION: usize = 3;
+const SCHEMA_VERSION: usize = 4;
 
 /// Writes a key file as `catalog init` would: 0600, or the catalog refuses it.
 fn write_key(path: &Path, bytes: &[u8]) {
@@ -76,6 +76,7 @@ conformance!(
     only_a_failed_job_is_retried,
     a_runner_releases_only_the_leases_it_holds,
     renewal_policies_successors_expiring_and_history,
+    users_tokens_containers_and_certificates_are_listed,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -769,6 +770,47 @@ fn renewal_policies_successors_expiring_and_history(service: &Service, dir: &Pat
         .unwrap();
     assert_eq!(c.successor(cert).unwrap(), Some(by_hand.certificate_id));
     assert!(by_hand.certificate_id > successor);
+}
+
+fn users_tokens_containers_and_certificates_are_listed(service: &Service, _: &Path) {
+    let c = service.catalog();
+    c.add_user("bob", "$argon2id$bob").unwrap();
+    c.add_user("alice", "$argon2id$alice").unwrap();
+    assert!(matches!(c.add_user("bob", "x"), Err(Error::Invalid(_))));
+    assert_eq!(c.users().unwrap(), vec!["alice", "bob"]);
+    assert_eq!(
+        c.password_hash("bob").unwrap().as_deref(),
+        Some("$argon2id$bob")
+    );
+    assert_eq!(c.password_hash("carol").unwrap(), None);
+    let t1 = c.add_token("bob", "aa11", Some(42)).unwrap();
+    let t2 = c.add_token("bob", "bb22", None).unwrap();
+    assert!(matches!(
+        c.add_token("carol", "cc33", None),
+        Err(Error::NotFound(_))
+    ));
+    let token = c.token("aa11").unwrap().unwrap();
+    assert_eq!(
+        (token.id, token.principal.as_str(), token.expires_ms),
+        (t1, "bob", Some(42))
+    );
+    assert!(c.revoke_token(t1).unwrap());
+    assert!(!c.revoke_token(t1).unwrap());
+    assert!(c.token("aa11").unwrap().is_none());
+    assert!(c.remove_user("bob").unwrap());
+    assert!(!c.remove_user("bob").unwrap());
+    assert!(
+        c.token("bb22").unwrap().is_none(),
+        "token {t2} went with its user"
+    );
+    let web = c.add_container("web").unwrap();
+    let db = c.add_container("db").unwrap();
+    assert_eq!(c.containers().unwrap(), vec![web, db]);
+    let id = ca_and_enroll(service, "CN=listed.example");
+    let all: Vec<i64> = c.certificates().unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(all.len(), 3, "root, intermediate, leaf");
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+    assert!(all.contains(&id));
 }
 
 // PostgreSQL-only behaviour.

@@ -60,6 +60,12 @@ pub enum CaCommand {
         #[arg(long, default_value = "ec-p256", value_parser = key_type)]
         key_type: KeyType,
     },
+    /// Write the CA chain that clients of `pfxkit serve --tls-from-ca` trust (PEM).
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -173,12 +179,26 @@ pub fn catalog(args: &CatalogArgs, command: CatalogCommand) -> Result<(), Error>
 }
 
 pub fn ca(args: &CatalogArgs, command: CaCommand) -> Result<(), Error> {
-    let CaCommand::Init {
-        subject,
-        intermediate,
-        key_type,
-    } = command;
     let service = args.open()?;
+    let (subject, intermediate, key_type) = match command {
+        CaCommand::Init {
+            subject,
+            intermediate,
+            key_type,
+        } => (subject, intermediate, key_type),
+        CaCommand::Export { out } => {
+            let pem: String = service
+                .ca_chain()?
+                .iter()
+                .map(pfxkit::pem::encode_certificate)
+                .collect();
+            match out {
+                Some(path) => write_output(&path, pem.as_bytes(), false)?,
+                None => outln!("{}", pem.trim_end()),
+            }
+            return Ok(());
+        }
+    };
     let cert = service.ca_init(&subject, key_type, intermediate.as_deref())?;
     emit(
         args,

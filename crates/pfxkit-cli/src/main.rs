@@ -14,6 +14,7 @@ mod catalog;
 mod inspect;
 mod manage;
 mod renewal;
+mod serve;
 mod store;
 
 use std::process::ExitCode;
@@ -84,6 +85,14 @@ enum Command {
     /// Management jobs.
     #[command(subcommand)]
     Jobs(manage::JobsCommand),
+    /// Serve the Keyfactor-compatible HTTP API.
+    Serve(serve::ServeArgs),
+    /// Users of the HTTP API.
+    #[command(subcommand)]
+    Users(serve::UsersCommand),
+    /// API tokens of the HTTP API.
+    #[command(subcommand)]
+    Tokens(serve::TokensCommand),
     /// Run the whole flow end to end; exits 0 only if every check held.
     Demo {
         /// Work in this directory (kept) instead of a temporary one (removed).
@@ -123,6 +132,9 @@ fn main() -> ExitCode {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         },
+        Command::Serve(s) => serve::serve(&cli.catalog, s),
+        Command::Users(u) => serve::users(&cli.catalog, u),
+        Command::Tokens(t) => serve::tokens(&cli.catalog, t),
         Command::Demo { dir } => manage::demo(&cli.catalog, dir),
     };
     match result {
