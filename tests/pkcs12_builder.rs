@@ -1,7 +1,12 @@
 //! `Builder::from_archive`: re-encoding an archive carries every entry across — keys with their
 //! chains and aliases, certificates of no key, Java trusted entries (even when the same
 //! certificate also sits in a key's chain), and CRL/secret/unknown bags.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

@@ -295,6 +295,9 @@ pub struct JobRecord {
     pub result: Option<JobResult>,
     /// What the runner said.
     pub message: Option<String>,
+    /// When a runner claimed it (milliseconds since the Unix epoch); its lease lasts
+    /// [`jobs::JOB_LEASE_MS`] from then.
+    pub claimed_ms: Option<i64>,
 }
 
 /// The catalog's storage. Each method is one transaction; implementations must be safe to use
@@ -435,6 +438,32 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         stale_before_ms: i64,
         limit: usize,
     ) -> Result<Vec<JobRecord>>;
+
+    /// Every certificate, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn certificates(&self) -> Result<Vec<CertificateRecord>>;
+
+    /// Every container, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn containers(&self) -> Result<Vec<ContainerRecord>>;
+
+    /// Forgets a store with its locations and jobs, all at once or not at all; the store's
+    /// files are not touched. Returns whether it was known.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] while one of its jobs is running (InProcess); database errors.
+    fn remove_store(&self, id: &str) -> Result<bool>;
+
+    /// Retires every CA key (the CA certificates stay recorded): the CA a `ca init
+    /// --replace-ca` makes next is then the only issuer. Returns the retired CAs.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn retire_cas(&self) -> Result<Vec<CaRecord>>;
 
     /// Records a job's new status, result and message.
     ///

@@ -209,7 +209,14 @@ fn insert_certificate(
     Ok(tx.last_insert_rowid())
 }
 
-type RawJob = (JobId, NewJob, String, Option<String>, Option<String>);
+type RawJob = (
+    JobId,
+    NewJob,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
     Ok((
@@ -227,19 +234,21 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
         row.get(9)?,
         row.get(10)?,
         row.get(11)?,
+        row.get(12)?,
     ))
 }
 
-const SELECT_JOB: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message FROM jobs";
+const SELECT_JOB: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, claimed_ms FROM jobs";
 
 fn to_job(raw: RawJob) -> Result<JobRecord> {
-    let (id, job, status, result, message) = raw;
+    let (id, job, status, result, message, claimed_ms) = raw;
     Ok(JobRecord {
         id,
         job,
         status: status.parse()?,
         result: result.map(|r| r.parse()).transpose()?,
         message,
+        claimed_ms,
     })
 }
 
@@ -634,6 +643,80 @@ impl Catalog for SqliteCatalog {
                 Ok(job)
             })
             .collect()
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateRecord>> {
+        let raws = self.with(|c| {
+            let mut stmt = c.prepare(&format!("{SELECT_CERT} ORDER BY c.id"))?;
+            stmt.query_map([], record_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        raws.into_iter().map(to_record).collect()
+    }
+
+    fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, name FROM containers ORDER BY id")?;
+            stmt.query_map([], |r| {
+                Ok(ContainerRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn remove_store(&self, id: &str) -> Result<bool> {
+        let running = self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let running: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM jobs WHERE store_id = ?1 AND status = ?2",
+                params![id, JobStatus::InProcess.name()],
+                |r| r.get(0),
+            )?;
+            if running > 0 {
+                return Ok(Some(running));
+            }
+            tx.execute("DELETE FROM locations WHERE store_id = ?1", [id])?;
+            tx.execute("DELETE FROM jobs WHERE store_id = ?1", [id])?;
+            let removed = tx.execute("DELETE FROM stores WHERE id = ?1", [id])?;
+            tx.commit()?;
+            Ok(if removed > 0 { None } else { Some(-1) })
+        })?;
+        match running {
+            None => Ok(true),
+            Some(-1) => Ok(false),
+            Some(n) => Err(Error::Invalid(format!(
+                "store {id} has {n} running job(s); remove it when they have ended"
+            ))),
+        }
+    }
+
+    fn retire_cas(&self) -> Result<Vec<CaRecord>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let retired = {
+                let mut stmt =
+                    tx.prepare("SELECT certificate_id, role, sealed_key FROM cas ORDER BY id")?;
+                stmt.query_map([], |r| {
+                    let role: String = r.get(1)?;
+                    Ok(CaRecord {
+                        certificate_id: r.get(0)?,
+                        role: if role == "intermediate" {
+                            CaRole::Intermediate
+                        } else {
+                            CaRole::Root
+                        },
+                        sealed_key: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.execute("DELETE FROM cas", [])?;
+            tx.commit()?;
+            Ok(retired)
+        })
     }
 
     fn finish_job(

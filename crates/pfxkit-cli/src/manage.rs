@@ -16,15 +16,31 @@ use crate::catalog::CatalogArgs;
 use crate::{password_source, print_json, resolve};
 
 /// Who acts.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct PrincipalArgs {
-    /// The acting principal; without one the catalog's owner acts with every permission.
-    #[arg(long, env = "PFXKIT_PRINCIPAL", global = true)]
+    /// The acting principal [env: PFXKIT_PRINCIPAL]; without one the catalog's owner acts with
+    /// every permission.
+    #[arg(long = "principal", value_name = "NAME")]
     pub principal: Option<String>,
+}
+
+impl PrincipalArgs {
+    /// This command's `--principal`, else one given before the command, else
+    /// `PFXKIT_PRINCIPAL`.
+    #[must_use]
+    pub fn resolved(mut self, before_command: Option<&str>) -> Self {
+        self.principal = self
+            .principal
+            .or_else(|| before_command.map(str::to_string))
+            .or_else(|| std::env::var("PFXKIT_PRINCIPAL").ok());
+        self
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ContainersCommand {
+    /// List the containers.
+    List,
     /// Create a container.
     Add {
         /// Its unique name.
@@ -55,6 +71,16 @@ pub enum StoresCommand {
     },
     /// List the stores.
     List,
+    /// Show one store.
+    Show {
+        /// Its GUID.
+        id: String,
+    },
+    /// Forget a store: its locations and jobs go too; its files are left alone.
+    Remove {
+        /// Its GUID.
+        id: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +102,8 @@ pub struct GrantArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
+    #[command(flatten)]
+    principal: PrincipalArgs,
     /// The certificate to deploy.
     #[arg(long)]
     certificate_id: i64,
@@ -106,6 +134,8 @@ pub struct InventoryArgs {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("new").required(true).args(["certificate_id", "request_id"])))]
 pub struct ReplaceArgs {
+    #[command(flatten)]
+    principal: PrincipalArgs,
     /// The certificate being replaced.
     #[arg(long)]
     existing_certificate_id: i64,
@@ -121,6 +151,10 @@ pub struct ReplaceArgs {
     /// When to run: ISO 8601 UTC; absent or past means now.
     #[arg(long)]
     job_time: Option<String>,
+    /// List the target stores and what would happen in each (a job, or a failure and why);
+    /// create nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -143,12 +177,35 @@ fn permission(s: &str) -> Result<Permission, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-pub fn containers(args: &CatalogArgs, command: ContainersCommand) -> Result<(), Error> {
-    let ContainersCommand::Add { name } = command;
-    let c = Service::open(&args.dir)?.add_container(&name)?;
-    emit(args, json!({ "Id": c.id, "Name": c.name }), || {
-        outln!("container {} ({})", c.id, c.name)
-    });
+pub fn containers(args: &CatalogArgs, command: ContainersCommand) -> crate::CliResult {
+    let service = Service::open(&args.dir)?;
+    match command {
+        ContainersCommand::Add { name } => {
+            let c = service.add_container(&name)?;
+            emit(args, json!({ "Id": c.id, "Name": c.name }), || {
+                outln!("container {} ({})", c.id, c.name)
+            });
+        }
+        ContainersCommand::List => {
+            let all = service.containers()?;
+            emit(
+                args,
+                Value::Array(
+                    all.iter()
+                        .map(|c| json!({ "Id": c.id, "Name": c.name }))
+                        .collect(),
+                ),
+                || {
+                    for c in &all {
+                        outln!("{:>5}  {}", c.id, c.name);
+                    }
+                    if all.is_empty() {
+                        outln!("no containers");
+                    }
+                },
+            );
+        }
+    }
     Ok(())
 }
 
@@ -168,7 +225,7 @@ fn store_json(s: &StoreRecord) -> Value {
     })
 }
 
-pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
+pub fn stores(args: &CatalogArgs, command: StoresCommand) -> crate::CliResult {
     let service = Service::open(&args.dir)?;
     match command {
         StoresCommand::Add {
@@ -187,6 +244,35 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
             )?;
             emit(args, store_json(&s), || outln!("{}", s.id));
         }
+        StoresCommand::Show { id } => {
+            let s = service.store(&id)?;
+            emit(args, store_json(&s), || {
+                outln!(
+                    "store {}: {} {}{}{}",
+                    s.id,
+                    s.store_type.name(),
+                    s.path.display(),
+                    s.key_path
+                        .as_ref()
+                        .map(|k| format!(" (key {})", k.display()))
+                        .unwrap_or_default(),
+                    s.container_id
+                        .map(|c| format!(", container {c}"))
+                        .unwrap_or_default()
+                )
+            });
+        }
+        StoresCommand::Remove { id } => {
+            let s = service.remove_store(&id)?;
+            emit(args, store_json(&s), || {
+                outln!(
+                    "removed store {} ({} {}) from the catalog; its files are untouched",
+                    s.id,
+                    s.store_type.name(),
+                    s.path.display()
+                )
+            });
+        }
         StoresCommand::List => {
             let all = service.catalog().stores()?;
             emit(
@@ -203,7 +289,7 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
+pub fn grant(args: &CatalogArgs, g: GrantArgs) -> crate::CliResult {
     Service::open(&args.dir)?.grant(&g.principal, g.container.as_deref(), g.permission)?;
     emit(args, json!({}), || {
         outln!("granted {} to {}", g.permission.name(), g.principal)
@@ -212,13 +298,32 @@ pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
 }
 
 fn outcome_json(o: &StoreOutcome) -> Value {
-    json!({ "SuccessfulStores": o.successful, "FailedStores": o.failed, "Failures": o.failures })
+    let mut value = json!({ "SuccessfulStores": o.successful, "FailedStores": o.failed, "Failures": o.failures });
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("Actions".into(), json!(o.actions));
+        if o.dry_run {
+            fields.insert("DryRun".into(), json!(true));
+        }
+    }
+    value
 }
 
 fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
     emit(args, outcome_json(o), || {
+        if o.dry_run {
+            outln!("dry run: nothing was created");
+        }
         for s in &o.successful {
-            outln!("job created for store {s}");
+            outln!(
+                "store {s}: {}",
+                o.actions
+                    .get(s)
+                    .map(String::as_str)
+                    .unwrap_or("job created")
+            );
+        }
+        if o.successful.is_empty() && o.failed.is_empty() {
+            outln!("no target stores (the latest inventories found the certificate nowhere)");
         }
         for s in &o.failed {
             outln!(
@@ -229,7 +334,8 @@ fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
     });
 }
 
-pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> Result<(), Error> {
+pub fn deploy(args: &CatalogArgs, d: DeployArgs, principal: Option<&str>) -> crate::CliResult {
+    let principal = &d.principal.clone().resolved(principal);
     let service = Service::open(&args.dir)?;
     let password = resolve(d.password.as_ref())?;
     let options = JobOptions::new(
@@ -248,7 +354,7 @@ pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> R
     Ok(())
 }
 
-pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
+pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> crate::CliResult {
     let reports = Service::open(&args.dir)?.inventory(i.store.as_deref())?;
     let value = Value::Array(
         reports
@@ -273,14 +379,15 @@ pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn replace(args: &CatalogArgs, principal: &PrincipalArgs, r: ReplaceArgs) -> Result<(), Error> {
+pub fn replace(args: &CatalogArgs, r: ReplaceArgs, principal: Option<&str>) -> crate::CliResult {
+    let principal = &r.principal.clone().resolved(principal);
     let service = Service::open(&args.dir)?;
     let new = match (r.certificate_id, r.request_id) {
         (Some(c), None) => NewCertificate::Certificate(c),
         (None, Some(q)) => NewCertificate::Request(q),
         // clap's group makes exactly one present.
         _ => {
-            return Err(Error::Invalid(
+            return Err(crate::CliError::Usage(
                 "give exactly one of --certificate-id and --request-id".into(),
             ));
         }
@@ -290,7 +397,8 @@ pub fn replace(args: &CatalogArgs, principal: &PrincipalArgs, r: ReplaceArgs) ->
         password.as_ref(),
         r.job_time.as_deref(),
         principal.principal.as_deref(),
-    );
+    )
+    .dry_run(r.dry_run);
     let o = service.replace(r.existing_certificate_id, new, &options)?;
     print_outcome(args, &o);
     Ok(())
@@ -338,7 +446,10 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
 /// Jobs at or above this count get a progress bar on a terminal.
 const PROGRESS_THRESHOLD: usize = 20;
 
-pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
+/// Without a terminal (CI, cron, a pipe), a progress line on stderr every this many jobs.
+const PROGRESS_EVERY: usize = 10;
+
+pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> crate::CliResult {
     let service = Service::open(&args.dir)?;
     match command {
         JobsCommand::List => print_jobs(args, &service.catalog().jobs()?),
@@ -347,19 +458,45 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
                 Some(t) => jobs::parse_time(&t)?,
                 None => jobs::now_ms(),
             };
-            let due = service
-                .catalog()
-                .jobs()?
-                .iter()
-                .filter(|j| {
-                    j.status == pfxkit_catalog::JobStatus::Waiting && j.job.scheduled_ms <= now_ms
-                })
-                .count();
-            let bar = (!args.json && due >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal())
+            let queue = service.job_queue(now_ms)?;
+            if queue.due == 0 {
+                print_jobs(args, &[]);
+                let mut why = "no jobs due".to_string();
+                if queue.leased > 0 {
+                    why.push_str(&format!(
+                        "; {} job{} leased by another runner until {}",
+                        queue.leased,
+                        if queue.leased == 1 { " is" } else { "s are" },
+                        queue
+                            .leased_until_ms
+                            .map(jobs::format_time)
+                            .unwrap_or_default()
+                    ));
+                }
+                if let Some(next) = queue.next_due_ms {
+                    why.push_str(&format!(
+                        "; the next falls due at {}",
+                        jobs::format_time(next)
+                    ));
+                }
+                if args.json {
+                    eprintln!("pfxkit: {why}");
+                } else {
+                    outln!("{why}");
+                }
+                return Ok(());
+            }
+            let due = queue.due;
+            let terminal = std::io::stderr().is_terminal();
+            let bar = (!args.json && due >= PROGRESS_THRESHOLD && terminal)
                 .then(|| indicatif::ProgressBar::new(due as u64));
+            let finished = std::sync::atomic::AtomicUsize::new(0);
             let ran = service.run_jobs(now_ms, &|_| {
+                let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 if let Some(b) = &bar {
                     b.inc(1);
+                } else if !terminal && n.is_multiple_of(PROGRESS_EVERY) {
+                    eprintln!("pfxkit: ran {n} of {due} jobs");
                 }
             })?;
             if let Some(b) = bar {
@@ -375,7 +512,15 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> Result<(), Error> {
                 return Err(Error::Invalid(format!(
                     "{failed} of {} jobs failed (see their messages)",
                     ran.len()
-                )));
+                ))
+                .into());
+            }
+            if !args.json {
+                outln!(
+                    "ran {} job{}, all succeeded",
+                    ran.len(),
+                    if ran.len() == 1 { "" } else { "s" }
+                );
             }
         }
     }
@@ -390,7 +535,7 @@ fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {
     }
 }
 
-pub fn demo(args: &CatalogArgs, dir: Option<PathBuf>) -> Result<(), Error> {
+pub fn demo(json: bool, dir: Option<PathBuf>) -> crate::CliResult {
     let temp;
     let dir = match dir {
         Some(d) => d,
@@ -399,7 +544,6 @@ pub fn demo(args: &CatalogArgs, dir: Option<PathBuf>) -> Result<(), Error> {
             temp.0.clone()
         }
     };
-    let json = args.json;
     let report = pfxkit_catalog::demo::run(&dir, &mut |line| {
         if !json {
             outln!("• {line}");
@@ -433,7 +577,7 @@ pub fn demo(args: &CatalogArgs, dir: Option<PathBuf>) -> Result<(), Error> {
     if report.passed() {
         Ok(())
     } else {
-        Err(Error::Invalid("the demo's checks did not all hold".into()))
+        Err(Error::Invalid("the demo's checks did not all hold".into()).into())
     }
 }
 
