@@ -331,7 +331,14 @@ pub fn import(args: &CatalogArgs, i: ImportArgs) -> crate::CliResult {
     let service = Service::open(&args.dir)?;
     let password = resolve(i.password.as_ref())?;
     let transport = password.clone().unwrap_or_else(|| Password::new(""));
-    let result = service.import(&read_file(&i.pfx)?, password.as_ref(), &transport)?;
+    let bytes = read_file(&i.pfx)?;
+    crate::inspect::expect_format(&i.pfx, &bytes, pfxkit::contents::Format::Pkcs12, "--pfx")?;
+    let result = service
+        .import(&bytes, password.as_ref(), &transport)
+        .map_err(crate::naming_password(format!(
+            "the password of {}",
+            i.pfx.display()
+        )))?;
     report_enrollment(args, &result, None)
 }
 
