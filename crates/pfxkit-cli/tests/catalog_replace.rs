@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-//! Issue 7: Replace, as `shared/specs/replace.md` ("Replace", "Jobs", "Locations") describes it,
-//! driven through the CLI of `shared/specs/cli.md`.
+//! Issue 7: Replace, as `docs/replace.md` ("Replace", "Jobs", "Locations") describes it,
+//! driven through the CLI of `docs/cli.md`.
 //!
 //! Every test starts from the same scenario (see [`Scenario::new`]): a catalog with a root and an
 //! issuing CA, containers A and B, five stores —

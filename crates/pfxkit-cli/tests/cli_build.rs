@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-//! `pfxkit build` and `pfxkit convert` as `shared/specs/cli.md` describes them: chains stored
+//! `pfxkit build` and `pfxkit convert` as `docs/cli.md` describes them: chains stored
 //! leaf-first whatever order they are given in, profiles chosen by exact name only, usage errors
 //! exit 2, keys read from encrypted PKCS#8, PKCS#1 and SEC1 PEM, and conversions between PKCS#12
 //! and PEM that OpenSSL reads back.

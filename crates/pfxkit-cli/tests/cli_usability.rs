@@ -1040,3 +1040,32 @@ fn replace_dry_run_lists_each_target_and_creates_nothing() {
     assert_exit(&text_run, 0);
     assert_eq!(cli.ok(&["jobs", "list"]), jobs_before);
 }
+
+// The contract lives in the repository: nothing tracked points outside it.
+
+#[test]
+fn the_repository_points_nowhere_outside_itself() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let contract = std::fs::read_to_string(root.join("docs/cli.md")).unwrap();
+    for command in [
+        "certificates list",
+        "containers list",
+        "stores show",
+        "stores remove",
+        "ca show",
+        "--replace-ca",
+        "--dry-run",
+        "\"Error\"",
+        "--split",
+        "--plain-key",
+    ] {
+        assert!(contract.contains(command), "docs/cli.md lacks {command}");
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("](docs/cli.md)"));
+    let check = Command::new(root.join(".ci/check-self-contained"))
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check));
+}
