@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 //! Issue 15: a command line that `openssl pkcs12`, `keytool` and Keyfactor Command users can
 //! live in, item by item (`docs/cli.md` is the contract these tests hold it to). Each test runs
 //! the `pfxkit` binary and asserts on its exit code and output, with JSON parsed by serde_json.
