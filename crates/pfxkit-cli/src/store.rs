@@ -26,7 +26,9 @@ pub enum StoreCommand {
         #[arg(long)]
         alias: Option<String>,
     },
-    /// Put the key and chain of a PKCS#12 file under an alias (keytool -importkeystore).
+    /// Put the key and chain of a PKCS#12 file (--pfx), or a trusted certificate without a key
+    /// (--cert, keytool -importcert), under an alias.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["pfx", "cert"])))]
     Add {
         #[command(flatten)]
         store: StoreArgs,
@@ -39,7 +41,11 @@ pub enum StoreCommand {
         alias: String,
         /// The PKCS#12 file holding the key and chain.
         #[arg(long)]
-        pfx: PathBuf,
+        pfx: Option<PathBuf>,
+        /// A trusted certificate (PEM or DER) to add on its own, without a key: jks, pkcs12, or
+        /// a trust-only pem store (a pem file of certificates).
+        #[arg(long, conflicts_with_all = ["pfx_password", "entry_password", "plain_key"])]
+        cert: Option<PathBuf>,
         /// Its (transport) password.
         #[arg(long, value_parser = password_source)]
         pfx_password: Option<PasswordSource>,
@@ -53,6 +59,26 @@ pub enum StoreCommand {
         /// only). Never the default: without it a PEM store needs --entry-password.
         #[arg(long, conflicts_with = "entry_password")]
         plain_key: bool,
+    },
+    /// Give an entry another alias (keytool -changealias).
+    Rename {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The entry's alias.
+        #[arg(long)]
+        alias: String,
+        /// Its new alias.
+        #[arg(long)]
+        to: String,
+    },
+    /// Rewrite the store under a new store password (keytool -storepasswd). JKS key entries
+    /// keep their own key passwords.
+    Passwd {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The new store password.
+        #[arg(long, value_parser = password_source)]
+        new_password: PasswordSource,
     },
     /// Remove the entry under an alias (keytool -delete).
     Remove {
@@ -78,6 +104,10 @@ pub struct StoreArgs {
     /// Store password (pkcs12, jks).
     #[arg(long, value_parser = password_source)]
     store_password: Option<PasswordSource>,
+    /// A pem trust store: a file of trusted certificates, each its own entry (what
+    /// `store add --cert` writes), rather than one key entry and its chain.
+    #[arg(long)]
+    trust_only: bool,
 }
 
 /// Accepts pfxkit's names and keytool's/OpenSSL's spellings, in any case.
@@ -114,6 +144,14 @@ impl StoreArgs {
                     expect_format(&self.path, &bytes, expected, "--type")?;
                 }
             }
+        }
+        if self.trust_only {
+            if self.store_type != StoreType::Pem || self.key_path.is_some() {
+                return Err(CliError::Usage(
+                    "--trust-only applies to pem stores without --key-path".into(),
+                ));
+            }
+            return Ok(Box::new(store::pem::PemStore::trust_only(&self.path)));
         }
         Ok(store::open(&self.spec()?)?)
     }
@@ -236,7 +274,20 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
             overwrite,
             create,
             plain_key,
+            cert,
         } => {
+            if let Some(cert) = cert {
+                return add_trusted(
+                    &args,
+                    &alias,
+                    &cert,
+                    AddOptions::new(overwrite, create),
+                    json,
+                );
+            }
+            let Some(pfx) = pfx else {
+                return Err(CliError::Usage("give --pfx FILE or --cert FILE".into()));
+            };
             if plain_key && args.store_type != StoreType::Pem {
                 return Err(CliError::Usage(
                     "--plain-key applies to pem stores only".into(),
@@ -308,6 +359,48 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
             );
             Ok(())
         }
+        StoreCommand::Rename {
+            store: args,
+            alias,
+            to,
+        } => {
+            args.open()?.rename(&alias, &to).map_err(|e| match e {
+                pfxkit::Error::AliasExists { alias } => CliError::Failed(Error::Invalid(format!(
+                    "alias '{alias}' already exists in {}",
+                    args.path.display()
+                ))),
+                other => args.explain(&alias)((args.name_password())(Error::Codec(other))),
+            })?;
+            if json {
+                print_json(&json!({
+                    "action": "renamed",
+                    "alias": to,
+                    "from": alias,
+                    "store": args.path.display().to_string(),
+                }));
+            } else {
+                outln!("renamed '{alias}' to '{to}' in {}", args.path.display());
+            }
+            Ok(())
+        }
+        StoreCommand::Passwd {
+            store: args,
+            new_password,
+        } => {
+            let new_password = new_password.resolve()?;
+            args.open()?
+                .change_store_password(&new_password)
+                .map_err(|e| args.explain("")((args.name_password())(Error::Codec(e))))?;
+            if json {
+                print_json(&json!({
+                    "action": "password changed",
+                    "store": args.path.display().to_string(),
+                }));
+            } else {
+                outln!("changed the store password of {}", args.path.display());
+            }
+            Ok(())
+        }
         StoreCommand::Remove { store: args, alias } => {
             args.open()?
                 .remove(&alias)
@@ -316,4 +409,52 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// `store add --cert`: a trusted certificate without a key.
+fn add_trusted(
+    args: &StoreArgs,
+    alias: &str,
+    cert: &Path,
+    options: AddOptions,
+    json: bool,
+) -> CliResult {
+    let bundle = pfxkit::pem::read_bundle(&read_file(cert)?, None, &Limits::default())?;
+    let certificate = match bundle.certificates.as_slice() {
+        [one] if bundle.keys.is_empty() => one.clone(),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "{}: --cert takes a file with exactly one certificate and no key",
+                cert.display()
+            ))
+            .into());
+        }
+    };
+    let adapter: Box<dyn StoreAdapter> = if args.store_type == StoreType::Pem && !args.trust_only {
+        args.open()?;
+        Box::new(store::pem::PemStore::trust_only(&args.path))
+    } else {
+        args.open()?
+    };
+    let existed = adapter.exists()
+        && adapter
+            .inventory()
+            .map_err(|e| args.explain(alias)((args.name_password())(Error::Codec(e))))?
+            .iter()
+            .any(|e| e.alias.eq_ignore_ascii_case(alias));
+    let used = adapter
+        .add_trusted(alias, &certificate, options)
+        .map_err(|e| args.explain(alias)((args.name_password())(Error::Codec(e))))?;
+    report_change(
+        json,
+        if existed { "replaced" } else { "added" },
+        &used,
+        &args.path,
+        &format!(
+            ": trusted certificate {} (sha1 {})",
+            certificate.subject(),
+            certificate.sha1_hex()
+        ),
+    );
+    Ok(())
 }

@@ -1074,3 +1074,219 @@ fn the_repository_points_nowhere_outside_itself() {
         .unwrap();
     assert!(check.status.success(), "{}", text(&check));
 }
+
+// Item 10: keytool's everyday store tasks.
+
+#[test]
+fn store_add_cert_imports_a_trusted_certificate_into_jks_pkcs12_and_pem_trust_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = data("pki/certs/root.pem");
+    let intermediate = data("pki/certs/intermediate.pem");
+    for (store_type, file, password) in [
+        ("jks", "trust.jks", Some("pass:sp")),
+        ("pkcs12", "trust.p12", Some("pass:sp")),
+        ("pem", "trust.pem", None),
+    ] {
+        let path = dir.path().join(file);
+        let mut args = vec!["store", "add", "--type", store_type, "--path", s(&path)];
+        if let Some(p) = password {
+            args.extend(["--store-password", p]);
+        }
+        let inventory = {
+            let mut inv = vec![
+                "store",
+                "inventory",
+                "--type",
+                store_type,
+                "--path",
+                s(&path),
+            ];
+            if let Some(p) = password {
+                inv.extend(["--store-password", p]);
+            }
+            if store_type == "pem" {
+                inv.push("--trust-only");
+            }
+            inv.push("--json");
+            inv
+        };
+        args.extend(["--alias", "root", "--cert", s(&root), "--create"]);
+        let added = pfxkit(&args);
+        assert_exit(&added, 0);
+        assert!(
+            stdout(&added).starts_with("added 'root'"),
+            "{}",
+            text(&added)
+        );
+        let mut second = args.clone();
+        let n = second.len();
+        second[n - 2] = s(&intermediate);
+        second[n - 4] = "int";
+        assert_exit(&pfxkit(&second), 0);
+        let listed = json_out(&pfxkit(&inventory));
+        let entries = listed["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 2, "{store_type}: {listed}");
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["has_private_key"] == false && e["chain"].as_array().unwrap().len() == 1),
+            "{store_type}: {listed}"
+        );
+    }
+    // A PEM trust store renames an entry in place.
+    let pem = dir.path().join("trust.pem");
+    let renamed = pfxkit(&[
+        "store",
+        "rename",
+        "--type",
+        "pem",
+        "--trust-only",
+        "--path",
+        s(&pem),
+        "--alias",
+        "int",
+        "--to",
+        "issuing",
+    ]);
+    assert_exit(&renamed, 0);
+    let text_pem = std::fs::read_to_string(&pem).unwrap();
+    assert!(
+        text_pem.contains("issuing") && !text_pem.contains(": int"),
+        "{text_pem}"
+    );
+    // keytool sees a trustedCertEntry.
+    let listed = catalog_cli::tool(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            s(&dir.path().join("trust.jks")),
+            "-storepass",
+            "sp",
+        ],
+    );
+    assert!(
+        listed.contains("root, ") && listed.contains("trustedCertEntry"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let jks = dir.path().join("web.jks");
+    assert_exit(
+        &pfxkit(&[
+            "convert",
+            s(&p12),
+            "--password",
+            PASSWORD,
+            "--to",
+            "jks",
+            "--out",
+            s(&jks),
+            "--out-password",
+            "pass:old",
+            "--out-key-password",
+            "pass:keypw",
+        ]),
+        0,
+    );
+    let renamed = pfxkit(&[
+        "store",
+        "rename",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:old",
+        "--alias",
+        "web",
+        "--to",
+        "tomcat",
+    ]);
+    assert_exit(&renamed, 0);
+    assert_eq!(
+        stdout(&renamed).trim(),
+        format!("renamed 'web' to 'tomcat' in {}", jks.display())
+    );
+    let missing = pfxkit(&[
+        "store",
+        "rename",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:old",
+        "--alias",
+        "web",
+        "--to",
+        "x",
+    ]);
+    assert_exit(&missing, 1);
+
+    let changed = pfxkit(&[
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:old",
+        "--new-password",
+        "pass:new",
+    ]);
+    assert_exit(&changed, 0);
+    let old = pfxkit(&["inspect", s(&jks), "--password", "pass:old"]);
+    assert_exit(&old, 3);
+    let new = json_out(&pfxkit(&[
+        "inspect",
+        s(&jks),
+        "--password",
+        "pass:new",
+        "--key-password",
+        "pass:keypw",
+        "--json",
+    ]));
+    assert_eq!(new["keys"][0]["alias"], "tomcat");
+    assert_eq!(
+        new["keys"][0]["algorithm"], "rsa",
+        "the key keeps its key password"
+    );
+
+    // PKCS#12 stores too, keytool reading the result.
+    let changed = pfxkit(&[
+        "store",
+        "passwd",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&p12),
+        "--store-password",
+        PASSWORD,
+        "--new-password",
+        "pass:fresh",
+    ]);
+    assert_exit(&changed, 0);
+    let listed = catalog_cli::tool(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            s(&p12),
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "fresh",
+        ],
+    );
+    assert!(
+        listed.contains("web, ") && listed.contains("PrivateKeyEntry"),
+        "{listed}"
+    );
+}
