@@ -199,8 +199,8 @@ fn store_overwrite(c: &mut Criterion) {
             .zip(&contents)
             .map(|(p, c)| (*p, c.as_slice()))
             .collect();
-        let lock = StoreLock::acquire(&targets).unwrap();
         let write = WriteOptions::default();
+        let lock = StoreLock::acquire(&targets, &write).unwrap();
         group.bench_function(format!("{}/commit", kind.name()), |b| {
             b.iter(|| lock.commit(black_box(&commit), &write).unwrap())
         });

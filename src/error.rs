@@ -81,6 +81,27 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A file or directory a store (or an output file) depends on is not safe to use: it could
+    /// have been written or swapped by another user (a foreign or world-writable journal, lock
+    /// or temporary, a directory anyone can write, a symbolic link where none is followed).
+    /// Nothing was changed; a person has to look at the path named.
+    #[error("refusing {}: {reason}", .path.display())]
+    UnsafePath {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// Why it is not safe, and what to do about it.
+        reason: String,
+    },
+
+    /// Another process held the store's lock for longer than the caller would wait.
+    #[error("store is locked by another process: {} (waited {} ms)", .path.display(), .waited.as_millis())]
+    StoreLocked {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
+
     /// A request that cannot be carried out as asked (a missing alias, a forbidden option).
     #[error("{0}")]
     Invalid(String),

@@ -77,6 +77,37 @@ impl Limits {
     pub fn check_input_size(&self, len: usize) -> Result<()> {
         Self::check(LimitKind::InputSize, len as u64, self.max_input_size as u64)
     }
+
+    /// Reads a whole input file, but never more than [`Limits::max_input_size`] + 1 bytes: one
+    /// byte past the limit proves it exceeded, so a 700 MB file, a pipe or `/dev/zero` is
+    /// refused after reading no more than the limit allows.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] (input size) for a longer input, [`Error::Io`] when it cannot
+    /// be read.
+    pub fn read_file(&self, path: &std::path::Path) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let bound = self.max_input_size as u64;
+        // Sized from the file when it says (a regular file), so no reallocation on the way;
+        // never more than the bound allows.
+        let hint = file
+            .metadata()
+            .map(|m| m.len().min(bound.saturating_add(1)))
+            .unwrap_or(0);
+        let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+        file.take(bound.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+        if bytes.len() as u64 > bound {
+            return Err(Error::LimitExceeded {
+                limit: LimitKind::InputSize,
+                value: bytes.len() as u64,
+                bound,
+            });
+        }
+        Ok(bytes)
+    }
 }
 
 /// The cost model behind [`Limits::max_work`]: how many work units each expensive operation
@@ -119,11 +150,15 @@ pub mod work {
         (len as u64).div_ceil(1024).saturating_mul(per_kib)
     }
 
-    /// Units to prove a DSA key with a `p_bits`-bit modulus: one modular exponentiation, whose
-    /// exponent is at most as long as p (num-bigint: ≈ 3 ns per limb² per exponent bit).
-    pub fn dsa_proof(p_bits: u32) -> u64 {
+    /// Units to prove a DSA key with a `p_bits`-bit modulus and an `exponent_bits`-bit private
+    /// exponent: one modular exponentiation (num-bigint: ≈ 3 ns per limb² per exponent bit).
+    /// The exponent is charged by its own length: a key's x is checked to be below q (at most
+    /// 512 bits) when it is parsed, but the charge does not rely on that.
+    pub fn dsa_proof(p_bits: u32, exponent_bits: u32) -> u64 {
         let limbs = u64::from(p_bits).div_ceil(64);
-        (limbs * limbs * u64::from(p_bits)).div_ceil(12).max(1)
+        (limbs * limbs * u64::from(exponent_bits))
+            .div_ceil(12)
+            .max(1)
     }
 }
 

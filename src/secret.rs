@@ -195,6 +195,17 @@ pub mod oids {
 /// could otherwise make the public-key check arbitrarily slow.
 const MAX_DSA_BITS: u32 = 8192;
 
+/// Largest DSA subgroup order q accepted, in bits. FIPS 186-4 uses 160, 224 and 256; the bound
+/// keeps the private exponent (x < q) and so the key proof's cost small.
+const MAX_DSA_Q_BITS: u32 = 512;
+
+/// Largest RSA modulus accepted, in bits (OpenSSL's `OPENSSL_RSA_MAX_MODULUS_BITS`): bounds
+/// the arithmetic of the consistency check every key gets when it is parsed.
+const MAX_RSA_BITS: u32 = 16_384;
+
+/// Most primes of one (multi-prime) RSA key; OpenSSL allows 5.
+const MAX_RSA_PRIMES: usize = 16;
+
 /// A private key as PKCS#8 `PrivateKeyInfo` DER, zeroized on drop.
 #[derive(Clone)]
 pub struct PrivateKey {
@@ -268,8 +279,17 @@ impl PrivateKey {
             KeyAlgorithm::Ec(Some(Curve::P521)) => work::P521_PROOF,
             KeyAlgorithm::Ed25519 => work::ED25519_PROOF,
             KeyAlgorithm::Ed448 => work::ED448_PROOF,
-            KeyAlgorithm::Dsa { bits } => work::dsa_proof(*bits),
+            KeyAlgorithm::Dsa { bits } => work::dsa_proof(*bits, self.dsa_exponent_bits()),
         }
+    }
+
+    /// The length of a DSA key's private exponent x in bits (0 when it does not parse, which
+    /// the proof then reports).
+    fn dsa_exponent_bits(&self) -> u32 {
+        pkcs8::PrivateKeyInfoRef::from_der(&self.der)
+            .ok()
+            .and_then(|info| UintRef::from_der(info.private_key.as_bytes()).ok())
+            .map_or(0, |x| bit_len(x.as_bytes()))
     }
 
     /// Computes the public half (a scalar multiplication or modular exponentiation for all but
@@ -489,6 +509,7 @@ fn detect_algorithm(info: &pkcs8::PrivateKeyInfoRef<'_>) -> Result<KeyAlgorithm>
     Ok(match oid {
         o if o == oids::RSA || o == oids::RSA_PSS => {
             let (n, _) = rsa_private_public_half(inner)?;
+            rsa_check_private_half(inner)?;
             KeyAlgorithm::Rsa { bits: bit_len(n) }
         }
         o if o == oids::EC => {
@@ -512,8 +533,9 @@ fn detect_algorithm(info: &pkcs8::PrivateKeyInfoRef<'_>) -> Result<KeyAlgorithm>
             KeyAlgorithm::Ed448
         }
         o if o == oids::DSA => {
-            let (p, _, _) = dsa_params(info)?;
-            UintRef::from_der(inner).map_err(decode_err("DSA private key"))?;
+            let (p, q, g) = dsa_params(info)?;
+            let x = UintRef::from_der(inner).map_err(decode_err("DSA private key"))?;
+            dsa_check_ranges(p, q, g, x.as_bytes())?;
             KeyAlgorithm::Dsa { bits: bit_len(p) }
         }
         other => KeyAlgorithm::Other(other),
@@ -569,6 +591,113 @@ fn rsa_private_public_half(inner: &[u8]) -> Result<(&[u8], &[u8])> {
         .map_err(decode_err(ctx))?;
     r.finish().map_err(decode_err(ctx))?;
     Ok(out)
+}
+
+/// Checks that an `RSAPrivateKey`'s private half belongs to its modulus: n is the product of
+/// its primes, d·e ≡ 1 modulo each prime less one (so modulo λ(n)), and the CRT exponents and
+/// coefficients are what d and the primes make them. Pairing with a certificate compares n and e
+/// only, so without this a "key" with the certificate's n and e and d = p = q = 1 was taken as
+/// the certificate's key: it signs nothing, and a key with wrong CRT values leaks its primes on
+/// the first signature (Boneh–DeMillo–Lipton). The cost is a few multiplications and divisions
+/// of numbers no longer than n, which is capped at [`MAX_RSA_BITS`]; num-bigint cannot zeroize
+/// its limbs, so the copies made here live only for this call.
+fn rsa_check_private_half(inner: &[u8]) -> Result<()> {
+    use num_bigint::BigUint;
+    let ctx = "RSA private key";
+    let mut r = SliceReader::new(inner).map_err(decode_err(ctx))?;
+    let (fields, others) = r
+        .sequence(|seq| {
+            let _version = UintRef::decode(seq)?;
+            let mut fields = [&[][..]; 8];
+            for field in &mut fields {
+                *field = UintRef::decode(seq)?.as_bytes();
+            }
+            // otherPrimeInfos: SEQUENCE OF { prime, exponent, coefficient }.
+            let mut others: Vec<[&[u8]; 3]> = Vec::new();
+            if !seq.is_finished() {
+                seq.sequence(|infos| {
+                    while !infos.is_finished() {
+                        others.push(infos.sequence(|info| {
+                            Ok::<_, der::Error>([
+                                UintRef::decode(info)?.as_bytes(),
+                                UintRef::decode(info)?.as_bytes(),
+                                UintRef::decode(info)?.as_bytes(),
+                            ])
+                        })?);
+                        if others.len() + 2 > MAX_RSA_PRIMES {
+                            break;
+                        }
+                    }
+                    Ok::<_, der::Error>(())
+                })?;
+            }
+            Ok((fields, others))
+        })
+        .map_err(decode_err(ctx))?;
+    let [n, e, d, p, q, dp, dq, qinv] = fields.map(BigUint::from_bytes_be);
+    let bits = u32::try_from(n.bits()).unwrap_or(u32::MAX);
+    if bits > MAX_RSA_BITS || others.len() + 2 > MAX_RSA_PRIMES {
+        return Err(Error::Unsupported {
+            what: format!(
+                "RSA key of {bits} bits with {} primes (at most {MAX_RSA_BITS} bits and \
+                 {MAX_RSA_PRIMES} primes)",
+                others.len() + 2
+            ),
+            oid: Some(oids::RSA.to_string()),
+        });
+    }
+    let bad = |what: &str| {
+        Err(Error::malformed(
+            ctx,
+            format!("{what}: its private half does not belong to its modulus"),
+        ))
+    };
+    let one = BigUint::from(1u8);
+    if e <= one {
+        return bad("public exponent ≤ 1");
+    }
+    // RFC 8017 §3.2: qInv·q ≡ 1 (mod p) …
+    if p > one && (&q * &qinv) % &p != one {
+        return bad("the CRT coefficient is not q⁻¹ mod p");
+    }
+    // … and each further prime's coefficient inverts the product of the primes before it.
+    let mut primes = vec![(p, dp, None), (q, dq, None)];
+    for [prime, exponent, coefficient] in &others {
+        primes.push((
+            BigUint::from_bytes_be(prime),
+            BigUint::from_bytes_be(exponent),
+            Some(BigUint::from_bytes_be(coefficient)),
+        ));
+    }
+    let de = &d * &e;
+    let mut product = one.clone();
+    for (prime, exponent, coefficient) in &primes {
+        if *prime <= one || prime.bits() > n.bits() {
+            return bad("a prime factor out of range");
+        }
+        let less_one = prime - &one;
+        if &de % &less_one != one {
+            return bad("d·e is not 1 modulo p−1 for each prime p");
+        }
+        // What signing needs of a CRT exponent is that it inverts e modulo p−1, as d does;
+        // checked that way, an exponent a producer left unreduced is still accepted.
+        if (exponent * &e) % &less_one != one {
+            return bad("a CRT exponent is not d mod (p−1)");
+        }
+        if let Some(coefficient) = coefficient
+            && (&product * coefficient) % prime != one
+        {
+            return bad("a CRT coefficient is not the inverse it must be");
+        }
+        product *= prime;
+        if product.bits() > n.bits() {
+            return bad("the primes' product is not n");
+        }
+    }
+    if product != n {
+        return bad("the primes' product is not n");
+    }
+    Ok(())
 }
 
 /// The modulus size in bits of a DER `RSAPublicKey` (a certificate's RSA key), or `None` when it
@@ -654,6 +783,33 @@ fn dsa_params<'a>(info: &pkcs8::PrivateKeyInfoRef<'a>) -> Result<(&'a [u8], &'a 
     Ok((p.as_bytes(), q.as_bytes(), g.as_bytes()))
 }
 
+/// Checks a DSA key's numbers before anything is computed with them (FIPS 186-4 §4.1, §4.5):
+/// 1 < g < p, q < p with q at most [`MAX_DSA_Q_BITS`] bits, and 0 < x < q. An unbounded x made
+/// the key proof (g^x mod p) cost time in proportion to its length: a 66 KB file cost 15 s.
+fn dsa_check_ranges(p: &[u8], q: &[u8], g: &[u8], x: &[u8]) -> Result<()> {
+    use std::cmp::Ordering;
+    let bad = |what: &str| Err(Error::malformed("DSA private key", what.to_string()));
+    // Big-endian without leading zeros (as UintRef gives them): longer is larger.
+    let cmp = |a: &[u8], b: &[u8]| a.len().cmp(&b.len()).then_with(|| a.cmp(b));
+    let q_bits = bit_len(q);
+    if q_bits > MAX_DSA_Q_BITS {
+        return Err(Error::Unsupported {
+            what: format!("DSA key with a {q_bits}-bit q (at most {MAX_DSA_Q_BITS})"),
+            oid: Some(oids::DSA.to_string()),
+        });
+    }
+    if bit_len(g) < 2 || cmp(g, p) != Ordering::Less {
+        return bad("g is not between 1 and p");
+    }
+    if bit_len(q) < 2 || cmp(q, p) != Ordering::Less {
+        return bad("q is not between 1 and p");
+    }
+    if bit_len(x) == 0 || cmp(x, q) != Ordering::Less {
+        return bad("the private exponent x is not between 0 and q");
+    }
+    Ok(())
+}
+
 /// y = g^x mod p for a DSA private key x, with the parameters it was computed under.
 fn dsa_public_half(info: &pkcs8::PrivateKeyInfoRef<'_>, inner: &[u8]) -> Result<PublicHalf> {
     use num_bigint::BigUint;
@@ -737,17 +893,40 @@ impl PasswordSource {
                 .map(Password::new)
                 .map_err(|_| Error::Invalid(format!("environment variable {var} is not set"))),
             PasswordSource::File(path) => {
-                let text =
-                    Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
-                Ok(Password::new(first_line(&text)))
+                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let line = bounded_first_line(std::io::BufReader::new(file))
+                    .map_err(|e| Error::io(path, e))?;
+                Ok(Password::new(first_line(&line)))
             }
             PasswordSource::Stdin => {
-                let mut line = Zeroizing::new(String::new());
-                std::io::stdin().read_line(&mut line)?;
+                let line = bounded_first_line(std::io::stdin().lock())?;
                 Ok(Password::new(first_line(&line)))
             }
         }
     }
+}
+
+/// Longest first line read from a password file or standard input: a password source such as
+/// `file:/dev/zero` must not read until memory runs out.
+const MAX_PASSWORD_LINE: u64 = 64 * 1024;
+
+/// The first line of `input` (with its line ending), read no further than
+/// [`MAX_PASSWORD_LINE`] bytes.
+fn bounded_first_line(input: impl std::io::BufRead) -> std::io::Result<Zeroizing<String>> {
+    use std::io::BufRead;
+    let mut bytes = Zeroizing::new(Vec::new());
+    input
+        .take(MAX_PASSWORD_LINE + 1)
+        .read_until(b'\n', &mut bytes)?;
+    if bytes.len() as u64 > MAX_PASSWORD_LINE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the password's line is longer than {MAX_PASSWORD_LINE} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
+    Ok(Zeroizing::new(text.to_string()))
 }
 
 fn first_line(text: &str) -> &str {

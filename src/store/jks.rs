@@ -48,16 +48,17 @@ impl JksStore {
     }
 
     fn lock(&self) -> Result<StoreLock> {
-        StoreLock::acquire(&[self.path.as_path()])
+        StoreLock::acquire(&[self.path.as_path()], &self.write)
     }
 
-    fn read(&self) -> Result<Keystore> {
-        if !self.path.exists() {
+    fn read(&self, lock: &StoreLock) -> Result<Keystore> {
+        let path = lock.file(&self.path);
+        if !path.exists() {
             return Err(Error::StoreNotFound {
                 path: self.path.clone(),
             });
         }
-        let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let bytes = self.limits.read_file(path)?;
         jks::read(&bytes, &self.store_password, &self.limits)
     }
 
@@ -136,9 +137,9 @@ impl StoreAdapter for JksStore {
     }
 
     fn inventory(&self) -> Result<Vec<InventoryEntry>> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         Ok(self
-            .read()?
+            .read(&lock)?
             .entries()
             .iter()
             .map(|e| match e {
@@ -169,16 +170,21 @@ impl StoreAdapter for JksStore {
             .to_lowercase();
         let key_password = entry_password.unwrap_or(&self.store_password);
         let lock = self.lock()?;
-        let (kind, mut entries) = match self.read() {
+        let (kind, mut entries) = match self.read(&lock) {
             Ok(store) => (store.kind(), store.into_entries()),
             Err(Error::StoreNotFound { .. }) if options.create => (KeystoreKind::Jks, Vec::new()),
             Err(e) => return Err(e),
         };
-        let before = entries.len();
-        entries.retain(|e| e.alias().to_lowercase() != alias);
-        if entries.len() != before && !options.overwrite {
-            return Err(Error::AliasExists { alias });
+        let existing = entries.iter().find(|e| e.alias().to_lowercase() == alias);
+        match existing {
+            Some(_) if !options.overwrite => return Err(Error::AliasExists { alias }),
+            // An overwrite replaces a key entry with a key entry; turning a trust anchor into
+            // a key entry is a different change, which the caller has to ask for by removing
+            // it first.
+            Some(Entry::Trusted(_)) => return Err(super::trusted_not_key(&alias)),
+            _ => {}
         }
+        entries.retain(|e| e.alias().to_lowercase() != alias);
         self.write(
             &lock,
             kind,
@@ -190,7 +196,7 @@ impl StoreAdapter for JksStore {
 
     fn remove(&self, alias: &str) -> Result<()> {
         let lock = self.lock()?;
-        let store = self.read()?;
+        let store = self.read(&lock)?;
         let kind = store.kind();
         let mut entries = store.into_entries();
         let before = entries.len();
@@ -212,7 +218,7 @@ impl StoreAdapter for JksStore {
     ) -> Result<String> {
         let alias = alias.to_lowercase();
         let lock = self.lock()?;
-        let (kind, mut entries) = match self.read() {
+        let (kind, mut entries) = match self.read(&lock) {
             Ok(store) => (store.kind(), store.into_entries()),
             Err(Error::StoreNotFound { .. }) if options.create => (KeystoreKind::Jks, Vec::new()),
             Err(e) => return Err(e),
@@ -234,7 +240,7 @@ impl StoreAdapter for JksStore {
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (from.to_lowercase(), to.to_lowercase());
         let lock = self.lock()?;
-        let store = self.read()?;
+        let store = self.read(&lock)?;
         let kind = store.kind();
         let entries = store.into_entries();
         if !entries.iter().any(|e| e.alias().to_lowercase() == from) {
@@ -249,7 +255,7 @@ impl StoreAdapter for JksStore {
 
     fn change_store_password(&self, new_password: &Password) -> Result<()> {
         let lock = self.lock()?;
-        let store = self.read()?;
+        let store = self.read(&lock)?;
         let kind = store.kind();
         let entries = store.into_entries();
         let writes = Self::kept(&entries, None);

@@ -282,7 +282,7 @@ impl StoreSpec {
 ///
 /// # Errors
 /// [`crate::Error::Invalid`] when a store password is required but missing, or a key path is
-/// given for a type that has none.
+/// given for a type that has none or names the certificate file itself.
 pub fn open(spec: &StoreSpec) -> Result<Box<dyn StoreAdapter>> {
     let need_password = || {
         spec.store_password.clone().ok_or_else(|| {
@@ -304,6 +304,7 @@ pub fn open(spec: &StoreSpec) -> Result<Box<dyn StoreAdapter>> {
             if let Some(k) = &spec.key_path {
                 store = store.key_path(k);
             }
+            store.check_paths()?;
             Box::new(store)
         }
         StoreType::Pkcs12 => Box::new(
@@ -314,4 +315,13 @@ pub fn open(spec: &StoreSpec) -> Result<Box<dyn StoreAdapter>> {
             jks::JksStore::new(&spec.path, need_password()?).write_options(spec.write.clone()),
         ),
     })
+}
+
+/// The refusal to overwrite a trusted-certificate entry with a key entry: that turns a trust
+/// anchor into a key entry, a change the caller has to ask for by removing the alias first.
+fn trusted_not_key(alias: &str) -> crate::Error {
+    crate::Error::Invalid(format!(
+        "alias '{alias}' is a trusted-certificate entry: overwriting it with a key entry would \
+         turn a trust anchor into a key entry; remove the alias first if that is what you want"
+    ))
 }

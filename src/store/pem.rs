@@ -6,6 +6,11 @@
 //! SHA-1 thumbprint. The key is
 //! written as encrypted PKCS#8 (PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC) under the entry password,
 //! which is therefore required, unless the store is explicitly configured for a plain key.
+//!
+//! Removing a key-entry store's one entry removes its files (an empty file would read as a
+//! broken store to other tools); a trust-only store keeps its certificate file, empty or not.
+//! A key path that names the certificate file is refused, as is an alias that would not read
+//! back as itself.
 
 use std::path::{Path, PathBuf};
 
@@ -101,21 +106,63 @@ impl PemStore {
         files
     }
 
+    /// Refuses a key file that is the certificate file: every write would put one over the
+    /// other, and a failed add would destroy the entry.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the key path names the certificate file.
+    pub fn check_paths(&self) -> Result<()> {
+        match &self.key_path {
+            Some(key) if super::fs::same_file(&self.cert_path, key) => {
+                Err(Error::Invalid(format!(
+                    "a pem store's key path must differ from its certificate path ({} and {} \
+                     are one file): leave the key path out to keep the key in the certificate file",
+                    self.cert_path.display(),
+                    key.display()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn lock(&self) -> Result<StoreLock> {
-        StoreLock::acquire(&self.files())
+        self.check_paths()?;
+        StoreLock::acquire(&self.files(), &self.write)
+    }
+
+    /// Refuses an alias that would not read back as itself: besides what any PEM text refuses
+    /// (control characters, surrounding spaces), `-----` would start or end a block of its
+    /// own. Checked by writing the alias before `leaf` and reading it back.
+    fn check_alias(&self, alias: &str, leaf: &Certificate) -> Result<()> {
+        let refuse = || {
+            Error::Invalid(format!(
+                "alias {alias:?} cannot be kept in a PEM file: it would not read back as itself \
+                 (PEM armour such as \"-----BEGIN \" in an alias starts a block of its own)"
+            ))
+        };
+        if alias.contains("-----") {
+            return Err(refuse());
+        }
+        let text = crate::pem::encode_certificate_with_alias(leaf, Some(alias))?;
+        let scan = crate::pem::scan(text.as_bytes(), &self.limits).map_err(|_| refuse())?;
+        match scan.certificates.as_slice() {
+            [(cert, Some(read))] if read == alias && cert == leaf => Ok(()),
+            _ => Err(refuse()),
+        }
     }
 
     /// Reads the store: its entries as found.
-    fn read(&self) -> Result<Vec<InventoryEntry>> {
-        if !self.cert_path.exists() {
+    fn read(&self, lock: &StoreLock) -> Result<Vec<InventoryEntry>> {
+        let cert_path = lock.file(&self.cert_path);
+        if !cert_path.exists() {
             return Err(Error::StoreNotFound {
                 path: self.cert_path.clone(),
             });
         }
-        let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
-        let mut scan = crate::pem::scan(&read(&self.cert_path)?, &self.limits)?;
-        if let Some(k) = self.key_path.as_ref().filter(|k| k.exists()) {
-            let key_scan = crate::pem::scan(&read(k)?, &self.limits)?;
+        let mut scan = crate::pem::scan(&self.limits.read_file(cert_path)?, &self.limits)?;
+        let key_path = self.key_path.as_deref().map(|k| lock.file(k));
+        if let Some(k) = key_path.filter(|k| k.exists()) {
+            let key_scan = crate::pem::scan(&self.limits.read_file(k)?, &self.limits)?;
             scan.has_key = key_scan.has_key;
             scan.key_alias = key_scan.key_alias;
         }
@@ -159,38 +206,32 @@ impl PemStore {
         })
     }
 
-    fn current(&self, create: bool) -> Result<Vec<InventoryEntry>> {
-        match self.read() {
+    fn current(&self, lock: &StoreLock, create: bool) -> Result<Vec<InventoryEntry>> {
+        match self.read(lock) {
             Err(Error::StoreNotFound { .. }) if create => Ok(Vec::new()),
             other => other,
         }
     }
 
-    /// Writes a key entry's files (or empties them when `entry` is `None`).
+    /// Writes a key entry's files.
     fn commit_entry(
         &self,
         lock: &StoreLock,
-        entry: Option<(&str, &Identity, Option<&Password>)>,
+        (alias, identity, password): (&str, &Identity, Option<&Password>),
     ) -> Result<()> {
-        let (certs, key) = match entry {
-            Some((alias, identity, password)) => {
-                let chain = if self.include_chain {
-                    identity.chain()
-                } else {
-                    identity.chain().get(..1).unwrap_or_default()
-                };
-                let mut certs = crate::pem::alias_header(Some(alias))?;
-                certs.extend(chain.iter().map(crate::pem::encode_certificate));
-                let mut key = zeroize::Zeroizing::new(crate::pem::alias_header(Some(alias))?);
-                key.push_str(&crate::pem::encode_private_key(
-                    identity.key(),
-                    password,
-                    &mut OsRandom,
-                )?);
-                (certs, key)
-            }
-            None => (String::new(), zeroize::Zeroizing::new(String::new())),
+        let chain = if self.include_chain {
+            identity.chain()
+        } else {
+            identity.chain().get(..1).unwrap_or_default()
         };
+        let mut certs = crate::pem::alias_header(Some(alias))?;
+        certs.extend(chain.iter().map(crate::pem::encode_certificate));
+        let mut key = zeroize::Zeroizing::new(crate::pem::alias_header(Some(alias))?);
+        key.push_str(&crate::pem::encode_private_key(
+            identity.key(),
+            password,
+            &mut OsRandom,
+        )?);
         match &self.key_path {
             Some(key_path) => lock.commit(
                 &[
@@ -254,8 +295,8 @@ impl StoreAdapter for PemStore {
     }
 
     fn inventory(&self) -> Result<Vec<InventoryEntry>> {
-        let _lock = self.lock()?;
-        self.read()
+        let lock = self.lock()?;
+        self.read(&lock)
     }
 
     fn add(
@@ -268,7 +309,7 @@ impl StoreAdapter for PemStore {
         let new_alias = alias
             .map(str::to_string)
             .unwrap_or_else(|| identity.leaf().sha1_hex());
-        crate::pem::alias_header(Some(&new_alias))?;
+        self.check_alias(&new_alias, identity.leaf())?;
         if let PemMode::KeyEntry { plain_key } = self.mode
             && entry_password.is_none_or(Password::is_absent)
             && !plain_key
@@ -278,7 +319,7 @@ impl StoreAdapter for PemStore {
             ));
         }
         let lock = self.lock()?;
-        let existing = self.current(options.create)?;
+        let existing = self.current(&lock, options.create)?;
         match self.mode {
             PemMode::KeyEntry { .. } => {
                 // One entry per store: adding to a store that holds one is an overwrite of it,
@@ -290,7 +331,7 @@ impl StoreAdapter for PemStore {
                         alias: current.alias.clone(),
                     });
                 }
-                self.commit_entry(&lock, Some((&new_alias, identity, entry_password)))?;
+                self.commit_entry(&lock, (&new_alias, identity, entry_password))?;
             }
             PemMode::TrustOnly => {
                 if existing.iter().any(|e| e.alias == new_alias) && !options.overwrite {
@@ -310,14 +351,16 @@ impl StoreAdapter for PemStore {
 
     fn remove(&self, alias: &str) -> Result<()> {
         let lock = self.lock()?;
-        let existing = self.read()?;
+        let existing = self.read(&lock)?;
         if !existing.iter().any(|e| e.alias == alias) {
             return Err(Error::AliasNotFound {
                 alias: alias.to_string(),
             });
         }
         match self.mode {
-            PemMode::KeyEntry { .. } => self.commit_entry(&lock, None),
+            // The one entry goes, and with it the store's files: empty files would read as a
+            // broken store to every other tool (the lock file stays, as always).
+            PemMode::KeyEntry { .. } => lock.remove(&self.files(), &self.write),
             PemMode::TrustOnly => {
                 let kept: Vec<(&str, &Certificate)> = existing
                     .iter()
@@ -344,7 +387,7 @@ impl StoreAdapter for PemStore {
         }
         crate::pem::alias_header(Some(alias))?;
         let lock = self.lock()?;
-        let existing = self.current(options.create)?;
+        let existing = self.current(&lock, options.create)?;
         if existing.iter().any(|e| e.alias == alias) && !options.overwrite {
             return Err(Error::AliasExists {
                 alias: alias.to_string(),
@@ -373,7 +416,7 @@ impl StoreAdapter for PemStore {
         }
         crate::pem::alias_header(Some(to))?;
         let lock = self.lock()?;
-        let existing = self.read()?;
+        let existing = self.read(&lock)?;
         if !existing.iter().any(|e| e.alias == from) {
             return Err(Error::AliasNotFound {
                 alias: from.to_string(),

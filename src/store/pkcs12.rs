@@ -73,17 +73,18 @@ impl Pkcs12Store {
     }
 
     fn lock(&self) -> Result<StoreLock> {
-        StoreLock::acquire(&[self.path.as_path()])
+        StoreLock::acquire(&[self.path.as_path()], &self.write)
     }
 
     /// Reads the entries and the (profile, iterations) the file uses.
-    fn read(&self) -> Result<(Vec<Entry>, (Profile, u32))> {
-        if !self.path.exists() {
+    fn read(&self, lock: &StoreLock) -> Result<(Vec<Entry>, (Profile, u32))> {
+        let path = lock.file(&self.path);
+        if !path.exists() {
             return Err(Error::StoreNotFound {
                 path: self.path.clone(),
             });
         }
-        let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let bytes = self.limits.read_file(path)?;
         let archive = pkcs12::read(&bytes, Some(&self.store_password), &self.limits)?;
         let identities = archive.identities();
         if identities.len() != archive.keys().len() {
@@ -115,10 +116,13 @@ impl Pkcs12Store {
             })
             .collect();
         for bag in archive.certificates() {
+            // A chain certificate belongs to its key entry and is written again with it; a
+            // trusted certificate is an entry of its own even when a chain holds the same
+            // certificate (keytool writes both), and must survive every rewrite.
             let in_chain = entries
                 .iter()
                 .any(|e| matches!(e, Entry::Key(i, _) if i.chain().contains(&bag.certificate)));
-            if !in_chain {
+            if !in_chain || bag.attributes.java_trusted {
                 entries.push(Entry::Cert {
                     certificate: bag.certificate.clone(),
                     alias: bag
@@ -146,6 +150,12 @@ impl Pkcs12Store {
     ) -> Result<()> {
         let (profile, iterations) = match self.profile {
             Some(p) => (p, p.default_iterations()),
+            // A file found unprotected (no MAC, plain keys) is not rewritten that way under a
+            // store password: "none" is a profile asked for by name, never inherited.
+            None if detected.0 == Profile::None => {
+                let p = Profile::default();
+                (p, p.default_iterations())
+            }
             None => detected,
         };
         let mut builder = Builder::new(profile).allow_empty();
@@ -192,8 +202,8 @@ impl StoreAdapter for Pkcs12Store {
     }
 
     fn inventory(&self) -> Result<Vec<InventoryEntry>> {
-        let _lock = self.lock()?;
-        let (entries, _) = self.read()?;
+        let lock = self.lock()?;
+        let (entries, _) = self.read(&lock)?;
         Ok(entries
             .into_iter()
             .map(|e| match e {
@@ -226,7 +236,7 @@ impl StoreAdapter for Pkcs12Store {
             .ok_or_else(|| Error::Invalid("a pkcs12 store entry needs an alias".into()))?
             .to_string();
         let lock = self.lock()?;
-        let (mut entries, detected) = match self.read() {
+        let (mut entries, detected) = match self.read(&lock) {
             Ok(read) => read,
             Err(Error::StoreNotFound { .. }) if options.create => (
                 Vec::new(),
@@ -241,6 +251,9 @@ impl StoreAdapter for Pkcs12Store {
         let new = Entry::Key(identity.clone(), alias.clone());
         match position {
             Some(_) if !options.overwrite => return Err(Error::AliasExists { alias }),
+            Some(i) if matches!(entries.get(i), Some(Entry::Cert { trusted: true, .. })) => {
+                return Err(super::trusted_not_key(&alias));
+            }
             Some(i) => {
                 if let Some(slot) = entries.get_mut(i) {
                     *slot = new;
@@ -254,7 +267,7 @@ impl StoreAdapter for Pkcs12Store {
 
     fn remove(&self, alias: &str) -> Result<()> {
         let lock = self.lock()?;
-        let (mut entries, detected) = self.read()?;
+        let (mut entries, detected) = self.read(&lock)?;
         let before = entries.len();
         entries.retain(|e| e.alias() != alias);
         if entries.len() == before {
@@ -272,7 +285,7 @@ impl StoreAdapter for Pkcs12Store {
         options: AddOptions,
     ) -> Result<String> {
         let lock = self.lock()?;
-        let (mut entries, detected) = match self.read() {
+        let (mut entries, detected) = match self.read(&lock) {
             Ok(read) => read,
             Err(Error::StoreNotFound { .. }) if options.create => (
                 Vec::new(),
@@ -301,7 +314,7 @@ impl StoreAdapter for Pkcs12Store {
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         let lock = self.lock()?;
-        let (mut entries, detected) = self.read()?;
+        let (mut entries, detected) = self.read(&lock)?;
         if !entries.iter().any(|e| e.alias() == from) {
             return Err(Error::AliasNotFound {
                 alias: from.to_string(),
@@ -325,7 +338,7 @@ impl StoreAdapter for Pkcs12Store {
 
     fn change_store_password(&self, new_password: &Password) -> Result<()> {
         let lock = self.lock()?;
-        let (entries, detected) = self.read()?;
+        let (entries, detected) = self.read(&lock)?;
         self.write_under(&lock, entries, detected, new_password)
     }
 }

@@ -208,7 +208,7 @@ pub fn build(args: BuildArgs, json: bool) -> CliResult {
     if let Some(n) = args.iterations {
         builder = builder.iterations(n);
     }
-    write_output(&args.out, &builder.build(&password, &limits)?)?;
+    write_output(&args.out, &builder.build(&password, &limits)?, true)?;
     report_written(
         json,
         &[Written {
@@ -416,7 +416,7 @@ pub fn convert(args: ConvertArgs, json: bool) -> CliResult {
                     )
                 }
             };
-            write_output(out, &bytes)?;
+            write_output(out, &bytes, keys > 0)?;
             report_written(
                 json,
                 &[Written {
@@ -578,12 +578,12 @@ fn split_pem(
         }
     };
     let mut files = Vec::new();
-    let mut write = |name: &str, text: &str, keys, certificates| -> Result<(), Error> {
+    let mut write = |name: &str, text: &str, keys: usize, certificates| -> Result<(), Error> {
         if text.is_empty() {
             return Ok(());
         }
         let path = dir.join(name);
-        write_output(&path, text.as_bytes())?;
+        write_output(&path, text.as_bytes(), keys > 0)?;
         files.push(SplitFile {
             path,
             keys,
@@ -619,18 +619,12 @@ fn split_pem(
     Ok(files)
 }
 
-/// Writes a new output file readable by its owner only: it may hold private keys.
-pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))?;
-    Ok(())
+/// Writes an output file as store files are written (beside, flushed, renamed; never through
+/// a link; 0600 when new; no key into a file others can read).
+pub fn write_output(path: &Path, bytes: &[u8], holds_private_key: bool) -> Result<(), Error> {
+    Ok(pfxkit::store::fs::write_output(
+        path,
+        bytes,
+        holds_private_key,
+    )?)
 }

@@ -286,7 +286,7 @@ fn enrollment_json(e: &Enrollment) -> Value {
 
 fn report_enrollment(args: &CatalogArgs, e: &Enrollment, out: Option<&Path>) -> crate::CliResult {
     if let Some(path) = out {
-        write_output(path, &e.pkcs12)?;
+        write_output(path, &e.pkcs12, true)?;
     }
     let mut value = enrollment_json(e);
     if let (Some(path), Some(fields)) = (out, value.as_object_mut()) {

@@ -289,9 +289,9 @@ fn resolve(src: Option<&PasswordSource>) -> Result<Option<Password>, Error> {
     Ok(src.map(PasswordSource::resolve).transpose()?)
 }
 
-/// Reads a whole input file, naming it in errors.
+/// Reads a whole input file, naming it in errors, never past the input size limit.
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    Ok(pfxkit::Limits::default().read_file(path)?)
 }
 
 /// Prints one JSON document on stdout.

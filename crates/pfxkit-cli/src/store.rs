@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use pfxkit::contents::Format;
+use pfxkit::store::fs::WriteOptions;
 use pfxkit::store::{self, AddOptions, InventoryEntry, StoreAdapter, StoreSpec, StoreType};
 use pfxkit::{Limits, PasswordSource};
 use pfxkit_catalog::Error;
@@ -108,6 +109,10 @@ pub struct StoreArgs {
     /// `store add --cert` writes), rather than one key entry and its chain.
     #[arg(long)]
     trust_only: bool,
+    /// Accept a store in a directory other users can write that has no sticky bit (refused by
+    /// default: any of them could replace the store's files).
+    #[arg(long)]
+    allow_shared_dir: bool,
 }
 
 /// Accepts pfxkit's names and keytool's/OpenSSL's spellings, in any case.
@@ -126,7 +131,8 @@ impl StoreArgs {
     fn spec(&self) -> Result<StoreSpec, Error> {
         Ok(StoreSpec::new(self.store_type, &self.path)
             .key_path(self.key_path.clone())
-            .store_password(resolve(self.store_password.as_ref())?))
+            .store_password(resolve(self.store_password.as_ref())?)
+            .write_options(self.write_options()))
     }
 
     /// Opens the store after checking that an existing file is of the declared type.
@@ -151,9 +157,15 @@ impl StoreArgs {
                     "--trust-only applies to pem stores without --key-path".into(),
                 ));
             }
-            return Ok(Box::new(store::pem::PemStore::trust_only(&self.path)));
+            return Ok(Box::new(
+                store::pem::PemStore::trust_only(&self.path).write_options(self.write_options()),
+            ));
         }
         Ok(store::open(&self.spec()?)?)
+    }
+
+    fn write_options(&self) -> WriteOptions {
+        WriteOptions::default().allow_shared_dir(self.allow_shared_dir)
     }
 
     /// Names the store password in a wrong-password error.
@@ -321,7 +333,9 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
             let entry_password = resolve(entry_password.as_ref())?;
             let adapter: Box<dyn StoreAdapter> = if plain_key {
                 args.open()?;
-                let mut pem = store::pem::PemStore::new(&args.path).allow_plain_key();
+                let mut pem = store::pem::PemStore::new(&args.path)
+                    .allow_plain_key()
+                    .write_options(args.write_options());
                 if let Some(k) = &args.key_path {
                     pem = pem.key_path(k);
                 }
@@ -432,7 +446,7 @@ fn add_trusted(
     };
     let adapter: Box<dyn StoreAdapter> = if args.store_type == StoreType::Pem && !args.trust_only {
         args.open()?;
-        Box::new(store::pem::PemStore::trust_only(&args.path))
+        Box::new(store::pem::PemStore::trust_only(&args.path).write_options(args.write_options()))
     } else {
         args.open()?
     };
