@@ -32,6 +32,9 @@ use pfxkit_catalog::Error;
 ///   list a keystore             pfxkit store inventory --type jks --path web.jks --store-password env:S
 ///   import a key entry          pfxkit store add --type jks --path web.jks --store-password env:S --alias web --pfx new.p12 --pfx-password env:P
 ///   import a trusted CA         pfxkit store add --type jks --path trust.jks --store-password env:S --alias root --cert root.pem
+///   rename an entry             pfxkit store rename --type jks --path web.jks --store-password env:S --alias web --to tomcat
+///   change a store password     pfxkit store passwd --type jks --path web.jks --store-password env:S --new-password env:S2
+///   only the leaf / the CAs     pfxkit inspect web.p12 --password env:P --leaf-only   (or --ca-only, --no-keys)
 ///
 /// Passwords are sources: pass:TEXT, env:VAR, file:PATH or stdin. Exit codes: 0 success,
 /// 1 failure, 2 usage, 3 wrong password, 4 malformed input, 5 limit exceeded, 6 unsupported.
