@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use spki::SubjectPublicKeyInfoRef;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LimitKind, Result};
+use crate::limits::Limits;
 
 /// An X.509 certificate with its DER bytes and thumbprints.
 #[derive(Clone)]
@@ -27,6 +28,9 @@ pub struct Certificate {
     authority_key_id: Option<Vec<u8>>,
     sha1: [u8; 20],
     sha256: [u8; 32],
+    /// The validity times as written, when `x509-cert` could not represent them (a UTCTime
+    /// before 1970): RFC 3339 text for notBefore and notAfter.
+    times_as_written: Option<[Option<String>; 2]>,
 }
 
 impl fmt::Debug for Certificate {
@@ -46,13 +50,46 @@ impl PartialEq for Certificate {
 impl Eq for Certificate {}
 
 impl Certificate {
-    /// Parses one DER certificate; trailing bytes are an error.
+    /// Parses one DER certificate under the default [`Limits`]; trailing bytes are an error.
     ///
     /// # Errors
-    /// [`Error::Malformed`] when the bytes are not one X.509 certificate.
+    /// As [`Certificate::from_der_with`].
     pub fn from_der(der: &[u8]) -> Result<Self> {
-        let parsed = x509_cert::Certificate::from_der(der)
-            .map_err(|e| Error::from_der("X.509 certificate", e))?;
+        Self::from_der_with(der, &Limits::default())
+    }
+
+    /// Parses one DER certificate; trailing bytes are an error. Its subject and issuer names
+    /// are counted first, against [`Limits::max_name_attributes`] and [`Limits::max_name_depth`],
+    /// before anything is decoded.
+    ///
+    /// As tolerant as OpenSSL and `cryptography` about validity times: a UTCTime from 1950 to
+    /// 1969 (valid X.509, as in PKITS' "pre2000 UTC notBefore") is read, although `x509-cert`
+    /// starts its calendar at 1970; [`Certificate::not_before_unix`] then says 0 and
+    /// [`Certificate::not_before_rfc3339`] the time as written.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] when the bytes are not one X.509 certificate;
+    /// [`Error::LimitExceeded`] for a name with too many attributes or too deep.
+    pub fn from_der_with(der: &[u8], limits: &Limits) -> Result<Self> {
+        check_names(der, limits)?;
+        match x509_cert::Certificate::from_der(der) {
+            Ok(parsed) => Self::from_parsed(der, parsed, None),
+            Err(e) => {
+                let Some((patched, written)) = clamp_pre1970_times(der) else {
+                    return Err(Error::from_der("X.509 certificate", e));
+                };
+                let parsed = x509_cert::Certificate::from_der(&patched)
+                    .map_err(|_| Error::from_der("X.509 certificate", e))?;
+                Self::from_parsed(der, parsed, Some(written))
+            }
+        }
+    }
+
+    fn from_parsed(
+        der: &[u8],
+        parsed: x509_cert::Certificate,
+        times_as_written: Option<[Option<String>; 2]>,
+    ) -> Result<Self> {
         let tbs = parsed.tbs_certificate();
         let spki_der = tbs
             .subject_public_key_info()
@@ -86,6 +123,7 @@ impl Certificate {
             parsed: Box::new(parsed),
             sha1: Sha1::digest(der).into(),
             sha256: Sha256::digest(der).into(),
+            times_as_written,
         })
     }
 
@@ -121,7 +159,7 @@ impl Certificate {
         }
     }
 
-    /// Start of validity, seconds since the Unix epoch.
+    /// Start of validity, seconds since the Unix epoch (0 for a time before 1970).
     pub fn not_before_unix(&self) -> u64 {
         self.parsed
             .tbs_certificate()
@@ -131,7 +169,7 @@ impl Certificate {
             .as_secs()
     }
 
-    /// End of validity, seconds since the Unix epoch.
+    /// End of validity, seconds since the Unix epoch (0 for a time before 1970).
     pub fn not_after_unix(&self) -> u64 {
         self.parsed
             .tbs_certificate()
@@ -143,12 +181,18 @@ impl Certificate {
 
     /// Start of validity as RFC 3339 UTC (`2026-01-01T00:00:00Z`).
     pub fn not_before_rfc3339(&self) -> String {
-        rfc3339(self.not_before_unix())
+        self.time_as_written(0)
+            .unwrap_or_else(|| rfc3339(self.not_before_unix()))
     }
 
     /// End of validity as RFC 3339 UTC.
     pub fn not_after_rfc3339(&self) -> String {
-        rfc3339(self.not_after_unix())
+        self.time_as_written(1)
+            .unwrap_or_else(|| rfc3339(self.not_after_unix()))
+    }
+
+    fn time_as_written(&self, which: usize) -> Option<String> {
+        self.times_as_written.as_ref()?.get(which)?.clone()
     }
 
     /// SHA-1 of the DER (the Windows "thumbprint" and the PKCS#12 localKeyId convention).
@@ -402,6 +446,138 @@ pub fn order_leaf_first(certs: Vec<Certificate>, max_chain_len: usize) -> Vec<Ce
         }
     }
     ordered
+}
+
+/// One DER header at `pos`: (tag, content start, content end). Definite lengths only.
+fn der_header(der: &[u8], pos: usize) -> Option<(u8, usize, usize)> {
+    let tag = *der.get(pos)?;
+    let first = *der.get(pos + 1)?;
+    let (len, start) = match first {
+        n if n < 0x80 => (usize::from(n), pos + 2),
+        0x81..=0x84 => {
+            let n = usize::from(first & 0x7f);
+            let bytes = der.get(pos + 2..pos + 2 + n)?;
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (len, pos + 2 + n)
+        }
+        _ => return None,
+    };
+    let end = start.checked_add(len)?;
+    (end <= der.len()).then_some((tag, start, end))
+}
+
+/// The children of the constructed element whose content is `start..end`.
+fn der_children(der: &[u8], start: usize, end: usize) -> impl Iterator<Item = (u8, usize, usize)> {
+    let mut pos = start;
+    std::iter::from_fn(move || {
+        if pos >= end {
+            return None;
+        }
+        let (tag, s, e) = der_header(der, pos)?;
+        if e > end {
+            return None;
+        }
+        pos = e;
+        Some((tag, s, e))
+    })
+}
+
+/// The positions of the issuer, validity and subject of a DER certificate (tag, start, end of
+/// content each), or `None` when its outline is not that of a certificate (then `x509-cert`
+/// reports what is wrong).
+fn tbs_fields(der: &[u8]) -> Option<[(u8, usize, usize); 3]> {
+    let (_, cs, ce) = der_header(der, 0)?;
+    let (_, ts, te) = der_children(der, cs, ce).next()?;
+    let mut fields = der_children(der, ts, te).peekable();
+    if fields.peek().is_some_and(|(tag, _, _)| *tag == 0xa0) {
+        fields.next(); // version
+    }
+    fields.next(); // serialNumber
+    fields.next(); // signature
+    let issuer = fields.next()?;
+    let validity = fields.next()?;
+    let subject = fields.next()?;
+    Some([issuer, validity, subject])
+}
+
+/// Counts the attributes and measures the nesting of the subject and issuer names before
+/// `x509-cert` decodes them (its cost grows much faster than the bytes of a huge name).
+fn check_names(der: &[u8], limits: &Limits) -> Result<()> {
+    let Some([issuer, _, subject]) = tbs_fields(der) else {
+        return Ok(());
+    };
+    for (_, start, end) in [issuer, subject] {
+        let mut attributes = 0usize;
+        for (_, rs, re) in der_children(der, start, end) {
+            for (_, as_, ae) in der_children(der, rs, re) {
+                attributes += 1;
+                Limits::check(
+                    LimitKind::NameAttributes,
+                    attributes as u64,
+                    limits.max_name_attributes as u64,
+                )?;
+                // Name (1) > RDN SET (2) > attribute SEQUENCE (3) > its fields (4 …).
+                name_depth(der, as_, ae, 4, limits.max_name_depth)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the elements in `start..end`, at `depth`, nest no deeper than `max`.
+fn name_depth(der: &[u8], start: usize, end: usize, depth: usize, max: usize) -> Result<()> {
+    for (tag, s, e) in der_children(der, start, end) {
+        Limits::check(LimitKind::NestingDepth, depth as u64, max as u64)?;
+        if tag & 0x20 != 0 {
+            name_depth(der, s, e, depth + 1, max)?;
+        }
+    }
+    Ok(())
+}
+
+/// A copy of `der` with every validity time before 1970 replaced by 1970-01-01T00:00:00Z in the
+/// same encoding and length, and the times as written (RFC 3339); `None` when no time needed
+/// it. `x509-cert`'s calendar starts at the Unix epoch, while UTCTime reaches back to 1950.
+fn clamp_pre1970_times(der: &[u8]) -> Option<(Vec<u8>, [Option<String>; 2])> {
+    let [_, (_, vs, ve), _] = tbs_fields(der)?;
+    let mut patched = der.to_vec();
+    let mut written = [None, None];
+    let mut changed = false;
+    for ((tag, s, e), slot) in der_children(der, vs, ve).zip(written.iter_mut()) {
+        let text = std::str::from_utf8(der.get(s..e)?).ok()?;
+        let (year, rest, epoch): (u32, &str, &[u8]) = match (tag, text.len()) {
+            // UTCTime YYMMDDHHMMSSZ: 50–99 are 1950–1999.
+            (0x17, 13) => {
+                let yy: u32 = text.get(..2)?.parse().ok()?;
+                let year = if yy >= 50 { 1900 + yy } else { 2000 + yy };
+                (year, text.get(2..)?, b"700101000000Z")
+            }
+            // GeneralizedTime YYYYMMDDHHMMSSZ.
+            (0x18, 15) => (
+                text.get(..4)?.parse().ok()?,
+                text.get(4..)?,
+                b"19700101000000Z",
+            ),
+            _ => continue,
+        };
+        if year >= 1970 {
+            continue;
+        }
+        let field = |r: std::ops::Range<usize>| rest.get(r);
+        *slot = Some(format!(
+            "{year:04}-{}-{}T{}:{}:{}Z",
+            field(0..2)?,
+            field(2..4)?,
+            field(4..6)?,
+            field(6..8)?,
+            field(8..10)?
+        ));
+        patched.get_mut(s..e)?.copy_from_slice(epoch);
+        changed = true;
+    }
+    changed.then_some((patched, written))
 }
 
 /// Lowercase hex without separators.

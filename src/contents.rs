@@ -112,6 +112,9 @@ pub struct Contents {
     pub identities: Vec<Identity>,
     /// Certificates that are in no identity's chain.
     pub certificates: Vec<LooseCertificate>,
+    /// What the file held that this view leaves out (e.g. JCEKS secret keys, which no other
+    /// format pfxkit writes can carry), one sentence each.
+    pub not_converted: Vec<String>,
 }
 
 /// Reads any supported file into [`Contents`].
@@ -130,7 +133,8 @@ pub fn load(
     let format = Format::detect(bytes);
     let contents = match format {
         Format::Pkcs12 => {
-            let archive = crate::pkcs12::read(bytes, password, limits)?;
+            let archive =
+                crate::pkcs12::read_with_key_password(bytes, password, key_password, limits)?;
             let identities = archive.identities();
             let certificates = archive
                 .certificates()
@@ -145,6 +149,7 @@ pub fn load(
             Contents {
                 identities,
                 certificates,
+                not_converted: Vec::new(),
             }
         }
         Format::Pem => {
@@ -163,6 +168,7 @@ pub fn load(
             Contents {
                 identities,
                 certificates,
+                not_converted: Vec::new(),
             }
         }
         Format::Jks | Format::Jceks => {
@@ -180,6 +186,10 @@ pub fn load(
             for entry in store.entries() {
                 match entry {
                     crate::jks::Entry::PrivateKey(_) => {}
+                    crate::jks::Entry::SecretKey(s) => contents.not_converted.push(format!(
+                        "secret key '{}' (JCEKS secret keys are kept only by a JCEKS store)",
+                        s.alias()
+                    )),
                     crate::jks::Entry::Trusted(t) => contents.certificates.push(LooseCertificate {
                         certificate: t.certificate().clone(),
                         alias: Some(t.alias().to_string()),

@@ -141,6 +141,8 @@ pub enum LimitKind {
     FieldLength,
     /// CPU work of the whole file, in [work units](crate::limits::work).
     Work,
+    /// Attributes (RDN components) in one certificate name.
+    NameAttributes,
 }
 
 impl fmt::Display for LimitKind {
@@ -155,7 +157,8 @@ impl fmt::Display for LimitKind {
             LimitKind::MacKeyLength => "PBMAC1 key length",
             LimitKind::ChainLength => "chain length",
             LimitKind::FieldLength => "field length",
-            LimitKind::Work => "work (KDFs, decryption and key proofs)",
+            LimitKind::Work => "work (KDFs, decryption, certificates and key proofs)",
+            LimitKind::NameAttributes => "attributes in a certificate name",
         })
     }
 }

@@ -187,3 +187,58 @@ pub(crate) fn assemble_all(
         })
         .collect()
 }
+
+/// For each key that pfxkit cannot prove (no arithmetic for its algorithm, or an elliptic
+/// curve it does not know, such as the binary sect193r1), the index in `certs` of the first
+/// certificate whose public key equals the public key the private key *carries* — PKCS#8 v2
+/// `publicKey`, or the SEC1 `publicKey` inside an EC key — with the same algorithm and
+/// parameters. `None` for keys pfxkit can prove (use [`pair_keys`]) and keys that carry no
+/// public key.
+///
+/// This is a claim, not a proof: whoever wrote the key chose that field. It is reported as
+/// such and never builds an [`Identity`]. Certificates are indexed once, so the cost is linear
+/// in keys plus certificates.
+pub fn claimed_pairings(keys: &[&PrivateKey], certs: &[&Certificate]) -> Vec<Option<usize>> {
+    use der::{Decode, Encode};
+    let claims: Vec<Option<(Vec<u8>, Vec<u8>)>> = keys
+        .iter()
+        .map(|key| {
+            if !matches!(
+                key.algorithm(),
+                crate::secret::KeyAlgorithm::Other(_) | crate::secret::KeyAlgorithm::Ec(None)
+            ) {
+                return None;
+            }
+            let info = pkcs8::PrivateKeyInfoRef::from_der(key.expose_pkcs8_der()).ok()?;
+            let algorithm = info.algorithm.to_der().ok()?;
+            let public = match &info.public_key {
+                Some(bits) => bits.raw_bytes().to_vec(),
+                None => sec1::EcPrivateKey::from_der(info.private_key.as_bytes())
+                    .ok()?
+                    .public_key?
+                    .to_vec(),
+            };
+            Some((algorithm, public))
+        })
+        .collect();
+    if claims.iter().all(Option::is_none) {
+        return vec![None; keys.len()];
+    }
+    let mut by_key: HashMap<(Vec<u8>, Vec<u8>), usize> = HashMap::new();
+    for (i, cert) in certs.iter().enumerate() {
+        let entry = cert.with_public_key(|spki| {
+            Ok(spki
+                .algorithm
+                .to_der()
+                .ok()
+                .map(|alg| (alg, spki.subject_public_key.raw_bytes().to_vec())))
+        });
+        if let Ok(Some(entry)) = entry {
+            by_key.entry(entry).or_insert(i);
+        }
+    }
+    claims
+        .into_iter()
+        .map(|claim| by_key.get(&claim?).copied())
+        .collect()
+}

@@ -37,6 +37,13 @@ pub struct Limits {
     /// bulk decryption, MAC over the data and key-to-certificate proof, summed over the whole
     /// file and over every password candidate tried. Default 25,000,000 (≈ 1 s).
     pub max_work: u64,
+    /// Most attributes (RDN components) in one certificate name, subject or issuer. Default 64;
+    /// real names have a handful. A name of 390,000 RDNs cost `x509-cert` 3 s and 666 MB: names
+    /// are counted before a certificate is decoded.
+    pub max_name_attributes: usize,
+    /// Deepest ASN.1 nesting inside one certificate name, counting the Name SEQUENCE as 1 (an
+    /// ordinary name is 4 deep: Name, RDN SET, attribute SEQUENCE, string). Default 8.
+    pub max_name_depth: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +59,8 @@ impl Default for Limits {
             max_pbmac1_key_len: 64,
             max_chain_len: 16,
             max_work: 25_000_000,
+            max_name_attributes: 64,
+            max_name_depth: 8,
         }
     }
 }
@@ -144,6 +153,15 @@ pub mod work {
     pub const ED25519_PROOF: u64 = 600;
     /// Proving an Ed448 key.
     pub const ED448_PROOF: u64 = 16_000;
+
+    /// Decoding one KiB of certificate with `x509-cert` (≈ 10 µs per KiB; names bounded by
+    /// [`Limits::max_name_attributes`](super::Limits::max_name_attributes)).
+    pub const CERTIFICATE_KIB: u64 = 250;
+
+    /// Units to decode a certificate of `len` bytes (at least one KiB's worth).
+    pub fn certificate(len: usize) -> u64 {
+        per_kib(len.max(1), CERTIFICATE_KIB)
+    }
 
     /// Units to decrypt `len` bytes at `per_kib` units per KiB (rounded up).
     pub fn per_kib(len: usize, per_kib: u64) -> u64 {

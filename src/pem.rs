@@ -2,7 +2,7 @@
 //!
 //! Reads certificates (`CERTIFICATE`, or one DER certificate) and private keys in PKCS#8
 //! (`PRIVATE KEY`), encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) and
-//! SEC1 (`EC PRIVATE KEY`), or DER PKCS#8. Writes certificates and PKCS#8 keys, encrypted with
+//! SEC1 (`EC PRIVATE KEY`), or DER in any of those forms. Writes certificates and PKCS#8 keys, encrypted with
 //! PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) unless a plain key is asked for explicitly.
 
 use zeroize::Zeroizing;
@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::asn1::{DerReader, enc, tag};
 use crate::cert::Certificate;
 use crate::error::{Error, Result};
-use crate::limits::{Limits, WorkBudget};
+use crate::limits::{Limits, WorkBudget, work};
 use crate::pbe::kdf::HashAlg;
 use crate::pbe::scheme::{EncryptionScheme, Pbes2Cipher, parse_encrypted_private_key_info};
 use crate::random::{RandomSource, bytes};
@@ -91,7 +91,7 @@ pub fn scan(input: &[u8], limits: &Limits) -> Result<Scan> {
         match block.tag() {
             "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
                 out.certificates
-                    .push((Certificate::from_der(block.contents())?, alias));
+                    .push((Certificate::from_der_with(block.contents(), limits)?, alias));
             }
             "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
                 out.has_key = true;
@@ -206,12 +206,13 @@ pub fn read_bundle(
     let mut budget = WorkBudget::new(limits);
     let mut bundle = Bundle::default();
     if !is_pem(input) {
-        if let Ok(cert) = Certificate::from_der(input) {
-            bundle.certificates.push(cert);
-        } else {
-            bundle
+        budget.charge_work(work::certificate(input.len()))?;
+        match Certificate::from_der_with(input, limits) {
+            Ok(cert) => bundle.certificates.push(cert),
+            Err(e @ Error::LimitExceeded { .. }) => return Err(e),
+            Err(_) => bundle
                 .keys
-                .push(decode_der_key(input, key_password, &mut budget)?);
+                .push(decode_der_key(input, key_password, &mut budget)?),
         }
         return Ok(bundle);
     }
@@ -227,9 +228,16 @@ pub fn read_bundle(
             bound: limits.max_entries as u64,
         });
     }
-    // Every encrypted key's KDF is charged before the first one runs.
-    for block in blocks.iter().filter(|b| b.tag() == "ENCRYPTED PRIVATE KEY") {
-        charge_encrypted_key(block.contents(), &mut budget)?;
+    // Every encrypted key's KDF, and every certificate's decoding, is charged before the first
+    // one runs.
+    for block in &blocks {
+        match block.tag() {
+            "ENCRYPTED PRIVATE KEY" => charge_encrypted_key(block.contents(), &mut budget)?,
+            "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
+                budget.charge_work(work::certificate(block.contents().len()))?
+            }
+            _ => {}
+        }
     }
     for block in blocks {
         if block.headers().get("Proc-Type").is_some() {
@@ -241,7 +249,9 @@ pub fn read_bundle(
         let contents = Zeroizing::new(block.contents().to_vec());
         match block.tag() {
             "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
-                bundle.certificates.push(Certificate::from_der(&contents)?);
+                bundle
+                    .certificates
+                    .push(Certificate::from_der_with(&contents, limits)?);
             }
             "PRIVATE KEY" => bundle.keys.push(PrivateKey::from_pkcs8_der(&contents)?),
             "ENCRYPTED PRIVATE KEY" => {
@@ -268,20 +278,31 @@ pub fn read_bundle(
     Ok(bundle)
 }
 
+/// A DER key in any of the encodings `build --help` promises, told apart by the first two
+/// fields of the outer SEQUENCE: PKCS#8 `PrivateKeyInfo { INTEGER, AlgorithmIdentifier
+/// SEQUENCE, … }`, `EncryptedPrivateKeyInfo { AlgorithmIdentifier SEQUENCE, OCTET STRING }`,
+/// PKCS#1 `RSAPrivateKey { INTEGER 0, INTEGER n, … }` and SEC1 `ECPrivateKey { INTEGER 1,
+/// OCTET STRING, … }`.
 fn decode_der_key(
     der: &[u8],
     key_password: Option<&Password>,
     budget: &mut WorkBudget<'_>,
 ) -> Result<PrivateKey> {
-    match PrivateKey::from_pkcs8_der(der) {
-        Ok(key) => Ok(key),
-        // An EncryptedPrivateKeyInfo starts with a SEQUENCE holding an AlgorithmIdentifier.
-        Err(plain_err) => charge_encrypted_key(der, budget)
-            .and_then(|()| decrypt_charged(der, key_password, budget.limits()))
-            .map_err(|e| match e {
-                Error::Malformed { .. } => plain_err,
-                other => other,
-            }),
+    const CTX: &str = "DER private key";
+    let mut r = DerReader::new(der, CTX);
+    let outer = r.read(tag::SEQUENCE, "private key SEQUENCE")?;
+    r.finish()?;
+    let mut fields = outer.reader(CTX);
+    let first = fields.read_any()?.tag;
+    let second = fields.peek_tag();
+    match (first, second) {
+        (tag::SEQUENCE, _) => {
+            charge_encrypted_key(der, budget)?;
+            decrypt_charged(der, key_password, budget.limits())
+        }
+        (tag::INTEGER, Some(tag::INTEGER)) => PrivateKey::from_pkcs8_der(&wrap_pkcs1(der)),
+        (tag::INTEGER, Some(tag::OCTET_STRING)) => PrivateKey::from_pkcs8_der(&wrap_sec1(der)?),
+        _ => PrivateKey::from_pkcs8_der(der),
     }
 }
 

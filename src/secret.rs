@@ -144,7 +144,10 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
-    /// The short name used in JSON output: `rsa`, `ec`, `ed25519`, `ed448`, `dsa`, or the OID.
+    /// The short name used in JSON output: `rsa`, `ec`, `ed25519`, `ed448`, `dsa`; for keys
+    /// pfxkit has no arithmetic for, the algorithm's name when it is a known one (`ml-kem-768`,
+    /// `ml-dsa-65`, `slh-dsa-…`, `x25519`, `x448`, `dh`, `gost2001`, `gost2012-256`, …),
+    /// otherwise the OID in dotted form.
     pub fn name(&self) -> String {
         match self {
             KeyAlgorithm::Rsa { .. } => "rsa".into(),
@@ -152,7 +155,9 @@ impl KeyAlgorithm {
             KeyAlgorithm::Ed25519 => "ed25519".into(),
             KeyAlgorithm::Ed448 => "ed448".into(),
             KeyAlgorithm::Dsa { .. } => "dsa".into(),
-            KeyAlgorithm::Other(oid) => oid.to_string(),
+            KeyAlgorithm::Other(oid) => other_algorithm_name(oid)
+                .map(str::to_string)
+                .unwrap_or_else(|| oid.to_string()),
         }
     }
 
@@ -353,6 +358,45 @@ impl PrivateKey {
             }
         })
     }
+}
+
+/// Names of key algorithms pfxkit lists but has no arithmetic for (NIST FIPS 203/204/205 OIDs
+/// from the NIST CSOR registry, RFC 8410, PKCS#3, RFC 4491 and RFC 9215 for GOST).
+fn other_algorithm_name(oid: &ObjectIdentifier) -> Option<&'static str> {
+    const NAMES: &[(&str, &str)] = &[
+        ("2.16.840.1.101.3.4.4.1", "ml-kem-512"),
+        ("2.16.840.1.101.3.4.4.2", "ml-kem-768"),
+        ("2.16.840.1.101.3.4.4.3", "ml-kem-1024"),
+        ("2.16.840.1.101.3.4.3.17", "ml-dsa-44"),
+        ("2.16.840.1.101.3.4.3.18", "ml-dsa-65"),
+        ("2.16.840.1.101.3.4.3.19", "ml-dsa-87"),
+        ("2.16.840.1.101.3.4.3.20", "slh-dsa-sha2-128s"),
+        ("2.16.840.1.101.3.4.3.21", "slh-dsa-sha2-128f"),
+        ("2.16.840.1.101.3.4.3.22", "slh-dsa-sha2-192s"),
+        ("2.16.840.1.101.3.4.3.23", "slh-dsa-sha2-192f"),
+        ("2.16.840.1.101.3.4.3.24", "slh-dsa-sha2-256s"),
+        ("2.16.840.1.101.3.4.3.25", "slh-dsa-sha2-256f"),
+        ("2.16.840.1.101.3.4.3.26", "slh-dsa-shake-128s"),
+        ("2.16.840.1.101.3.4.3.27", "slh-dsa-shake-128f"),
+        ("2.16.840.1.101.3.4.3.28", "slh-dsa-shake-192s"),
+        ("2.16.840.1.101.3.4.3.29", "slh-dsa-shake-192f"),
+        ("2.16.840.1.101.3.4.3.30", "slh-dsa-shake-256s"),
+        ("2.16.840.1.101.3.4.3.31", "slh-dsa-shake-256f"),
+        ("1.3.101.110", "x25519"),
+        ("1.3.101.111", "x448"),
+        ("1.2.840.113549.1.3.1", "dh"),
+        ("1.2.840.10046.2.1", "dh"),
+        ("1.2.643.2.2.19", "gost2001"),
+        ("1.2.643.2.2.20", "gost94"),
+        ("1.2.643.7.1.1.1.1", "gost2012-256"),
+        ("1.2.643.7.1.1.1.2", "gost2012-512"),
+        ("1.2.156.10197.1.301", "sm2"),
+    ];
+    let dotted = oid.to_string();
+    NAMES
+        .iter()
+        .find(|(o, _)| *o == dotted)
+        .map(|(_, name)| *name)
 }
 
 impl KeyAlgorithm {

@@ -427,7 +427,7 @@ fn reads_debian_cacerts() {
 }
 
 #[test]
-fn reads_keytool_jceks_secret_key_entry_as_unsupported() {
+fn reads_keytool_jceks_secret_key_entry() {
     if !have("keytool") {
         return;
     }
@@ -452,11 +452,14 @@ fn reads_keytool_jceks_secret_key_entry_as_unsupported() {
         ])
         .arg(&file));
     let bytes = std::fs::read(&file).unwrap();
-    match jks::read(&bytes, &pw("store-pass"), &limits()) {
-        Err(e @ Error::Unsupported { .. }) => {
-            assert!(e.to_string().contains("JCEKS secret-key entries"), "{e}")
+    // Once refused as unsupported; now read (issue 14, see tests/corpus.rs).
+    let store = jks::read(&bytes, &pw("store-pass"), &limits()).unwrap();
+    match store.entries() {
+        [jks::Entry::SecretKey(s)] => {
+            let key = s.decrypt(&pw("store-pass"), &limits()).unwrap();
+            assert_eq!((key.algorithm(), key.bits()), ("AES", 128));
         }
-        other => panic!("expected Unsupported, got {other:?}"),
+        other => panic!("expected one secret key, got {other:?}"),
     }
 }
 
@@ -633,15 +636,16 @@ fn rejects_unknown_magic_version_and_tag() {
 }
 
 #[test]
-fn reports_crafted_jceks_secret_key_entry_as_unsupported_not_misparsed() {
+fn reports_crafted_jceks_secret_key_entry_as_malformed_not_misparsed() {
+    // A serialization stream cut short: the next entry's bytes are not taken for its class.
     let mut raw = RawStore::new(JCEKS, 2, 2);
     raw.header(3, "secret")
         .bytes(&[0xAC, 0xED, 0x00, 0x05, 0x73, 0x72]);
     raw.header(2, "never-reached");
     let err = jks::read(&raw.finish("p"), &pw("p"), &limits()).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert!(matches!(err, Error::Malformed { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("JCEKS secret-key entries"),
+        err.to_string().contains("Java serialization stream"),
         "{err}"
     );
 }

@@ -104,8 +104,9 @@ fn rejects_truncation_at_every_offset_as_malformed() {
 
 #[test]
 fn rejects_trailing_bytes_after_the_pfx_as_malformed() {
+    // Zero bytes are Windows' padding and are accepted (tests/corpus.rs); anything else not.
     let mut bytes = fixture(DEFAULT_P12);
-    bytes.push(0);
+    bytes.push(1);
     expect_malformed(read(&bytes), "one trailing byte");
 }
 
@@ -139,7 +140,12 @@ fn rejects_huge_declared_lengths_as_malformed() {
         "p12/openssl-noenc-nomac.p12",
     ] {
         for (pos, hostile) in with_each_long_length_maxed(name) {
-            expect_malformed(read(&hostile), &format!("{name}: length at byte {pos}"));
+            match read(&hostile) {
+                // A length inside a certificate: that certificate is listed as undecodable
+                // and the rest of the archive read, as OpenSSL and cryptography do.
+                Ok(archive) if !archive.unparsed_certificates().is_empty() => {}
+                other => expect_malformed(other, &format!("{name}: length at byte {pos}")),
+            }
         }
     }
 }

@@ -16,6 +16,30 @@ const EOC: [u8; 2] = [0, 0];
 /// [`Error::Malformed`] with the byte offset of the offending header, or
 /// [`Error::LimitExceeded`] when nesting is deeper than `max_depth`.
 pub fn normalize(input: &[u8], max_depth: usize) -> Result<Vec<u8>> {
+    let (out, end) = normalize_first(input, max_depth)?;
+    if end != input.len() {
+        return Err(trailing_error(input, end));
+    }
+    Ok(out)
+}
+
+/// Rewrites one BER element followed only by zero bytes, as Windows (CryptoAPI's
+/// `PFXExportCertStoreEx`, .NET) pads the PFX files it writes; returns the DER and the number of
+/// padding bytes. OpenSSL, keytool and `cryptography` read such files. Any other trailing byte
+/// is an error: nothing but padding may hide behind the element.
+///
+/// # Errors
+/// As [`normalize`]; a non-zero byte after the element is [`Error::Malformed`].
+pub fn normalize_zero_padded(input: &[u8], max_depth: usize) -> Result<(Vec<u8>, usize)> {
+    let (out, end) = normalize_first(input, max_depth)?;
+    let rest = input.get(end..).unwrap_or_default();
+    if rest.iter().any(|b| *b != 0) {
+        return Err(trailing_error(input, end));
+    }
+    Ok((out, rest.len()))
+}
+
+fn normalize_first(input: &[u8], max_depth: usize) -> Result<(Vec<u8>, usize)> {
     let mut out = Vec::with_capacity(input.len());
     let mut n = Normalizer {
         buf: input,
@@ -23,17 +47,18 @@ pub fn normalize(input: &[u8], max_depth: usize) -> Result<Vec<u8>> {
         ctx: "BER/DER encoding",
     };
     let end = n.element(0, 0, &mut out)?;
-    if end != input.len() {
-        return Err(Error::malformed_at(
-            n.ctx,
-            end as u64,
-            format!(
-                "{} trailing bytes after the top-level element",
-                input.len() - end
-            ),
-        ));
-    }
-    Ok(out)
+    Ok((out, end))
+}
+
+fn trailing_error(input: &[u8], end: usize) -> Error {
+    Error::malformed_at(
+        "BER/DER encoding",
+        end as u64,
+        format!(
+            "{} trailing bytes after the top-level element",
+            input.len().saturating_sub(end)
+        ),
+    )
 }
 
 struct Normalizer<'a> {
@@ -289,5 +314,12 @@ mod tests {
     #[test]
     fn rejects_trailing_bytes() {
         assert!(normalize(&[0x05, 0x00, 0x00], 8).is_err());
+    }
+
+    #[test]
+    fn accepts_zero_padding_only() {
+        let (der, padding) = normalize_zero_padded(&[0x05, 0x00, 0x00, 0x00], 8).unwrap();
+        assert_eq!((der.as_slice(), padding), (&[0x05, 0x00][..], 2));
+        assert!(normalize_zero_padded(&[0x05, 0x00, 0x00, 0x01], 8).is_err());
     }
 }

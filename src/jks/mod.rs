@@ -1,7 +1,8 @@
 //! The JKS and JCEKS codec: Java's proprietary keystores.
 //!
 //! Reads JKS (versions 1 and 2) and JCEKS: private-key entries protected with Sun's JKS key
-//! protector or `PBEWithMD5AndTripleDES`, and trusted-certificate entries. Writes both formats
+//! protector or `PBEWithMD5AndTripleDES`, trusted-certificate entries, and JCEKS secret-key
+//! entries (a sealed Java object, read by a bounded Java-serialization reader). Writes both formats
 //! with the protection Java itself uses. The byte layout is in `specs/jks.md`; the authority is
 //! OpenJDK's `JavaKeyStore.java` and `JceKeyStore.java`.
 //!
@@ -35,6 +36,7 @@
 mod mutf8;
 mod protect;
 mod read;
+mod serial;
 mod write;
 
 pub use protect::{JCEKS_MAX_ITERATIONS, KeyProtection};
@@ -209,6 +211,71 @@ impl Keystore {
             .collect()
     }
 
+    /// Decrypts every JCEKS secret-key entry with `key_password`, in entry order: one result per
+    /// secret-key entry. Their work is charged to one budget before any is decrypted, as for
+    /// [`Keystore::decrypt_keys`].
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] when the total exceeds a limit (nothing is decrypted then).
+    pub fn decrypt_secret_keys(
+        &self,
+        key_password: &Password,
+        limits: &Limits,
+    ) -> Result<Vec<Result<SecretKey>>> {
+        self.decrypt_secret_keys_within(key_password, &mut WorkBudget::new(limits))
+    }
+
+    /// [`Keystore::decrypt_keys`] and [`Keystore::decrypt_secret_keys`] under one budget: the
+    /// work of every private and secret key of the store is charged before any is decrypted.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] when the total exceeds a limit (nothing is decrypted then).
+    #[allow(clippy::type_complexity)]
+    pub fn decrypt_all_keys(
+        &self,
+        key_password: &Password,
+        limits: &Limits,
+    ) -> Result<(Vec<Result<PrivateKey>>, Vec<Result<SecretKey>>)> {
+        let mut budget = WorkBudget::new(limits);
+        self.charge_secret_keys(&mut budget)?;
+        let private = self.decrypt_keys_within(key_password, &mut budget)?;
+        let secret = self.unseal_all(key_password, limits);
+        Ok((private, secret))
+    }
+
+    fn decrypt_secret_keys_within(
+        &self,
+        key_password: &Password,
+        budget: &mut WorkBudget<'_>,
+    ) -> Result<Vec<Result<SecretKey>>> {
+        self.charge_secret_keys(budget)?;
+        Ok(self.unseal_all(key_password, budget.limits()))
+    }
+
+    fn charge_secret_keys(&self, budget: &mut WorkBudget<'_>) -> Result<()> {
+        for entry in &self.entries {
+            if let Entry::SecretKey(SecretKeyEntry { seal: Ok(seal), .. }) = entry {
+                budget.charge_kdf(u64::from(seal.iterations), seal.work())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unseal_all(&self, key_password: &Password, limits: &Limits) -> Vec<Result<SecretKey>> {
+        let secrets: Vec<&SecretKeyEntry> = self
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::SecretKey(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        secrets
+            .iter()
+            .map(|s| s.decrypt(key_password, limits))
+            .collect()
+    }
+
     /// The entry with this alias, compared case-insensitively (Java lower-cases aliases when it
     /// looks them up). When several match, an entry stored in lower case wins (that is the one
     /// Java finds), otherwise the last.
@@ -235,6 +302,8 @@ pub enum Entry {
     PrivateKey(KeyEntry),
     /// A trusted certificate (tag 2).
     Trusted(TrustedEntry),
+    /// A JCEKS secret key (tag 3), still sealed.
+    SecretKey(SecretKeyEntry),
 }
 
 impl Entry {
@@ -243,6 +312,7 @@ impl Entry {
         match self {
             Entry::PrivateKey(k) => &k.alias,
             Entry::Trusted(t) => &t.alias,
+            Entry::SecretKey(s) => &s.alias,
         }
     }
 
@@ -251,14 +321,17 @@ impl Entry {
         match self {
             Entry::PrivateKey(k) => k.created_millis,
             Entry::Trusted(t) => t.created_millis,
+            Entry::SecretKey(s) => s.created_millis,
         }
     }
 
-    /// The key entry's leaf certificate (`None` for an empty chain), or the trusted certificate.
+    /// The key entry's leaf certificate (`None` for an empty chain or a secret key), or the
+    /// trusted certificate.
     pub fn certificate(&self) -> Option<&Certificate> {
         match self {
             Entry::PrivateKey(k) => k.chain.first(),
             Entry::Trusted(t) => Some(&t.certificate),
+            Entry::SecretKey(_) => None,
         }
     }
 }
@@ -379,6 +452,123 @@ impl TrustedEntry {
     /// The trusted certificate.
     pub fn certificate(&self) -> &Certificate {
         &self.certificate
+    }
+}
+
+/// A JCEKS secret-key entry: a `SealedObjectForKeyProtector` (Java serialization) whose
+/// content, sealed with `PBEWithMD5AndTripleDES` under the key password, is the serialized key.
+/// Kept byte for byte, so a rewritten store keeps it without knowing its password.
+#[derive(Clone, Debug)]
+pub struct SecretKeyEntry {
+    alias: String,
+    created_millis: i64,
+    sealed: Vec<u8>,
+    /// The sealing parameters, or why they cannot be used (an unknown sealing algorithm or
+    /// object type: the entry is still listed and kept).
+    seal: std::result::Result<Seal, String>,
+}
+
+/// What [`SecretKeyEntry::decrypt`] needs from the sealed object.
+#[derive(Clone, Debug)]
+struct Seal {
+    params: Vec<u8>,
+    ciphertext: Vec<u8>,
+    iterations: u32,
+}
+
+impl Seal {
+    /// [Work units](crate::limits::work) of unsealing once: two MD5 chains and triple DES.
+    fn work(&self) -> u64 {
+        use crate::limits::work;
+        (2 * u64::from(self.iterations) + 2)
+            .saturating_mul(work::MD5_BLOCK)
+            .saturating_add(work::per_kib(self.ciphertext.len(), work::TRIPLE_DES_KIB))
+    }
+}
+
+impl SecretKeyEntry {
+    /// The alias as stored.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    /// The creation time in milliseconds since the Unix epoch.
+    pub fn created_millis(&self) -> i64 {
+        self.created_millis
+    }
+
+    /// The entry body as stored: the Java serialization stream of the sealed key.
+    pub fn sealed_object(&self) -> &[u8] {
+        &self.sealed
+    }
+
+    /// Why the key cannot be unsealed whatever the password (an unknown sealing algorithm or
+    /// object type), or `None` when it can be tried.
+    pub fn unsupported_reason(&self) -> Option<&str> {
+        self.seal.as_ref().err().map(String::as_str)
+    }
+
+    /// Unseals the key with the key password (its bytes, as for JCEKS private keys).
+    ///
+    /// # Errors
+    /// [`Error::WrongPassword`] when the content does not decrypt to a serialized key;
+    /// [`Error::Unsupported`] for a sealing algorithm or key class pfxkit does not read;
+    /// [`Error::LimitExceeded`] for the iteration count ([`Limits::max_iterations`], Java's
+    /// [`JCEKS_MAX_ITERATIONS`]) or nesting in the serialized key.
+    pub fn decrypt(&self, key_password: &Password, limits: &Limits) -> Result<SecretKey> {
+        let context = format!("secret key entry '{}'", self.alias);
+        let seal = self.seal.as_ref().map_err(|reason| Error::Unsupported {
+            what: format!("{context}: {reason}"),
+            oid: None,
+        })?;
+        let plain = protect::unseal(
+            &seal.params,
+            &seal.ciphertext,
+            key_password,
+            limits,
+            &context,
+        )?;
+        let depth = limits.max_depth.saturating_mul(4);
+        let (value, end) = serial::read_stream(&plain, 0, depth, &context)
+            .map_err(|_| Error::wrong_password(context.clone()))?;
+        if end != plain.len() {
+            return Err(Error::wrong_password(context));
+        }
+        read::secret_key_from(&value, &context)
+    }
+}
+
+/// A secret (symmetric) key from a JCEKS store: its Java algorithm name and raw bytes,
+/// zeroized on drop and redacted in `Debug`.
+#[derive(Clone)]
+pub struct SecretKey {
+    algorithm: String,
+    key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl SecretKey {
+    /// Java's algorithm name (`AES`, `DESede`, `HmacSHA256`, `PBEWithMD5AndDES`, …).
+    pub fn algorithm(&self) -> &str {
+        &self.algorithm
+    }
+
+    /// The key size in bits (its length in bytes times eight).
+    pub fn bits(&self) -> usize {
+        self.key.len() * 8
+    }
+
+    /// The raw key bytes. Named so that every use of secret material can be found.
+    pub fn expose_secret_bytes(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("algorithm", &self.algorithm)
+            .field("key", &"[redacted]")
+            .finish()
     }
 }
 

@@ -200,6 +200,67 @@ pub(crate) fn decrypt(
     }
 }
 
+/// Unseals the content of a JCEKS secret-key entry: `PBEWithMD5AndTripleDES` under the key
+/// password's bytes, with the DER `PBEParameter` Java stores beside the ciphertext
+/// (`SealedObject.encodedParams`). Returns the plaintext (a serialization stream).
+///
+/// # Errors
+/// As [`decrypt`]: [`Error::WrongPassword`] for bad padding, [`Error::LimitExceeded`] for the
+/// iteration count, [`Error::Malformed`] for bad parameters.
+pub(crate) fn unseal(
+    params_der: &[u8],
+    ciphertext: &[u8],
+    password: &Password,
+    limits: &Limits,
+    context: &str,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let (salt, iterations) = parse_pbe_parameter(params_der, context)?;
+    check_iterations(iterations, limits, context)?;
+    jceks_decrypt(
+        ciphertext,
+        password.utf8_bytes(),
+        &salt,
+        iterations,
+        context,
+    )
+}
+
+/// The salt and iteration count of a DER `PBEParameter`.
+///
+/// # Errors
+/// [`Error::Malformed`] for bad DER or a salt that is not 8 bytes.
+pub(crate) fn parse_pbe_parameter(
+    der: &[u8],
+    context: &str,
+) -> Result<([u8; JCEKS_SALT_LEN], u32)> {
+    let pbe = PbeParameter::from_der(der)
+        .map_err(|e| Error::from_der(format!("{context} (PBE parameters)"), e))?;
+    let salt =
+        pbe.salt.as_bytes().try_into().map_err(|_| {
+            Error::malformed(context, "PBEWithMD5AndTripleDES salt must be 8 bytes")
+        })?;
+    Ok((salt, pbe.iterations))
+}
+
+fn check_iterations(iterations: u32, limits: &Limits, context: &str) -> Result<()> {
+    if iterations == 0 {
+        return Err(Error::malformed(
+            context,
+            "iteration count must be at least 1",
+        ));
+    }
+    Limits::check(
+        LimitKind::Iterations,
+        u64::from(iterations),
+        u64::from(JCEKS_MAX_ITERATIONS),
+    )?;
+    Limits::check(
+        LimitKind::Iterations,
+        u64::from(iterations),
+        limits.max_iterations,
+    )
+}
+
 /// Protects a PKCS#8 key with the JKS key protector and wraps it in an
 /// `EncryptedPrivateKeyInfo` with the NULL parameter (which every Java version reads).
 ///

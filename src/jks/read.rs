@@ -9,13 +9,14 @@ use std::collections::HashMap;
 
 use subtle::ConstantTimeEq;
 
+use super::serial::{self, Value};
 use super::{
-    DIGEST_LEN, Entry, KeyEntry, Keystore, KeystoreKind, TrustedEntry, detect, lower_alias, mutf8,
-    protect, store_digest,
+    DIGEST_LEN, Entry, KeyEntry, Keystore, KeystoreKind, Seal, SecretKey, SecretKeyEntry,
+    TrustedEntry, detect, lower_alias, mutf8, protect, store_digest,
 };
 use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, WorkBudget, work};
 use crate::secret::Password;
 
 /// Reads a JKS or JCEKS keystore, checking the store digest against `store_password` before
@@ -29,9 +30,9 @@ use crate::secret::Password;
 ///   or has a negative or oversized count or length, bad modified UTF-8, or a bad certificate;
 /// - [`Error::LimitExceeded`] when the file exceeds [`Limits::max_input_size`], the entry count
 ///   [`Limits::max_entries`] or a chain [`Limits::max_chain_len`];
-/// - [`Error::Unsupported`] for JCEKS secret-key entries (whose Java-serialized body cannot be
-///   skipped without a Java-serialization parser, so the digest cannot even be located: this
-///   error comes before any password check) and certificate types other than X.509.
+/// - [`Error::Unsupported`] for certificate types other than X.509. JCEKS secret-key entries are
+///   read (their Java-serialized body by a bounded reader); when one cannot be read, the digest
+///   is still checked where Java puts it last, so a wrong password is reported as such.
 pub fn read(bytes: &[u8], store_password: &Password, limits: &Limits) -> Result<Keystore> {
     read_inner(bytes, Some(store_password), limits)
 }
@@ -49,7 +50,22 @@ pub fn read_unverified(bytes: &[u8], limits: &Limits) -> Result<Keystore> {
 
 fn read_inner(bytes: &[u8], password: Option<&Password>, limits: &Limits) -> Result<Keystore> {
     limits.check_input_size(bytes.len())?;
-    let raw = parse_structure(bytes, limits)?;
+    let mut in_secret_entry = false;
+    let raw = match parse_structure(bytes, limits, &mut in_secret_entry) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // A secret-key body that cannot be read hides where the digest is. Java writes it
+            // last, so check it there: a wrong password must say so rather than "malformed".
+            if let (true, Some(password)) = (in_secret_entry, password) {
+                let split = bytes.len().saturating_sub(DIGEST_LEN);
+                let (body, stored) = bytes.split_at_checked(split).unwrap_or_default();
+                if !bool::from(store_digest(password, body).as_slice().ct_eq(stored)) {
+                    return Err(Error::wrong_password("keystore digest"));
+                }
+            }
+            return Err(e);
+        }
+    };
     let context = raw.kind.name();
     let mut warnings = Vec::new();
     let after_body = bytes.len().saturating_sub(raw.end);
@@ -84,11 +100,24 @@ fn read_inner(bytes: &[u8], password: Option<&Password>, limits: &Limits) -> Res
         ));
     }
 
+    // Decoding certificates is work too: charge all of it before decoding any.
+    let mut budget = WorkBudget::new(limits);
+    for raw_entry in &raw.entries {
+        let certs: &[Slice<'_>] = match &raw_entry.body {
+            RawBody::Key { chain, .. } => chain,
+            RawBody::Trusted(cert) => std::slice::from_ref(cert),
+            RawBody::Secret(_) => &[],
+        };
+        for cert in certs {
+            budget.charge_work(work::certificate(cert.bytes.len()))?;
+        }
+    }
+    let depth = limits.max_depth.saturating_mul(4);
     let mut entries: Vec<Option<Entry>> = Vec::new();
     let mut by_alias: HashMap<String, usize> = HashMap::new();
     let mut by_lower: HashMap<String, String> = HashMap::new();
     for raw_entry in raw.entries {
-        let entry = decode_entry(raw_entry, &mut warnings)?;
+        let entry = decode_entry(raw_entry, depth, limits, &mut warnings)?;
         let alias = entry.alias().to_owned();
         let lower = lower_alias(&alias);
         if lower != alias {
@@ -148,6 +177,8 @@ enum RawBody<'a> {
         chain: Vec<Slice<'a>>,
     },
     Trusted(Slice<'a>),
+    /// A JCEKS secret key: the serialization stream of its sealed object.
+    Secret(Slice<'a>),
 }
 
 /// A field of the input and its offset.
@@ -157,7 +188,11 @@ struct Slice<'a> {
     at: usize,
 }
 
-fn parse_structure<'a>(bytes: &'a [u8], limits: &Limits) -> Result<RawStore<'a>> {
+fn parse_structure<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+    in_secret_entry: &mut bool,
+) -> Result<RawStore<'a>> {
     let mut cur = Cursor {
         bytes,
         pos: 0,
@@ -221,13 +256,15 @@ fn parse_structure<'a>(bytes: &'a [u8], limits: &Limits) -> Result<RawStore<'a>>
             }
             2 => RawBody::Trusted(cur.certificate(version)?),
             3 if kind == KeystoreKind::Jceks => {
-                // The body is a Java serialization stream with no length prefix: without a
-                // parser for that format the next entry cannot be found, so stop here rather
-                // than guess.
-                return Err(Error::Unsupported {
-                    what: format!("JCEKS secret-key entries ({label})"),
-                    oid: None,
-                });
+                // The body is a Java serialization stream with no length prefix: only reading
+                // it finds the next entry.
+                *in_secret_entry = true;
+                let at = cur.pos;
+                let (_, end) =
+                    serial::read_stream(bytes, at, limits.max_depth.saturating_mul(4), &label)?;
+                *in_secret_entry = false;
+                let stream = cur.take(end.saturating_sub(at), "secret key")?;
+                RawBody::Secret(Slice { bytes: stream, at })
             }
             other => return Err(cur.error_at(tag_at, format!("unknown entry tag {other}"))),
         };
@@ -247,7 +284,12 @@ fn parse_structure<'a>(bytes: &'a [u8], limits: &Limits) -> Result<RawStore<'a>>
     })
 }
 
-fn decode_entry(raw: RawEntry<'_>, warnings: &mut Vec<String>) -> Result<Entry> {
+fn decode_entry(
+    raw: RawEntry<'_>,
+    depth: usize,
+    limits: &Limits,
+    warnings: &mut Vec<String>,
+) -> Result<Entry> {
     if raw.alias_lossy {
         warnings.push(format!(
             "{} has an unpaired surrogate in its alias, shown as U+FFFD",
@@ -263,7 +305,7 @@ fn decode_entry(raw: RawEntry<'_>, warnings: &mut Vec<String>) -> Result<Entry> 
                 .into_iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    decode_certificate(c, &format!("{} certificate {}", raw.label, i + 1))
+                    decode_certificate(c, &format!("{} certificate {}", raw.label, i + 1), limits)
                 })
                 .collect::<Result<Vec<_>>>()?;
             Entry::PrivateKey(KeyEntry {
@@ -274,16 +316,99 @@ fn decode_entry(raw: RawEntry<'_>, warnings: &mut Vec<String>) -> Result<Entry> 
                 chain,
             })
         }
+        RawBody::Secret(stream) => {
+            let seal = read_seal(stream.bytes, depth, &raw.label)?;
+            if let Err(reason) = &seal {
+                warnings.push(format!("{}: {reason}", raw.label));
+            }
+            Entry::SecretKey(SecretKeyEntry {
+                alias: raw.alias,
+                created_millis: raw.created_millis,
+                sealed: stream.bytes.to_vec(),
+                seal,
+            })
+        }
         RawBody::Trusted(cert) => Entry::Trusted(TrustedEntry {
-            certificate: Box::new(decode_certificate(cert, &raw.label)?),
+            certificate: Box::new(decode_certificate(cert, &raw.label, limits)?),
             alias: raw.alias,
             created_millis: raw.created_millis,
         }),
     })
 }
 
-fn decode_certificate(slice: Slice<'_>, label: &str) -> Result<Certificate> {
-    Certificate::from_der(slice.bytes).map_err(|e| relocate(e, slice.at, label))
+/// The sealing algorithm Java's JCEKS `KeyProtector.seal` uses, and the only one it unseals.
+const SEAL_ALGORITHM: &str = "PBEWithMD5AndTripleDES";
+
+/// Reads a secret-key entry's `SealedObject` (fields `encodedParams`, `encryptedContent`,
+/// `sealAlg`, `paramsAlg`). An object of another shape or algorithm is kept, with the reason it
+/// cannot be unsealed; only a stream that cannot be read at all is an error.
+fn read_seal(
+    stream: &[u8],
+    depth: usize,
+    label: &str,
+) -> Result<std::result::Result<Seal, String>> {
+    let (value, _) = serial::read_stream(stream, 0, depth, label)?;
+    let class = value.class().unwrap_or("(not an object)");
+    let (Some(params), Some(ciphertext), Some(seal_alg)) = (
+        value.field("encodedParams").and_then(Value::as_bytes),
+        value.field("encryptedContent").and_then(Value::as_bytes),
+        value.field("sealAlg").and_then(Value::as_str),
+    ) else {
+        return Ok(Err(format!(
+            "the secret key is a {class}, not a sealed object pfxkit can open"
+        )));
+    };
+    if seal_alg != SEAL_ALGORITHM {
+        return Ok(Err(format!(
+            "the secret key is sealed with {seal_alg}, not {SEAL_ALGORITHM}"
+        )));
+    }
+    let iterations = match protect::parse_pbe_parameter(params, label) {
+        Ok((_, iterations)) => iterations,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    Ok(Ok(Seal {
+        params: params.to_vec(),
+        ciphertext: ciphertext.to_vec(),
+        iterations,
+    }))
+}
+
+/// The key in an unsealed secret-key entry: a `javax.crypto.spec.SecretKeySpec` (fields `key`,
+/// `algorithm`), or the `java.security.KeyRep` that keys such as PBKDF2's replace themselves
+/// with when serialized (fields `algorithm`, `encoded`, `format` "RAW", `type` SECRET).
+pub(super) fn secret_key_from(value: &Value, context: &str) -> Result<SecretKey> {
+    let class = value.class().unwrap_or("(not an object)");
+    let (algorithm, key) = match class {
+        "javax.crypto.spec.SecretKeySpec" => (
+            value.field("algorithm").and_then(Value::as_str),
+            value.field("key").and_then(Value::as_bytes),
+        ),
+        "java.security.KeyRep"
+            if value.field("type").and_then(Value::enum_constant) == Some("SECRET")
+                && value.field("format").and_then(Value::as_str) == Some("RAW") =>
+        {
+            (
+                value.field("algorithm").and_then(Value::as_str),
+                value.field("encoded").and_then(Value::as_bytes),
+            )
+        }
+        _ => (None, None),
+    };
+    match (algorithm, key) {
+        (Some(algorithm), Some(key)) => Ok(SecretKey {
+            algorithm: algorithm.to_string(),
+            key: zeroize::Zeroizing::new(key.to_vec()),
+        }),
+        _ => Err(Error::Unsupported {
+            what: format!("{context}: a secret key of class {class}"),
+            oid: None,
+        }),
+    }
+}
+
+fn decode_certificate(slice: Slice<'_>, label: &str, limits: &Limits) -> Result<Certificate> {
+    Certificate::from_der_with(slice.bytes, limits).map_err(|e| relocate(e, slice.at, label))
 }
 
 /// Moves a `Malformed` error from a field's own offsets to the file's, naming the entry.

@@ -46,6 +46,17 @@ pub enum WriteEntry<'a> {
         /// The original creation time, milliseconds since the Unix epoch.
         created_millis: i64,
     },
+    /// A JCEKS secret-key entry (tag 3) kept exactly as read: its Java serialization stream
+    /// (the sealed key), so rewriting a JCEKS store never loses its secret keys. Refused for JKS,
+    /// which has no such entries.
+    SecretKey {
+        /// The alias; written lower-cased.
+        alias: &'a str,
+        /// The entry body as stored (a serialized `SealedObjectForKeyProtector`).
+        sealed: &'a [u8],
+        /// The original creation time, milliseconds since the Unix epoch.
+        created_millis: i64,
+    },
     /// A trusted certificate (tag 2).
     Trusted {
         /// The alias; written lower-cased.
@@ -60,6 +71,7 @@ impl WriteEntry<'_> {
         match self {
             WriteEntry::PrivateKey { alias, .. }
             | WriteEntry::ProtectedKey { alias, .. }
+            | WriteEntry::SecretKey { alias, .. }
             | WriteEntry::Trusted { alias, .. } => alias,
         }
     }
@@ -162,6 +174,21 @@ pub fn write_with(
                 for cert in *chain {
                     put_certificate(&mut out, cert)?;
                 }
+            }
+            WriteEntry::SecretKey {
+                sealed,
+                created_millis: created,
+                ..
+            } => {
+                if kind != KeystoreKind::Jceks {
+                    return Err(Error::Invalid(format!(
+                        "secret key '{alias}': only JCEKS stores hold secret keys"
+                    )));
+                }
+                out.extend_from_slice(&3i32.to_be_bytes());
+                put_utf(&mut out, alias)?;
+                out.extend_from_slice(&created.to_be_bytes());
+                out.extend_from_slice(sealed);
             }
             WriteEntry::Trusted { certificate, .. } => {
                 out.extend_from_slice(&2i32.to_be_bytes());

@@ -13,5 +13,8 @@ pub use crate::pbe::kdf::HashAlg;
 pub use crate::pbe::mac::MacAlgorithm;
 pub use crate::pbe::scheme::{EncryptionScheme, Pbes1Cipher, Pbes2Cipher};
 pub use profile::{Profile, detect as detect_profile};
-pub use read::{Archive, BagAttributes, CertBag, KeyBag, MacInfo, OtherBag, OtherBagKind, read};
+pub use read::{
+    Archive, BagAttributes, CertBag, KeyBag, MacInfo, OtherBag, OtherBagKind, UnparsedCertificate,
+    read, read_with_key_password,
+};
 pub use write::Builder;

@@ -11,7 +11,7 @@ use crate::asn1::{DerReader, Tlv, tag};
 use crate::cert::Certificate;
 use crate::error::{Error, LimitKind, Result};
 use crate::identity::{Identity, assemble_all, pair_keys_within};
-use crate::limits::{Limits, WorkBudget};
+use crate::limits::{Limits, WorkBudget, work};
 use crate::parallel::{Job, run_all};
 use crate::pbe::mac::{MacAlgorithm, parse_mac_data};
 use crate::pbe::scheme::{EncryptionScheme, parse_encrypted_private_key_info};
@@ -62,6 +62,34 @@ pub struct CertBag {
     pub encryption: Option<EncryptionScheme>,
 }
 
+/// A certificate bag whose X.509 certificate cannot be decoded at all: listed with its
+/// thumbprints and the reason, so one bad certificate does not make the whole archive unreadable
+/// (OpenSSL and `cryptography` also read the rest of such a file's bags).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct UnparsedCertificate {
+    /// The bytes of the bag's certificate value, as stored.
+    pub der: Vec<u8>,
+    /// Why it could not be decoded.
+    pub reason: String,
+    /// Its bag attributes.
+    pub attributes: BagAttributes,
+}
+
+impl UnparsedCertificate {
+    /// SHA-1 of the stored bytes, as lowercase hex.
+    pub fn sha1_hex(&self) -> String {
+        use sha1::Digest;
+        crate::cert::hex_lower(&sha1::Sha1::digest(&self.der))
+    }
+
+    /// SHA-256 of the stored bytes, as lowercase hex.
+    pub fn sha256_hex(&self) -> String {
+        use sha2::Digest;
+        crate::cert::hex_lower(&sha2::Sha256::digest(&self.der))
+    }
+}
+
 /// The kinds of bag pfxkit lists but does not interpret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -104,11 +132,14 @@ pub struct Archive {
     mac: Option<MacInfo>,
     keys: Vec<KeyBag>,
     certificates: Vec<CertBag>,
+    unparsed_certificates: Vec<UnparsedCertificate>,
     other_bags: Vec<OtherBag>,
     /// For each key, its certificate's index, proven while reading (and charged to its work).
     pairings: Vec<Option<usize>>,
     /// [`Limits::max_chain_len`] of the read, for the chains [`Archive::identities`] builds.
     max_chain_len: usize,
+    /// Zero bytes after the PFX (Windows pads its exports).
+    trailing_zero_bytes: usize,
 }
 
 impl Archive {
@@ -127,9 +158,21 @@ impl Archive {
         &self.certificates
     }
 
+    /// X.509 certificate bags whose certificate cannot be decoded, in file order.
+    pub fn unparsed_certificates(&self) -> &[UnparsedCertificate] {
+        &self.unparsed_certificates
+    }
+
     /// CRL, secret and unknown bags.
     pub fn other_bags(&self) -> &[OtherBag] {
         &self.other_bags
+    }
+
+    /// How many zero bytes followed the PFX: Windows (CryptoAPI, .NET) pads the files it
+    /// exports, and OpenSSL, keytool and `cryptography` ignore the padding. Zero for a file that
+    /// ends with its PFX. Any other trailing byte makes [`read`] fail.
+    pub fn trailing_zero_bytes(&self) -> usize {
+        self.trailing_zero_bytes
     }
 
     /// For each key (same order as [`Archive::keys`]), the index in [`Archive::certificates`]
@@ -192,27 +235,55 @@ enum Container<'a> {
 /// - [`Error::LimitExceeded`]: a [`Limits`] bound was exceeded (checked before any KDF runs).
 /// - [`Error::Unsupported`]: an algorithm or mode pfxkit does not implement (with its OID).
 pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Result<Archive> {
+    read_with_key_password(input, password, None, limits)
+}
+
+/// [`read`] for an archive whose private keys are encrypted under a password other than its
+/// MAC password, as Java writes when a key entry's password differs from the store's
+/// (`KeyStore.setKeyEntry` with two passwords; OpenJDK's convertP12 test files). Each shrouded
+/// key is tried with `key_password` first, then with the archive password; certificates and the
+/// MAC use the archive password. With `key_password` `None` this is [`read`].
+///
+/// # Errors
+/// As [`read`]; each further password tried is charged to [`Limits::max_work`] like the first.
+pub fn read_with_key_password(
+    input: &[u8],
+    password: Option<&Password>,
+    key_password: Option<&Password>,
+    limits: &Limits,
+) -> Result<Archive> {
     limits.check_input_size(input.len())?;
     let armoured = strip_pem(input)?;
     let bytes = armoured.as_deref().unwrap_or(input);
-    let der = ber::normalize(bytes, asn1_depth(limits))?;
+    let (der, trailing_zero_bytes) = ber::normalize_zero_padded(bytes, asn1_depth(limits))?;
     let pfx = parse_pfx(&der, limits)?;
 
     let mut budget = WorkBudget::new(limits);
     if let Some((mac, _)) = &pfx.mac {
         budget.charge_kdf(u64::from(mac.iterations()), mac.work(pfx.auth_safe.len()))?;
     }
-    let containers = parse_authenticated_safe(pfx.auth_safe, limits)?;
+    // The octets of the authSafe are themselves BER in NSS, Netscape and BouncyCastle files
+    // (indefinite lengths inside). The MAC covers them as they are (`pfx.auth_safe`); what is
+    // parsed is a normalised copy, and so is every plain SafeContents inside it.
+    let auth_safe = ber::normalize(pfx.auth_safe, asn1_depth(limits))?;
+    let containers = parse_authenticated_safe(&auth_safe, limits)?;
+    let plain_contents = containers
+        .iter()
+        .filter_map(|c| match c {
+            Container::Plain(t) => Some(ber::normalize(t.value, asn1_depth(limits))),
+            Container::Encrypted { .. } => None,
+        })
+        .collect::<Result<Vec<_>>>()?;
     // Charge every KDF visible without decryption before running any of them.
     let mut plain_bags = Vec::new();
+    for contents in &plain_contents {
+        let bags = parse_safe_contents_shallow(contents, limits)?;
+        charge_bags(&mut budget, &bags)?;
+        plain_bags.push(bags);
+    }
     for c in &containers {
-        match c {
-            Container::Encrypted { scheme, ciphertext } => charge(&mut budget, scheme, ciphertext)?,
-            Container::Plain(t) => {
-                let bags = parse_safe_contents_shallow(t.value, limits)?;
-                charge_bags(&mut budget, &bags)?;
-                plain_bags.push(bags);
-            }
+        if let Container::Encrypted { scheme, ciphertext } = c {
+            charge(&mut budget, scheme, ciphertext)?;
         }
     }
 
@@ -288,13 +359,16 @@ pub fn read(input: &[u8], password: Option<&Password>, limits: &Limits) -> Resul
         limits,
         budget,
         passwords: order,
+        key_password,
         archive: Archive {
             mac,
             keys: Vec::new(),
             certificates: Vec::new(),
+            unparsed_certificates: Vec::new(),
             other_bags: Vec::new(),
             pairings: Vec::new(),
             max_chain_len: limits.max_chain_len,
+            trailing_zero_bytes,
         },
         bag_count: 0,
     };
@@ -700,6 +774,8 @@ struct Collector<'l, 'p> {
     budget: WorkBudget<'l>,
     /// Passwords to try, the one that verified the MAC (or last decrypted) first.
     passwords: Vec<&'p Password>,
+    /// A separate password for shrouded keys, tried before the others.
+    key_password: Option<&'p Password>,
     archive: Archive,
     bag_count: usize,
 }
@@ -799,7 +875,29 @@ impl Collector<'_, '_> {
                 Some(n) => format!("private key '{n}'"),
                 None => format!("private key #{}", self.archive.keys.len()),
             };
-            let key = self.decrypt(&scheme, bag.ciphertext, &what, parse_private_key)?;
+            let key = match self.key_password {
+                Some(kp) => {
+                    // A further derivation: charged like the first.
+                    charge(&mut self.budget, &scheme, bag.ciphertext)?;
+                    match scheme
+                        .decrypt(kp, bag.ciphertext)
+                        .and_then(|pt| parse_private_key(&pt, self.limits))
+                    {
+                        Ok(key) => {
+                            // The plaintext derived ahead under the archive password is unused.
+                            self.predecrypted.remove(&ciphertext_key(bag.ciphertext));
+                            key
+                        }
+                        Err(e @ (Error::LimitExceeded { .. } | Error::Unsupported { .. })) => {
+                            return Err(e);
+                        }
+                        Err(_) => {
+                            self.decrypt(&scheme, bag.ciphertext, &what, parse_private_key)?
+                        }
+                    }
+                }
+                None => self.decrypt(&scheme, bag.ciphertext, &what, parse_private_key)?,
+            };
             self.archive.keys.push(KeyBag {
                 key,
                 attributes: bag.attributes,
@@ -807,11 +905,27 @@ impl Collector<'_, '_> {
             });
         } else if id == oids::CERT_BAG {
             match parse_cert_bag(&bag.value)? {
-                Ok(certificate) => self.archive.certificates.push(CertBag {
-                    certificate,
-                    attributes: bag.attributes,
-                    encryption: container.cloned(),
-                }),
+                Ok(octets) => {
+                    // Decoding is charged before it runs; names are bounded inside.
+                    self.budget
+                        .charge_work(work::certificate(octets.value.len()))?;
+                    match Certificate::from_der_with(octets.value, self.limits) {
+                        Ok(certificate) => self.archive.certificates.push(CertBag {
+                            certificate,
+                            attributes: bag.attributes,
+                            encryption: container.cloned(),
+                        }),
+                        Err(Error::Malformed { reason, .. }) => self
+                            .archive
+                            .unparsed_certificates
+                            .push(UnparsedCertificate {
+                                der: octets.value.to_vec(),
+                                reason,
+                                attributes: bag.attributes,
+                            }),
+                        Err(other) => return Err(other),
+                    }
+                }
                 Err(cert_type) => self.archive.other_bags.push(OtherBag {
                     kind: OtherBagKind::Certificate(cert_type),
                     attributes: bag.attributes,
@@ -844,9 +958,9 @@ fn parse_private_key(der: &[u8], limits: &Limits) -> Result<PrivateKey> {
 }
 
 /// `CertBag ::= SEQUENCE { certId OID, certValue [0] EXPLICIT ANY }`; x509Certificate values are
-/// an OCTET STRING holding the DER certificate. Returns the certificate, or the type OID of a
+/// an OCTET STRING holding the DER certificate. Returns that OCTET STRING, or the type OID of a
 /// certificate kind pfxkit does not interpret.
-fn parse_cert_bag(value: &Tlv<'_>) -> Result<std::result::Result<Certificate, Oid>> {
+fn parse_cert_bag<'a>(value: &Tlv<'a>) -> Result<std::result::Result<Tlv<'a>, Oid>> {
     const CTX: &str = "CertBag";
     let mut r = value.reader(CTX);
     let cert_type = r.read(tag::OID, "certId")?.oid(CTX)?;
@@ -858,14 +972,5 @@ fn parse_cert_bag(value: &Tlv<'_>) -> Result<std::result::Result<Certificate, Oi
     let mut w = wrapper.reader(CTX);
     let octets = w.read(tag::OCTET_STRING, "x509Certificate")?;
     w.finish()?;
-    Certificate::from_der(octets.value)
-        .map(Ok)
-        .map_err(|e| match e {
-            Error::Malformed { reason, .. } => Error::Malformed {
-                context: "X.509 certificate in a CertBag".into(),
-                offset: Some(octets.offset),
-                reason,
-            },
-            other => other,
-        })
+    Ok(Ok(octets))
 }

@@ -99,6 +99,12 @@ impl JksStore {
                     alias: alias_of(t.alias()),
                     certificate: t.certificate(),
                 },
+                // Kept sealed, byte for byte: pfxkit never needs their password.
+                Entry::SecretKey(s) => WriteEntry::SecretKey {
+                    alias: alias_of(s.alias()),
+                    sealed: s.sealed_object(),
+                    created_millis: s.created_millis(),
+                },
             })
             .collect()
     }
@@ -142,17 +148,19 @@ impl StoreAdapter for JksStore {
             .read(&lock)?
             .entries()
             .iter()
-            .map(|e| match e {
-                Entry::PrivateKey(k) => InventoryEntry {
+            .filter_map(|e| match e {
+                Entry::PrivateKey(k) => Some(InventoryEntry {
                     alias: k.alias().to_string(),
                     chain: k.chain().to_vec(),
                     has_private_key: true,
-                },
-                Entry::Trusted(t) => InventoryEntry {
+                }),
+                Entry::Trusted(t) => Some(InventoryEntry {
                     alias: t.alias().to_string(),
                     chain: vec![t.certificate().clone()],
                     has_private_key: false,
-                },
+                }),
+                // An inventory lists certificates; a secret key has none.
+                Entry::SecretKey(_) => None,
             })
             .collect())
     }

@@ -342,5 +342,9 @@ echo "== manifest.json (manifest.py: facts from openssl, python cryptography, JD
 # via the JDK and via manifest.py's own parser (incl. the store integrity hash).
 python3 manifest.py "$P12REG" "$JKSREG" manifest.json
 
+echo "== issue 14 corpus fixtures (gen_corpus.sh: corpus/)"
+# ---------------------------------------------------------------------------------------
+./gen_corpus.sh
+
 t1=$(date +%s%N)
 echo "gen.sh: done in $(((t1 - t0) / 1000000)) ms; total size: $(du -sh --apparent-size . | cut -f1)"

@@ -54,7 +54,8 @@ pub struct ConvertArgs {
     /// Input password (PKCS#12 or store password).
     #[arg(long, value_parser = password_source)]
     password: Option<PasswordSource>,
-    /// Input key password (JKS/JCEKS key entries, encrypted PEM keys).
+    /// Input key password (JKS/JCEKS key entries, encrypted PEM keys, PKCS#12 keys encrypted
+    /// under a password other than the MAC's).
     #[arg(long, value_parser = password_source)]
     key_password: Option<PasswordSource>,
     /// Output format: pkcs12 (also p12, pfx, PKCS12), jks, jceks or pem (any case).
@@ -334,15 +335,26 @@ pub fn convert(args: ConvertArgs, json: bool) -> CliResult {
     }
     let password = resolve(args.password.as_ref())?;
     let key_password = resolve(args.key_password.as_ref())?;
-    let (_, mut contents) = contents::load(
-        &read_file(&args.input)?,
-        password.as_ref(),
-        key_password.as_ref(),
-        &limits,
-    )
-    .map_err(|e| {
-        crate::naming_password(format!("the password of {}", args.input.display()))(e.into())
-    })?;
+    let input = read_file(&args.input)?;
+    if password.is_none()
+        && matches!(
+            contents::Format::detect(&input),
+            contents::Format::Jks | contents::Format::Jceks
+        )
+    {
+        // A usage error (exit 2): the store digest is checked before anything is trusted.
+        return Err(CliError::Usage(
+            "a Java keystore needs --password (its digest is checked before anything is trusted)"
+                .into(),
+        ));
+    }
+    let (_, mut contents) =
+        contents::load(&input, password.as_ref(), key_password.as_ref(), &limits).map_err(|e| {
+            crate::naming_password(format!("the password of {}", args.input.display()))(e.into())
+        })?;
+    for what in &contents.not_converted {
+        eprintln!("pfxkit: warning: not converted: {what}");
+    }
     if let Some(name) = &args.name {
         match contents.identities.as_mut_slice() {
             [one] => *one = one.clone().with_alias(name.clone()),

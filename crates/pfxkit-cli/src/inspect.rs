@@ -20,7 +20,8 @@ pub struct Args {
     /// empty and the absent password are tried.
     #[arg(long, value_parser = password_source)]
     password: Option<PasswordSource>,
-    /// Key password source for JKS/JCEKS key entries (default: the store password).
+    /// Key password source for JKS/JCEKS key entries, and for PKCS#12 keys encrypted under a
+    /// password other than the MAC's (default: the store password).
     #[arg(long, value_parser = password_source)]
     key_password: Option<PasswordSource>,
     /// The format the file must have (pkcs12, p12, pfx, jks, jceks or pem, any case); without
@@ -122,19 +123,25 @@ pub fn run(args: Args, json: bool) -> CliResult {
         crate::naming_password(format!("the password of {}", args.file.display()))(e.into())
     };
     let mut report = match Format::detect(&bytes) {
-        Format::Pkcs12 => {
-            pkcs12_report(&pkcs12::read(&bytes, password.as_ref(), &limits).map_err(name_password)?)
-        }
+        Format::Pkcs12 => pkcs12_report(
+            &pkcs12::read_with_key_password(
+                &bytes,
+                password.as_ref(),
+                key_password.as_ref(),
+                &limits,
+            )
+            .map_err(name_password)?,
+        ),
         Format::Jks | Format::Jceks => {
             let store = match (&password, args.no_verify) {
                 (Some(p), _) => jks::read(&bytes, p, &limits).map_err(name_password)?,
                 (None, true) => jks::read_unverified(&bytes, &limits)?,
                 (None, false) => {
-                    return Err(Error::Invalid(
+                    // A usage error (exit 2), with the way out.
+                    return Err(CliError::Usage(
                         "a Java keystore needs --password (or --no-verify to list it unverified)"
                             .into(),
-                    )
-                    .into());
+                    ));
                 }
             };
             let key_password = key_password.as_ref().or(password.as_ref());
@@ -185,21 +192,35 @@ fn days_left(cert: &Certificate) -> i64 {
 fn pkcs12_report(archive: &Archive) -> Value {
     let pairings = archive.pairings();
     let certs = archive.certificates();
+    // Keys pfxkit cannot prove: the certificate their embedded public key names, as a claim.
+    let claimed = pfxkit::identity::claimed_pairings(
+        &archive.keys().iter().map(|k| &k.key).collect::<Vec<_>>(),
+        &certs.iter().map(|c| &c.certificate).collect::<Vec<_>>(),
+    );
     let keys: Vec<Value> = archive
         .keys()
         .iter()
         .zip(&pairings)
-        .map(|(k, pair)| {
+        .zip(&claimed)
+        .map(|((k, pair), claim)| {
             let alg = k.key.algorithm();
-            json!({
+            let sha256 = |i: &Option<usize>| {
+                i.and_then(|i| certs.get(i))
+                    .map(|c| c.certificate.sha256_hex())
+            };
+            let mut key = json!({
                 "alias": k.attributes.friendly_name,
                 "algorithm": alg.name(),
                 "bits": alg.bits(),
-                "certificate_sha256": pair.and_then(|i| certs.get(i)).map(|c| c.certificate.sha256_hex()),
+                "certificate_sha256": sha256(pair),
                 "encryption": k.encryption.as_ref().map(|e| e.name()),
                 "encryption_iterations": k.encryption.as_ref().map(|e| e.iterations()),
                 "protection": k.encryption.as_ref().map_or_else(|| "none (plain keyBag)".into(), |e| e.description()),
-            })
+            });
+            if let (None, Some(_), Some(fields)) = (pair, claim, key.as_object_mut()) {
+                fields.insert("claimed_certificate_sha256".into(), json!(sha256(claim)));
+            }
+            key
         })
         .collect();
     let certificates: Vec<Value> = certs
@@ -233,11 +254,45 @@ fn pkcs12_report(archive: &Archive) -> Value {
             value
         })
         .collect();
+    // Certificates that cannot be decoded are listed too, by thumbprint, with the reason.
+    let mut certificates = certificates;
+    for u in archive.unparsed_certificates() {
+        certificates.push(json!({
+            "alias": u.attributes.friendly_name,
+            "subject": null,
+            "issuer": null,
+            "serial": null,
+            "not_before": null,
+            "not_after": null,
+            "sha1": u.sha1_hex(),
+            "sha256": u.sha256_hex(),
+            "has_key": false,
+            "trusted": u.attributes.java_trusted,
+            "error": u.reason,
+        }));
+    }
     let other: Vec<Value> = archive
         .other_bags()
         .iter()
         .map(|b| json!({ "kind": format!("{:?}", b.kind), "alias": b.attributes.friendly_name }))
         .collect();
+    let mut warnings: Vec<String> = archive
+        .unparsed_certificates()
+        .iter()
+        .map(|u| {
+            format!(
+                "certificate {} cannot be decoded: {}",
+                u.sha256_hex(),
+                u.reason
+            )
+        })
+        .collect();
+    if archive.trailing_zero_bytes() > 0 {
+        warnings.push(format!(
+            "{} zero bytes of padding after the PFX are ignored (Windows pads its exports)",
+            archive.trailing_zero_bytes()
+        ));
+    }
     json!({
         "format": "pkcs12",
         "mac": archive.mac().map(|m| json!({
@@ -247,6 +302,8 @@ fn pkcs12_report(archive: &Archive) -> Value {
         "keys": keys,
         "certificates": certificates,
         "other_bags": other,
+        "trailing_zero_bytes": archive.trailing_zero_bytes(),
+        "warnings": warnings,
     })
 }
 
@@ -292,11 +349,14 @@ fn jks_report(
 ) -> Result<Value, Error> {
     let mut keys = Vec::new();
     let mut certificates = Vec::new();
-    let mut decrypted = match key_password {
-        Some(p) => store.decrypt_keys(p, limits)?,
-        None => Vec::new(),
-    }
-    .into_iter();
+    let mut secret_keys = Vec::new();
+    let mut warnings: Vec<String> = store.warnings().to_vec();
+    // Private and secret keys share one work budget.
+    let (decrypted, unsealed) = match key_password {
+        Some(p) => store.decrypt_all_keys(p, limits)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let (mut decrypted, mut unsealed) = (decrypted.into_iter(), unsealed.into_iter());
     for entry in store.entries() {
         match entry {
             Entry::PrivateKey(k) => {
@@ -317,6 +377,24 @@ fn jks_report(
             Entry::Trusted(t) => {
                 certificates.push(cert_json(Some(t.alias()), t.certificate(), false, true))
             }
+            Entry::SecretKey(s) => {
+                let key = match unsealed.next() {
+                    Some(Ok(key)) => Some(key),
+                    Some(Err(e)) => {
+                        if s.unsupported_reason().is_none() {
+                            warnings.push(format!("secret key '{}' not decrypted: {e}", s.alias()));
+                        }
+                        None
+                    }
+                    None => None,
+                };
+                secret_keys.push(json!({
+                    "alias": s.alias(),
+                    "kind": "secret",
+                    "algorithm": key.as_ref().map(|k| k.algorithm().to_string()),
+                    "bits": key.as_ref().map(|k| k.bits()),
+                }));
+            }
             _ => {}
         }
     }
@@ -329,8 +407,9 @@ fn jks_report(
         },
         "verified": store.digest_verified(),
         "keys": keys,
+        "secret_keys": secret_keys,
         "certificates": certificates,
-        "warnings": store.warnings(),
+        "warnings": warnings,
     }))
 }
 
@@ -412,6 +491,13 @@ fn print_text(report: &Value) {
             outln!("  protection {}", s(&k["protection"]));
         }
     }
+    for k in report["secret_keys"].as_array().into_iter().flatten() {
+        let what = match k["algorithm"].as_str() {
+            Some(alg) => format!("{alg} {} bits", s(&k["bits"])),
+            None => "not decrypted".into(),
+        };
+        outln!("secret key {}: {what}", s(&k["alias"]));
+    }
     for c in report["certificates"].as_array().into_iter().flatten() {
         let days = c["expires_in_days"].as_i64().unwrap_or_default();
         let marker = if c["expired"] == true {
@@ -451,5 +537,8 @@ fn print_text(report: &Value) {
         if c.get("protection").is_some() {
             outln!("  protection {}", s(&c["protection"]));
         }
+    }
+    for w in report["warnings"].as_array().into_iter().flatten() {
+        outln!("warning: {}", s(w));
     }
 }

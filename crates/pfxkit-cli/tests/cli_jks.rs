@@ -122,7 +122,8 @@ fn inspect_without_the_key_password_lists_the_key_as_not_decrypted() {
 fn a_keystore_without_its_password_is_listed_only_when_asked_unverified() {
     let path = data("jks/trust-only.jks");
     let refused = pfxkit(&["inspect", path.to_str().unwrap()]);
-    assert_eq!(refused.status.code(), Some(1));
+    // A usage error (issue 14 item 8), with the hint.
+    assert_eq!(refused.status.code(), Some(2));
     let listed = pfxkit(&["inspect", path.to_str().unwrap(), "--no-verify", "--json"]);
     assert!(listed.status.success());
     let report: Value = serde_json::from_slice(&listed.stdout).unwrap();
