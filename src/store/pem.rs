@@ -311,11 +311,12 @@ impl StoreAdapter for PemStore {
             .unwrap_or_else(|| identity.leaf().sha1_hex());
         self.check_alias(&new_alias, identity.leaf())?;
         if let PemMode::KeyEntry { plain_key } = self.mode
-            && entry_password.is_none_or(Password::is_absent)
+            && entry_password.is_none_or(|p| p.is_absent() || p.is_empty())
             && !plain_key
         {
             return Err(Error::Invalid(
-                "a pem store writes the key encrypted: an entry password is required".into(),
+                "a pem store writes the key encrypted: a non-empty entry password is required"
+                    .into(),
             ));
         }
         let lock = self.lock()?;

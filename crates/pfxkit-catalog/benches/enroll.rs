@@ -28,7 +28,7 @@ fn enroll(c: &mut Criterion) {
             .sans(vec![San::Dns("bench.example.com".into())])
             .key_type(*key_type);
         group.bench_function(key_type.name(), |b| {
-            b.iter(|| service.enroll(&request, &transport).expect("enroll"))
+            b.iter(|| service.enroll(None, &request, &transport).expect("enroll"))
         });
     }
     group.finish();

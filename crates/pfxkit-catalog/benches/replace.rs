@@ -128,7 +128,7 @@ impl Fleet {
                     ),
                 };
                 service
-                    .add_store(store_type, &path, key_path.as_deref(), None, password)
+                    .add_store(None, store_type, &path, key_path.as_deref(), None, password)
                     .unwrap()
                     .id
             })
@@ -137,12 +137,13 @@ impl Fleet {
         let transport = Password::new("");
         let first = service
             .enroll(
+                None,
                 &EnrollRequest::new("CN=bench.example.com").key_type(KeyType::EcP256),
                 &transport,
             )
             .unwrap();
         let second = service
-            .renew(&CertificateRef::Id(first.certificate_id), &transport)
+            .renew(None, &CertificateRef::Id(first.certificate_id), &transport)
             .unwrap();
         let entry = Password::new(ENTRY_PASSWORD);
         let deployed = service

@@ -50,12 +50,13 @@ pub fn run(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<DemoReport> {
     )?;
     log(&format!("CA ready: {}", ca.subject()));
 
-    service.add_container("web")?;
-    service.add_container("java")?;
+    service.add_container(None, "web")?;
+    service.add_container(None, "java")?;
     let stores_dir = dir.join("stores");
     std::fs::create_dir_all(&stores_dir).map_err(|e| Error::io(&stores_dir, e))?;
     let store_pw = PasswordSource::Literal(Password::new(STORE_PASSWORD));
     let pem = service.add_store(
+        None,
         StoreType::Pem,
         &stores_dir.join("web.crt"),
         Some(&stores_dir.join("web.key")),
@@ -63,6 +64,7 @@ pub fn run(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<DemoReport> {
         None,
     )?;
     let p12 = service.add_store(
+        None,
         StoreType::Pkcs12,
         &stores_dir.join("web.p12"),
         None,
@@ -70,6 +72,7 @@ pub fn run(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<DemoReport> {
         Some(&store_pw),
     )?;
     let jks = service.add_store(
+        None,
         StoreType::Jks,
         &stores_dir.join("app.jks"),
         None,
@@ -89,7 +92,7 @@ pub fn run(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<DemoReport> {
         ])
         .key_type(KeyType::EcP256);
     let transport = Password::new("demo-transport-password");
-    let first = service.enroll(&request, &transport)?;
+    let first = service.enroll(None, &request, &transport)?;
     log(&format!(
         "enrolled certificate {} ({})",
         first.certificate_id,
@@ -113,14 +116,16 @@ pub fn run(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<DemoReport> {
     ));
     service.inventory(None)?;
 
-    let successor = service.renew(&CertificateRef::Id(first.certificate_id), &transport)?;
+    let successor = service.renew(None, &CertificateRef::Id(first.certificate_id), &transport)?;
     log(&format!(
         "renewed as certificate {} ({})",
         successor.certificate_id,
         successor.certificate.sha1_hex()
     ));
 
-    service.grant("operator", None, Permission::Schedule)?;
+    // The operator may schedule on every store and use keys it did not enroll itself.
+    service.grant(None, "operator", None, Permission::Schedule)?;
+    service.grant(None, "operator", None, Permission::Recover)?;
     let replace = service.replace(
         first.certificate_id,
         NewCertificate::Certificate(successor.certificate_id),

@@ -7,11 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::service::{CertificateRef, Service};
 use super::{
-    CertificateId, ContainerRecord, Grant, JobOperation, JobRecord, JobResult, JobStatus, NewJob,
-    Permission, RequestId, StorePasswordRecord, StoreRecord,
+    Action, CertificateId, ContainerRecord, Grant, JobId, JobOperation, JobRecord, JobResult,
+    JobStatus, NewJob, Permission, RequestId, StorePasswordRecord, StoreRecord,
 };
 use crate::error::{Error, Result};
 use pfxkit::secret::{Password, PasswordSource};
@@ -44,6 +45,16 @@ pub struct StoreOutcome {
     pub actions: BTreeMap<String, String>,
     /// Whether this was a dry run: nothing was created.
     pub dry_run: bool,
+    /// What the caller should know although nothing failed (a Replace whose new certificate
+    /// has another subject).
+    pub warnings: Vec<String>,
+}
+
+impl StoreOutcome {
+    /// Whether at least one store was targeted and every one failed (the CLI exits 1).
+    pub fn all_failed(&self) -> bool {
+        self.successful.is_empty() && !self.failed.is_empty()
+    }
 }
 
 impl StoreOutcome {
@@ -139,6 +150,23 @@ pub fn now_ms() -> i64 {
     pfxkit::cert::now_millis()
 }
 
+/// The real clock, for leases (never a `--now` a caller chose).
+fn jobs_now_real() -> i64 {
+    pfxkit::cert::now_millis()
+}
+
+/// A runner's id, shown as the holder of the leases it takes: its process id and a random
+/// suffix (a process may run several runners one after another).
+fn runner_id() -> Result<String> {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).map_err(|e| Error::io_other(e.to_string()))?;
+    Ok(format!(
+        "runner-{}-{}",
+        std::process::id(),
+        pfxkit::cert::hex_lower(&b)
+    ))
+}
+
 /// Parses an ISO 8601 UTC time, `2026-11-19T16:23:01Z` or `2026-11-19T16:23:01.000Z`, into
 /// milliseconds since the Unix epoch.
 ///
@@ -175,7 +203,22 @@ pub fn parse_time(text: &str) -> Result<i64> {
         num(mi, 2)?,
         num(s, 2)?,
     );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || s > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    // A time that does not exist (February 31st, 24:00, a minute 60) is refused, never
+    // normalised into another day; a leap second is only 23:59:60.
+    if !(1..=month_days).contains(&da)
+        || h > 23
+        || mi > 59
+        || s > 60
+        || (s == 60 && (h, mi) != (23, 59))
+    {
         return Err(bad());
     }
     let millis = match fraction {
@@ -236,25 +279,35 @@ impl Service {
     /// Creates a store container.
     ///
     /// # Errors
+    /// [`Error::Forbidden`] unless `principal` holds the global `admin` permission;
     /// [`Error::Invalid`] when the name is taken; database errors.
-    pub fn add_container(&self, name: &str) -> Result<ContainerRecord> {
+    pub fn add_container(&self, principal: Option<&str>, name: &str) -> Result<ContainerRecord> {
+        self.authorize(principal, Action::Admin)?;
         self.catalog().add_container(name)
     }
 
-    /// Records a store. A literal password (or one read from stdin) is sealed; `env:` and
-    /// `file:` sources are kept as references and resolved when the store is used.
+    /// Records a store (needs the global `admin` permission: a store receives private keys). A
+    /// literal password (or one read from stdin) is sealed; `env:` and `file:` sources are kept
+    /// as references (a `file:` path made absolute) and resolved when the store is used.
+    ///
+    /// One file is one store: a path that resolves (through links) to the file of a store
+    /// already recorded is refused, so a store's container — and the grants on it — cannot be
+    /// sidestepped by recording its file again elsewhere.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for an unknown container, or a store type that needs a password
-    /// without one; database errors.
+    /// [`Error::Forbidden`] without `admin`; [`Error::Invalid`] for an unknown container, a
+    /// file already recorded as a store, or a store type that needs a password without one;
+    /// database errors.
     pub fn add_store(
         &self,
+        principal: Option<&str>,
         store_type: StoreType,
         path: &std::path::Path,
         key_path: Option<&std::path::Path>,
         container: Option<&str>,
         password: Option<&PasswordSource>,
     ) -> Result<StoreRecord> {
+        self.authorize(principal, Action::Admin)?;
         let container_id = match container {
             Some(name) => Some(
                 self.catalog()
@@ -264,12 +317,27 @@ impl Service {
             ),
             None => None,
         };
+        let path = absolute(path);
+        let key_path = key_path.map(absolute);
+        let mut new_files = vec![resolved(&path)];
+        new_files.extend(key_path.as_deref().map(resolved));
+        for existing in self.catalog().stores()? {
+            let mut files = vec![resolved(&existing.path)];
+            files.extend(existing.key_path.as_deref().map(resolved));
+            if let Some(shared) = new_files.iter().find(|f| files.contains(f)) {
+                return Err(Error::Invalid(format!(
+                    "{} is already a file of store {}: one file is one store",
+                    shared.display(),
+                    existing.id
+                )));
+            }
+        }
         let id = guid()?;
         let password = match password {
             None => StorePasswordRecord::None,
             Some(PasswordSource::Env(var)) => StorePasswordRecord::Reference(format!("env:{var}")),
             Some(PasswordSource::File(p)) => {
-                StorePasswordRecord::Reference(format!("file:{}", p.display()))
+                StorePasswordRecord::Reference(format!("file:{}", absolute(p).display()))
             }
             Some(other) => {
                 let pw = other.resolve()?;
@@ -283,8 +351,8 @@ impl Service {
         let record = StoreRecord {
             id,
             store_type,
-            path: absolute(path),
-            key_path: key_path.map(absolute),
+            path,
+            key_path,
             container_id,
             password,
         };
@@ -299,16 +367,35 @@ impl Service {
         Ok(record)
     }
 
-    /// Grants `permission` to `principal`, globally or on a container.
+    /// `actor` grants `permission` to `principal`, globally or on a container. Granting needs
+    /// the global `admin` permission, and no principal grants itself anything.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for an unknown container; database errors.
+    /// [`Error::Forbidden`] without `admin` or for a grant to oneself; [`Error::Invalid`] for
+    /// an unknown container or a global-only permission (`enroll`, `recover`, `admin`) on a
+    /// container; database errors.
     pub fn grant(
         &self,
+        actor: Option<&str>,
         principal: &str,
         container: Option<&str>,
         permission: Permission,
     ) -> Result<()> {
+        self.authorize(actor, Action::Admin)?;
+        if actor == Some(principal) {
+            return Err(Error::Forbidden(format!(
+                "principal '{principal}' cannot grant itself anything"
+            )));
+        }
+        if principal.is_empty() {
+            return Err(Error::Invalid("the principal's name is empty".into()));
+        }
+        if container.is_some() && permission.is_global_only() {
+            return Err(Error::Invalid(format!(
+                "the {} permission is global only",
+                permission.name()
+            )));
+        }
         let container_id = match container {
             Some(name) => Some(
                 self.catalog()
@@ -323,37 +410,6 @@ impl Service {
             container_id,
             permission,
         })
-    }
-
-    /// Whether `principal` (None: the catalog's owner, who may do anything) holds `needed` on
-    /// `store`: the grants on the store's container when that container has grants of its own
-    /// (for anyone), else the global grants.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn permitted(
-        &self,
-        principal: Option<&str>,
-        store: &StoreRecord,
-        needed: Permission,
-    ) -> Result<bool> {
-        let Some(principal) = principal else {
-            return Ok(true);
-        };
-        let container_has_grants = match store.container_id {
-            Some(c) => self.catalog().container_has_grants(c)?,
-            None => false,
-        };
-        let scope = if container_has_grants {
-            store.container_id
-        } else {
-            None
-        };
-        Ok(self
-            .catalog()
-            .grants(principal)?
-            .iter()
-            .any(|g| g.container_id == scope && g.permission >= needed))
     }
 
     fn spec(&self, record: &StoreRecord, password: Option<Password>) -> StoreSpec {
@@ -427,7 +483,9 @@ impl Service {
         for entry in &entries {
             let Some(leaf) = entry.leaf() else { continue };
             let chain = entry.chain.get(1..).unwrap_or_default();
-            let (cert, _) = self.catalog().add_certificate(leaf, chain, None, None)?;
+            let (cert, _) = self
+                .catalog()
+                .add_certificate(leaf, chain, None, None, None)?;
             found.push((entry.alias.clone(), cert.id));
         }
         self.catalog().set_locations(&record.id, &found)?;
@@ -446,11 +504,10 @@ impl Service {
         principal: Option<&str>,
         password: Option<&Password>,
     ) -> Result<std::result::Result<(), String>> {
-        if !self.permitted(principal, record, Permission::Schedule)? {
-            return Ok(Err(format!(
-                "principal '{}' lacks the Schedule permission on this store",
-                principal.unwrap_or_default()
-            )));
+        match self.authorize(principal, Action::Schedule(record)) {
+            Ok(()) => {}
+            Err(Error::Forbidden(reason)) => return Ok(Err(reason)),
+            Err(e) => return Err(e),
         }
         let caps = store::open(&self.spec(record, Some(Password::absent())))?.capabilities();
         if caps.private_keys == PrivateKeyPolicy::Forbidden {
@@ -460,10 +517,10 @@ impl Service {
             )));
         }
         if caps.entry_password == EntryPasswordPolicy::Required
-            && password.is_none_or(Password::is_absent)
+            && password.is_none_or(|p| p.is_absent() || p.is_empty())
         {
             return Ok(Err(format!(
-                "store type {} requires an entry password, and the request has no Password",
+                "store type {} requires a non-empty entry password, and the request has none",
                 record.store_type
             )));
         }
@@ -521,6 +578,7 @@ impl Service {
         options: &JobOptions<'_>,
     ) -> Result<StoreOutcome> {
         let record = self.certificate(&CertificateRef::Id(certificate))?;
+        self.authorize(options.principal, Action::UseKey(record.id))?;
         self.staged_identity(&record)?;
         // A store named twice gets one job, not two racing writes of the same alias.
         let mut seen = HashSet::new();
@@ -638,13 +696,43 @@ impl Service {
                 new.id
             )));
         }
+        self.authorize(options.principal, Action::UseKey(new.id))?;
+        // A new certificate that cannot be right is refused before any job exists: its key
+        // must match it (the staged identity checks), and it must be valid when the jobs run.
+        self.staged_identity(&new)?;
+        let due_s = u64::try_from(Self::due(options.job_time)?.div_euclid(1000)).unwrap_or(0);
+        let cert = &new.certificate;
+        if due_s < cert.not_before_unix() {
+            return Err(Error::Invalid(format!(
+                "certificate {} is not yet valid (not before {})",
+                new.id,
+                cert.not_before_rfc3339()
+            )));
+        }
+        if due_s > cert.not_after_unix() {
+            return Err(Error::Invalid(format!(
+                "certificate {} has expired (not after {})",
+                new.id,
+                cert.not_after_rfc3339()
+            )));
+        }
+        let mut warnings = Vec::new();
+        if cert.subject() != existing.certificate.subject() {
+            warnings.push(format!(
+                "the new certificate's subject '{}' differs from the existing certificate's '{}'",
+                cert.subject(),
+                existing.certificate.subject()
+            ));
+        }
         let targets = self
             .catalog()
             .locations(existing.id)?
             .into_iter()
             .map(|l| Ok((self.require_store(&l.store_id)?, Some(l.alias))))
             .collect::<Result<Vec<_>>>()?;
-        self.schedule(new.id, targets, true, options)
+        let mut outcome = self.schedule(new.id, targets, true, options)?;
+        outcome.warnings = warnings;
+        Ok(outcome)
     }
 
     /// What `run_jobs` at `now_ms` would find: jobs due, jobs leased by a runner (and when the
@@ -686,8 +774,9 @@ impl Service {
     /// stores in parallel, jobs for one store in order, each one store transaction followed by
     /// an inventory of that store. `progress` is called as each job ends. Returns the jobs run.
     ///
-    /// Jobs are claimed [`CLAIM_BATCH`] at a time, oldest first, and a batch ends before the
-    /// next is claimed, so one store's jobs still run in order.
+    /// Jobs are claimed [`CLAIM_BATCH`] at a time; a claim never takes a store's job while an
+    /// earlier job of that store is waiting or leased elsewhere, so one store's jobs run in
+    /// order across runners. Leases are judged on the real clock, never on `now_ms`.
     ///
     /// # Errors
     /// Database errors; a job that fails is recorded as a Failure, not returned as an error.
@@ -696,7 +785,22 @@ impl Service {
         now_ms: i64,
         progress: &(dyn Fn(&JobRecord) + Sync),
     ) -> Result<Vec<JobRecord>> {
-        self.run_jobs_in_batches(now_ms, progress, CLAIM_BATCH)
+        self.run_jobs_until(now_ms, progress, &AtomicBool::new(false))
+    }
+
+    /// [`Service::run_jobs`] that stops early once `stop` is set (a signal): the job each
+    /// worker is running finishes, the claimed jobs not started are released (Waiting again,
+    /// no lease) and no further batch is claimed. Returns the jobs run.
+    ///
+    /// # Errors
+    /// As [`Service::run_jobs`].
+    pub fn run_jobs_until(
+        &self,
+        now_ms: i64,
+        progress: &(dyn Fn(&JobRecord) + Sync),
+        stop: &AtomicBool,
+    ) -> Result<Vec<JobRecord>> {
+        self.run_jobs_in_batches(now_ms, progress, CLAIM_BATCH, stop)
     }
 
     fn run_jobs_in_batches(
@@ -704,39 +808,67 @@ impl Service {
         now_ms: i64,
         progress: &(dyn Fn(&JobRecord) + Sync),
         batch: usize,
+        stop: &AtomicBool,
     ) -> Result<Vec<JobRecord>> {
+        let holder = runner_id()?;
         let mut done = Vec::new();
-        loop {
+        while !stop.load(Ordering::SeqCst) {
             let claimed = self.catalog().claim_due_jobs(
                 now_ms,
-                now_ms.saturating_sub(JOB_LEASE_MS),
+                jobs_now_real().saturating_sub(JOB_LEASE_MS),
                 batch.max(1),
+                &holder,
             )?;
             if claimed.is_empty() {
                 break;
             }
-            // Every claimed job ends Completed unless `run_claimed` fails, which ends the run:
-            // no job can be claimed twice here.
-            done.extend(self.run_claimed(claimed, progress)?);
+            let ids: Vec<JobId> = claimed.iter().map(|j| j.id).collect();
+            let ran = self.run_claimed(claimed, progress, stop);
+            // Whatever was claimed and not run (a stop, a database error) goes back to the
+            // queue now instead of waiting out its lease.
+            let finished: HashSet<JobId> = ran
+                .as_ref()
+                .map(|r| r.iter().map(|j| j.id).collect())
+                .unwrap_or_default();
+            let unstarted: Vec<JobId> = ids
+                .into_iter()
+                .filter(|id| !finished.contains(id))
+                .collect();
+            if !unstarted.is_empty() {
+                self.catalog().release_jobs(&unstarted, &holder)?;
+            }
+            done.extend(ran?);
         }
         done.sort_by_key(|j| j.id);
         Ok(done)
     }
 
-    /// Runs claimed jobs: different stores on parallel workers, one store's jobs in order.
+    /// Runs claimed jobs: different stores on parallel workers, one store's jobs in order; a
+    /// worker starts no further job once `stop` is set.
     fn run_claimed(
         &self,
         claimed: Vec<JobRecord>,
         progress: &(dyn Fn(&JobRecord) + Sync),
+        stop: &AtomicBool,
     ) -> Result<Vec<JobRecord>> {
+        let mut order: Vec<String> = Vec::new();
         let mut by_store: HashMap<String, Vec<JobRecord>> = HashMap::new();
         for job in claimed {
+            if !by_store.contains_key(&job.job.store_id) {
+                order.push(job.job.store_id.clone());
+            }
             by_store
                 .entry(job.job.store_id.clone())
                 .or_default()
                 .push(job);
         }
-        let queues: Mutex<Vec<Vec<JobRecord>>> = Mutex::new(by_store.into_values().collect());
+        // Oldest store queue first (workers pop from the end).
+        let queues: Vec<Vec<JobRecord>> = order
+            .iter()
+            .rev()
+            .filter_map(|s| by_store.remove(s))
+            .collect();
+        let queues = Mutex::new(queues);
         let done: Mutex<Vec<JobRecord>> = Mutex::new(Vec::new());
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
         let workers = std::thread::available_parallelism()
@@ -749,6 +881,9 @@ impl Service {
                         let next = queues.lock().ok().and_then(|mut q| q.pop());
                         let Some(queue) = next else { break };
                         for job in queue {
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
                             match self.run_job(job) {
                                 Ok(finished) => {
                                     progress(&finished);
@@ -760,6 +895,8 @@ impl Service {
                                     if let Ok(mut slot) = first_error.lock() {
                                         slot.get_or_insert(e);
                                     }
+                                    // A store's later jobs must not run after a failed one.
+                                    break;
                                 }
                             }
                         }
@@ -771,6 +908,54 @@ impl Service {
             return Err(e);
         }
         Ok(done.into_inner().unwrap_or_default())
+    }
+
+    /// Cancels a Waiting job (it ends Completed/Failure, "cancelled"). Needs Schedule on the
+    /// job's store.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown job; [`Error::Forbidden`] without Schedule on its
+    /// store; [`Error::Invalid`] for a job that is not Waiting (a running job finishes, a
+    /// finished one stays as it is); database errors.
+    pub fn cancel_job(&self, principal: Option<&str>, id: JobId) -> Result<JobRecord> {
+        let job = self.job_for(principal, id)?;
+        let by = principal.map(|p| format!(" by {p}")).unwrap_or_default();
+        if !self.catalog().cancel_job(id, &format!("cancelled{by}"))? {
+            return Err(Error::Invalid(format!(
+                "job {id} is {}: only a Waiting job can be cancelled",
+                job.status.name()
+            )));
+        }
+        self.job_for(principal, id)
+    }
+
+    /// Queues a failed job again, due now. Needs Schedule on the job's store.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown job; [`Error::Forbidden`] without Schedule on its
+    /// store; [`Error::Invalid`] for a job that has not failed; database errors.
+    pub fn retry_job(&self, principal: Option<&str>, id: JobId) -> Result<JobRecord> {
+        let job = self.job_for(principal, id)?;
+        if !self.catalog().retry_job(id, now_ms())? {
+            return Err(Error::Invalid(format!(
+                "job {id} is {}{}: only a failed job can be retried",
+                job.status.name(),
+                job.result
+                    .map(|r| format!("/{}", r.name()))
+                    .unwrap_or_default()
+            )));
+        }
+        self.job_for(principal, id)
+    }
+
+    fn job_for(&self, principal: Option<&str>, id: JobId) -> Result<JobRecord> {
+        let job = self
+            .catalog()
+            .job(id)?
+            .ok_or_else(|| Error::NotFound(format!("unknown job {id}")))?;
+        let store = self.require_store(&job.job.store_id)?;
+        self.authorize(principal, Action::Schedule(&store))?;
+        Ok(job)
     }
 
     /// One job: the store transaction, then the store's inventory. Only database errors
@@ -805,6 +990,8 @@ impl Service {
         self.catalog()
             .finish_job(job.id, JobStatus::Completed, result, &message)?;
         job.status = JobStatus::Completed;
+        job.claimed_by = None;
+        job.claimed_ms = None;
         job.result = Some(result);
         job.message = Some(message);
         Ok(job)
@@ -849,6 +1036,36 @@ fn absolute(path: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The file a path names once links are resolved: the whole path when it exists, else (a store
+/// whose file its first write makes, or a dangling link to one) the links followed by hand and
+/// the directory resolved with the file name appended.
+fn resolved(path: &std::path::Path) -> std::path::PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let mut current = path.to_path_buf();
+    // As many links as Linux follows (MAXSYMLINKS); a longer chain is left as it is.
+    for _ in 0..40 {
+        let is_link = std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink());
+        let Ok(target) = std::fs::read_link(&current)
+            .map_err(|_| ())
+            .and_then(|t| if is_link { Ok(t) } else { Err(()) })
+        else {
+            break;
+        };
+        current = match current.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    match (current.parent(), current.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or(current.clone()),
+        _ => current,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -882,6 +1099,7 @@ mod tests {
             .map(|i| {
                 service
                     .add_store(
+                        None,
                         StoreType::Jks,
                         &dir.join(format!("{i}.jks")),
                         None,
@@ -894,6 +1112,7 @@ mod tests {
             .collect();
         let enrolled = service
             .enroll(
+                None,
                 &super::super::service::EnrollRequest::new("CN=test.example.com")
                     .key_type(super::super::ca::KeyType::EcP256),
                 &Password::new(""),
@@ -911,8 +1130,8 @@ mod tests {
             .deploy(certificate, &stores, Some("a"), false, &options)
             .unwrap();
         let now = now_ms();
-        let first = service.catalog().claim_due_jobs(now, now, 2).unwrap();
-        let rest = service.catalog().claim_due_jobs(now, now, 2).unwrap();
+        let first = service.catalog().claim_due_jobs(now, now, 2, "r1").unwrap();
+        let rest = service.catalog().claim_due_jobs(now, now, 2, "r2").unwrap();
         let ids = |jobs: &[JobRecord]| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
         let all = ids(&service.catalog().jobs().unwrap());
         assert_eq!(ids(&first), all[..2]);
@@ -920,7 +1139,7 @@ mod tests {
         assert!(
             service
                 .catalog()
-                .claim_due_jobs(now, now, 2)
+                .claim_due_jobs(now, now, 2, "r3")
                 .unwrap()
                 .is_empty()
         );
@@ -942,6 +1161,7 @@ mod tests {
                 now_ms(),
                 &|j| order.lock().unwrap().push((j.job.store_id.clone(), j.id)),
                 2,
+                &AtomicBool::new(false),
             )
             .unwrap();
         assert_eq!(ran.len(), 9);
@@ -963,6 +1183,157 @@ mod tests {
         assert_eq!(entries.unwrap().inventory().unwrap().len(), 3);
     }
 
+    /// Issue 13 item 19: a second runner claiming while the first works must not take a
+    /// store's later jobs (the older certificate would win).
+    #[test]
+    fn concurrent_runners_keep_each_stores_jobs_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, stores, certificate) = fleet(dir.path(), 2);
+        let options = JobOptions::default();
+        for alias in ["a", "b", "c"] {
+            service
+                .deploy(certificate, &stores, Some(alias), false, &options)
+                .unwrap();
+        }
+        let now = now_ms();
+        let stale = now - JOB_LEASE_MS;
+        let first = service
+            .catalog()
+            .claim_due_jobs(now, stale, 2, "r1")
+            .unwrap();
+        assert_eq!(first.len(), 2);
+        assert_ne!(first[0].job.store_id, first[1].job.store_id);
+        // Both stores have an older job leased by r1: r2 gets nothing yet.
+        let second = service
+            .catalog()
+            .claim_due_jobs(now, stale, 10, "r2")
+            .unwrap();
+        assert!(second.is_empty(), "{second:?}");
+        for job in &first {
+            service
+                .catalog()
+                .finish_job(job.id, JobStatus::Completed, JobResult::Success, "done")
+                .unwrap();
+        }
+        let next = service
+            .catalog()
+            .claim_due_jobs(now, stale, 10, "r2")
+            .unwrap();
+        let ids: Vec<_> = next.iter().map(|j| j.id).collect();
+        let all: Vec<_> = service
+            .catalog()
+            .jobs()
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(ids, all[2..]);
+
+        // End to end: two runners at once over one store, each job putting a newer
+        // certificate under one alias: the newest must be what the store ends with.
+        let dir = tempfile::tempdir().unwrap();
+        let (service, stores, _) = fleet(dir.path(), 1);
+        let mut newest = 0;
+        for i in 0..8 {
+            let id = service
+                .enroll(
+                    None,
+                    &super::super::service::EnrollRequest::new(format!("CN=v{i}.example.com")),
+                    &Password::new(""),
+                )
+                .unwrap()
+                .certificate_id;
+            service
+                .deploy(id, &stores, Some("app"), true, &options)
+                .unwrap();
+            newest = id;
+        }
+        let other = Service::open(&dir.path().join("catalog")).unwrap();
+        let never = AtomicBool::new(false);
+        let order = Mutex::new(Vec::new());
+        let note = |j: &JobRecord| order.lock().unwrap().push(j.id);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                service
+                    .run_jobs_in_batches(now_ms(), &note, 1, &never)
+                    .unwrap()
+            });
+            scope.spawn(|| {
+                other
+                    .run_jobs_in_batches(now_ms(), &note, 1, &never)
+                    .unwrap()
+            });
+        });
+        let order = order.into_inner().unwrap();
+        assert_eq!(order.len(), 8);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        let record = service.catalog().store(&stores[0]).unwrap().unwrap();
+        let entries = service.adapter(&record).unwrap().inventory().unwrap();
+        let cert = service.catalog().certificate(newest).unwrap().unwrap();
+        assert_eq!(entries[0].leaf(), Some(&cert.certificate));
+    }
+
+    /// Issue 13 item 19: `jobs run --now` in the future must not take over live leases.
+    #[test]
+    fn lease_uses_real_clock_not_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, stores, certificate) = fleet(dir.path(), 1);
+        service
+            .deploy(
+                certificate,
+                &stores,
+                Some("a"),
+                false,
+                &JobOptions::default(),
+            )
+            .unwrap();
+        let now = now_ms();
+        let claimed = service
+            .catalog()
+            .claim_due_jobs(now, now - JOB_LEASE_MS, 10, "live-runner")
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        let tomorrow = now + 86_400_000;
+        assert!(service.run_jobs(tomorrow, &|_| {}).unwrap().is_empty());
+        let job = service.catalog().job(claimed[0].id).unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::InProcess);
+        assert_eq!(job.claimed_by.as_deref(), Some("live-runner"));
+    }
+
+    #[test]
+    fn a_stop_releases_the_claimed_jobs_not_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, stores, certificate) = fleet(dir.path(), 1);
+        for alias in ["a", "b", "c"] {
+            service
+                .deploy(
+                    certificate,
+                    &stores,
+                    Some(alias),
+                    false,
+                    &JobOptions::default(),
+                )
+                .unwrap();
+        }
+        let ran = service
+            .run_jobs_until(now_ms(), &|_| {}, &AtomicBool::new(true))
+            .unwrap();
+        assert!(ran.is_empty());
+        let stop = AtomicBool::new(false);
+        let ran = service
+            .run_jobs_in_batches(now_ms(), &|_| stop.store(true, Ordering::SeqCst), 3, &stop)
+            .unwrap();
+        let jobs = service.catalog().jobs().unwrap();
+        assert_eq!(ran.len(), 1, "{ran:?}");
+        assert_eq!(
+            jobs.iter()
+                .filter(|j| j.status == JobStatus::Waiting)
+                .count(),
+            3 - ran.len()
+        );
+        assert!(jobs.iter().all(|j| j.status != JobStatus::InProcess));
+    }
+
     #[test]
     fn lists_a_failed_store_once_with_its_latest_reason() {
         let mut outcome = StoreOutcome::default();
@@ -972,6 +1343,24 @@ mod tests {
         assert_eq!(outcome.failed, ["a", "b"]);
         assert_eq!(outcome.failures.len(), 2);
         assert_eq!(outcome.failures["a"], "second alias");
+    }
+
+    /// Issue 13 item 23.
+    #[test]
+    fn refuses_impossible_time() {
+        for impossible in [
+            "2027-02-31T00:00:00Z",
+            "2027-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-19T24:00:00Z",
+            "2026-11-19T12:00:60Z",
+        ] {
+            assert!(parse_time(impossible).is_err(), "{impossible}");
+        }
+        assert!(parse_time("2028-02-29T00:00:00Z").is_ok());
+        assert!(parse_time("2000-02-29T00:00:00Z").is_ok());
+        assert!(parse_time("1900-02-29T00:00:00Z").is_err());
+        assert!(parse_time("2026-12-31T23:59:60Z").is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! behaviour of Keyfactor's Replace (see `docs/` and ARCHITECTURE.md) on top of a `Catalog` and the stores'
 //! [`StoreAdapter`](pfxkit::store::StoreAdapter)s; the catalog never touches store files itself.
 
+pub mod authz;
 pub mod ca;
 pub mod demo;
 pub mod error;
@@ -20,6 +21,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use crate::authz::Action;
 pub use crate::error::{Error, Result};
 use pfxkit::cert::Certificate;
 use pfxkit::store::StoreType;
@@ -45,6 +47,9 @@ pub struct CertificateRecord {
     pub chain: Vec<CertificateId>,
     /// Whether a private key is staged for it.
     pub has_staged_key: bool,
+    /// The principal that enrolled, renewed or imported it (who first staged its key); `None`
+    /// for the catalog's owner and for certificates found by inventory.
+    pub owner: Option<String>,
 }
 
 /// How a certificate entered the catalog.
@@ -153,16 +158,26 @@ pub struct Location {
     pub certificate_id: CertificateId,
 }
 
-/// A permission on stores; each includes the ones before it (Read ⊂ Schedule ⊂ Modify).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A permission. The store permissions (`read ⊂ schedule ⊂ modify`) are granted globally or on
+/// one container; `enroll`, `recover` and `admin` are global only and include nothing else (see
+/// [`Permission::includes`]). Permissions have no order: ask `includes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Permission {
-    /// See stores and their contents.
+    /// See stores and their contents (and, granted globally, the catalog's certificates).
     Read,
     /// Schedule management jobs.
     Schedule,
     /// Change store definitions.
     Modify,
+    /// Enroll, renew and import certificates (global only).
+    Enroll,
+    /// Use the private key of a certificate the principal did not enroll, renew or import
+    /// itself: Deploy or Replace with it, download it with its key (global only; Keyfactor's
+    /// "recover").
+    Recover,
+    /// Manage users, tokens, grants, containers, stores and agents (global only).
+    Admin,
 }
 
 impl Permission {
@@ -172,6 +187,34 @@ impl Permission {
             Permission::Read => "read",
             Permission::Schedule => "schedule",
             Permission::Modify => "modify",
+            Permission::Enroll => "enroll",
+            Permission::Recover => "recover",
+            Permission::Admin => "admin",
+        }
+    }
+
+    /// Whether this permission may only be granted globally.
+    pub fn is_global_only(self) -> bool {
+        matches!(
+            self,
+            Permission::Enroll | Permission::Recover | Permission::Admin
+        )
+    }
+
+    /// Whether holding `self` gives `needed`: `modify` includes `schedule` includes `read`; every
+    /// other permission includes only itself.
+    pub fn includes(self, needed: Permission) -> bool {
+        fn rank(p: Permission) -> Option<u8> {
+            match p {
+                Permission::Read => Some(0),
+                Permission::Schedule => Some(1),
+                Permission::Modify => Some(2),
+                _ => None,
+            }
+        }
+        match (rank(self), rank(needed)) {
+            (Some(held), Some(needed)) => held >= needed,
+            _ => self == needed,
         }
     }
 }
@@ -184,8 +227,11 @@ impl FromStr for Permission {
             "read" => Ok(Permission::Read),
             "schedule" => Ok(Permission::Schedule),
             "modify" => Ok(Permission::Modify),
+            "enroll" => Ok(Permission::Enroll),
+            "recover" => Ok(Permission::Recover),
+            "admin" => Ok(Permission::Admin),
             other => Err(Error::Invalid(format!(
-                "unknown permission '{other}' (read, schedule or modify)"
+                "unknown permission '{other}' (read, schedule, modify, enroll, recover or admin)"
             ))),
         }
     }
@@ -295,8 +341,10 @@ pub struct JobRecord {
     pub result: Option<JobResult>,
     /// What the runner said.
     pub message: Option<String>,
-    /// When a runner claimed it (milliseconds since the Unix epoch); its lease lasts
-    /// [`jobs::JOB_LEASE_MS`] from then.
+    /// Who holds the job's lease (a runner's id), while it is InProcess.
+    pub claimed_by: Option<String>,
+    /// When that runner claimed it, milliseconds since the Unix epoch (real clock); the lease
+    /// ends [`jobs::JOB_LEASE_MS`] later.
     pub claimed_ms: Option<i64>,
 }
 
@@ -315,6 +363,7 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         chain: &[Certificate],
         sealed_key: Option<&[u8]>,
         request: Option<RequestKind>,
+        owner: Option<&str>,
     ) -> Result<(CertificateRecord, Option<RequestId>)>;
 
     /// A certificate by id.
@@ -389,8 +438,9 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn grant(&self, grant: &Grant) -> Result<()>;
 
-    /// Whether anyone holds a grant on this container (if so, its grants replace the global
-    /// ones for its stores).
+    /// Whether anyone holds a grant on this container. Informational only: permission
+    /// decisions are per principal ([`Service::authorize`](crate::service::Service::authorize)),
+    /// and another principal's container grants never change yours.
     ///
     /// # Errors
     /// Database errors.
@@ -426,9 +476,16 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn jobs(&self) -> Result<Vec<JobRecord>>;
 
-    /// Atomically moves the oldest `limit` jobs due at `now_ms` that are Waiting (or InProcess
-    /// since before `stale_before_ms`, i.e. abandoned by a killed runner) to InProcess, and
-    /// returns them, oldest first. Two runners never claim the same job.
+    /// Atomically claims up to `limit` jobs for the runner `holder` and returns them, each
+    /// store's in order: moves to InProcess (recording `holder` and the real clock's time as the
+    /// lease's start) the jobs due at `now_ms` that are Waiting, or InProcess since before
+    /// `stale_before_ms` (abandoned by a killed runner). Jobs are taken in (scheduled time, id)
+    /// order, and a store's job is never claimed while an earlier job of the same store is
+    /// Waiting or InProcess and not claimed by this call — so one store's jobs run in order
+    /// across runners. Two runners never claim the same job.
+    ///
+    /// `now_ms` may be a chosen time (`jobs run --now`); `stale_before_ms` must come from the
+    /// real clock, or a runner with a future `--now` would take over live leases.
     ///
     /// # Errors
     /// Database errors.
@@ -437,6 +494,7 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         now_ms: i64,
         stale_before_ms: i64,
         limit: usize,
+        holder: &str,
     ) -> Result<Vec<JobRecord>>;
 
     /// Every certificate, by id.
@@ -464,6 +522,33 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// # Errors
     /// Database errors.
     fn retire_cas(&self) -> Result<Vec<CaRecord>>;
+
+    /// Gives the jobs among `ids` that are still InProcess under `holder`'s lease back to the
+    /// queue (Waiting, no lease): a runner stopping without running them.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn release_jobs(&self, ids: &[JobId], holder: &str) -> Result<()>;
+
+    /// Cancels a Waiting job: it becomes Completed with result Failure and `message`. Returns
+    /// whether it was Waiting (an InProcess or finished job is left as it is).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn cancel_job(&self, id: JobId, message: &str) -> Result<bool>;
+
+    /// Queues a failed job again (Completed with result Failure → Waiting at `scheduled_ms`,
+    /// no result, message or lease). Returns whether it had failed.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn retry_job(&self, id: JobId, scheduled_ms: i64) -> Result<bool>;
+
+    /// One job by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
 
     /// Records a job's new status, result and message.
     ///

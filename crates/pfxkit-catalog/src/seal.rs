@@ -50,6 +50,20 @@ impl CatalogKey {
     /// # Errors
     /// [`Error::Codec`] (I/O) when it cannot be read; [`Error::Codec`] (malformed) when it is not 32 bytes.
     pub fn load(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .permissions()
+            .mode();
+        // Whoever reads the key reads every sealed secret: a key others may read (or write) is
+        // refused, not used.
+        if mode & 0o077 != 0 {
+            return Err(Error::Invalid(format!(
+                "catalog key {} is accessible to others (mode {:03o}); it must be 0600 (chmod 600)",
+                path.display(),
+                mode & 0o777
+            )));
+        }
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
         let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             Error::malformed(

@@ -9,8 +9,8 @@ use super::ca::{self, Issuer, KeyType, San, Usage};
 use super::seal::CatalogKey;
 use super::sqlite::SqliteCatalog;
 use super::{
-    CaRole, Catalog, CertificateId, CertificateRecord, ContainerRecord, RequestId, RequestKind,
-    StoreRecord,
+    Action, CaRole, Catalog, CertificateId, CertificateRecord, ContainerRecord, RequestId,
+    RequestKind, StoreRecord,
 };
 use crate::error::{Error, Result};
 use pfxkit::cert::Certificate;
@@ -181,6 +181,9 @@ impl Service {
             .mode(0o700)
             .create(dir)
             .map_err(|e| Error::io(dir, e))?;
+        // An existing directory is made 0700 too: the catalog's files are nobody else's.
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| Error::io(dir, e))?;
         let key = CatalogKey::create(&dir.join(KEY_FILE))?;
         let catalog = SqliteCatalog::open(&dir.join(DB_FILE))?;
         Ok(Service {
@@ -191,19 +194,39 @@ impl Service {
         })
     }
 
-    /// Opens the catalog in `dir`.
+    /// Opens the catalog in `dir`: its key and its database must both be there (a missing or
+    /// empty database is never silently recreated: the certificates, staged keys and grants it
+    /// held would be gone).
     ///
     /// # Errors
-    /// [`Error::Invalid`] when there is none; I/O and database errors.
+    /// [`Error::Invalid`] when there is no catalog, only half of one (a key without a database
+    /// or the reverse), an empty database, or a key others may read; I/O and database errors.
     pub fn open(dir: &Path) -> Result<Service> {
-        if !dir.join(KEY_FILE).exists() {
-            return Err(Error::Invalid(format!(
-                "no catalog in {} (run `pfxkit catalog init` first)",
-                dir.display()
-            )));
+        let (key_path, db_path) = (dir.join(KEY_FILE), dir.join(DB_FILE));
+        let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        match (exists(&key_path), exists(&db_path)) {
+            (true, true) => {}
+            (false, false) => {
+                return Err(Error::Invalid(format!(
+                    "no catalog in {} (run `pfxkit catalog init` first)",
+                    dir.display()
+                )));
+            }
+            (true, false) => {
+                return Err(Error::Invalid(format!(
+                    "the catalog in {} has a key but no database ({DB_FILE}): refusing to start an empty one; restore the database",
+                    dir.display()
+                )));
+            }
+            (false, true) => {
+                return Err(Error::Invalid(format!(
+                    "the catalog in {} has a database but no key ({KEY_FILE}): its sealed secrets cannot be opened; restore the key",
+                    dir.display()
+                )));
+            }
         }
-        let key = CatalogKey::load(&dir.join(KEY_FILE))?;
-        let catalog = SqliteCatalog::open(&dir.join(DB_FILE))?;
+        let key = CatalogKey::load(&key_path)?;
+        let catalog = SqliteCatalog::open_existing(&db_path)?;
         Ok(Service {
             dir: dir.to_path_buf(),
             catalog: Box::new(catalog),
@@ -379,7 +402,7 @@ impl Service {
         let sealed = self
             .key
             .seal(&ca_label(&root), root_key.expose_pkcs8_der())?;
-        let (record, _) = self.catalog.add_certificate(&root, &[], None, None)?;
+        let (record, _) = self.catalog.add_certificate(&root, &[], None, None, None)?;
         self.catalog.add_ca(record.id, CaRole::Root, &sealed)?;
         let Some((int, int_key)) = made.intermediate else {
             return Ok(root);
@@ -387,7 +410,7 @@ impl Service {
         let sealed = self.key.seal(&ca_label(&int), int_key.expose_pkcs8_der())?;
         let (record, _) =
             self.catalog
-                .add_certificate(&int, std::slice::from_ref(&root), None, None)?;
+                .add_certificate(&int, std::slice::from_ref(&root), None, None, None)?;
         self.catalog
             .add_ca(record.id, CaRole::Intermediate, &sealed)?;
         Ok(int)
@@ -519,21 +542,25 @@ impl Service {
         )?)
     }
 
-    /// Generates a key and issues a certificate from the embedded CA; stages the key; returns
-    /// the ids and the PKCS#12 blob under `transport_password`.
+    /// Generates a key and issues a certificate from the embedded CA; stages the key, owned by
+    /// `principal`; returns the ids and the PKCS#12 blob under `transport_password`.
     ///
     /// # Errors
-    /// [`Error::Invalid`] without a CA or for a bad request; crypto and database errors.
+    /// [`Error::Forbidden`] without the global `enroll` permission; [`Error::Invalid`] without
+    /// a CA or for a bad request; crypto and database errors.
     pub fn enroll(
         &self,
+        principal: Option<&str>,
         request: &EnrollRequest,
         transport_password: &Password,
     ) -> Result<Enrollment> {
-        self.issue(request, RequestKind::Enroll, transport_password)
+        self.authorize(principal, Action::Enroll)?;
+        self.issue(principal, request, RequestKind::Enroll, transport_password)
     }
 
     fn issue(
         &self,
+        principal: Option<&str>,
         request: &EnrollRequest,
         kind: RequestKind,
         transport_password: &Password,
@@ -559,13 +586,14 @@ impl Service {
             },
         )?;
         let identity = Identity::new(key, cert, chain)?;
-        self.record(&identity, kind, transport_password)
+        self.record(principal, &identity, kind, transport_password)
     }
 
     /// Stages an identity and records it with a request; the blob is built first so nothing is
     /// recorded for a request that cannot be answered.
     fn record(
         &self,
+        principal: Option<&str>,
         identity: &Identity,
         kind: RequestKind,
         transport_password: &Password,
@@ -583,6 +611,7 @@ impl Service {
             identity.chain().get(1..).unwrap_or_default(),
             Some(&sealed),
             Some(kind),
+            principal,
         )?;
         Ok(Enrollment {
             certificate_id: record.id,
@@ -592,17 +621,20 @@ impl Service {
         })
     }
 
-    /// Registers a PFX made elsewhere (its one key and chain), as enrollment does.
+    /// Registers a PFX made elsewhere (its one key and chain), as enrollment does; `principal`
+    /// owns it unless its key was staged before.
     ///
     /// # Errors
-    /// The PKCS#12 reader's errors; [`Error::Invalid`] when the file has no key with its
-    /// certificate, or several.
+    /// [`Error::Forbidden`] without the global `enroll` permission; the PKCS#12 reader's
+    /// errors; [`Error::Invalid`] when the file has no key with its certificate, or several.
     pub fn import(
         &self,
+        principal: Option<&str>,
         pfx: &[u8],
         password: Option<&Password>,
         transport_password: &Password,
     ) -> Result<Enrollment> {
+        self.authorize(principal, Action::Enroll)?;
         let archive = pfxkit::pkcs12::read(pfx, password, &self.limits)?;
         let identity = match archive.identities().as_slice() {
             [one] => one.clone(),
@@ -617,19 +649,27 @@ impl Service {
                 ));
             }
         };
-        self.record(&identity, RequestKind::Import, transport_password)
+        self.record(
+            principal,
+            &identity,
+            RequestKind::Import,
+            transport_password,
+        )
     }
 
-    /// Issues a new certificate with the subject, SANs and key type of an existing one. Never
-    /// deploys.
+    /// Issues a new certificate (a new key, owned by `principal`) with the subject, SANs and key
+    /// type of an existing one. Never deploys.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for an unknown certificate or one whose key type the CA cannot make.
+    /// [`Error::Forbidden`] without the global `enroll` permission; [`Error::Invalid`] for an
+    /// unknown certificate or one whose key type the CA cannot make.
     pub fn renew(
         &self,
+        principal: Option<&str>,
         which: &CertificateRef,
         transport_password: &Password,
     ) -> Result<Enrollment> {
+        self.authorize(principal, Action::Enroll)?;
         let old = self.certificate(which)?;
         // The certificate's public key tells the key type: no need to unseal the private key.
         let key_type = key_type_of_certificate(&old.certificate).ok_or_else(|| {
@@ -646,7 +686,7 @@ impl Service {
             key_type,
             days: u32::try_from(days.max(1)).unwrap_or(DEFAULT_DAYS),
         };
-        self.issue(&request, RequestKind::Renew, transport_password)
+        self.issue(principal, &request, RequestKind::Renew, transport_password)
     }
 }
 

@@ -13,7 +13,8 @@ use pfxkit::cert::Certificate;
 
 /// Ordered schema migrations; entry `i` moves the schema from version `i` to `i + 1`. Released
 /// entries are never edited, only appended to.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE certificates (
     id          INTEGER PRIMARY KEY,
     sha256      TEXT NOT NULL UNIQUE,
@@ -86,7 +87,13 @@ CREATE TABLE jobs (
     claimed_ms              INTEGER
 );
 CREATE INDEX jobs_due ON jobs(status, scheduled_ms);
-"];
+",
+    r"
+ALTER TABLE certificates ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+CREATE INDEX jobs_store ON jobs(store_id, status);
+",
+];
 
 /// The SQLite catalog.
 #[derive(Debug)]
@@ -123,6 +130,34 @@ impl SqliteCatalog {
         Ok(catalog)
     }
 
+    /// Opens a database that must already exist and hold a catalog (never creates one).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the file is missing or empty (no schema); [`Error::Database`]
+    /// when it cannot be opened or migrated.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        let missing = || {
+            Error::Invalid(format!(
+                "catalog database {} is missing or empty: refusing to start an empty catalog; restore it",
+                path.display()
+            ))
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|_| missing())?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        if version == 0 {
+            return Err(missing());
+        }
+        drop(conn);
+        Self::open(path)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -149,12 +184,20 @@ impl SqliteCatalog {
     }
 }
 
-fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, String, bool)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+type RawCertificate = (i64, Vec<u8>, String, bool, Option<String>);
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawCertificate> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
-fn to_record(raw: (i64, Vec<u8>, String, bool)) -> Result<CertificateRecord> {
-    let (id, der, chain, has_staged_key) = raw;
+fn to_record(raw: RawCertificate) -> Result<CertificateRecord> {
+    let (id, der, chain, has_staged_key, owner) = raw;
     Ok(CertificateRecord {
         id,
         certificate: Certificate::from_der(&der)?,
@@ -164,10 +207,11 @@ fn to_record(raw: (i64, Vec<u8>, String, bool)) -> Result<CertificateRecord> {
             .filter_map(|s| s.parse().ok())
             .collect(),
         has_staged_key,
+        owner,
     })
 }
 
-const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id) FROM certificates c";
+const SELECT_CERT: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c";
 
 fn insert_certificate(
     tx: &rusqlite::Transaction<'_>,
@@ -215,6 +259,7 @@ type RawJob = (
     String,
     Option<String>,
     Option<String>,
+    Option<String>,
     Option<i64>,
 );
 
@@ -235,20 +280,24 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
         row.get(10)?,
         row.get(11)?,
         row.get(12)?,
+        row.get(13)?,
     ))
 }
 
-const SELECT_JOB: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, claimed_ms FROM jobs";
+const SELECT_JOB: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, claimed_by, claimed_ms FROM jobs";
 
 fn to_job(raw: RawJob) -> Result<JobRecord> {
-    let (id, job, status, result, message, claimed_ms) = raw;
+    let (id, job, status, result, message, claimed_by, claimed_ms) = raw;
+    let status: JobStatus = status.parse()?;
+    let leased = status == JobStatus::InProcess;
     Ok(JobRecord {
         id,
         job,
-        status: status.parse()?,
+        status,
         result: result.map(|r| r.parse()).transpose()?,
         message,
-        claimed_ms,
+        claimed_by: claimed_by.filter(|_| leased),
+        claimed_ms: claimed_ms.filter(|_| leased),
     })
 }
 
@@ -305,6 +354,7 @@ impl Catalog for SqliteCatalog {
         chain: &[Certificate],
         sealed_key: Option<&[u8]>,
         request: Option<RequestKind>,
+        owner: Option<&str>,
     ) -> Result<(CertificateRecord, Option<RequestId>)> {
         let (id, request_id) = self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -319,6 +369,19 @@ impl Catalog for SqliteCatalog {
             let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
             let id = insert_certificate(&tx, certificate, &chain_text.join(","))?;
             if let Some(key) = sealed_key {
+                // Whoever first stages the key owns the certificate; staging it again (the
+                // same key: it matches the certificate) keeps the first owner.
+                let staged_before: bool = tx.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM staged_keys WHERE certificate_id = ?1)",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                if !staged_before {
+                    tx.execute(
+                        "UPDATE certificates SET owner = ?1 WHERE id = ?2",
+                        params![owner, id],
+                    )?;
+                }
                 tx.execute(
                     "INSERT INTO staged_keys (certificate_id, sealed) VALUES (?1, ?2)
                      ON CONFLICT(certificate_id) DO UPDATE SET sealed = excluded.sealed",
@@ -611,38 +674,102 @@ impl Catalog for SqliteCatalog {
         now_ms: i64,
         stale_before_ms: i64,
         limit: usize,
+        holder: &str,
     ) -> Result<Vec<JobRecord>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // BEGIN IMMEDIATE takes SQLite's write lock first, so no other runner can claim the
-        // same rows between the SELECT and the UPDATE (PostgreSQL: FOR UPDATE SKIP LOCKED).
+        // same rows between the SELECT and the UPDATE (PostgreSQL: lock the unfinished rows
+        // FOR UPDATE, or a per-store advisory lock, and apply the same walk).
         let raws = self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let raws = {
-                let mut stmt = tx.prepare(&format!(
-                    "{SELECT_JOB} WHERE scheduled_ms <= ?1 AND (status = 'Waiting'
-                       OR (status = 'InProcess' AND claimed_ms < ?2)) ORDER BY id LIMIT ?3"
-                ))?;
-                stmt.query_map(params![now_ms, stale_before_ms, limit], job_from_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
+            let unfinished: Vec<(JobId, String, String, i64, Option<i64>)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, store_id, status, scheduled_ms, claimed_ms FROM jobs
+                     WHERE status IN ('Waiting', 'InProcess') ORDER BY scheduled_ms, id",
+                )?;
+                stmt.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
             };
+            // Walk each store's unfinished jobs in order; the first one this call cannot take
+            // (not due, leased by a live runner, or over the limit) blocks the rest of its store.
+            let mut blocked = std::collections::HashSet::new();
+            let mut picked = Vec::new();
+            for (id, store, status, scheduled, claimed) in unfinished {
+                if blocked.contains(&store) {
+                    continue;
+                }
+                let abandoned =
+                    status == "InProcess" && claimed.is_none_or(|c| c < stale_before_ms);
+                if picked.len() < limit && scheduled <= now_ms && (status == "Waiting" || abandoned)
+                {
+                    picked.push(id);
+                } else {
+                    blocked.insert(store);
+                }
+            }
+            let mut raws = Vec::with_capacity(picked.len());
             {
                 let mut claim = tx.prepare(
-                    "UPDATE jobs SET status = 'InProcess', claimed_ms = ?1 WHERE id = ?2",
+                    "UPDATE jobs SET status = 'InProcess', claimed_ms = ?1, claimed_by = ?2 WHERE id = ?3",
                 )?;
-                for (id, ..) in &raws {
-                    claim.execute(params![now_millis(), id])?;
+                let mut read = tx.prepare(&format!("{SELECT_JOB} WHERE id = ?1"))?;
+                for id in &picked {
+                    claim.execute(params![now_millis(), holder, id])?;
+                    raws.push(read.query_row([id], job_from_row)?);
                 }
             }
             tx.commit()?;
             Ok(raws)
         })?;
-        raws.into_iter()
-            .map(|r| {
-                let mut job = to_job(r)?;
-                job.status = JobStatus::InProcess;
-                Ok(job)
-            })
-            .collect()
+        raws.into_iter().map(to_job).collect()
+    }
+
+    fn release_jobs(&self, ids: &[JobId], holder: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut release = tx.prepare(
+                    "UPDATE jobs SET status = 'Waiting', claimed_ms = NULL, claimed_by = NULL
+                     WHERE id = ?1 AND status = 'InProcess' AND claimed_by = ?2",
+                )?;
+                for id in ids {
+                    release.execute(params![id, holder])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    fn cancel_job(&self, id: JobId, message: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET status = 'Completed', result = 'Failure', message = ?1
+                 WHERE id = ?2 AND status = 'Waiting'",
+                params![message, id],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn retry_job(&self, id: JobId, scheduled_ms: i64) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET status = 'Waiting', result = NULL, message = NULL,
+                     claimed_ms = NULL, claimed_by = NULL, scheduled_ms = ?1
+                 WHERE id = ?2 AND status = 'Completed' AND result = 'Failure'",
+                params![scheduled_ms, id],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
+        let raw = self.with(|c| {
+            c.query_row(&format!("{SELECT_JOB} WHERE id = ?1"), [id], job_from_row)
+                .optional()
+        })?;
+        raw.map(to_job).transpose()
     }
 
     fn certificates(&self) -> Result<Vec<CertificateRecord>> {

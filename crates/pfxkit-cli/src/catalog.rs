@@ -11,6 +11,7 @@ use pfxkit_catalog::service::{CertificateRef, EnrollRequest, Enrollment, Service
 use serde_json::{Value, json};
 
 use crate::build::write_output;
+use crate::manage::PrincipalArgs;
 use crate::{password_source, print_json, read_file, resolve};
 
 /// Where the catalog is.
@@ -317,24 +318,33 @@ fn transport(src: Option<&PasswordSource>) -> Result<Password, Error> {
     Ok(resolve(src)?.unwrap_or_else(|| Password::new("")))
 }
 
-pub fn enroll(args: &CatalogArgs, e: EnrollArgs) -> crate::CliResult {
+pub fn enroll(args: &CatalogArgs, principal: &PrincipalArgs, e: EnrollArgs) -> crate::CliResult {
     let service = Service::open(&args.dir)?;
     let request = EnrollRequest::new(e.subject)
         .sans(e.sans)
         .key_type(e.key_type)
         .days(e.days);
-    let result = service.enroll(&request, &transport(e.password.as_ref())?)?;
+    let result = service.enroll(
+        principal.principal.as_deref(),
+        &request,
+        &transport(e.password.as_ref())?,
+    )?;
     report_enrollment(args, &result, e.out.as_deref())
 }
 
-pub fn import(args: &CatalogArgs, i: ImportArgs) -> crate::CliResult {
+pub fn import(args: &CatalogArgs, principal: &PrincipalArgs, i: ImportArgs) -> crate::CliResult {
     let service = Service::open(&args.dir)?;
     let password = resolve(i.password.as_ref())?;
     let transport = password.clone().unwrap_or_else(|| Password::new(""));
     let bytes = read_file(&i.pfx)?;
     crate::inspect::expect_format(&i.pfx, &bytes, pfxkit::contents::Format::Pkcs12, "--pfx")?;
     let result = service
-        .import(&bytes, password.as_ref(), &transport)
+        .import(
+            principal.principal.as_deref(),
+            &bytes,
+            password.as_ref(),
+            &transport,
+        )
         .map_err(crate::naming_password(format!(
             "the password of {}",
             i.pfx.display()
@@ -342,7 +352,7 @@ pub fn import(args: &CatalogArgs, i: ImportArgs) -> crate::CliResult {
     report_enrollment(args, &result, None)
 }
 
-pub fn renew(args: &CatalogArgs, r: RenewArgs) -> crate::CliResult {
+pub fn renew(args: &CatalogArgs, principal: &PrincipalArgs, r: RenewArgs) -> crate::CliResult {
     let service = Service::open(&args.dir)?;
     let which = match (r.certificate_id, r.thumbprint) {
         (Some(id), None) => CertificateRef::Id(id),
@@ -354,7 +364,11 @@ pub fn renew(args: &CatalogArgs, r: RenewArgs) -> crate::CliResult {
             ));
         }
     };
-    let result = service.renew(&which, &transport(r.password.as_ref())?)?;
+    let result = service.renew(
+        principal.principal.as_deref(),
+        &which,
+        &transport(r.password.as_ref())?,
+    )?;
     report_enrollment(args, &result, r.out.as_deref())
 }
 

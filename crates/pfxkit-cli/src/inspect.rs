@@ -463,7 +463,7 @@ fn pem_report(
 fn print_text(report: &Value) {
     let s = |v: &Value| match v {
         Value::Null => "-".to_string(),
-        Value::String(text) => text.clone(),
+        Value::String(text) => crate::escape_text(text),
         other => other.to_string(),
     };
     let flag = |v: &Value, text: &'static str| if *v == true { text } else { "" };

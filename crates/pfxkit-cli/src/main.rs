@@ -74,6 +74,28 @@ struct CatalogGroup<S: clap::Subcommand> {
     command: S,
 }
 
+/// A command that works on a catalog as a principal.
+#[derive(Debug, clap::Args)]
+struct AsPrincipal<T: clap::Args> {
+    #[command(flatten)]
+    catalog: catalog::CatalogArgs,
+    #[command(flatten)]
+    principal: manage::PrincipalArgs,
+    #[command(flatten)]
+    args: T,
+}
+
+/// A group of subcommands that work on a catalog as a principal.
+#[derive(Debug, clap::Args)]
+struct PrincipalGroup<S: clap::Subcommand> {
+    #[command(flatten)]
+    catalog: catalog::CatalogArgs,
+    #[command(flatten)]
+    principal: manage::PrincipalArgs,
+    #[command(subcommand)]
+    command: S,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Detect a file's format by content and list what it holds (openssl pkcs12 -info, keytool -list -v).
@@ -90,17 +112,17 @@ enum Command {
     /// The embedded certificate authority.
     Ca(CatalogGroup<catalog::CaCommand>),
     /// Generate a key and issue a certificate from the embedded CA.
-    Enroll(OnCatalog<catalog::EnrollArgs>),
+    Enroll(AsPrincipal<catalog::EnrollArgs>),
     /// Register a PFX made elsewhere (key and chain).
-    Import(OnCatalog<catalog::ImportArgs>),
+    Import(AsPrincipal<catalog::ImportArgs>),
     /// Issue a new certificate like an existing one (never deploys).
-    Renew(OnCatalog<catalog::RenewArgs>),
+    Renew(AsPrincipal<catalog::RenewArgs>),
     /// Certificates in the catalog.
     Certificates(CatalogGroup<catalog::CertificatesCommand>),
     /// Store containers.
-    Containers(CatalogGroup<manage::ContainersCommand>),
+    Containers(PrincipalGroup<manage::ContainersCommand>),
     /// Stores known to the catalog.
-    Stores(CatalogGroup<manage::StoresCommand>),
+    Stores(PrincipalGroup<manage::StoresCommand>),
     /// Grant a permission to a principal.
     Grant(OnCatalog<manage::GrantArgs>),
     /// Schedule jobs that put a certificate into stores.
@@ -110,7 +132,7 @@ enum Command {
     /// Replace a certificate in every store where inventory found it.
     Replace(OnCatalog<manage::ReplaceArgs>),
     /// Management jobs.
-    Jobs(CatalogGroup<manage::JobsCommand>),
+    Jobs(PrincipalGroup<manage::JobsCommand>),
     /// Run the whole flow end to end; exits 0 only if every check held.
     Demo {
         /// Work in this directory (kept) instead of a temporary one (removed).
@@ -125,10 +147,16 @@ fn main() -> ExitCode {
         Err(e) => return usage_failure(&e),
     };
     let json = cli.json;
+    if let Err(e) = check_stdin_passwords() {
+        let e = CliError::Failed(e);
+        report_error(&e, json);
+        return ExitCode::from(e.exit_code());
+    }
     // The catalog commands print through their CatalogArgs, which carry the global --json.
     let before = cli.catalog.clone();
     let on = |c: catalog::CatalogArgs| c.resolved(before.as_deref(), json);
     let principal = cli.principal.as_deref();
+    let who = |p: manage::PrincipalArgs| p.resolved(principal);
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args, json),
         Command::Build(args) => build::build(args, json),
@@ -136,17 +164,21 @@ fn main() -> ExitCode {
         Command::Store(command) => store::run(command, json),
         Command::Catalog(g) => catalog::catalog(&on(g.catalog), g.command),
         Command::Ca(g) => catalog::ca(&on(g.catalog), g.command),
-        Command::Enroll(a) => catalog::enroll(&on(a.catalog), a.args),
-        Command::Import(a) => catalog::import(&on(a.catalog), a.args),
-        Command::Renew(a) => catalog::renew(&on(a.catalog), a.args),
+        Command::Enroll(a) => catalog::enroll(&on(a.catalog), &who(a.principal), a.args),
+        Command::Import(a) => catalog::import(&on(a.catalog), &who(a.principal), a.args),
+        Command::Renew(a) => catalog::renew(&on(a.catalog), &who(a.principal), a.args),
         Command::Certificates(g) => catalog::certificates(&on(g.catalog), g.command),
-        Command::Containers(g) => manage::containers(&on(g.catalog), g.command),
-        Command::Stores(g) => manage::stores(&on(g.catalog), g.command),
+        Command::Containers(g) => manage::containers(&on(g.catalog), &who(g.principal), g.command),
+        Command::Stores(g) => manage::stores(&on(g.catalog), &who(g.principal), g.command),
         Command::Grant(a) => manage::grant(&on(a.catalog), a.args),
         Command::Deploy(a) => manage::deploy(&on(a.catalog), a.args, principal),
         Command::Inventory(a) => manage::inventory(&on(a.catalog), a.args),
         Command::Replace(a) => manage::replace(&on(a.catalog), a.args, principal),
-        Command::Jobs(g) => manage::jobs(&on(g.catalog), g.command),
+        Command::Jobs(g) => match manage::jobs(&on(g.catalog), &who(g.principal), g.command) {
+            Ok(Some(code)) => return ExitCode::from(code),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        },
         Command::Demo { dir } => manage::demo(json, dir),
     };
     match result {
@@ -282,9 +314,28 @@ pub fn naming_password(which: String) -> impl FnOnce(Error) -> Error {
     }
 }
 
+/// How many password options of this command line read `stdin`.
+static STDIN_PASSWORDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Parses a `--password` style option into a source (clap value parser).
 fn password_source(s: &str) -> Result<PasswordSource, String> {
-    s.parse().map_err(|e: pfxkit::Error| e.to_string())
+    let source: PasswordSource = s.parse().map_err(|e: pfxkit::Error| e.to_string())?;
+    if matches!(source, PasswordSource::Stdin) {
+        STDIN_PASSWORDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    Ok(source)
+}
+
+/// Standard input holds one password: a second option reading it would silently get an empty
+/// one.
+fn check_stdin_passwords() -> Result<(), Error> {
+    let n = STDIN_PASSWORDS.load(std::sync::atomic::Ordering::SeqCst);
+    if n > 1 {
+        return Err(Error::Invalid(format!(
+            "{n} password options read stdin; standard input holds one password: use env: or file: for the others"
+        )));
+    }
+    Ok(())
 }
 
 /// Resolves an optional password source.
@@ -295,6 +346,21 @@ fn resolve(src: Option<&PasswordSource>) -> Result<Option<Password>, Error> {
 /// Reads a whole input file, naming it in errors, never past the input size limit.
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
     Ok(pfxkit::Limits::default().read_file(path)?)
+}
+
+/// Text from a file or a caller (an alias, a subject, a job's message) made safe for a terminal:
+/// control characters are written as escapes (`\u{1b}`, `\n`), so a hostile alias can neither
+/// forge lines of output nor send terminal escape sequences. JSON output escapes by itself.
+fn escape_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Prints one JSON document on stdout.

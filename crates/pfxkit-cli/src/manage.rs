@@ -1,15 +1,19 @@
 //! Deployment commands: `containers add`, `stores add|list`, `grant`, `deploy`, `inventory`,
-//! `replace`, `jobs list|run`.
+//! `replace`, `jobs list|run|cancel|retry`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use pfxkit::PasswordSource;
 use pfxkit::store::StoreType;
 use pfxkit_catalog::Error;
 use pfxkit_catalog::jobs::{self, JobOptions, NewCertificate, StoreOutcome};
 use pfxkit_catalog::service::Service;
-use pfxkit_catalog::{JobRecord, Permission, StorePasswordRecord, StoreRecord};
+use pfxkit_catalog::{Action, JobRecord, Permission, StorePasswordRecord, StoreRecord};
 use serde_json::{Value, json};
 
 use crate::catalog::CatalogArgs;
@@ -20,7 +24,7 @@ use crate::{password_source, print_json, resolve};
 pub struct PrincipalArgs {
     /// The acting principal [env: PFXKIT_PRINCIPAL]; without one the catalog's owner acts with
     /// every permission.
-    #[arg(long = "principal", value_name = "NAME")]
+    #[arg(long = "principal", value_name = "NAME", global = true)]
     pub principal: Option<String>,
 }
 
@@ -86,16 +90,21 @@ pub enum StoresCommand {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("scope").required(true).args(["global", "container"])))]
 pub struct GrantArgs {
-    /// Who.
+    /// Who receives the permission. (This `--principal` names the grantee, so the acting
+    /// principal of `grant` is given with `--as` or `PFXKIT_PRINCIPAL`.)
     #[arg(long)]
     principal: String,
+    /// The acting principal (needs the global admin permission; never the grantee itself).
+    #[arg(long = "as", env = "PFXKIT_PRINCIPAL", value_name = "PRINCIPAL")]
+    actor: Option<String>,
     /// On every store.
     #[arg(long)]
     global: bool,
     /// On the stores of this container.
     #[arg(long)]
     container: Option<String>,
-    /// read, schedule or modify (each includes the ones before it).
+    /// read, schedule or modify (each includes the ones before it), or the global-only enroll,
+    /// recover or admin.
     #[arg(long, value_parser = permission)]
     permission: Permission,
 }
@@ -159,13 +168,24 @@ pub struct ReplaceArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum JobsCommand {
-    /// List every job.
+    /// List every job (a running job shows which runner holds its lease, and until when).
     List,
-    /// Run every due job.
+    /// Run every due job. SIGINT/SIGTERM: the running jobs finish, the others are released,
+    /// exit 130.
     Run {
-        /// Run as of this ISO 8601 UTC time instead of now.
+        /// Run as of this ISO 8601 UTC time instead of now (leases stay on the real clock).
         #[arg(long)]
         now: Option<String>,
+    },
+    /// Cancel a Waiting job (it ends Completed/Failure).
+    Cancel {
+        /// The job's id.
+        id: i64,
+    },
+    /// Queue a failed job again, due now.
+    Retry {
+        /// The job's id.
+        id: i64,
     },
 }
 
@@ -177,11 +197,15 @@ fn permission(s: &str) -> Result<Permission, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
-pub fn containers(args: &CatalogArgs, command: ContainersCommand) -> crate::CliResult {
+pub fn containers(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: ContainersCommand,
+) -> crate::CliResult {
     let service = Service::open(&args.dir)?;
     match command {
         ContainersCommand::Add { name } => {
-            let c = service.add_container(&name)?;
+            let c = service.add_container(principal.principal.as_deref(), &name)?;
             emit(args, json!({ "Id": c.id, "Name": c.name }), || {
                 outln!("container {} ({})", c.id, c.name)
             });
@@ -225,7 +249,11 @@ fn store_json(s: &StoreRecord) -> Value {
     })
 }
 
-pub fn stores(args: &CatalogArgs, command: StoresCommand) -> crate::CliResult {
+pub fn stores(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: StoresCommand,
+) -> crate::CliResult {
     let service = Service::open(&args.dir)?;
     match command {
         StoresCommand::Add {
@@ -236,6 +264,7 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> crate::CliResult {
             store_password,
         } => {
             let s = service.add_store(
+                principal.principal.as_deref(),
                 store_type,
                 &path,
                 key_path.as_deref(),
@@ -246,6 +275,7 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> crate::CliResult {
         }
         StoresCommand::Show { id } => {
             let s = service.store(&id)?;
+            service.authorize(principal.principal.as_deref(), Action::ReadStore(&s))?;
             emit(args, store_json(&s), || {
                 outln!(
                     "store {}: {} {}{}{}",
@@ -263,6 +293,8 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> crate::CliResult {
             });
         }
         StoresCommand::Remove { id } => {
+            // Forgetting a store is managing stores: the global admin permission.
+            service.authorize(principal.principal.as_deref(), Action::Admin)?;
             let s = service.remove_store(&id)?;
             emit(args, store_json(&s), || {
                 outln!(
@@ -274,7 +306,15 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> crate::CliResult {
             });
         }
         StoresCommand::List => {
-            let all = service.catalog().stores()?;
+            // A principal sees the stores it may read.
+            let mut all: Vec<StoreRecord> = Vec::new();
+            for s in service.catalog().stores()? {
+                match service.authorize(principal.principal.as_deref(), Action::ReadStore(&s)) {
+                    Ok(()) => all.push(s),
+                    Err(Error::Forbidden(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             emit(
                 args,
                 Value::Array(all.iter().map(store_json).collect()),
@@ -290,7 +330,12 @@ pub fn stores(args: &CatalogArgs, command: StoresCommand) -> crate::CliResult {
 }
 
 pub fn grant(args: &CatalogArgs, g: GrantArgs) -> crate::CliResult {
-    Service::open(&args.dir)?.grant(&g.principal, g.container.as_deref(), g.permission)?;
+    Service::open(&args.dir)?.grant(
+        g.actor.as_deref(),
+        &g.principal,
+        g.container.as_deref(),
+        g.permission,
+    )?;
     emit(args, json!({}), || {
         outln!("granted {} to {}", g.permission.name(), g.principal)
     });
@@ -298,7 +343,12 @@ pub fn grant(args: &CatalogArgs, g: GrantArgs) -> crate::CliResult {
 }
 
 fn outcome_json(o: &StoreOutcome) -> Value {
-    let mut value = json!({ "SuccessfulStores": o.successful, "FailedStores": o.failed, "Failures": o.failures });
+    let mut value = json!({
+        "SuccessfulStores": o.successful,
+        "FailedStores": o.failed,
+        "Failures": o.failures,
+        "Warnings": o.warnings,
+    });
     if let Some(fields) = value.as_object_mut() {
         fields.insert("Actions".into(), json!(o.actions));
         if o.dry_run {
@@ -308,10 +358,15 @@ fn outcome_json(o: &StoreOutcome) -> Value {
     value
 }
 
-fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
+/// Prints the answer of Deploy or Replace; when every targeted store failed the command fails
+/// too (exit 1), after printing it.
+fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) -> crate::CliResult {
     emit(args, outcome_json(o), || {
         if o.dry_run {
             outln!("dry run: nothing was created");
+        }
+        for w in &o.warnings {
+            outln!("warning: {w}");
         }
         for s in &o.successful {
             outln!(
@@ -332,6 +387,14 @@ fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) {
             );
         }
     });
+    if o.all_failed() {
+        return Err(Error::Invalid(format!(
+            "every store failed ({}); no job was created",
+            o.failed.len()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 pub fn deploy(args: &CatalogArgs, d: DeployArgs, principal: Option<&str>) -> crate::CliResult {
@@ -350,8 +413,7 @@ pub fn deploy(args: &CatalogArgs, d: DeployArgs, principal: Option<&str>) -> cra
         d.overwrite,
         &options,
     )?;
-    print_outcome(args, &o);
-    Ok(())
+    print_outcome(args, &o)
 }
 
 pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> crate::CliResult {
@@ -400,8 +462,7 @@ pub fn replace(args: &CatalogArgs, r: ReplaceArgs, principal: Option<&str>) -> c
     )
     .dry_run(r.dry_run);
     let o = service.replace(r.existing_certificate_id, new, &options)?;
-    print_outcome(args, &o);
-    Ok(())
+    print_outcome(args, &o)
 }
 
 pub fn job_json(j: &JobRecord) -> Value {
@@ -415,6 +476,8 @@ pub fn job_json(j: &JobRecord) -> Value {
         "Result": j.result.map(|r| r.name()),
         "Scheduled": jobs::format_time(j.job.scheduled_ms),
         "Message": j.message,
+        "LeasedBy": j.claimed_by,
+        "LeasedUntil": j.claimed_ms.map(|c| jobs::format_time(c.saturating_add(jobs::JOB_LEASE_MS))),
     })
 }
 
@@ -424,8 +487,15 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
         Value::Array(list.iter().map(job_json).collect()),
         || {
             for j in list {
+                let lease = match (&j.claimed_by, j.claimed_ms) {
+                    (Some(by), Some(at)) => format!(
+                        " (leased by {by} until {})",
+                        jobs::format_time(at.saturating_add(jobs::JOB_LEASE_MS))
+                    ),
+                    _ => String::new(),
+                };
                 outln!(
-                    "job {} {} store {}: {}{}",
+                    "job {} {} store {}: {}{lease}{}",
                     j.id,
                     jobs::format_time(j.job.scheduled_ms),
                     j.job.store_id,
@@ -434,7 +504,7 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
                         .map(|r| format!(
                             " {} — {}",
                             r.name(),
-                            j.message.as_deref().unwrap_or_default()
+                            crate::escape_text(j.message.as_deref().unwrap_or_default())
                         ))
                         .unwrap_or_default()
                 );
@@ -449,10 +519,21 @@ const PROGRESS_THRESHOLD: usize = 20;
 /// Without a terminal (CI, cron, a pipe), a progress line on stderr every this many jobs.
 const PROGRESS_EVERY: usize = 10;
 
-pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> crate::CliResult {
+/// The exit code of an interrupted `jobs run` (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
+
+/// Runs a `jobs` command; `Ok(Some(code))` asks for that exit code after printing.
+pub fn jobs(
+    args: &CatalogArgs,
+    principal: &PrincipalArgs,
+    command: JobsCommand,
+) -> Result<Option<u8>, crate::CliError> {
     let service = Service::open(&args.dir)?;
+    let principal = principal.principal.as_deref();
     match command {
         JobsCommand::List => print_jobs(args, &service.catalog().jobs()?),
+        JobsCommand::Cancel { id } => print_jobs(args, &[service.cancel_job(principal, id)?]),
+        JobsCommand::Retry { id } => print_jobs(args, &[service.retry_job(principal, id)?]),
         JobsCommand::Run { now } => {
             let now_ms = match now {
                 Some(t) => jobs::parse_time(&t)?,
@@ -484,25 +565,48 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> crate::CliResult {
                 } else {
                     outln!("{why}");
                 }
-                return Ok(());
+                return Ok(None);
             }
             let due = queue.due;
+            // A first SIGINT/SIGTERM asks the runner to stop after the jobs it is running; a
+            // second one ends the process at once (the jobs' leases then expire).
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [SIGINT, SIGTERM] {
+                signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    i32::from(INTERRUPTED),
+                    Arc::clone(&stop),
+                )
+                .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+                .map_err(|e| Error::Invalid(format!("cannot handle signals: {e}")))?;
+            }
             let terminal = std::io::stderr().is_terminal();
             let bar = (!args.json && due >= PROGRESS_THRESHOLD && terminal)
                 .then(|| indicatif::ProgressBar::new(due as u64));
             let finished = std::sync::atomic::AtomicUsize::new(0);
-            let ran = service.run_jobs(now_ms, &|_| {
-                let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if let Some(b) = &bar {
-                    b.inc(1);
-                } else if !terminal && n.is_multiple_of(PROGRESS_EVERY) {
-                    eprintln!("pfxkit: ran {n} of {due} jobs");
-                }
-            })?;
+            let ran = service.run_jobs_until(
+                now_ms,
+                &|_| {
+                    let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    } else if !terminal && n.is_multiple_of(PROGRESS_EVERY) {
+                        eprintln!("pfxkit: ran {n} of {due} jobs");
+                    }
+                },
+                &stop,
+            )?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
             print_jobs(args, &ran);
+            if stop.load(Ordering::SeqCst) {
+                eprintln!(
+                    "pfxkit: interrupted: {} jobs ran; the jobs not started were released",
+                    ran.len()
+                );
+                return Ok(Some(INTERRUPTED));
+            }
             // The contract's exit 1 covers "a failed job": scripts must not read success here.
             let failed = ran
                 .iter()
@@ -524,7 +628,7 @@ pub fn jobs(args: &CatalogArgs, command: JobsCommand) -> crate::CliResult {
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {

@@ -225,7 +225,11 @@ fn report_change(json: bool, action: &str, alias: &str, path: &Path, detail: &st
             "store": path.display().to_string(),
         }));
     } else {
-        outln!("{action} '{alias}' in {}{detail}", path.display());
+        outln!(
+            "{action} '{}' in {}{detail}",
+            crate::escape_text(alias),
+            path.display()
+        );
     }
 }
 
@@ -254,8 +258,8 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
                 for e in &entries {
                     outln!(
                         "{}: {}{} (chain of {})",
-                        e.alias,
-                        e.leaf().map(|c| c.subject()).unwrap_or_default(),
+                        crate::escape_text(&e.alias),
+                        crate::escape_text(&e.leaf().map(|c| c.subject()).unwrap_or_default()),
                         if e.has_private_key { " [has key]" } else { "" },
                         e.chain.len()
                     );
@@ -393,7 +397,12 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
                     "store": args.path.display().to_string(),
                 }));
             } else {
-                outln!("renamed '{alias}' to '{to}' in {}", args.path.display());
+                outln!(
+                    "renamed '{}' to '{}' in {}",
+                    crate::escape_text(&alias),
+                    crate::escape_text(&to),
+                    args.path.display()
+                );
             }
             Ok(())
         }

@@ -170,6 +170,15 @@ impl Scenario {
             "--permission",
             "schedule",
         ]);
+        // The operator replaces certificates the owner enrolled: it needs `recover`.
+        cli.ok(&[
+            "grant",
+            "--principal",
+            OPERATOR,
+            "--global",
+            "--permission",
+            "recover",
+        ]);
         let first = cli.enroll(
             "CN=app.example.com,O=pfxkit",
             &[
@@ -423,8 +432,9 @@ fn replace_as_a_principal_schedules_only_where_it_may_and_the_stores_end_with_th
             &["--password", &format!("pass:{ENTRY_PASSWORD}")],
         ),
     );
-    // Container A has grants of its own: only A's stores. B has none, so the global grants
-    // apply, and the operator has none; the store in no container uses the global grants too.
+    // The operator's own grants on container A decide there: A's stores. B has none of its
+    // grants, so its global grants apply, and it holds no store permission globally; the store
+    // in no container uses the global grants too.
     // The broken store was never inventoried successfully: not a target at all.
     assert_eq!(
         sorted_strings(&replaced["SuccessfulStores"]),
@@ -498,13 +508,23 @@ fn a_future_job_time_waits_until_the_runner_passes_it() {
     let s = Scenario::new();
     let successor = s.successor();
     let before = jobs_by_id(&s.cli).len();
+    // Thirty days ahead, in whole seconds: within the successor's validity (a Replace whose
+    // new certificate has expired when its jobs run is refused).
+    let at_s = now_ms() / 1000 + 30 * 86_400;
+    let at = format_time(at_s * 1000);
+    let at_z = format!("{}Z", at.trim_end_matches(".000Z"));
+    let early = format!(
+        "{}Z",
+        format_time((at_s - 1) * 1000).trim_end_matches(".000Z")
+    );
+    let later = format_time((at_s + 12 * 3600) * 1000);
     let replaced = s.cli.ok(&s.replace_args(
         &successor,
         &[
             "--password",
             &format!("pass:{ENTRY_PASSWORD}"),
             "--job-time",
-            "2099-06-01T12:00:00Z",
+            &at_z,
         ],
     ));
     assert_eq!(
@@ -524,19 +544,17 @@ fn a_future_job_time_waits_until_the_runner_passes_it() {
     assert_eq!(scheduled.len(), 4);
     for job in &scheduled {
         assert_eq!(job["Result"], Value::Null);
-        assert_eq!(job["Scheduled"], "2099-06-01T12:00:00.000Z");
+        assert_eq!(job["Scheduled"], at.as_str());
         assert_eq!(job["Type"], "Management");
     }
     // One second early: still waiting.
-    let early = s.cli.ok(&["jobs", "run", "--now", "2099-06-01T11:59:59Z"]);
+    let early = s.cli.ok(&["jobs", "run", "--now", &early]);
     assert_eq!(early, Value::Array(vec![]));
     assert_eq!(waiting(&s.cli).len(), 4);
     assert_eq!(s.sha1_in(&s.p12_a), thumbprint(&s.first));
 
     // At the time (with milliseconds, as Keyfactor writes it): every job runs, once.
-    let ran = s
-        .cli
-        .ok(&["jobs", "run", "--now", "2099-06-01T12:00:00.000Z"]);
+    let ran = s.cli.ok(&["jobs", "run", "--now", &at]);
     assert_eq!(
         outcomes(&ran),
         s.writable_stores()
@@ -557,7 +575,7 @@ fn a_future_job_time_waits_until_the_runner_passes_it() {
         assert_eq!(s.sha1_in(&store), new, "{store}");
     }
     assert_eq!(
-        s.cli.ok(&["jobs", "run", "--now", "2099-06-02T00:00:00Z"]),
+        s.cli.ok(&["jobs", "run", "--now", &later]),
         Value::Array(vec![])
     );
 }
@@ -738,72 +756,70 @@ fn replace_rejects_bad_requests_before_creating_any_job() {
 }
 
 #[test]
-fn a_container_without_grants_of_its_own_falls_back_to_the_global_grants() {
+fn a_principal_without_grants_on_a_container_falls_back_to_its_own_global_grants() {
     let s = Scenario::new();
     let cli = &s.cli;
     let successor = s.successor();
     let entry = format!("pass:{ENTRY_PASSWORD}");
+    let grant = |principal: &str, scope: &[&str], permission: &str| {
+        let mut args = vec!["grant", "--principal", principal];
+        args.extend_from_slice(scope);
+        args.extend_from_slice(&["--permission", permission]);
+        cli.ok(&args);
+    };
+    for principal in ["reader", "global", "admin"] {
+        grant(principal, &["--global"], "recover");
+    }
 
-    // Read is not Schedule.
-    cli.ok(&[
-        "grant",
-        "--principal",
-        "reader",
-        "--global",
-        "--permission",
-        "read",
-    ]);
-    let read_only = cli.ok_as(
-        "reader",
-        &s.replace_args(&successor, &["--password", &entry]),
+    // Read is not Schedule: every store fails, and so does the command (exit 1, JSON printed).
+    grant("reader", &["--global"], "read");
+    let output = cli.exits(
+        1,
+        &[
+            &["--principal", "reader"][..],
+            &s.replace_args(&successor, &["--password", &entry])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        ]
+        .concat(),
     );
+    let read_only: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(read_only["SuccessfulStores"], Value::Array(vec![]));
     assert_eq!(
         sorted_strings(&read_only["FailedStores"]),
         s.writable_stores()
     );
 
-    // A global Schedule grant reaches B (no grants of its own) and the store in no container,
-    // but not A: A has grants of its own (the operator's), and `global` holds none there.
-    cli.ok(&[
-        "grant",
-        "--principal",
-        "global",
-        "--global",
-        "--permission",
-        "schedule",
-    ]);
+    // A global Schedule grant reaches every store, container A's included: the operator's
+    // grants on A are the operator's, and `global` holds none there.
+    grant("global", &["--global"], "schedule");
     let global = cli.ok_as(
         "global",
         &s.replace_args(&successor, &["--password", &entry]),
     );
     assert_eq!(
         sorted_strings(&global["SuccessfulStores"]),
+        s.writable_stores()
+    );
+    // Its own grant on A decides for it there: Read only.
+    grant("global", &["--container", "A"], "read");
+    let narrowed = cli.ok_as(
+        "global",
+        &s.replace_args(&successor, &["--password", &entry]),
+    );
+    assert_eq!(
+        sorted_strings(&narrowed["SuccessfulStores"]),
         sorted(&[&s.jks_b, &s.p12_none])
     );
     assert_eq!(
-        sorted_strings(&global["FailedStores"]),
+        sorted_strings(&narrowed["FailedStores"]),
         sorted(&[&s.pem_a, &s.p12_a])
     );
 
     // Modify includes Schedule.
-    cli.ok(&[
-        "grant",
-        "--principal",
-        "admin",
-        "--global",
-        "--permission",
-        "modify",
-    ]);
-    cli.ok(&[
-        "grant",
-        "--principal",
-        "admin",
-        "--container",
-        "A",
-        "--permission",
-        "modify",
-    ]);
+    grant("admin", &["--global"], "modify");
+    grant("admin", &["--container", "A"], "modify");
     let admin = cli.ok_as(
         "admin",
         &s.replace_args(&successor, &["--password", &entry]),
@@ -829,6 +845,17 @@ fn all_completed_successfully(s: &Scenario, expected_jobs: usize) {
             "{job:#}"
         );
     }
+}
+
+/// Moves every live lease's start back past [`JOB_LEASE_MS`], as if its runner had died that
+/// long ago (leases are judged on the real clock, so a test cannot skip ahead with `--now`).
+fn expire_leases(cli: &Cli) {
+    let db = rusqlite::Connection::open(cli.database()).unwrap();
+    db.execute(
+        "UPDATE jobs SET claimed_ms = claimed_ms - ?1 WHERE status = 'InProcess'",
+        [JOB_LEASE_MS + 60_000],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -862,9 +889,16 @@ fn a_runner_that_died_holding_jobs_is_taken_over_after_the_lease_exactly_once() 
         .count();
     assert_eq!(in_process, 4);
 
-    // Past the lease they are taken over and each completes once.
+    // Nor does a runner whose `--now` is past the lease: leases run on the real clock.
     let later = format_time(claimed_at + JOB_LEASE_MS + 60_000);
-    let ran = cli.ok(&["jobs", "run", "--now", &later]);
+    assert_eq!(
+        cli.ok(&["jobs", "run", "--now", &later]),
+        Value::Array(vec![])
+    );
+    // Past the lease (the claim made that long ago) they are taken over and each completes
+    // once.
+    expire_leases(cli);
+    let ran = cli.ok(&["jobs", "run"]);
     assert_eq!(
         outcomes(&ran),
         s.writable_stores()
@@ -943,8 +977,8 @@ fn a_runner_killed_mid_run_is_resumed_without_duplicating_or_losing_work() {
         runner.kill().unwrap_or(()); // SIGKILL; it may have finished already.
         runner.wait().unwrap();
 
-        let resume = format_time(now_ms() + JOB_LEASE_MS + 60_000);
-        cli.ok(&["jobs", "run", "--now", &resume]);
+        expire_leases(cli);
+        cli.ok(&["jobs", "run"]);
         let listed = jobs_by_id(cli);
         for job in listed.values() {
             assert_eq!(job["Status"], "Completed", "round {round}: {job:#}");

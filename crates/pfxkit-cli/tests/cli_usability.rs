@@ -1015,17 +1015,51 @@ fn replace_dry_run_lists_each_target_and_creates_nothing() {
     );
     assert_eq!(cli.ok(&["jobs", "list"]), jobs_before);
 
-    // A store that would fail is listed with its reason: a principal without permission.
-    let denied = cli.ok(&[
-        "replace",
-        "--existing-certificate-id",
-        &old,
-        "--certificate-id",
-        &new,
-        "--dry-run",
+    // A principal that may not use the new certificate's key is refused outright, dry run or
+    // not (the permission rule: Replace hands the new key out, so it needs ownership or the
+    // global recover permission) — nothing is listed, nothing is created.
+    let refused = cli.exits(
+        1,
+        &[
+            "replace",
+            "--existing-certificate-id",
+            &old,
+            "--certificate-id",
+            &new,
+            "--dry-run",
+            "--principal",
+            "nobody",
+        ],
+    );
+    assert!(text(&refused).contains("Forbidden"), "{}", text(&refused));
+    assert_eq!(cli.ok(&["jobs", "list"]), jobs_before);
+
+    // A store that would fail is listed with its reason: a principal that may use the key but
+    // may not schedule jobs on the store.
+    cli.ok(&[
+        "grant",
         "--principal",
         "nobody",
+        "--global",
+        "--permission",
+        "recover",
     ]);
+    // Every target failing is a failure (exit 1), the answer still printed in full.
+    let denied = cli.exits(
+        1,
+        &[
+            "replace",
+            "--existing-certificate-id",
+            &old,
+            "--certificate-id",
+            &new,
+            "--dry-run",
+            "--principal",
+            "nobody",
+        ],
+    );
+    let denied: Value = serde_json::from_slice(&denied.stdout).unwrap();
+    assert_eq!(denied["DryRun"], true);
     assert_eq!(denied["FailedStores"], serde_json::json!([store]));
     assert!(
         denied["Failures"][&store].as_str().unwrap().len() > 3,
