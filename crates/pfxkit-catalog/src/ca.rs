@@ -556,7 +556,11 @@ pub(crate) fn issue(req: &Request<'_>, issuer: &Issuer<'_>) -> Result<Certificat
 
 /// `now` and `now + days`, with the start set back a minute for clock skew.
 pub(crate) fn validity(days: u32) -> (SystemTime, SystemTime) {
-    let now = SystemTime::now();
-    let start = now.checked_sub(Duration::from_secs(60)).unwrap_or(now);
-    (start, now + Duration::from_secs(u64::from(days) * 86_400))
+    validity_from(SystemTime::now(), u64::from(days) * 86_400)
+}
+
+/// `start` and `start + secs`, with the start set back a minute for clock skew.
+pub(crate) fn validity_from(start: SystemTime, secs: u64) -> (SystemTime, SystemTime) {
+    let not_before = start.checked_sub(Duration::from_secs(60)).unwrap_or(start);
+    (not_before, start + Duration::from_secs(secs))
 }

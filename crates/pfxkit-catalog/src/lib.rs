@@ -13,6 +13,7 @@ pub mod ca;
 pub mod demo;
 pub mod error;
 pub mod jobs;
+pub mod renewal;
 pub mod seal;
 pub mod service;
 pub mod sqlite;
@@ -34,6 +35,10 @@ pub type RequestId = i64;
 pub type ContainerId = i64;
 /// A job's integer id.
 pub type JobId = i64;
+/// A renewal policy's integer id.
+pub type PolicyId = i64;
+/// A policy-history entry's integer id.
+pub type HistoryId = i64;
 
 /// A certificate known to the catalog.
 #[derive(Clone, Debug)]
@@ -348,6 +353,106 @@ pub struct JobRecord {
     pub claimed_ms: Option<i64>,
 }
 
+/// A renewal policy: renew the located certificates of its scope `renew_before_secs` before
+/// they expire, acting as `principal`.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PolicyRecord {
+    /// Its id.
+    pub id: PolicyId,
+    /// Its scope: a container, or `None` for the global policy.
+    pub container_id: Option<ContainerId>,
+    /// How long before `NotAfter` its window opens, in seconds.
+    pub renew_before_secs: i64,
+    /// Who the renewal and the Replace act as.
+    pub principal: String,
+    /// The entry password of the Replace jobs (sealed or a reference), if any.
+    pub entry_password: StorePasswordRecord,
+}
+
+/// A policy to set: at most one per scope, so setting one replaces the scope's previous one.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NewPolicy {
+    /// Its scope: a container, or `None` for the global policy.
+    pub container_id: Option<ContainerId>,
+    /// How long before `NotAfter` its window opens, in seconds.
+    pub renew_before_secs: i64,
+    /// Who the renewal and the Replace act as.
+    pub principal: String,
+    /// The entry password of the Replace jobs (sealed or a reference), if any.
+    pub entry_password: StorePasswordRecord,
+}
+
+/// A located certificate as `expiring` lists it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ExpiringRecord {
+    /// The certificate.
+    pub record: CertificateRecord,
+    /// How many (store, alias) locations the latest inventories found it in.
+    pub locations: usize,
+    /// The certificate that renewed it, if any.
+    pub successor: Option<CertificateId>,
+}
+
+/// What a policy check did with one certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RenewalOutcome {
+    /// Renewed, and a Replace job created in every store of the old certificate.
+    Renewed,
+    /// Renewed, but some stores could not get a job (see the per-store outcomes).
+    PartiallyReplaced,
+    /// Not renewed (see the message); the next check tries again.
+    Failed,
+}
+
+names!(RenewalOutcome { Renewed = "Renewed", PartiallyReplaced = "PartiallyReplaced", Failed = "Failed" });
+
+/// One store's part of a policy renewal's Replace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreDecision {
+    /// The store's GUID.
+    pub store_id: String,
+    /// Whether a job was created there.
+    pub scheduled: bool,
+    /// Why not, when it was not.
+    pub reason: Option<String>,
+}
+
+/// A decision of a policy check, as recorded.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HistoryRecord {
+    /// Its id (`None` before it is recorded).
+    pub id: Option<HistoryId>,
+    /// The policy that decided (it may have been removed since).
+    pub policy_id: PolicyId,
+    /// Its scope then: a container, or `None` for global.
+    pub container_id: Option<ContainerId>,
+    /// The principal it acted as.
+    pub principal: String,
+    /// The certificate it renewed.
+    pub certificate_id: CertificateId,
+    /// That certificate's `NotAfter`, Unix seconds.
+    pub not_after: i64,
+    /// When its window opened, Unix seconds: `not_after` − the policy's renew-before, or
+    /// half-way through the certificate's lifetime when that is later.
+    pub window_start: i64,
+    /// The successor, when one was issued.
+    pub successor_id: Option<CertificateId>,
+    /// What came of it.
+    pub outcome: RenewalOutcome,
+    /// Why it failed, when it did.
+    pub message: Option<String>,
+    /// Per store of the old certificate: job created or not, and why.
+    pub stores: Vec<StoreDecision>,
+    /// When the check decided (the check's "now"), milliseconds since the Unix epoch.
+    pub decided_ms: i64,
+}
+
 /// The catalog's storage. Each method is one transaction; implementations must be safe to use
 /// from several processes at once.
 pub trait Catalog: Send + Sync + fmt::Debug {
@@ -561,4 +666,68 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         result: JobResult,
         message: &str,
     ) -> Result<()>;
+
+    /// Records `certificate` (with `chain` and its sealed key owned by `owner`, as
+    /// [`Catalog::add_certificate`] with a [`RequestKind::Renew`] request) as a successor of
+    /// `predecessor`, made by `policy`
+    /// or by hand (`None`), in one transaction. For a policy renewal that transaction first
+    /// checks that `predecessor` has no successor at all, and returns `None`, recording nothing,
+    /// when it has one; a unique index on (predecessor) of policy renewals backs the check, so
+    /// two concurrent checks renew a certificate once whatever the isolation level. A renewal by
+    /// hand is always recorded.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn record_renewal(
+        &self,
+        predecessor: CertificateId,
+        certificate: &Certificate,
+        chain: &[Certificate],
+        sealed_key: &[u8],
+        policy: Option<PolicyId>,
+        owner: Option<&str>,
+    ) -> Result<Option<(CertificateRecord, RequestId)>>;
+
+    /// The newest certificate that renewed `certificate`, if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn successor(&self, certificate: CertificateId) -> Result<Option<CertificateId>>;
+
+    /// Every certificate with at least one location whose `NotAfter` is at or before
+    /// `not_after_by` (Unix seconds), soonest first, with its location count and successor.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn expiring(&self, not_after_by: i64) -> Result<Vec<ExpiringRecord>>;
+
+    /// Sets the policy of a scope (replacing the scope's previous one).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn set_policy(&self, policy: &NewPolicy) -> Result<PolicyRecord>;
+
+    /// Every policy, global first, then by container id.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn policies(&self) -> Result<Vec<PolicyRecord>>;
+
+    /// Removes the policy of a scope; returns whether there was one.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn remove_policy(&self, container: Option<ContainerId>) -> Result<bool>;
+
+    /// Records a policy check's decision with its per-store outcomes, at once.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn add_history(&self, entry: &HistoryRecord) -> Result<HistoryId>;
+
+    /// Every recorded decision, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn history(&self) -> Result<Vec<HistoryRecord>>;
 }

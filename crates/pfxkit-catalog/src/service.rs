@@ -568,9 +568,19 @@ impl Service {
         if request.days == 0 {
             return Err(Error::Invalid("validity must be at least one day".into()));
         }
+        let identity = self.issue_identity(request, ca::validity(request.days))?;
+        self.record(principal, &identity, kind, transport_password)
+    }
+
+    /// Generates a key and has the embedded CA sign a certificate for it, valid from
+    /// `not_before` to `not_after`; records nothing.
+    fn issue_identity(
+        &self,
+        request: &EnrollRequest,
+        (not_before, not_after): (std::time::SystemTime, std::time::SystemTime),
+    ) -> Result<Identity> {
         let (ca_cert, ca_key, chain) = self.issuing_ca()?;
         let key = request.key_type.generate()?;
-        let (not_before, not_after) = ca::validity(request.days);
         let cert = ca::issue(
             &ca::Request {
                 subject_der: ca::name_der(&request.subject)?,
@@ -585,8 +595,7 @@ impl Service {
                 key: &ca_key,
             },
         )?;
-        let identity = Identity::new(key, cert, chain)?;
-        self.record(principal, &identity, kind, transport_password)
+        Ok(Identity::new(key, cert, chain)?)
     }
 
     /// Stages an identity and records it with a request; the blob is built first so nothing is
@@ -658,7 +667,8 @@ impl Service {
     }
 
     /// Issues a new certificate (a new key, owned by `principal`) with the subject, SANs and key
-    /// type of an existing one. Never deploys.
+    /// type of an existing one, valid from now for as long as the original was, and records it
+    /// as the existing one's successor (`RenewedBy`). Never deploys.
     ///
     /// # Errors
     /// [`Error::Forbidden`] without the global `enroll` permission; [`Error::Invalid`] for an
@@ -671,6 +681,25 @@ impl Service {
     ) -> Result<Enrollment> {
         self.authorize(principal, Action::Enroll)?;
         let old = self.certificate(which)?;
+        let identity = self.renewed_identity(&old, std::time::SystemTime::now())?;
+        let pkcs12 = self.transport_blob(&identity, transport_password)?;
+        self.record_renewal(&old, &identity, None, principal)?
+            .map(|(certificate_id, request_id)| Enrollment {
+                certificate_id,
+                request_id,
+                certificate: identity.leaf().clone(),
+                pkcs12,
+            })
+            .ok_or_else(|| Error::Database("a renewal by hand was not recorded".into()))
+    }
+
+    /// A new key and certificate like `old` (subject, SANs, key type), valid from `start` for
+    /// as long as `old` was valid; nothing recorded.
+    pub(crate) fn renewed_identity(
+        &self,
+        old: &CertificateRecord,
+        start: std::time::SystemTime,
+    ) -> Result<Identity> {
         // The certificate's public key tells the key type: no need to unseal the private key.
         let key_type = key_type_of_certificate(&old.certificate).ok_or_else(|| {
             Error::Invalid(format!(
@@ -679,14 +708,59 @@ impl Service {
             ))
         })?;
         let cert = &old.certificate;
-        let days = cert.not_after_unix().saturating_sub(cert.not_before_unix()) / 86_400;
+        // The original's not-before was set back for clock skew as ours will be: the length
+        // counted from not-before, less that minute, is the length it was issued for.
+        let lifetime = cert
+            .not_after_unix()
+            .saturating_sub(cert.not_before_unix())
+            .saturating_sub(60)
+            .max(60);
         let request = EnrollRequest {
             subject: cert.subject(),
             sans: ca::sans_of(cert),
             key_type,
-            days: u32::try_from(days.max(1)).unwrap_or(DEFAULT_DAYS),
+            days: u32::try_from(lifetime / 86_400).unwrap_or(DEFAULT_DAYS),
         };
-        self.issue(principal, &request, RequestKind::Renew, transport_password)
+        self.issue_identity(&request, ca::validity_from(start, lifetime))
+    }
+
+    /// The PKCS#12 blob of an identity under the transport password.
+    fn transport_blob(
+        &self,
+        identity: &Identity,
+        transport_password: &Password,
+    ) -> Result<Vec<u8>> {
+        Ok(Builder::new(Profile::Modern)
+            .identity(identity.clone(), Some(&identity.leaf().sha1_hex()))
+            .build(transport_password, &self.limits)?)
+    }
+
+    /// Stages a renewed identity and records it as a successor of `old` (see
+    /// [`Catalog::record_renewal`]), its key owned by `owner`: `None` when `policy` is given
+    /// and `old` has a successor already.
+    pub(crate) fn record_renewal(
+        &self,
+        old: &CertificateRecord,
+        identity: &Identity,
+        policy: Option<crate::PolicyId>,
+        owner: Option<&str>,
+    ) -> Result<Option<(CertificateId, RequestId)>> {
+        let leaf = identity.leaf();
+        let sealed = Zeroizing::new(
+            self.key
+                .seal(&staged_label(leaf), identity.key().expose_pkcs8_der())?,
+        );
+        Ok(self
+            .catalog
+            .record_renewal(
+                old.id,
+                leaf,
+                identity.chain().get(1..).unwrap_or_default(),
+                &sealed,
+                policy,
+                owner,
+            )?
+            .map(|(record, request)| (record.id, request)))
     }
 }
 

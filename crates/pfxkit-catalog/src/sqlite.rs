@@ -93,6 +93,52 @@ ALTER TABLE certificates ADD COLUMN owner TEXT;
 ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
 CREATE INDEX jobs_store ON jobs(store_id, status);
 ",
+    r"
+-- Renewal: who renewed whom, policies, and their decisions. A certificate renewed by hand may
+-- be renewed again; a policy renews it only while it has no successor at all, and at most once
+-- (the partial unique index is what makes two concurrent policy checks renew it once).
+CREATE TABLE renewals (
+    successor_id    INTEGER PRIMARY KEY REFERENCES certificates(id),
+    predecessor_id  INTEGER NOT NULL REFERENCES certificates(id),
+    policy_id       INTEGER,
+    created_ms      INTEGER NOT NULL
+);
+CREATE INDEX renewals_predecessor ON renewals(predecessor_id);
+CREATE UNIQUE INDEX renewals_once_by_policy ON renewals(predecessor_id) WHERE policy_id IS NOT NULL;
+CREATE INDEX certificates_not_after ON certificates(not_after);
+CREATE TABLE policies (
+    id                    INTEGER PRIMARY KEY,
+    container_id          INTEGER REFERENCES containers(id),
+    renew_before_secs     INTEGER NOT NULL,
+    principal             TEXT NOT NULL,
+    entry_password_kind   TEXT NOT NULL,
+    entry_password        BLOB,
+    created_ms            INTEGER NOT NULL
+);
+-- One policy per scope; container ids start at 1, so 0 stands for the global scope.
+CREATE UNIQUE INDEX policies_scope ON policies(IFNULL(container_id, 0));
+-- No foreign key to policies: the history outlives a removed policy.
+CREATE TABLE policy_history (
+    id              INTEGER PRIMARY KEY,
+    policy_id       INTEGER NOT NULL,
+    container_id    INTEGER,
+    principal       TEXT NOT NULL,
+    certificate_id  INTEGER NOT NULL REFERENCES certificates(id),
+    not_after       INTEGER NOT NULL,
+    window_start    INTEGER NOT NULL,
+    successor_id    INTEGER REFERENCES certificates(id),
+    outcome         TEXT NOT NULL,
+    message         TEXT,
+    decided_ms      INTEGER NOT NULL
+);
+CREATE TABLE policy_history_stores (
+    history_id  INTEGER NOT NULL REFERENCES policy_history(id),
+    store_id    TEXT NOT NULL,
+    scheduled   INTEGER NOT NULL,
+    reason      TEXT,
+    PRIMARY KEY (history_id, store_id)
+);
+",
 ];
 
 /// The SQLite catalog.
@@ -253,6 +299,57 @@ fn insert_certificate(
     Ok(tx.last_insert_rowid())
 }
 
+/// Inserts a certificate, its chain, its staged key and a request inside `tx`.
+fn insert_with_chain(
+    tx: &rusqlite::Transaction<'_>,
+    certificate: &Certificate,
+    chain: &[Certificate],
+    sealed_key: Option<&[u8]>,
+    request: Option<RequestKind>,
+    owner: Option<&str>,
+) -> rusqlite::Result<(CertificateId, Option<RequestId>)> {
+    // Chain certificates first, each with the rest of the chain above it.
+    let mut ids = Vec::with_capacity(chain.len());
+    for c in chain.iter().rev() {
+        let above: Vec<String> = ids.iter().rev().map(i64::to_string).collect();
+        ids.push(insert_certificate(tx, c, &above.join(","))?);
+    }
+    ids.reverse();
+    let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let id = insert_certificate(tx, certificate, &chain_text.join(","))?;
+    if let Some(key) = sealed_key {
+        // Whoever first stages the key owns the certificate; staging it again (the same key:
+        // it matches the certificate) keeps the first owner.
+        let staged_before: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM staged_keys WHERE certificate_id = ?1)",
+            [id],
+            |r| r.get(0),
+        )?;
+        if !staged_before {
+            tx.execute(
+                "UPDATE certificates SET owner = ?1 WHERE id = ?2",
+                params![owner, id],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO staged_keys (certificate_id, sealed) VALUES (?1, ?2)
+             ON CONFLICT(certificate_id) DO UPDATE SET sealed = excluded.sealed",
+            params![id, key],
+        )?;
+    }
+    let request_id = match request {
+        Some(kind) => {
+            tx.execute(
+                "INSERT INTO requests (certificate_id, kind, created_ms) VALUES (?1, ?2, ?3)",
+                params![id, kind.name(), now_millis()],
+            )?;
+            Some(tx.last_insert_rowid())
+        }
+        None => None,
+    };
+    Ok((id, request_id))
+}
+
 type RawJob = (
     JobId,
     NewJob,
@@ -325,15 +422,7 @@ type RawStore = (
 
 fn to_store(raw: RawStore) -> Result<StoreRecord> {
     let (id, store_type, path, key_path, container_id, kind, password) = raw;
-    let password = match (kind.as_str(), password) {
-        ("sealed", Some(p)) => StorePasswordRecord::Sealed(p),
-        ("reference", Some(p)) => {
-            StorePasswordRecord::Reference(String::from_utf8(p).map_err(|_| {
-                Error::malformed("catalog store record", "password reference is not UTF-8")
-            })?)
-        }
-        _ => StorePasswordRecord::None,
-    };
+    let password = secret_from_columns(&kind, password, "catalog store record")?;
     Ok(StoreRecord {
         id,
         store_type: store_type.parse()?,
@@ -358,48 +447,9 @@ impl Catalog for SqliteCatalog {
     ) -> Result<(CertificateRecord, Option<RequestId>)> {
         let (id, request_id) = self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // Chain certificates first, each with the rest of the chain above it.
-            let mut ids = Vec::with_capacity(chain.len());
-            for (i, c) in chain.iter().enumerate().rev() {
-                let above: Vec<String> = ids.iter().rev().map(i64::to_string).collect();
-                let _ = i;
-                ids.push(insert_certificate(&tx, c, &above.join(","))?);
-            }
-            ids.reverse();
-            let chain_text: Vec<String> = ids.iter().map(i64::to_string).collect();
-            let id = insert_certificate(&tx, certificate, &chain_text.join(","))?;
-            if let Some(key) = sealed_key {
-                // Whoever first stages the key owns the certificate; staging it again (the
-                // same key: it matches the certificate) keeps the first owner.
-                let staged_before: bool = tx.query_row(
-                    "SELECT EXISTS(SELECT 1 FROM staged_keys WHERE certificate_id = ?1)",
-                    [id],
-                    |r| r.get(0),
-                )?;
-                if !staged_before {
-                    tx.execute(
-                        "UPDATE certificates SET owner = ?1 WHERE id = ?2",
-                        params![owner, id],
-                    )?;
-                }
-                tx.execute(
-                    "INSERT INTO staged_keys (certificate_id, sealed) VALUES (?1, ?2)
-                     ON CONFLICT(certificate_id) DO UPDATE SET sealed = excluded.sealed",
-                    params![id, key],
-                )?;
-            }
-            let request_id = match request {
-                Some(kind) => {
-                    tx.execute(
-                        "INSERT INTO requests (certificate_id, kind, created_ms) VALUES (?1, ?2, ?3)",
-                        params![id, kind.name(), now_millis()],
-                    )?;
-                    Some(tx.last_insert_rowid())
-                }
-                None => None,
-            };
+            let ids = insert_with_chain(&tx, certificate, chain, sealed_key, request, owner)?;
             tx.commit()?;
-            Ok((id, request_id))
+            Ok(ids)
         })?;
         let record = self
             .certificate(id)?
@@ -526,11 +576,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn add_store(&self, store: &StoreRecord) -> Result<()> {
-        let (kind, password): (&str, Option<Vec<u8>>) = match &store.password {
-            StorePasswordRecord::None => ("none", None),
-            StorePasswordRecord::Sealed(p) => ("sealed", Some(p.clone())),
-            StorePasswordRecord::Reference(r) => ("reference", Some(r.as_bytes().to_vec())),
-        };
+        let (kind, password) = secret_columns(&store.password);
         self.with(|c| {
             c.execute(
                 "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind, password)
@@ -861,4 +907,318 @@ impl Catalog for SqliteCatalog {
             .map(|_| ())
         })
     }
+
+    fn record_renewal(
+        &self,
+        predecessor: CertificateId,
+        certificate: &Certificate,
+        chain: &[Certificate],
+        sealed_key: &[u8],
+        policy: Option<PolicyId>,
+        owner: Option<&str>,
+    ) -> Result<Option<(CertificateRecord, RequestId)>> {
+        let ids = self.with(|conn| {
+            // BEGIN IMMEDIATE: the check below and the insert are one step for every writer.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if policy.is_some() {
+                let renewed: bool = tx.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM renewals WHERE predecessor_id = ?1)",
+                    [predecessor],
+                    |r| r.get(0),
+                )?;
+                if renewed {
+                    return Ok(None);
+                }
+            }
+            let (id, request) = insert_with_chain(
+                &tx,
+                certificate,
+                chain,
+                Some(sealed_key),
+                Some(RequestKind::Renew),
+                owner,
+            )?;
+            // The unique index on policy renewals refuses a second one even where the check
+            // above does not serialise writers (PostgreSQL under READ COMMITTED).
+            tx.execute(
+                "INSERT INTO renewals (predecessor_id, successor_id, policy_id, created_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![predecessor, id, policy, now_millis()],
+            )?;
+            tx.commit()?;
+            Ok(request.map(|r| (id, r)))
+        })?;
+        match ids {
+            Some((id, request)) => {
+                let record = self
+                    .certificate(id)?
+                    .ok_or_else(|| Error::Database("certificate vanished".into()))?;
+                Ok(Some((record, request)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn successor(&self, certificate: CertificateId) -> Result<Option<CertificateId>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT MAX(successor_id) FROM renewals WHERE predecessor_id = ?1",
+                [certificate],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn expiring(&self, not_after_by: i64) -> Result<Vec<ExpiringRecord>> {
+        type Raw = (RawCertificate, i64, Option<i64>);
+        let raws: Vec<Raw> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT c.id, c.der, c.chain,
+                        EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id),
+                        c.owner,
+                        (SELECT COUNT(*) FROM locations l WHERE l.certificate_id = c.id),
+                        (SELECT MAX(r.successor_id) FROM renewals r WHERE r.predecessor_id = c.id)
+                 FROM certificates c
+                 WHERE c.not_after <= ?1
+                   AND EXISTS(SELECT 1 FROM locations l WHERE l.certificate_id = c.id)
+                 ORDER BY c.not_after, c.id",
+            )?;
+            stmt.query_map([not_after_by], |r| {
+                Ok((record_from_row(r)?, r.get(5)?, r.get(6)?))
+            })?
+            .collect()
+        })?;
+        raws.into_iter()
+            .map(|(raw, locations, successor)| {
+                Ok(ExpiringRecord {
+                    record: to_record(raw)?,
+                    locations: usize::try_from(locations).unwrap_or(0),
+                    successor,
+                })
+            })
+            .collect()
+    }
+
+    fn set_policy(&self, policy: &NewPolicy) -> Result<PolicyRecord> {
+        let (kind, secret) = secret_columns(&policy.entry_password);
+        let id = self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM policies WHERE IFNULL(container_id, 0) = IFNULL(?1, 0)",
+                [policy.container_id],
+            )?;
+            tx.execute(
+                "INSERT INTO policies (container_id, renew_before_secs, principal,
+                                       entry_password_kind, entry_password, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    policy.container_id,
+                    policy.renew_before_secs,
+                    policy.principal,
+                    kind,
+                    secret,
+                    now_millis()
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
+        })?;
+        Ok(PolicyRecord {
+            id,
+            container_id: policy.container_id,
+            renew_before_secs: policy.renew_before_secs,
+            principal: policy.principal.clone(),
+            entry_password: policy.entry_password.clone(),
+        })
+    }
+
+    fn policies(&self) -> Result<Vec<PolicyRecord>> {
+        type Raw = (i64, Option<i64>, i64, String, String, Option<Vec<u8>>);
+        let raws: Vec<Raw> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, container_id, renew_before_secs, principal, entry_password_kind,
+                        entry_password
+                 FROM policies ORDER BY IFNULL(container_id, 0)",
+            )?;
+            stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect()
+        })?;
+        raws.into_iter()
+            .map(
+                |(id, container_id, renew_before_secs, principal, kind, secret)| {
+                    Ok(PolicyRecord {
+                        id,
+                        container_id,
+                        renew_before_secs,
+                        principal,
+                        entry_password: secret_from_columns(
+                            &kind,
+                            secret,
+                            "catalog policy record",
+                        )?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn remove_policy(&self, container: Option<ContainerId>) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM policies WHERE IFNULL(container_id, 0) = IFNULL(?1, 0)",
+                [container],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    fn add_history(&self, entry: &HistoryRecord) -> Result<HistoryId> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO policy_history (policy_id, container_id, principal, certificate_id,
+                     not_after, window_start, successor_id, outcome, message, decided_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    entry.policy_id,
+                    entry.container_id,
+                    entry.principal,
+                    entry.certificate_id,
+                    entry.not_after,
+                    entry.window_start,
+                    entry.successor_id,
+                    entry.outcome.name(),
+                    entry.message,
+                    entry.decided_ms
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            for store in &entry.stores {
+                tx.execute(
+                    "INSERT OR REPLACE INTO policy_history_stores (history_id, store_id, scheduled, reason)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![id, store.store_id, store.scheduled, store.reason],
+                )?;
+            }
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    fn history(&self) -> Result<Vec<HistoryRecord>> {
+        type Raw = (
+            i64,
+            i64,
+            Option<i64>,
+            String,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            String,
+            Option<String>,
+            i64,
+        );
+        let (raws, stores) = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, policy_id, container_id, principal, certificate_id, not_after,
+                        window_start, successor_id, outcome, message, decided_ms
+                 FROM policy_history ORDER BY id",
+            )?;
+            let raws: Vec<Raw> = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = c.prepare(
+                "SELECT history_id, store_id, scheduled, reason FROM policy_history_stores
+                 ORDER BY history_id, store_id",
+            )?;
+            let stores: Vec<(i64, StoreDecision)> = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        StoreDecision {
+                            store_id: r.get(1)?,
+                            scheduled: r.get(2)?,
+                            reason: r.get(3)?,
+                        },
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((raws, stores))
+        })?;
+        let mut by_entry: std::collections::HashMap<i64, Vec<StoreDecision>> =
+            std::collections::HashMap::new();
+        for (id, decision) in stores {
+            by_entry.entry(id).or_default().push(decision);
+        }
+        raws.into_iter()
+            .map(|raw| {
+                let (id, policy_id, container_id, principal, certificate_id, not_after) =
+                    (raw.0, raw.1, raw.2, raw.3, raw.4, raw.5);
+                Ok(HistoryRecord {
+                    id: Some(id),
+                    policy_id,
+                    container_id,
+                    principal,
+                    certificate_id,
+                    not_after,
+                    window_start: raw.6,
+                    successor_id: raw.7,
+                    outcome: raw.8.parse()?,
+                    message: raw.9,
+                    stores: by_entry.remove(&id).unwrap_or_default(),
+                    decided_ms: raw.10,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A secret's columns: how it is kept, and the sealed bytes or the reference.
+fn secret_columns(secret: &StorePasswordRecord) -> (&'static str, Option<Vec<u8>>) {
+    match secret {
+        StorePasswordRecord::None => ("none", None),
+        StorePasswordRecord::Sealed(p) => ("sealed", Some(p.clone())),
+        StorePasswordRecord::Reference(r) => ("reference", Some(r.as_bytes().to_vec())),
+    }
+}
+
+/// The inverse of [`secret_columns`].
+fn secret_from_columns(
+    kind: &str,
+    value: Option<Vec<u8>>,
+    context: &str,
+) -> Result<StorePasswordRecord> {
+    Ok(match (kind, value) {
+        ("sealed", Some(p)) => StorePasswordRecord::Sealed(p),
+        ("reference", Some(p)) => StorePasswordRecord::Reference(
+            String::from_utf8(p)
+                .map_err(|_| Error::malformed(context, "password reference is not UTF-8"))?,
+        ),
+        _ => StorePasswordRecord::None,
+    })
 }

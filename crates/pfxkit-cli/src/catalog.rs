@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 
 use crate::build::write_output;
 use crate::manage::PrincipalArgs;
+use crate::manage::{outcome_json, print_outcome_text};
 use crate::{password_source, print_json, read_file, resolve};
+use pfxkit_catalog::jobs::JobOptions;
 
 /// Where the catalog is.
 #[derive(Debug, clap::Args)]
@@ -120,6 +122,13 @@ pub struct RenewArgs {
     /// Also write the PKCS#12 blob to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Then replace the certificate with its successor in every store where it is located;
+    /// --password is then also the entry password of the jobs.
+    #[arg(long)]
+    replace: bool,
+    /// With --replace: when the jobs run, ISO 8601 UTC; absent or past means now.
+    #[arg(long, requires = "replace")]
+    job_time: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -364,12 +373,50 @@ pub fn renew(args: &CatalogArgs, principal: &PrincipalArgs, r: RenewArgs) -> cra
             ));
         }
     };
+    if r.replace {
+        let password = resolve(r.password.as_ref())?;
+        let options = JobOptions::new(
+            password.as_ref(),
+            r.job_time.as_deref(),
+            principal.principal.as_deref(),
+        );
+        let done = service.renew_and_replace(&which, &options)?;
+        if let Some(path) = r.out.as_deref() {
+            write_output(path, &done.enrollment.pkcs12, true)?;
+        }
+        let mut value = enrollment_json(&done.enrollment);
+        if let (Some(fields), Value::Object(outcome)) =
+            (value.as_object_mut(), outcome_json(&done.outcome))
+        {
+            fields.extend(outcome);
+        }
+        let e = &done.enrollment;
+        emit(args, value, || {
+            outln!(
+                "certificate {} renewed as {} (request {}), thumbprint {}",
+                which_text(&which),
+                e.certificate_id,
+                e.request_id,
+                e.certificate.sha1_hex()
+            );
+            print_outcome_text(&done.outcome);
+        });
+        return Ok(());
+    }
     let result = service.renew(
         principal.principal.as_deref(),
         &which,
         &transport(r.password.as_ref())?,
     )?;
     report_enrollment(args, &result, r.out.as_deref())
+}
+
+fn which_text(which: &CertificateRef) -> String {
+    match which {
+        CertificateRef::Id(id) => id.to_string(),
+        CertificateRef::Thumbprint(t) => t.clone(),
+        _ => String::new(),
+    }
 }
 
 fn certificate_json(record: &pfxkit_catalog::CertificateRecord) -> Value {

@@ -13,6 +13,7 @@ mod build;
 mod catalog;
 mod inspect;
 mod manage;
+mod renewal;
 mod store;
 
 use std::process::ExitCode;
@@ -115,8 +116,14 @@ enum Command {
     Enroll(AsPrincipal<catalog::EnrollArgs>),
     /// Register a PFX made elsewhere (key and chain).
     Import(AsPrincipal<catalog::ImportArgs>),
-    /// Issue a new certificate like an existing one (never deploys).
+    /// Issue a new certificate like an existing one (deploys only with --replace).
     Renew(AsPrincipal<catalog::RenewArgs>),
+    /// Located certificates that expire within a window.
+    Expiring(OnCatalog<renewal::ExpiringArgs>),
+    /// Renewal policies: renew and replace certificates before they expire.
+    Policy(CatalogGroup<renewal::PolicyCommand>),
+    /// Run the renewal policies' check once.
+    RenewDue(OnCatalog<renewal::RenewDueArgs>),
     /// Certificates in the catalog.
     Certificates(CatalogGroup<catalog::CertificatesCommand>),
     /// Store containers.
@@ -167,6 +174,16 @@ fn main() -> ExitCode {
         Command::Enroll(a) => catalog::enroll(&on(a.catalog), &who(a.principal), a.args),
         Command::Import(a) => catalog::import(&on(a.catalog), &who(a.principal), a.args),
         Command::Renew(a) => catalog::renew(&on(a.catalog), &who(a.principal), a.args),
+        Command::Expiring(a) => renewal::expiring(&on(a.catalog), a.args).map_err(CliError::from),
+        Command::Policy(g) => renewal::policy(
+            &on(g.catalog),
+            // `policy set` names the policy's principal with --principal (its actor is --as);
+            // `policy remove` takes its own --principal.
+            &who(manage::PrincipalArgs { principal: None }),
+            g.command,
+        )
+        .map_err(CliError::from),
+        Command::RenewDue(a) => renewal::renew_due(&on(a.catalog), a.args).map_err(CliError::from),
         Command::Certificates(g) => catalog::certificates(&on(g.catalog), g.command),
         Command::Containers(g) => manage::containers(&on(g.catalog), &who(g.principal), g.command),
         Command::Stores(g) => manage::stores(&on(g.catalog), &who(g.principal), g.command),
@@ -203,12 +220,15 @@ fn usage_failure(e: &clap::Error) -> ExitCode {
     {
         e.exit();
     }
-    // clap's rendering carries usage and tips; the first line is the error itself.
+    // clap's rendering carries usage and tips after a blank line; the first paragraph is the
+    // error itself (with the missing arguments indented under it).
     let rendered = e.render().to_string();
     let message = rendered
         .lines()
-        .next()
-        .unwrap_or_default()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
         .trim_start_matches("error: ")
         .to_string();
     report_error(&CliError::Usage(message), true);

@@ -342,7 +342,7 @@ pub fn grant(args: &CatalogArgs, g: GrantArgs) -> crate::CliResult {
     Ok(())
 }
 
-fn outcome_json(o: &StoreOutcome) -> Value {
+pub fn outcome_json(o: &StoreOutcome) -> Value {
     let mut value = json!({
         "SuccessfulStores": o.successful,
         "FailedStores": o.failed,
@@ -358,35 +358,38 @@ fn outcome_json(o: &StoreOutcome) -> Value {
     value
 }
 
+/// The text form of a Deploy or Replace answer.
+pub fn print_outcome_text(o: &StoreOutcome) {
+    if o.dry_run {
+        outln!("dry run: nothing was created");
+    }
+    for w in &o.warnings {
+        outln!("warning: {w}");
+    }
+    for s in &o.successful {
+        outln!(
+            "store {s}: {}",
+            o.actions
+                .get(s)
+                .map(String::as_str)
+                .unwrap_or("job created")
+        );
+    }
+    if o.successful.is_empty() && o.failed.is_empty() {
+        outln!("no target stores (the latest inventories found the certificate nowhere)");
+    }
+    for s in &o.failed {
+        outln!(
+            "store {s} failed: {}",
+            o.failures.get(s).map(String::as_str).unwrap_or_default()
+        );
+    }
+}
+
 /// Prints the answer of Deploy or Replace; when every targeted store failed the command fails
 /// too (exit 1), after printing it.
 fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) -> crate::CliResult {
-    emit(args, outcome_json(o), || {
-        if o.dry_run {
-            outln!("dry run: nothing was created");
-        }
-        for w in &o.warnings {
-            outln!("warning: {w}");
-        }
-        for s in &o.successful {
-            outln!(
-                "store {s}: {}",
-                o.actions
-                    .get(s)
-                    .map(String::as_str)
-                    .unwrap_or("job created")
-            );
-        }
-        if o.successful.is_empty() && o.failed.is_empty() {
-            outln!("no target stores (the latest inventories found the certificate nowhere)");
-        }
-        for s in &o.failed {
-            outln!(
-                "store {s} failed: {}",
-                o.failures.get(s).map(String::as_str).unwrap_or_default()
-            );
-        }
-    });
+    emit(args, outcome_json(o), || print_outcome_text(o));
     if o.all_failed() {
         return Err(Error::Invalid(format!(
             "every store failed ({}); no job was created",
