@@ -17,6 +17,7 @@ pub mod renewal;
 pub mod seal;
 pub mod service;
 pub mod sqlite;
+pub mod users;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -730,4 +731,58 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// # Errors
     /// Database errors.
     fn history(&self) -> Result<Vec<HistoryRecord>>;
+
+    /// Records a user of the HTTP API with its Argon2id password hash (a PHC string).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the name is taken; database errors.
+    fn add_user(&self, name: &str, password_hash: &str) -> Result<()>;
+
+    /// Removes a user and every token issued to it; whether it existed.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn remove_user(&self, name: &str) -> Result<bool>;
+
+    /// The names of all users, sorted.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn users(&self) -> Result<Vec<String>>;
+
+    /// A user's password hash (PHC string), if the user exists.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn password_hash(&self, name: &str) -> Result<Option<String>>;
+
+    /// Records an API token by its SHA-256 hash (lower-case hex) for `principal`; returns its id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown user; database errors.
+    fn add_token(&self, principal: &str, token_hash: &str, expires_ms: Option<i64>) -> Result<i64>;
+
+    /// The token whose SHA-256 hash is `token_hash`, expired or not.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+
+    /// Revokes (deletes) a token; whether it existed.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn revoke_token(&self, id: i64) -> Result<bool>;
+}
+
+/// An API token as recorded: never the token itself, only who it stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRecord {
+    /// Its id (for `tokens revoke`).
+    pub id: i64,
+    /// The user it authenticates as.
+    pub principal: String,
+    /// When it stops being accepted, milliseconds since the Unix epoch (`None`: never).
+    pub expires_ms: Option<i64>,
 }

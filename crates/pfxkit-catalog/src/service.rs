@@ -490,6 +490,52 @@ impl Service {
         Ok((record.certificate, key, chain))
     }
 
+    /// The CA chain clients trust (`pfxkit ca export`): the issuing CA first, the root last.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] without a CA; database errors.
+    pub fn ca_chain(&self) -> Result<Vec<Certificate>> {
+        let ca = self.catalog.issuing_ca()?.ok_or_else(|| {
+            Error::Invalid("the catalog has no CA (run `pfxkit ca init` first)".into())
+        })?;
+        let record = self.require(ca.certificate_id)?;
+        let mut chain = vec![record.certificate.clone()];
+        chain.extend(self.chain_of(&record)?);
+        Ok(chain)
+    }
+
+    /// Issues a TLS server identity (EC P-256 key, certificate and CA chain) from the embedded
+    /// CA for `sans`, valid `days` days. Nothing is recorded: the identity lives in the server
+    /// process only, and a restart issues a new one.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] without a CA; crypto errors.
+    pub fn issue_server_identity(
+        &self,
+        subject: &str,
+        sans: &[San],
+        days: u32,
+    ) -> Result<Identity> {
+        let (ca_cert, ca_key, chain) = self.issuing_ca()?;
+        let key = KeyType::EcP256.generate()?;
+        let (not_before, not_after) = ca::validity(days.max(1));
+        let cert = ca::issue(
+            &ca::Request {
+                subject_der: ca::name_der(subject)?,
+                sans,
+                subject_key: &key,
+                not_before,
+                not_after,
+                usage: Usage::Tls,
+            },
+            &Issuer {
+                certificate: Some(&ca_cert),
+                key: &ca_key,
+            },
+        )?;
+        Ok(Identity::new(key, cert, chain)?)
+    }
+
     fn require(&self, id: CertificateId) -> Result<CertificateRecord> {
         self.catalog
             .certificate(id)?

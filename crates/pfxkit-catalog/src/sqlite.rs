@@ -139,6 +139,19 @@ CREATE TABLE policy_history_stores (
     PRIMARY KEY (history_id, store_id)
 );
 ",
+    // Users and API tokens of `pfxkit serve`.
+    r"
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL
+);
+CREATE TABLE tokens (
+    id          INTEGER PRIMARY KEY,
+    principal   TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    token_hash  TEXT NOT NULL UNIQUE,
+    expires_ms  INTEGER
+);
+",
 ];
 
 /// The SQLite catalog.
@@ -1195,6 +1208,90 @@ impl Catalog for SqliteCatalog {
                 })
             })
             .collect()
+    }
+
+    fn add_user(&self, name: &str, password_hash: &str) -> Result<()> {
+        let inserted = self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO users (name, password_hash) VALUES (?1, ?2)",
+                params![name, password_hash],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(Error::Invalid(format!("user '{name}' already exists")));
+        }
+        Ok(())
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM tokens WHERE principal = ?1", [name])?;
+            let n = tx.execute("DELETE FROM users WHERE name = ?1", [name])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn users(&self) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT name FROM users ORDER BY name")?;
+            stmt.query_map([], |r| r.get(0))?.collect()
+        })
+    }
+
+    fn password_hash(&self, name: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT password_hash FROM users WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn add_token(&self, principal: &str, token_hash: &str, expires_ms: Option<i64>) -> Result<i64> {
+        let id = self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                [principal],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO tokens (principal, token_hash, expires_ms) VALUES (?1, ?2, ?3)",
+                params![principal, token_hash, expires_ms],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(Some(id))
+        })?;
+        id.ok_or_else(|| Error::NotFound(format!("unknown user '{principal}'")))
+    }
+
+    fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, principal, expires_ms FROM tokens WHERE token_hash = ?1",
+                [token_hash],
+                |r| {
+                    Ok(TokenRecord {
+                        id: r.get(0)?,
+                        principal: r.get(1)?,
+                        expires_ms: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn revoke_token(&self, id: i64) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0))
     }
 }
 

@@ -73,6 +73,12 @@ pub enum CaCommand {
         #[arg(long, default_value = "ec-p256", value_parser = key_type)]
         key_type: KeyType,
     },
+    /// Write the CA chain that clients of `pfxkit serve --tls-from-ca` trust (PEM).
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -244,6 +250,17 @@ pub fn ca(args: &CatalogArgs, command: CaCommand) -> crate::CliResult {
                     outln!("  issued by {} (thumbprint {})", c.subject(), c.sha1_hex());
                 }
             });
+        }
+        CaCommand::Export { out } => {
+            let pem: String = service
+                .ca_chain()?
+                .iter()
+                .map(pfxkit::pem::encode_certificate)
+                .collect();
+            match out {
+                Some(path) => write_output(&path, pem.as_bytes(), false)?,
+                None => outln!("{}", pem.trim_end()),
+            }
         }
         CaCommand::Init {
             replace_ca,

@@ -14,6 +14,7 @@ mod catalog;
 mod inspect;
 mod manage;
 mod renewal;
+mod serve;
 mod store;
 
 use std::process::ExitCode;
@@ -140,6 +141,12 @@ enum Command {
     Replace(OnCatalog<manage::ReplaceArgs>),
     /// Management jobs.
     Jobs(PrincipalGroup<manage::JobsCommand>),
+    /// Serve the Keyfactor-compatible HTTP API.
+    Serve(OnCatalog<serve::ServeArgs>),
+    /// Users of the HTTP API.
+    Users(CatalogGroup<serve::UsersCommand>),
+    /// API tokens of the HTTP API.
+    Tokens(CatalogGroup<serve::TokensCommand>),
     /// Run the whole flow end to end; exits 0 only if every check held.
     Demo {
         /// Work in this directory (kept) instead of a temporary one (removed).
@@ -196,6 +203,9 @@ fn main() -> ExitCode {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         },
+        Command::Serve(a) => serve::serve(&on(a.catalog), a.args).map_err(CliError::from),
+        Command::Users(g) => serve::users(&on(g.catalog), g.command).map_err(CliError::from),
+        Command::Tokens(g) => serve::tokens(&on(g.catalog), g.command).map_err(CliError::from),
         Command::Demo { dir } => manage::demo(json, dir),
     };
     match result {
