@@ -607,12 +607,18 @@ impl Service {
         };
         // A job already waiting to put the same certificate under the same alias of the same
         // store is not queued twice: Replace (or Deploy) sent again, by a retrying script or a
-        // second operator, must not make the runner write the same entry twice.
+        // second operator, must not make the runner write the same entry twice. Only a job due
+        // no later than this request stands in for it: a Replace now after one scheduled for
+        // next week must not wait for next week.
         let waiting: HashMap<(String, Option<String>), crate::JobId> = self
             .catalog()
             .jobs()?
             .into_iter()
-            .filter(|j| j.status == JobStatus::Waiting && j.job.certificate_id == certificate)
+            .filter(|j| {
+                j.status == JobStatus::Waiting
+                    && j.job.certificate_id == certificate
+                    && j.job.scheduled_ms <= scheduled
+            })
             .map(|j| ((j.job.store_id, j.job.alias), j.id))
             .collect();
         // Which stores `successful` lists already: a store holding the certificate under
