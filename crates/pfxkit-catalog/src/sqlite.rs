@@ -230,6 +230,18 @@ impl SqliteCatalog {
         f(&mut conn).map_err(db)
     }
 
+    /// Every row `sql` selects (no parameters), read by `row`, in one statement.
+    fn all<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(sql)?;
+            stmt.query_map([], row)?.collect()
+        })
+    }
+
     fn migrate(&self) -> Result<()> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -621,11 +633,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn stores(&self) -> Result<Vec<StoreRecord>> {
-        let raws = self.with(|c| {
-            let mut stmt = c.prepare(&format!("{SELECT_STORE} ORDER BY rowid"))?;
-            stmt.query_map([], store_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let raws = self.all(&format!("{SELECT_STORE} ORDER BY rowid"), store_from_row)?;
         raws.into_iter().map(to_store).collect()
     }
 
@@ -720,11 +728,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn jobs(&self) -> Result<Vec<JobRecord>> {
-        let raws = self.with(|c| {
-            let mut stmt = c.prepare(&format!("{SELECT_JOB} ORDER BY id"))?;
-            stmt.query_map([], job_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let raws = self.all(&format!("{SELECT_JOB} ORDER BY id"), job_from_row)?;
         raws.into_iter().map(to_job).collect()
     }
 
@@ -832,11 +836,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn certificates(&self) -> Result<Vec<CertificateRecord>> {
-        let raws = self.with(|c| {
-            let mut stmt = c.prepare(&format!("{SELECT_CERT} ORDER BY c.id"))?;
-            stmt.query_map([], record_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let raws = self.all(&format!("{SELECT_CERT} ORDER BY c.id"), record_from_row)?;
         raws.into_iter().map(to_record).collect()
     }
 
