@@ -233,6 +233,95 @@ impl Certificate {
     pub fn is_self_issued(&self) -> bool {
         self.subject_der == self.issuer_der
     }
+
+    /// The subject alternative names as `dns:NAME`, `ip:ADDR`, `email:ADDR` or `uri:URI`
+    /// (other name forms are left out); empty without the extension or when it does not parse.
+    pub fn subject_alt_names(&self) -> Vec<String> {
+        use x509_cert::ext::pkix::SubjectAltName;
+        use x509_cert::ext::pkix::name::GeneralName;
+        let Ok(Some((_, sans))) = self
+            .parsed
+            .tbs_certificate()
+            .get_extension::<SubjectAltName>()
+        else {
+            return Vec::new();
+        };
+        sans.0
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DnsName(d) => Some(format!("dns:{d}")),
+                GeneralName::Rfc822Name(e) => Some(format!("email:{e}")),
+                GeneralName::UniformResourceIdentifier(u) => Some(format!("uri:{u}")),
+                GeneralName::IpAddress(ip) => {
+                    let bytes = ip.as_bytes();
+                    let addr = match bytes.len() {
+                        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    addr.map(|a| format!("ip:{a}"))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The key usages (RFC 5280 §4.2.1.3) by their RFC names (`digitalSignature`,
+    /// `keyCertSign`, …); empty without the extension.
+    pub fn key_usage(&self) -> Vec<&'static str> {
+        use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+        let Ok(Some((_, usage))) = self.parsed.tbs_certificate().get_extension::<KeyUsage>() else {
+            return Vec::new();
+        };
+        [
+            (KeyUsages::DigitalSignature, "digitalSignature"),
+            (KeyUsages::NonRepudiation, "nonRepudiation"),
+            (KeyUsages::KeyEncipherment, "keyEncipherment"),
+            (KeyUsages::DataEncipherment, "dataEncipherment"),
+            (KeyUsages::KeyAgreement, "keyAgreement"),
+            (KeyUsages::KeyCertSign, "keyCertSign"),
+            (KeyUsages::CRLSign, "cRLSign"),
+            (KeyUsages::EncipherOnly, "encipherOnly"),
+            (KeyUsages::DecipherOnly, "decipherOnly"),
+        ]
+        .into_iter()
+        .filter(|(flag, _)| usage.0.contains(*flag))
+        .map(|(_, name)| name)
+        .collect()
+    }
+
+    /// The extended key usages: `serverAuth`, `clientAuth`, `codeSigning`, `emailProtection`,
+    /// `timeStamping`, `OCSPSigning`, or the dotted OID of any other; empty without the
+    /// extension.
+    pub fn extended_key_usage(&self) -> Vec<String> {
+        use der::asn1::ObjectIdentifier as Oid;
+        use x509_cert::ext::pkix::ExtendedKeyUsage;
+        // RFC 5280 §4.2.1.12, id-kp.
+        const KNOWN: [(Oid, &str); 6] = [
+            (Oid::new_unwrap("1.3.6.1.5.5.7.3.1"), "serverAuth"),
+            (Oid::new_unwrap("1.3.6.1.5.5.7.3.2"), "clientAuth"),
+            (Oid::new_unwrap("1.3.6.1.5.5.7.3.3"), "codeSigning"),
+            (Oid::new_unwrap("1.3.6.1.5.5.7.3.4"), "emailProtection"),
+            (Oid::new_unwrap("1.3.6.1.5.5.7.3.8"), "timeStamping"),
+            (Oid::new_unwrap("1.3.6.1.5.5.7.3.9"), "OCSPSigning"),
+        ];
+        let Ok(Some((_, eku))) = self
+            .parsed
+            .tbs_certificate()
+            .get_extension::<ExtendedKeyUsage>()
+        else {
+            return Vec::new();
+        };
+        eku.0
+            .iter()
+            .map(|oid| {
+                KNOWN
+                    .iter()
+                    .find(|(known, _)| known == oid)
+                    .map_or_else(|| oid.to_string(), |(_, name)| (*name).to_string())
+            })
+            .collect()
+    }
 }
 
 /// Orders a chain from `leaf` through `pool`: repeatedly the certificate whose subject is the

@@ -1,5 +1,5 @@
 //! Issue 14, "Open every real-world keystore": one test per cause found in the real-world corpus
-//! (`shared/vectors/realworld`), each against a fixture of our own with the same property
+//! (kept outside the repository, never copied here), each against a fixture of our own with the same property
 //! (`tests/data/gen_corpus.sh`; facts in `tests/data/corpus/facts.json`, computed by openssl,
 //! python `cryptography` and the JDK, never by pfxkit).
 #![allow(

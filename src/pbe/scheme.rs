@@ -353,6 +353,22 @@ impl EncryptionScheme {
         }
     }
 
+    /// How `openssl pkcs12 -info` users read it: `pbes2 aes-256-cbc pbkdf2-sha256 2048`,
+    /// `pbe-sha1-rc2-40 2048` (scheme, cipher, KDF, iterations).
+    pub fn description(&self) -> String {
+        match self {
+            EncryptionScheme::Pbes1 {
+                cipher, iterations, ..
+            } => format!("{} {iterations}", cipher.name()),
+            EncryptionScheme::Pbes2 {
+                prf,
+                cipher,
+                iterations,
+                ..
+            } => format!("pbes2 {} pbkdf2-{} {iterations}", cipher.name(), prf.name()),
+        }
+    }
+
     /// The DER AlgorithmIdentifier.
     pub(crate) fn to_der(&self) -> Vec<u8> {
         match self {

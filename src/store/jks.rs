@@ -11,6 +11,7 @@ use super::fs::{StoreLock, WriteOptions};
 use super::{
     AddOptions, Capabilities, EntryPasswordPolicy, InventoryEntry, PrivateKeyPolicy, StoreAdapter,
 };
+use crate::cert::Certificate;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::jks::{self, Entry, Keystore, KeystoreKind, WriteEntry};
@@ -69,27 +70,7 @@ impl JksStore {
         kept: &[Entry],
         new: Option<(&str, &Identity, &Password)>,
     ) -> Result<()> {
-        let mut entries: Vec<WriteEntry<'_>> = kept
-            .iter()
-            .map(|e| match e {
-                Entry::PrivateKey(k) => WriteEntry::ProtectedKey {
-                    alias: k.alias(),
-                    encrypted_key: k.encrypted_key_der(),
-                    chain: k.chain(),
-                    created_millis: k.created_millis(),
-                },
-                Entry::Trusted(t) => WriteEntry::Trusted {
-                    alias: t.alias(),
-                    certificate: t.certificate(),
-                },
-                // Kept sealed, byte for byte: pfxkit never needs their password.
-                Entry::SecretKey(s) => WriteEntry::SecretKey {
-                    alias: s.alias(),
-                    sealed: s.sealed_object(),
-                    created_millis: s.created_millis(),
-                },
-            })
-            .collect();
+        let mut entries = Self::kept(kept, None);
         if let Some((alias, identity, key_password)) = new {
             entries.push(WriteEntry::PrivateKey {
                 alias,
@@ -97,11 +78,47 @@ impl JksStore {
                 key_password,
             });
         }
+        self.commit(lock, kind, &entries, &self.store_password)
+    }
+
+    /// The entries as read, to be written back as they are (`renamed`: one alias changed).
+    fn kept<'a>(kept: &'a [Entry], renamed: Option<(&str, &'a str)>) -> Vec<WriteEntry<'a>> {
+        let alias_of = |alias: &'a str| match renamed {
+            Some((from, to)) if alias.to_lowercase() == from => to,
+            _ => alias,
+        };
+        kept.iter()
+            .map(|e| match e {
+                Entry::PrivateKey(k) => WriteEntry::ProtectedKey {
+                    alias: alias_of(k.alias()),
+                    encrypted_key: k.encrypted_key_der(),
+                    chain: k.chain(),
+                    created_millis: k.created_millis(),
+                },
+                Entry::Trusted(t) => WriteEntry::Trusted {
+                    alias: alias_of(t.alias()),
+                    certificate: t.certificate(),
+                },
+                // Kept sealed, byte for byte: pfxkit never needs their password.
+                Entry::SecretKey(s) => WriteEntry::SecretKey {
+                    alias: alias_of(s.alias()),
+                    sealed: s.sealed_object(),
+                    created_millis: s.created_millis(),
+                },
+            })
+            .collect()
+    }
+
+    fn commit(
+        &self,
+        lock: &StoreLock,
+        kind: KeystoreKind,
+        entries: &[WriteEntry<'_>],
+        store_password: &Password,
+    ) -> Result<()> {
         let now = crate::cert::now_millis();
         let mut rng = OsRandom;
-        let bytes = jks::write_with(kind, &entries, &self.store_password, now, &mut |b| {
-            rng.fill(b)
-        })?;
+        let bytes = jks::write_with(kind, entries, store_password, now, &mut |b| rng.fill(b))?;
         lock.commit(&[(self.path.as_path(), &bytes)], &self.write)
     }
 }
@@ -199,5 +216,57 @@ impl StoreAdapter for JksStore {
             });
         }
         self.write(&lock, kind, &entries, None)
+    }
+
+    fn add_trusted(
+        &self,
+        alias: &str,
+        certificate: &Certificate,
+        options: AddOptions,
+    ) -> Result<String> {
+        let alias = alias.to_lowercase();
+        let lock = self.lock()?;
+        let (kind, mut entries) = match self.read(&lock) {
+            Ok(store) => (store.kind(), store.into_entries()),
+            Err(Error::StoreNotFound { .. }) if options.create => (KeystoreKind::Jks, Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let before = entries.len();
+        entries.retain(|e| e.alias().to_lowercase() != alias);
+        if entries.len() != before && !options.overwrite {
+            return Err(Error::AliasExists { alias });
+        }
+        let mut writes = Self::kept(&entries, None);
+        writes.push(WriteEntry::Trusted {
+            alias: &alias,
+            certificate,
+        });
+        self.commit(&lock, kind, &writes, &self.store_password)?;
+        Ok(alias)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (from.to_lowercase(), to.to_lowercase());
+        let lock = self.lock()?;
+        let store = self.read(&lock)?;
+        let kind = store.kind();
+        let entries = store.into_entries();
+        if !entries.iter().any(|e| e.alias().to_lowercase() == from) {
+            return Err(Error::AliasNotFound { alias: from });
+        }
+        if from != to && entries.iter().any(|e| e.alias().to_lowercase() == to) {
+            return Err(Error::AliasExists { alias: to });
+        }
+        let writes = Self::kept(&entries, Some((&from, &to)));
+        self.commit(&lock, kind, &writes, &self.store_password)
+    }
+
+    fn change_store_password(&self, new_password: &Password) -> Result<()> {
+        let lock = self.lock()?;
+        let store = self.read(&lock)?;
+        let kind = store.kind();
+        let entries = store.into_entries();
+        let writes = Self::kept(&entries, None);
+        self.commit(&lock, kind, &writes, new_password)
     }
 }

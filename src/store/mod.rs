@@ -135,6 +135,53 @@ pub trait StoreAdapter: Send + Sync + fmt::Debug {
     /// [`crate::Error::AliasNotFound`] when it is not there; the format's errors. On error the
     /// store is unchanged.
     fn remove(&self, alias: &str) -> Result<()>;
+
+    /// Puts a trusted certificate, without a key, under `alias` (keytool's `-importcert`) and
+    /// returns the alias used.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unsupported`] for store types that hold no trusted certificates (the
+    /// default); otherwise as [`StoreAdapter::add`].
+    fn add_trusted(
+        &self,
+        alias: &str,
+        certificate: &Certificate,
+        options: AddOptions,
+    ) -> Result<String> {
+        let _ = (alias, certificate, options);
+        Err(crate::Error::Unsupported {
+            what: format!("trusted certificates in a {} store", self.store_type()),
+            oid: None,
+        })
+    }
+
+    /// Moves the entry under `from` to `to` (keytool's `-changealias`).
+    ///
+    /// # Errors
+    /// [`crate::Error::AliasNotFound`] when `from` is not there, [`crate::Error::AliasExists`]
+    /// when `to` is; [`crate::Error::Unsupported`] for store types whose aliases are derived (the
+    /// default). On error the store is unchanged.
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let _ = (from, to);
+        Err(crate::Error::Unsupported {
+            what: format!("renaming entries of a {} store", self.store_type()),
+            oid: None,
+        })
+    }
+
+    /// Rewrites the store under a new store password (keytool's `-storepasswd`); JKS key
+    /// entries keep their own key passwords.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unsupported`] for store types without a store password (the default);
+    /// the format's read and write errors. On error the store is unchanged.
+    fn change_store_password(&self, new_password: &Password) -> Result<()> {
+        let _ = new_password;
+        Err(crate::Error::Unsupported {
+            what: format!("a store password for a {} store", self.store_type()),
+            oid: None,
+        })
+    }
 }
 
 /// The store types pfxkit implements.

@@ -372,4 +372,73 @@ impl StoreAdapter for PemStore {
             }
         }
     }
+
+    /// A trust-only PEM store takes trusted certificates; a key-entry store does not.
+    fn add_trusted(
+        &self,
+        alias: &str,
+        certificate: &Certificate,
+        options: AddOptions,
+    ) -> Result<String> {
+        if !matches!(self.mode, PemMode::TrustOnly) {
+            return Err(Error::Invalid(
+                "this pem store holds a key entry; trusted certificates go into a trust-only pem store"
+                    .into(),
+            ));
+        }
+        crate::pem::alias_header(Some(alias))?;
+        let lock = self.lock()?;
+        let existing = self.current(&lock, options.create)?;
+        if existing.iter().any(|e| e.alias == alias) && !options.overwrite {
+            return Err(Error::AliasExists {
+                alias: alias.to_string(),
+            });
+        }
+        let mut kept: Vec<(&str, &Certificate)> = existing
+            .iter()
+            .filter(|e| e.alias != alias)
+            .filter_map(|e| Some((e.alias.as_str(), e.leaf()?)))
+            .collect();
+        kept.push((alias, certificate));
+        self.commit_trusted(&lock, &kept)?;
+        Ok(alias.to_string())
+    }
+
+    /// Trust-only stores rename a certificate's alias; a key-entry store's alias is its one
+    /// entry's, renamed by adding it again under the new alias.
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        if !matches!(self.mode, PemMode::TrustOnly) {
+            return Err(Error::Unsupported {
+                what:
+                    "renaming the entry of a pem key-entry store (add it again under the new alias)"
+                        .into(),
+                oid: None,
+            });
+        }
+        crate::pem::alias_header(Some(to))?;
+        let lock = self.lock()?;
+        let existing = self.read(&lock)?;
+        if !existing.iter().any(|e| e.alias == from) {
+            return Err(Error::AliasNotFound {
+                alias: from.to_string(),
+            });
+        }
+        if from != to && existing.iter().any(|e| e.alias == to) {
+            return Err(Error::AliasExists {
+                alias: to.to_string(),
+            });
+        }
+        let kept: Vec<(&str, &Certificate)> = existing
+            .iter()
+            .filter_map(|e| {
+                let alias = if e.alias == from {
+                    to
+                } else {
+                    e.alias.as_str()
+                };
+                Some((alias, e.leaf()?))
+            })
+            .collect();
+        self.commit_trusted(&lock, &kept)
+    }
 }

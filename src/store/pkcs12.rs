@@ -138,6 +138,16 @@ impl Pkcs12Store {
     }
 
     fn write(&self, lock: &StoreLock, entries: Vec<Entry>, detected: (Profile, u32)) -> Result<()> {
+        self.write_under(lock, entries, detected, &self.store_password)
+    }
+
+    fn write_under(
+        &self,
+        lock: &StoreLock,
+        entries: Vec<Entry>,
+        detected: (Profile, u32),
+        store_password: &Password,
+    ) -> Result<()> {
         let (profile, iterations) = match self.profile {
             Some(p) => (p, p.default_iterations()),
             // A file found unprotected (no MAC, plain keys) is not rewritten that way under a
@@ -167,7 +177,7 @@ impl Pkcs12Store {
                 } => builder.extra_certificate(certificate, Some(&alias)),
             };
         }
-        let bytes = builder.build(&self.store_password, &self.limits)?;
+        let bytes = builder.build(store_password, &self.limits)?;
         lock.commit(&[(self.path.as_path(), &bytes)], &self.write)
     }
 }
@@ -266,5 +276,69 @@ impl StoreAdapter for Pkcs12Store {
             });
         }
         self.write(&lock, entries, detected)
+    }
+
+    fn add_trusted(
+        &self,
+        alias: &str,
+        certificate: &Certificate,
+        options: AddOptions,
+    ) -> Result<String> {
+        let lock = self.lock()?;
+        let (mut entries, detected) = match self.read(&lock) {
+            Ok(read) => read,
+            Err(Error::StoreNotFound { .. }) if options.create => (
+                Vec::new(),
+                (
+                    self.profile.unwrap_or_default(),
+                    self.profile.unwrap_or_default().default_iterations(),
+                ),
+            ),
+            Err(e) => return Err(e),
+        };
+        let before = entries.len();
+        entries.retain(|e| e.alias() != alias);
+        if entries.len() != before && !options.overwrite {
+            return Err(Error::AliasExists {
+                alias: alias.to_string(),
+            });
+        }
+        entries.push(Entry::Cert {
+            certificate: certificate.clone(),
+            alias: alias.to_string(),
+            trusted: true,
+        });
+        self.write(&lock, entries, detected)?;
+        Ok(alias.to_string())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let lock = self.lock()?;
+        let (mut entries, detected) = self.read(&lock)?;
+        if !entries.iter().any(|e| e.alias() == from) {
+            return Err(Error::AliasNotFound {
+                alias: from.to_string(),
+            });
+        }
+        if from != to && entries.iter().any(|e| e.alias() == to) {
+            return Err(Error::AliasExists {
+                alias: to.to_string(),
+            });
+        }
+        for entry in &mut entries {
+            match entry {
+                Entry::Key(_, alias) | Entry::Cert { alias, .. } if alias == from => {
+                    *alias = to.to_string();
+                }
+                _ => {}
+            }
+        }
+        self.write(&lock, entries, detected)
+    }
+
+    fn change_store_password(&self, new_password: &Password) -> Result<()> {
+        let lock = self.lock()?;
+        let (entries, detected) = self.read(&lock)?;
+        self.write_under(&lock, entries, detected, new_password)
     }
 }

@@ -60,7 +60,7 @@ pub fn password_of(entry: &Value) -> Option<Password> {
     entry["password"].as_str().map(Password::new)
 }
 
-/// The RFC 9579 appendix A vectors (copied from `shared/vectors/rfc9579`, base64 DER).
+/// The RFC 9579 appendix A vectors (`tests/data/rfc9579`, base64 DER).
 pub fn rfc9579_vector(name: &str) -> Vec<u8> {
     let text = String::from_utf8(fixture(&format!("rfc9579/{name}.b64"))).unwrap();
     base64_decode(&text)

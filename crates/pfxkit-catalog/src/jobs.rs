@@ -1,4 +1,4 @@
-//! Deployment, inventory, Replace and the job runner — `shared/specs/replace.md` step by step.
+//! Deployment, inventory, Replace and the job runner — `docs/replace.md` step by step.
 //!
 //! Deploy and Replace only *create* management jobs (being in `SuccessfulStores` means a job
 //! was created, as in Keyfactor). The runner executes due jobs through each store's
@@ -40,6 +40,11 @@ pub struct StoreOutcome {
     pub failed: Vec<String>,
     /// Why, per failed store.
     pub failures: BTreeMap<String, String>,
+    /// What happens (or, in a dry run, would happen) in each successful store: a job queued,
+    /// or one already waiting that a repeated request did not duplicate.
+    pub actions: BTreeMap<String, String>,
+    /// Whether this was a dry run: nothing was created.
+    pub dry_run: bool,
     /// What the caller should know although nothing failed (a Replace whose new certificate
     /// has another subject).
     pub warnings: Vec<String>,
@@ -63,6 +68,20 @@ impl StoreOutcome {
     }
 }
 
+/// The state of the job queue at one instant ([`Service::job_queue`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobQueue {
+    /// Jobs a run would take now (due, or abandoned by a dead runner).
+    pub due: usize,
+    /// Jobs another runner holds a live lease on.
+    pub leased: usize,
+    /// When the last of those leases ends.
+    pub leased_until_ms: Option<i64>,
+    /// When the next job not yet due falls due.
+    pub next_due_ms: Option<i64>,
+}
+
 /// What Deploy and Replace share: the entry password (`Password`), when the jobs are due
 /// (`JobTime`), and who asks.
 #[derive(Clone, Copy, Debug, Default)]
@@ -74,6 +93,9 @@ pub struct JobOptions<'a> {
     pub job_time: Option<&'a str>,
     /// The acting principal; `None` is the catalog's owner.
     pub principal: Option<&'a str>,
+    /// Decide per store as usual but create nothing ([`StoreOutcome::actions`] says what
+    /// would happen).
+    pub dry_run: bool,
 }
 
 impl<'a> JobOptions<'a> {
@@ -87,7 +109,15 @@ impl<'a> JobOptions<'a> {
             password,
             job_time,
             principal,
+            dry_run: false,
         }
+    }
+
+    /// As a dry run: nothing is created.
+    #[must_use]
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
     }
 }
 
@@ -571,7 +601,26 @@ impl Service {
         options: &JobOptions<'_>,
     ) -> Result<StoreOutcome> {
         let scheduled = Self::due(options.job_time)?;
-        let mut outcome = StoreOutcome::default();
+        let mut outcome = StoreOutcome {
+            dry_run: options.dry_run,
+            ..StoreOutcome::default()
+        };
+        // A job already waiting to put the same certificate under the same alias of the same
+        // store is not queued twice: Replace (or Deploy) sent again, by a retrying script or a
+        // second operator, must not make the runner write the same entry twice. Only a job due
+        // no later than this request stands in for it: a Replace now after one scheduled for
+        // next week must not wait for next week.
+        let waiting: HashMap<(String, Option<String>), crate::JobId> = self
+            .catalog()
+            .jobs()?
+            .into_iter()
+            .filter(|j| {
+                j.status == JobStatus::Waiting
+                    && j.job.certificate_id == certificate
+                    && j.job.scheduled_ms <= scheduled
+            })
+            .map(|j| ((j.job.store_id, j.job.alias), j.id))
+            .collect();
         // Which stores `successful` lists already: a store holding the certificate under
         // several aliases gets a job per alias but one listing, and a scan of the list per
         // target would make a Replace over n stores quadratic.
@@ -580,14 +629,33 @@ impl Service {
         for (store, alias) in targets {
             match self.job_decision(&store, options.principal, options.password)? {
                 Ok(()) => {
-                    jobs.push(self.new_job(
-                        &store,
-                        certificate,
-                        alias,
-                        overwrite,
-                        options,
-                        scheduled,
-                    )?);
+                    let what = match &alias {
+                        Some(a) => format!("put certificate {certificate} under alias '{a}'"),
+                        None => format!("put certificate {certificate} under its derived alias"),
+                    };
+                    let action = if let Some(id) = waiting.get(&(store.id.clone(), alias.clone())) {
+                        format!("job {id} already waiting to {what}; no new job")
+                    } else if options.dry_run {
+                        format!("would queue a job to {what} at {}", format_time(scheduled))
+                    } else {
+                        jobs.push(self.new_job(
+                            &store,
+                            certificate,
+                            alias,
+                            overwrite,
+                            options,
+                            scheduled,
+                        )?);
+                        format!("job queued to {what} at {}", format_time(scheduled))
+                    };
+                    outcome
+                        .actions
+                        .entry(store.id.clone())
+                        .and_modify(|a| {
+                            a.push_str("; ");
+                            a.push_str(&action);
+                        })
+                        .or_insert(action);
                     if listed.insert(store.id.clone()) {
                         outcome.successful.push(store.id);
                     }
@@ -595,7 +663,9 @@ impl Service {
                 Err(reason) => outcome.fail(&store.id, reason),
             }
         }
-        self.catalog().add_jobs(&jobs)?;
+        if !jobs.is_empty() {
+            self.catalog().add_jobs(&jobs)?;
+        }
         Ok(outcome)
     }
 
@@ -669,6 +739,41 @@ impl Service {
         let mut outcome = self.schedule(new.id, targets, true, options)?;
         outcome.warnings = warnings;
         Ok(outcome)
+    }
+
+    /// What `run_jobs` at `now_ms` would find: jobs due, jobs leased by a runner (and when the
+    /// last lease ends), and when the next waiting job falls due — so a runner with nothing to
+    /// do can say why.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn job_queue(&self, now_ms: i64) -> Result<JobQueue> {
+        let mut queue = JobQueue::default();
+        for j in self.catalog().jobs()? {
+            match j.status {
+                JobStatus::Waiting if j.job.scheduled_ms <= now_ms => queue.due += 1,
+                JobStatus::Waiting => {
+                    queue.next_due_ms = Some(
+                        queue
+                            .next_due_ms
+                            .map_or(j.job.scheduled_ms, |n| n.min(j.job.scheduled_ms)),
+                    );
+                }
+                JobStatus::InProcess => {
+                    let until = j.claimed_ms.unwrap_or(now_ms).saturating_add(JOB_LEASE_MS);
+                    if until <= now_ms {
+                        // Abandoned by a dead runner: the next run takes it over.
+                        queue.due += 1;
+                    } else {
+                        queue.leased += 1;
+                        queue.leased_until_ms =
+                            Some(queue.leased_until_ms.map_or(until, |u| u.max(until)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(queue)
     }
 
     /// Runs every job due at `now_ms` (and any abandoned by a dead runner): jobs for different

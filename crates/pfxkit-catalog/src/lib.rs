@@ -605,6 +605,32 @@ pub trait Catalog: Send + Sync + fmt::Debug {
         holder: &str,
     ) -> Result<Vec<JobRecord>>;
 
+    /// Every certificate, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn certificates(&self) -> Result<Vec<CertificateRecord>>;
+
+    /// Every container, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn containers(&self) -> Result<Vec<ContainerRecord>>;
+
+    /// Forgets a store with its locations and jobs, all at once or not at all; the store's
+    /// files are not touched. Returns whether it was known.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] while one of its jobs is running (InProcess); database errors.
+    fn remove_store(&self, id: &str) -> Result<bool>;
+
+    /// Retires every CA key (the CA certificates stay recorded): the CA a `ca init
+    /// --replace-ca` makes next is then the only issuer. Returns the retired CAs.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn retire_cas(&self) -> Result<Vec<CaRecord>>;
+
     /// Gives the jobs among `ids` that are still InProcess under `holder`'s lease back to the
     /// queue (Waiting, no lease): a runner stopping without running them.
     ///
@@ -749,18 +775,6 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// # Errors
     /// Database errors.
     fn revoke_token(&self, id: i64) -> Result<bool>;
-
-    /// Every container, by id.
-    ///
-    /// # Errors
-    /// Database errors.
-    fn containers(&self) -> Result<Vec<ContainerRecord>>;
-
-    /// Every certificate, by id.
-    ///
-    /// # Errors
-    /// Database errors.
-    fn certificates(&self) -> Result<Vec<CertificateRecord>>;
 }
 
 /// An API token as recorded: never the token itself, only who it stands for.

@@ -1866,6 +1866,71 @@ impl Catalog for PostgresCatalog {
         })
     }
 
+    fn remove_store(&self, id: &str) -> Result<bool> {
+        // None: removed; Some(0): unknown; Some(n): n jobs running. The store row is locked
+        // first, so a runner claiming one of its jobs meanwhile waits for the answer.
+        let running: Option<i64> = self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            if tx
+                .query_opt("SELECT 1 FROM stores WHERE id = $1 FOR UPDATE", &[&id])?
+                .is_none()
+            {
+                return Ok(Some(0));
+            }
+            let running: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM jobs WHERE store_id = $1 AND status = $2",
+                    &[&id, &JobStatus::InProcess.name()],
+                )?
+                .try_get(0)?;
+            if running > 0 {
+                return Ok(Some(running));
+            }
+            tx.execute(
+                "DELETE FROM job_refusals WHERE job_id IN (SELECT id FROM jobs WHERE store_id = $1)",
+                &[&id],
+            )?;
+            tx.execute("DELETE FROM locations WHERE store_id = $1", &[&id])?;
+            tx.execute("DELETE FROM jobs WHERE store_id = $1", &[&id])?;
+            tx.execute("DELETE FROM stores WHERE id = $1", &[&id])?;
+            tx.commit()?;
+            Ok(None)
+        })?;
+        match running {
+            None => Ok(true),
+            Some(0) => Ok(false),
+            Some(n) => Err(Error::Invalid(format!(
+                "store {id} has {n} running job(s); remove it when they have ended"
+            ))),
+        }
+    }
+
+    fn retire_cas(&self) -> Result<Vec<CaRecord>> {
+        let raw: Vec<(i64, String, Vec<u8>)> = self.with(|c| {
+            c.client
+                .query(
+                    "WITH retired AS (DELETE FROM cas RETURNING id, certificate_id, role, sealed_key)
+                     SELECT certificate_id, role, sealed_key FROM retired ORDER BY id",
+                    &[],
+                )?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect()
+        })?;
+        Ok(raw
+            .into_iter()
+            .map(|(certificate_id, role, sealed_key)| CaRecord {
+                certificate_id,
+                role: if role == "intermediate" {
+                    CaRole::Intermediate
+                } else {
+                    CaRole::Root
+                },
+                sealed_key,
+            })
+            .collect())
+    }
+
     fn containers(&self) -> Result<Vec<ContainerRecord>> {
         self.with(|c| {
             c.client

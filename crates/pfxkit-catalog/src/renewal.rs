@@ -1,6 +1,6 @@
-//! Renewal that nobody has to remember (`shared/specs/fleet.md`): which located certificates
-//! expire soon, renew-and-replace in one step, and renewal policies that a check (`renew-due`,
-//! or the server every hour) carries out.
+//! Renewal that nobody has to remember (the fleet specification, issue 19): which located
+//! certificates expire soon, renew-and-replace in one step, and renewal policies that a check
+//! (`renew-due`, or the server every hour) carries out.
 //!
 //! A policy check renews each located certificate inside its policy's window that has no
 //! successor yet, then replaces it in every store where it is located, acting as the policy's

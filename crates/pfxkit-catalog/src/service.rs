@@ -9,7 +9,10 @@ use super::ca::{self, Issuer, KeyType, San, Usage};
 use super::postgres::{self as pg, PostgresCatalog};
 use super::seal::CatalogKey;
 use super::sqlite::SqliteCatalog;
-use super::{Action, CaRole, Catalog, CertificateId, CertificateRecord, RequestId, RequestKind};
+use super::{
+    Action, CaRole, Catalog, CertificateId, CertificateRecord, ContainerRecord, RequestId,
+    RequestKind, StoreRecord,
+};
 use crate::error::{Error, Result};
 use pfxkit::cert::Certificate;
 use pfxkit::identity::Identity;
@@ -142,6 +145,54 @@ pub struct Enrollment {
     pub certificate: Certificate,
     /// `Pkcs12Blob`: key and chain under the transport password.
     pub pkcs12: Vec<u8>,
+}
+
+/// A CA made but not yet recorded: the root and, when asked for, an intermediate, with keys.
+struct MadeCa {
+    root: (Certificate, PrivateKey),
+    intermediate: Option<(Certificate, PrivateKey)>,
+}
+
+/// What [`Service::replace_ca`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CaReplacement {
+    /// The new issuing CA certificate.
+    pub issuing: Certificate,
+    /// The CA certificates whose keys were retired.
+    pub replaced: Vec<Certificate>,
+}
+
+/// The embedded CA as [`Service::ca`] shows it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CaInfo {
+    /// Root or intermediate.
+    pub role: CaRole,
+    /// The certificate that issues end-entity certificates.
+    pub issuing: CertificateRecord,
+    /// The chain above it (issuer first).
+    pub chain: Vec<Certificate>,
+}
+
+/// Which certificates [`Service::certificates`] lists.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct CertificateFilter {
+    /// Subject DN contains this text (case-insensitive).
+    pub subject: Option<String>,
+    /// Not expired, and expiring within this many seconds.
+    pub expiring_within_secs: Option<u64>,
+}
+
+impl CertificateFilter {
+    /// A filter with these criteria.
+    pub fn new(subject: Option<String>, expiring_within_secs: Option<u64>) -> Self {
+        CertificateFilter {
+            subject,
+            expiring_within_secs,
+        }
+    }
 }
 
 /// Which certificate an operation is about: exactly one of id and thumbprint.
@@ -402,16 +453,92 @@ impl Service {
 
     /// Creates the embedded CA: a root for `subject`, and an intermediate for
     /// `intermediate_subject` when given (which then issues end-entity certificates). Returns
-    /// the issuing CA's certificate.
+    /// the issuing CA's certificate. A catalog has one CA: a second `ca_init` is refused (see
+    /// [`Service::replace_ca`]).
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad DN; key generation and database errors.
+    /// [`Error::Invalid`] when the catalog has a CA already, or for a bad DN; key generation and
+    /// database errors.
     pub fn ca_init(
         &self,
         subject: &str,
         key_type: KeyType,
         intermediate_subject: Option<&str>,
     ) -> Result<Certificate> {
+        if let Some(current) = self.catalog.issuing_ca()? {
+            let current = self.require(current.certificate_id)?;
+            return Err(Error::Invalid(format!(
+                "the catalog already has a CA ({}, thumbprint {}); replacing it needs --replace-ca",
+                current.certificate.subject(),
+                current.certificate.sha1_hex()
+            )));
+        }
+        Ok(self
+            .new_ca(subject, key_type, intermediate_subject)?
+            .issuing)
+    }
+
+    /// Replaces the embedded CA: makes a new one as [`Service::ca_init`] does, then retires
+    /// every earlier CA key (their certificates stay recorded, so chains of certificates they
+    /// issued still resolve). Returns the new issuing CA and the CA certificates replaced.
+    ///
+    /// # Errors
+    /// As [`Service::ca_init`], except that an existing CA is what this replaces.
+    pub fn replace_ca(
+        &self,
+        subject: &str,
+        key_type: KeyType,
+        intermediate_subject: Option<&str>,
+    ) -> Result<CaReplacement> {
+        // Every certificate is made before anything is retired: a bad DN or a failed key
+        // generation leaves the old CA in place.
+        let made = self.made_ca(subject, key_type, intermediate_subject)?;
+        let retired = self.catalog.retire_cas()?;
+        let replaced = retired
+            .iter()
+            .map(|ca| Ok(self.require(ca.certificate_id)?.certificate))
+            .collect::<Result<Vec<_>>>()?;
+        let issuing = self.record_ca(made)?;
+        Ok(CaReplacement { issuing, replaced })
+    }
+
+    /// The embedded CA: the issuing certificate and the chain above it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the catalog has no CA; database errors.
+    pub fn ca(&self) -> Result<CaInfo> {
+        let ca = self.catalog.issuing_ca()?.ok_or_else(|| {
+            Error::NotFound("the catalog has no CA (run `pfxkit ca init` first)".into())
+        })?;
+        let record = self.require(ca.certificate_id)?;
+        let chain = self.chain_of(&record)?;
+        Ok(CaInfo {
+            role: ca.role,
+            issuing: record,
+            chain,
+        })
+    }
+
+    fn new_ca(
+        &self,
+        subject: &str,
+        key_type: KeyType,
+        intermediate_subject: Option<&str>,
+    ) -> Result<CaReplacement> {
+        let made = self.made_ca(subject, key_type, intermediate_subject)?;
+        Ok(CaReplacement {
+            issuing: self.record_ca(made)?,
+            replaced: Vec::new(),
+        })
+    }
+
+    /// Generates and signs a root (and an intermediate), recording nothing.
+    fn made_ca(
+        &self,
+        subject: &str,
+        key_type: KeyType,
+        intermediate_subject: Option<&str>,
+    ) -> Result<MadeCa> {
         let root_key = key_type.generate()?;
         let (not_before, not_after) = ca::validity(CA_DAYS);
         let root = ca::issue(
@@ -428,29 +555,44 @@ impl Service {
                 key: &root_key,
             },
         )?;
+        let intermediate = match intermediate_subject {
+            None => None,
+            Some(sub) => {
+                let int_key = key_type.generate()?;
+                let int = ca::issue(
+                    &ca::Request {
+                        subject_der: ca::name_der(sub)?,
+                        sans: &[],
+                        subject_key: &int_key,
+                        not_before,
+                        not_after,
+                        usage: Usage::Ca,
+                    },
+                    &Issuer {
+                        certificate: Some(&root),
+                        key: &root_key,
+                    },
+                )?;
+                Some((int, int_key))
+            }
+        };
+        Ok(MadeCa {
+            root: (root, root_key),
+            intermediate,
+        })
+    }
+
+    /// Records a made CA; returns the issuing certificate.
+    fn record_ca(&self, made: MadeCa) -> Result<Certificate> {
+        let (root, root_key) = made.root;
         let sealed = self
             .key
             .seal(&ca_label(&root), root_key.expose_pkcs8_der())?;
         let (record, _) = self.catalog.add_certificate(&root, &[], None, None, None)?;
         self.catalog.add_ca(record.id, CaRole::Root, &sealed)?;
-        let Some(sub) = intermediate_subject else {
+        let Some((int, int_key)) = made.intermediate else {
             return Ok(root);
         };
-        let int_key = key_type.generate()?;
-        let int = ca::issue(
-            &ca::Request {
-                subject_der: ca::name_der(sub)?,
-                sans: &[],
-                subject_key: &int_key,
-                not_before,
-                not_after,
-                usage: Usage::Ca,
-            },
-            &Issuer {
-                certificate: Some(&root),
-                key: &root_key,
-            },
-        )?;
         let sealed = self.key.seal(&ca_label(&int), int_key.expose_pkcs8_der())?;
         let (record, _) =
             self.catalog
@@ -458,6 +600,65 @@ impl Service {
         self.catalog
             .add_ca(record.id, CaRole::Intermediate, &sealed)?;
         Ok(int)
+    }
+
+    /// Certificates matching `filter`, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn certificates(&self, filter: &CertificateFilter) -> Result<Vec<CertificateRecord>> {
+        let now = u64::try_from(pfxkit::cert::now_millis() / 1000).unwrap_or_default();
+        let subject = filter.subject.as_ref().map(|s| s.to_lowercase());
+        Ok(self
+            .catalog
+            .certificates()?
+            .into_iter()
+            .filter(|r| {
+                subject
+                    .as_ref()
+                    .is_none_or(|s| r.certificate.subject().to_lowercase().contains(s))
+            })
+            .filter(|r| {
+                filter.expiring_within_secs.is_none_or(|within| {
+                    let after = r.certificate.not_after_unix();
+                    after >= now && after <= now.saturating_add(within)
+                })
+            })
+            .collect())
+    }
+
+    /// Every container, by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        self.catalog.containers()
+    }
+
+    /// A store by GUID.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no store has that id; database errors.
+    pub fn store(&self, id: &str) -> Result<StoreRecord> {
+        self.catalog.store(id)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "no store {id} in the catalog (see `pfxkit stores list`)"
+            ))
+        })
+    }
+
+    /// Forgets a store, its locations and its jobs (its files are left alone); returns what
+    /// was removed.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no store has that id; [`Error::Invalid`] while one of its jobs
+    /// runs; database errors.
+    pub fn remove_store(&self, id: &str) -> Result<StoreRecord> {
+        let store = self.store(id)?;
+        if !self.catalog.remove_store(id)? {
+            return Err(Error::NotFound(format!("no store {id} in the catalog")));
+        }
+        Ok(store)
     }
 
     /// The issuing CA's certificate, key and chain (issuer first, the CA itself included).

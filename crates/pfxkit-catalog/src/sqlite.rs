@@ -230,6 +230,18 @@ impl SqliteCatalog {
         f(&mut conn).map_err(db)
     }
 
+    /// Every row `sql` selects (no parameters), read by `row`, in one statement.
+    fn all<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(sql)?;
+            stmt.query_map([], row)?.collect()
+        })
+    }
+
     fn migrate(&self) -> Result<()> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -621,11 +633,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn stores(&self) -> Result<Vec<StoreRecord>> {
-        let raws = self.with(|c| {
-            let mut stmt = c.prepare(&format!("{SELECT_STORE} ORDER BY rowid"))?;
-            stmt.query_map([], store_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let raws = self.all(&format!("{SELECT_STORE} ORDER BY rowid"), store_from_row)?;
         raws.into_iter().map(to_store).collect()
     }
 
@@ -724,11 +732,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn jobs(&self) -> Result<Vec<JobRecord>> {
-        let raws = self.with(|c| {
-            let mut stmt = c.prepare(&format!("{SELECT_JOB} ORDER BY id"))?;
-            stmt.query_map([], job_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let raws = self.all(&format!("{SELECT_JOB} ORDER BY id"), job_from_row)?;
         raws.into_iter().map(to_job).collect()
     }
 
@@ -833,6 +837,76 @@ impl Catalog for SqliteCatalog {
                 .optional()
         })?;
         raw.map(to_job).transpose()
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateRecord>> {
+        let raws = self.all(&format!("{SELECT_CERT} ORDER BY c.id"), record_from_row)?;
+        raws.into_iter().map(to_record).collect()
+    }
+
+    fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, name FROM containers ORDER BY id")?;
+            stmt.query_map([], |r| {
+                Ok(ContainerRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn remove_store(&self, id: &str) -> Result<bool> {
+        let running = self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let running: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM jobs WHERE store_id = ?1 AND status = ?2",
+                params![id, JobStatus::InProcess.name()],
+                |r| r.get(0),
+            )?;
+            if running > 0 {
+                return Ok(Some(running));
+            }
+            tx.execute("DELETE FROM locations WHERE store_id = ?1", [id])?;
+            tx.execute("DELETE FROM jobs WHERE store_id = ?1", [id])?;
+            let removed = tx.execute("DELETE FROM stores WHERE id = ?1", [id])?;
+            tx.commit()?;
+            Ok(if removed > 0 { None } else { Some(-1) })
+        })?;
+        match running {
+            None => Ok(true),
+            Some(-1) => Ok(false),
+            Some(n) => Err(Error::Invalid(format!(
+                "store {id} has {n} running job(s); remove it when they have ended"
+            ))),
+        }
+    }
+
+    fn retire_cas(&self) -> Result<Vec<CaRecord>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let retired = {
+                let mut stmt =
+                    tx.prepare("SELECT certificate_id, role, sealed_key FROM cas ORDER BY id")?;
+                stmt.query_map([], |r| {
+                    let role: String = r.get(1)?;
+                    Ok(CaRecord {
+                        certificate_id: r.get(0)?,
+                        role: if role == "intermediate" {
+                            CaRole::Intermediate
+                        } else {
+                            CaRole::Root
+                        },
+                        sealed_key: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.execute("DELETE FROM cas", [])?;
+            tx.commit()?;
+            Ok(retired)
+        })
     }
 
     fn finish_job(
@@ -1222,28 +1296,6 @@ impl Catalog for SqliteCatalog {
 
     fn revoke_token(&self, id: i64) -> Result<bool> {
         self.with(|c| Ok(c.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0))
-    }
-
-    fn containers(&self) -> Result<Vec<ContainerRecord>> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT id, name FROM containers ORDER BY id")?;
-            stmt.query_map([], |r| {
-                Ok(ContainerRecord {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                })
-            })?
-            .collect()
-        })
-    }
-
-    fn certificates(&self) -> Result<Vec<CertificateRecord>> {
-        let raws = self.with(|c| {
-            let mut stmt = c.prepare(&format!("{SELECT_CERT} ORDER BY c.id"))?;
-            stmt.query_map([], record_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        raws.into_iter().map(to_record).collect()
     }
 }
 

@@ -77,6 +77,8 @@ conformance!(
     a_runner_releases_only_the_leases_it_holds,
     renewal_policies_successors_expiring_and_history,
     users_tokens_containers_and_certificates_are_listed,
+    a_store_is_removed_with_its_locations_and_jobs_but_not_while_a_job_runs,
+    a_replaced_ca_no_longer_issues_but_its_certificates_stay,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -1065,4 +1067,74 @@ fn catalog_location_tells_directories_from_postgres_connection_strings() {
         .unwrap()
         .describe();
     assert_eq!(described, "PostgreSQL database 'pfxkit' on db");
+}
+
+fn a_store_is_removed_with_its_locations_and_jobs_but_not_while_a_job_runs(
+    service: &Service,
+    dir: &Path,
+) {
+    let cert = ca_and_enroll(service, "CN=remove.example");
+    let stores = jks_stores(service, dir, 2);
+    deploy(service, cert, &stores, "a");
+    let c = service.catalog();
+    c.set_locations(&stores[0], &[("a".into(), cert)]).unwrap();
+    c.set_locations(&stores[1], &[("a".into(), cert)]).unwrap();
+    let now = now_ms();
+    // The first store's job is running: removing that store is refused and changes nothing.
+    let claimed = c
+        .claim_due_jobs(now, now - JOB_LEASE_MS, 1, "runner")
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let busy = claimed[0].job.store_id.clone();
+    let idle = stores.iter().find(|s| **s != busy).unwrap().clone();
+    let refused = service.remove_store(&busy).unwrap_err();
+    assert!(refused.to_string().contains("running"), "{refused}");
+    assert_eq!(c.stores().unwrap().len(), 2);
+    assert_eq!(c.jobs().unwrap().len(), 2);
+    // The other store goes with its waiting job and its location, and only those.
+    assert_eq!(service.remove_store(&idle).unwrap().id, idle);
+    let left: Vec<String> = c.stores().unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(left, vec![busy.clone()]);
+    assert!(c.jobs().unwrap().iter().all(|j| j.job.store_id == busy));
+    assert!(
+        c.locations(cert)
+            .unwrap()
+            .iter()
+            .all(|l| l.store_id == busy)
+    );
+    // Removing it again: not found, nothing else touched.
+    assert!(service.remove_store(&idle).is_err());
+    assert!(!c.remove_store(&idle).unwrap());
+    assert_eq!(c.stores().unwrap().len(), 1);
+}
+
+fn a_replaced_ca_no_longer_issues_but_its_certificates_stay(service: &Service, _: &Path) {
+    let before = ca_and_enroll(service, "CN=old-ca.example");
+    let old_issuer = service.ca().unwrap().issuing.id;
+    let replaced = service
+        .replace_ca("CN=Second Root", KeyType::EcP256, None)
+        .unwrap();
+    assert_eq!(replaced.replaced.len(), 2, "root and intermediate retired");
+    let info = service.ca().unwrap();
+    assert_ne!(info.issuing.id, old_issuer);
+    assert_eq!(info.issuing.certificate.subject(), "CN=Second Root");
+    let after = service
+        .enroll(
+            None,
+            &EnrollRequest::new("CN=new-ca.example"),
+            &Password::new(""),
+        )
+        .unwrap()
+        .certificate_id;
+    let issued = service.certificate(&CertificateRef::Id(after)).unwrap();
+    assert_eq!(issued.certificate.issuer(), "CN=Second Root");
+    // The old CA's certificate and what it issued are still recorded.
+    assert!(service.certificate(&CertificateRef::Id(before)).is_ok());
+    assert!(service.certificate(&CertificateRef::Id(old_issuer)).is_ok());
+    // A second replacement retires only the second CA.
+    let again = service
+        .replace_ca("CN=Third Root", KeyType::EcP256, None)
+        .unwrap();
+    assert_eq!(again.replaced.len(), 1);
+    assert_eq!(again.replaced[0].subject(), "CN=Second Root");
 }

@@ -22,22 +22,60 @@ use pfxkit_catalog::jobs::JobOptions;
 #[derive(Debug, clap::Args)]
 pub struct CatalogArgs {
     /// Catalog directory, or a shared PostgreSQL catalog: postgres://USER@HOST/DB,
-    /// postgresql://…, or "host=/run/postgresql dbname=pfxkit".
-    #[arg(
-        long = "catalog",
-        env = "PFXKIT_CATALOG",
-        default_value = "./pfxkit-catalog",
-        global = true,
-        hide_env_values = true
-    )]
-    pub catalog: String,
+    /// postgresql://…, or "host=/run/postgresql dbname=pfxkit"
+    /// [env: PFXKIT_CATALOG; default: ./pfxkit-catalog].
+    #[arg(long = "catalog", value_name = "DIR|URL", global = true)]
+    pub given: Option<String>,
     /// The key file of a PostgreSQL catalog (created 0600 by `catalog init`; every server and
     /// runner of the catalog gets the same file). Never stored in the database.
-    #[arg(long = "catalog-key", env = "PFXKIT_CATALOG_KEY", global = true)]
+    #[arg(
+        long = "catalog-key",
+        value_name = "FILE",
+        env = "PFXKIT_CATALOG_KEY",
+        global = true
+    )]
     pub catalog_key: Option<PathBuf>,
-    /// Print one JSON document.
-    #[arg(long, global = true)]
+    /// The catalog in use: `--catalog`, else `PFXKIT_CATALOG`, else `./pfxkit-catalog`.
+    #[arg(skip)]
+    pub catalog: String,
+    /// Set from the global `--json`.
+    #[arg(skip)]
     pub json: bool,
+}
+
+impl CatalogArgs {
+    /// Resolves the catalog: this command's `--catalog`, then one given before the command
+    /// (`pfxkit --catalog DIR enroll …`, as scripts written for earlier versions do), then
+    /// `PFXKIT_CATALOG`, then `./pfxkit-catalog`.
+    #[must_use]
+    pub fn resolved(mut self, before_command: Option<&str>, json: bool) -> Self {
+        self.catalog = self
+            .given
+            .clone()
+            .or_else(|| before_command.map(str::to_owned))
+            .or_else(|| {
+                std::env::var_os("PFXKIT_CATALOG").map(|v| v.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "./pfxkit-catalog".to_owned());
+        self.json = json;
+        self
+    }
+
+    /// Where the catalog is, as the catalog crate reads it.
+    ///
+    /// # Errors
+    /// A connection string that does not parse, or a PostgreSQL catalog without a key file.
+    pub fn location(&self) -> Result<CatalogLocation, Error> {
+        CatalogLocation::parse(&self.catalog, self.catalog_key.as_deref())
+    }
+
+    /// Opens the catalog.
+    ///
+    /// # Errors
+    /// As [`Service::open_at`].
+    pub fn open(&self) -> Result<Service, Error> {
+        Service::open_at(&self.location()?)
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -48,15 +86,21 @@ pub enum CatalogCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CaCommand {
-    /// Create the embedded CA (a root, and an intermediate with --intermediate).
+    /// Show the embedded CA: the issuing certificate and its chain.
+    Show,
+    /// Create the embedded CA (a root, and an intermediate with --intermediate). A catalog has
+    /// one CA: a second init is refused unless --replace-ca.
     Init {
+        /// Replace the existing CA: its keys are retired (its certificates stay recorded).
+        #[arg(long)]
+        replace_ca: bool,
         /// The root's subject DN.
         #[arg(long)]
         subject: String,
         /// Subject DN of an intermediate that will issue certificates.
         #[arg(long)]
         intermediate: Option<String>,
-        /// CA key type.
+        /// CA key type: rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384 or ed25519.
         #[arg(long, default_value = "ec-p256", value_parser = key_type)]
         key_type: KeyType,
     },
@@ -76,7 +120,7 @@ pub struct EnrollArgs {
     /// Subject alternative names: dns:NAME, ip:ADDR or email:ADDR (repeatable).
     #[arg(long = "san", value_parser = san)]
     sans: Vec<San>,
-    /// Key type.
+    /// Key type: rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384 or ed25519.
     #[arg(long, default_value = "ec-p256", value_parser = key_type)]
     key_type: KeyType,
     /// Validity in days.
@@ -126,6 +170,15 @@ pub struct RenewArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CertificatesCommand {
+    /// List certificates, optionally filtered.
+    List {
+        /// Only those whose subject DN contains this text (case-insensitive).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only those not yet expired that expire within this period: 30d, 12h, 90m or seconds.
+        #[arg(long, value_parser = duration_secs, value_name = "PERIOD")]
+        expiring_within: Option<u64>,
+    },
     /// Show one certificate.
     Show {
         /// Its id.
@@ -136,24 +189,32 @@ pub enum CertificatesCommand {
     },
 }
 
+/// `30d`, `12h`, `90m`, `45s` or a number of seconds.
+fn duration_secs(s: &str) -> Result<u64, String> {
+    let (number, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (s.get(..i).unwrap_or_default(), c),
+        _ => (s, 's'),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a period (use 30d, 12h, 90m or seconds)"))?;
+    let factor = match unit {
+        'd' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use d, h, m or s)")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("'{s}' is too long a period"))
+}
+
 fn key_type(s: &str) -> Result<KeyType, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
 fn san(s: &str) -> Result<San, String> {
     s.parse().map_err(|e: Error| e.to_string())
-}
-
-impl CatalogArgs {
-    /// Where the catalog is, as the catalog crate reads it.
-    pub fn location(&self) -> Result<CatalogLocation, Error> {
-        CatalogLocation::parse(&self.catalog, self.catalog_key.as_deref())
-    }
-
-    /// Opens the catalog.
-    pub fn open(&self) -> Result<Service, Error> {
-        Service::open_at(&self.location()?)
-    }
 }
 
 fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {
@@ -164,7 +225,7 @@ fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {
     }
 }
 
-pub fn catalog(args: &CatalogArgs, command: CatalogCommand) -> Result<(), Error> {
+pub fn catalog(args: &CatalogArgs, command: CatalogCommand) -> crate::CliResult {
     match command {
         CatalogCommand::Init => {
             let location = args.location()?;
@@ -178,14 +239,50 @@ pub fn catalog(args: &CatalogArgs, command: CatalogCommand) -> Result<(), Error>
     }
 }
 
-pub fn ca(args: &CatalogArgs, command: CaCommand) -> Result<(), Error> {
+fn ca_json(cert: &pfxkit::Certificate) -> Value {
+    json!({
+        "Thumbprint": cert.sha1_hex(),
+        "SubjectDN": cert.subject(),
+        "IssuerDN": cert.issuer(),
+        "SerialNumber": cert.serial_hex(),
+        "NotAfter": cert.not_after_rfc3339(),
+    })
+}
+
+pub fn ca(args: &CatalogArgs, command: CaCommand) -> crate::CliResult {
     let service = args.open()?;
-    let (subject, intermediate, key_type) = match command {
-        CaCommand::Init {
-            subject,
-            intermediate,
-            key_type,
-        } => (subject, intermediate, key_type),
+    match command {
+        CaCommand::Show => {
+            let info = service.ca()?;
+            let cert = &info.issuing.certificate;
+            let mut value = ca_json(cert);
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("Id".into(), json!(info.issuing.id));
+                fields.insert(
+                    "Role".into(),
+                    json!(match info.role {
+                        pfxkit_catalog::CaRole::Intermediate => "intermediate",
+                        _ => "root",
+                    }),
+                );
+                fields.insert(
+                    "Chain".into(),
+                    Value::Array(info.chain.iter().map(ca_json).collect()),
+                );
+            }
+            emit(args, value, || {
+                outln!(
+                    "CA {} (certificate {}, thumbprint {}, expires {})",
+                    cert.subject(),
+                    info.issuing.id,
+                    cert.sha1_hex(),
+                    cert.not_after_rfc3339()
+                );
+                for c in &info.chain {
+                    outln!("  issued by {} (thumbprint {})", c.subject(), c.sha1_hex());
+                }
+            });
+        }
         CaCommand::Export { out } => {
             let pem: String = service
                 .ca_chain()?
@@ -196,15 +293,41 @@ pub fn ca(args: &CatalogArgs, command: CaCommand) -> Result<(), Error> {
                 Some(path) => write_output(&path, pem.as_bytes(), false)?,
                 None => outln!("{}", pem.trim_end()),
             }
-            return Ok(());
         }
-    };
-    let cert = service.ca_init(&subject, key_type, intermediate.as_deref())?;
-    emit(
-        args,
-        json!({ "Thumbprint": cert.sha1_hex(), "SubjectDN": cert.subject() }),
-        || outln!("CA {} (thumbprint {})", cert.subject(), cert.sha1_hex()),
-    );
+        CaCommand::Init {
+            replace_ca,
+            subject,
+            intermediate,
+            key_type,
+        } => {
+            let (cert, replaced) = if replace_ca {
+                let r = service.replace_ca(&subject, key_type, intermediate.as_deref())?;
+                (r.issuing, r.replaced)
+            } else {
+                (
+                    service.ca_init(&subject, key_type, intermediate.as_deref())?,
+                    Vec::new(),
+                )
+            };
+            let mut value = json!({ "Thumbprint": cert.sha1_hex(), "SubjectDN": cert.subject() });
+            if replace_ca && let Some(fields) = value.as_object_mut() {
+                fields.insert(
+                    "Replaced".into(),
+                    Value::Array(replaced.iter().map(ca_json).collect()),
+                );
+            }
+            emit(args, value, || {
+                outln!("CA {} (thumbprint {})", cert.subject(), cert.sha1_hex());
+                for old in &replaced {
+                    outln!(
+                        "replaced CA {} (thumbprint {}): its key is retired",
+                        old.subject(),
+                        old.sha1_hex()
+                    );
+                }
+            });
+        }
+    }
     Ok(())
 }
 
@@ -220,11 +343,22 @@ fn enrollment_json(e: &Enrollment) -> Value {
     }})
 }
 
-fn report_enrollment(args: &CatalogArgs, e: &Enrollment, out: Option<&Path>) -> Result<(), Error> {
+fn report_enrollment(args: &CatalogArgs, e: &Enrollment, out: Option<&Path>) -> crate::CliResult {
     if let Some(path) = out {
         write_output(path, &e.pkcs12, true)?;
     }
-    emit(args, enrollment_json(e), || {
+    let mut value = enrollment_json(e);
+    if let (Some(path), Some(fields)) = (out, value.as_object_mut()) {
+        fields.insert("Written".into(), json!(path.display().to_string()));
+    }
+    emit(args, value, || {
+        if let Some(path) = out {
+            outln!(
+                "wrote {}: 1 key, certificate {}",
+                path.display(),
+                e.certificate_id
+            );
+        }
         outln!(
             "certificate {} (request {}): {}\n  issuer {}\n  serial {}  thumbprint {}",
             e.certificate_id,
@@ -242,7 +376,7 @@ fn transport(src: Option<&PasswordSource>) -> Result<Password, Error> {
     Ok(resolve(src)?.unwrap_or_else(|| Password::new("")))
 }
 
-pub fn enroll(args: &CatalogArgs, principal: &PrincipalArgs, e: EnrollArgs) -> Result<(), Error> {
+pub fn enroll(args: &CatalogArgs, principal: &PrincipalArgs, e: EnrollArgs) -> crate::CliResult {
     let service = args.open()?;
     let request = EnrollRequest::new(e.subject)
         .sans(e.sans)
@@ -256,27 +390,34 @@ pub fn enroll(args: &CatalogArgs, principal: &PrincipalArgs, e: EnrollArgs) -> R
     report_enrollment(args, &result, e.out.as_deref())
 }
 
-pub fn import(args: &CatalogArgs, principal: &PrincipalArgs, i: ImportArgs) -> Result<(), Error> {
+pub fn import(args: &CatalogArgs, principal: &PrincipalArgs, i: ImportArgs) -> crate::CliResult {
     let service = args.open()?;
     let password = resolve(i.password.as_ref())?;
     let transport = password.clone().unwrap_or_else(|| Password::new(""));
-    let result = service.import(
-        principal.principal.as_deref(),
-        &read_file(&i.pfx)?,
-        password.as_ref(),
-        &transport,
-    )?;
+    let bytes = read_file(&i.pfx)?;
+    crate::inspect::expect_format(&i.pfx, &bytes, pfxkit::contents::Format::Pkcs12, "--pfx")?;
+    let result = service
+        .import(
+            principal.principal.as_deref(),
+            &bytes,
+            password.as_ref(),
+            &transport,
+        )
+        .map_err(crate::naming_password(format!(
+            "the password of {}",
+            i.pfx.display()
+        )))?;
     report_enrollment(args, &result, None)
 }
 
-pub fn renew(args: &CatalogArgs, principal: &PrincipalArgs, r: RenewArgs) -> Result<(), Error> {
+pub fn renew(args: &CatalogArgs, principal: &PrincipalArgs, r: RenewArgs) -> crate::CliResult {
     let service = args.open()?;
     let which = match (r.certificate_id, r.thumbprint) {
         (Some(id), None) => CertificateRef::Id(id),
         (None, Some(t)) => CertificateRef::Thumbprint(t),
         // clap's group makes exactly one present.
         _ => {
-            return Err(Error::Invalid(
+            return Err(crate::CliError::Usage(
                 "give exactly one of --certificate-id and --thumbprint".into(),
             ));
         }
@@ -327,15 +468,9 @@ fn which_text(which: &CertificateRef) -> String {
     }
 }
 
-pub fn certificates(args: &CatalogArgs, command: CertificatesCommand) -> Result<(), Error> {
-    let CertificatesCommand::Show {
-        id,
-        include_locations,
-    } = command;
-    let service = args.open()?;
-    let record = service.certificate(&CertificateRef::Id(id))?;
+fn certificate_json(record: &pfxkit_catalog::CertificateRecord) -> Value {
     let cert = &record.certificate;
-    let mut value = json!({
+    json!({
         "Id": record.id,
         "Thumbprint": cert.sha1_hex(),
         "SerialNumber": cert.serial_hex(),
@@ -344,7 +479,51 @@ pub fn certificates(args: &CatalogArgs, command: CertificatesCommand) -> Result<
         "NotBefore": cert.not_before_rfc3339(),
         "NotAfter": cert.not_after_rfc3339(),
         "HasPrivateKey": record.has_staged_key,
-    });
+    })
+}
+
+pub fn certificates(args: &CatalogArgs, command: CertificatesCommand) -> crate::CliResult {
+    let service = args.open()?;
+    let (id, include_locations) = match command {
+        CertificatesCommand::Show {
+            id,
+            include_locations,
+        } => (id, include_locations),
+        CertificatesCommand::List {
+            subject,
+            expiring_within,
+        } => {
+            let filter = pfxkit_catalog::service::CertificateFilter::new(subject, expiring_within);
+            let list = service.certificates(&filter)?;
+            emit(
+                args,
+                Value::Array(list.iter().map(certificate_json).collect()),
+                || {
+                    for r in &list {
+                        outln!(
+                            "{:>5}  {}  {}  expires {}{}",
+                            r.id,
+                            r.certificate.sha1_hex(),
+                            r.certificate.subject(),
+                            r.certificate.not_after_rfc3339(),
+                            if r.has_staged_key {
+                                "  [key staged]"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    if list.is_empty() {
+                        outln!("no certificates match");
+                    }
+                },
+            );
+            return Ok(());
+        }
+    };
+    let record = service.certificate(&CertificateRef::Id(id))?;
+    let cert = &record.certificate;
+    let mut value = certificate_json(&record);
     let mut locations = Vec::new();
     if include_locations {
         for loc in service.catalog().locations(record.id)? {

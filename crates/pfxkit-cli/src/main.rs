@@ -1,5 +1,5 @@
 //! The `pfxkit` command line: argument parsing and printing only; every decision is the
-//! library's. The contract (names, JSON fields, exit codes) is `shared/specs/cli.md`.
+//! library's. The contract (names, JSON fields, exit codes) is `docs/cli.md`.
 
 /// `println!` that ignores a closed stdout (`pfxkit inspect … | head`) instead of panicking.
 macro_rules! outln {
@@ -23,76 +23,130 @@ use clap::{Parser, Subcommand};
 use pfxkit::{Password, PasswordSource};
 use pfxkit_catalog::Error;
 
-/// PKCS#12/PFX and Java keystore tool.
+/// PKCS#12/PFX and Java keystore tool: what `openssl pkcs12` and `keytool` do, plus certificate
+/// stores and a catalog with an embedded CA that deploys and replaces certificates.
+///
+/// Everyday tasks:
+///   look inside a file          pfxkit inspect web.p12 --password env:PFX_PASS
+///   PFX from key + cert + chain pfxkit build --key k.pem --cert c.pem --chain ca.pem --out web.p12 --password file:pw.txt
+///   PFX to PEM files for nginx  pfxkit convert web.p12 --password env:P --to pem --split /etc/nginx/tls --plain-key
+///   PFX to JKS                  pfxkit convert web.p12 --password env:P --to jks --out web.jks --out-password env:S
+///   list a keystore             pfxkit store inventory --type jks --path web.jks --store-password env:S
+///   import a key entry          pfxkit store add --type jks --path web.jks --store-password env:S --alias web --pfx new.p12 --pfx-password env:P
+///   import a trusted CA         pfxkit store add --type jks --path trust.jks --store-password env:S --alias root --cert root.pem
+///   rename an entry             pfxkit store rename --type jks --path web.jks --store-password env:S --alias web --to tomcat
+///   change a store password     pfxkit store passwd --type jks --path web.jks --store-password env:S --new-password env:S2
+///   only the leaf / the CAs     pfxkit inspect web.p12 --password env:P --leaf-only   (or --ca-only, --no-keys)
+///
+/// Passwords are sources: pass:TEXT, env:VAR, file:PATH or stdin. Exit codes: 0 success,
+/// 1 failure, 2 usage, 3 wrong password, 4 malformed input, 5 limit exceeded, 6 unsupported.
 #[derive(Debug, Parser)]
-#[command(name = "pfxkit", version, about)]
+#[command(name = "pfxkit", version, about, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print one JSON document on stdout (and errors as one JSON object on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// `--catalog` before the command, as earlier versions took it (shown on the commands
+    /// that use a catalog).
+    #[arg(long = "catalog", hide = true)]
+    catalog: Option<String>,
+    /// `--principal` before the command, as earlier versions took it (shown on the commands
+    /// that act as a principal).
+    #[arg(long = "principal", hide = true)]
+    principal: Option<String>,
+}
+
+/// A command that works on a catalog.
+#[derive(Debug, clap::Args)]
+struct OnCatalog<T: clap::Args> {
+    #[command(flatten)]
+    catalog: catalog::CatalogArgs,
+    #[command(flatten)]
+    args: T,
+}
+
+/// A group of subcommands that work on a catalog.
+#[derive(Debug, clap::Args)]
+struct CatalogGroup<S: clap::Subcommand> {
+    #[command(flatten)]
+    catalog: catalog::CatalogArgs,
+    #[command(subcommand)]
+    command: S,
+}
+
+/// A command that works on a catalog as a principal.
+#[derive(Debug, clap::Args)]
+struct AsPrincipal<T: clap::Args> {
     #[command(flatten)]
     catalog: catalog::CatalogArgs,
     #[command(flatten)]
     principal: manage::PrincipalArgs,
+    #[command(flatten)]
+    args: T,
+}
+
+/// A group of subcommands that work on a catalog as a principal.
+#[derive(Debug, clap::Args)]
+struct PrincipalGroup<S: clap::Subcommand> {
+    #[command(flatten)]
+    catalog: catalog::CatalogArgs,
+    #[command(flatten)]
+    principal: manage::PrincipalArgs,
+    #[command(subcommand)]
+    command: S,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Detect a file's format by content and list what it holds.
+    /// Detect a file's format by content and list what it holds (openssl pkcs12 -info, keytool -list -v).
     Inspect(inspect::Args),
-    /// Write a PKCS#12 archive from a key, its certificate and chain.
+    /// Write a PKCS#12 archive from a key, its certificate and chain (openssl pkcs12 -export).
     Build(build::BuildArgs),
-    /// Re-encode every key entry and certificate of a file in another format.
+    /// Re-encode every key entry and certificate of a file in another format (keytool -importkeystore, openssl pkcs12 -nodes).
     Convert(build::ConvertArgs),
-    /// Inventory, add to and remove from certificate stores.
+    /// Inventory, add to, rename in and remove from certificate stores (keytool -list/-importcert/-changealias/-delete).
     #[command(subcommand)]
     Store(store::StoreCommand),
     /// Create a catalog.
-    #[command(subcommand)]
-    Catalog(catalog::CatalogCommand),
+    Catalog(CatalogGroup<catalog::CatalogCommand>),
     /// The embedded certificate authority.
-    #[command(subcommand)]
-    Ca(catalog::CaCommand),
+    Ca(CatalogGroup<catalog::CaCommand>),
     /// Generate a key and issue a certificate from the embedded CA.
-    Enroll(catalog::EnrollArgs),
+    Enroll(AsPrincipal<catalog::EnrollArgs>),
     /// Register a PFX made elsewhere (key and chain).
-    Import(catalog::ImportArgs),
+    Import(AsPrincipal<catalog::ImportArgs>),
     /// Issue a new certificate like an existing one (deploys only with --replace).
-    Renew(catalog::RenewArgs),
+    Renew(AsPrincipal<catalog::RenewArgs>),
     /// Located certificates that expire within a window.
-    Expiring(renewal::ExpiringArgs),
+    Expiring(OnCatalog<renewal::ExpiringArgs>),
     /// Renewal policies: renew and replace certificates before they expire.
-    #[command(subcommand)]
-    Policy(renewal::PolicyCommand),
+    Policy(CatalogGroup<renewal::PolicyCommand>),
     /// Run the renewal policies' check once.
-    RenewDue(renewal::RenewDueArgs),
+    RenewDue(OnCatalog<renewal::RenewDueArgs>),
     /// Certificates in the catalog.
-    #[command(subcommand)]
-    Certificates(catalog::CertificatesCommand),
+    Certificates(CatalogGroup<catalog::CertificatesCommand>),
     /// Store containers.
-    #[command(subcommand)]
-    Containers(manage::ContainersCommand),
+    Containers(PrincipalGroup<manage::ContainersCommand>),
     /// Stores known to the catalog.
-    #[command(subcommand)]
-    Stores(manage::StoresCommand),
+    Stores(PrincipalGroup<manage::StoresCommand>),
     /// Grant a permission to a principal.
-    Grant(manage::GrantArgs),
+    Grant(OnCatalog<manage::GrantArgs>),
     /// Schedule jobs that put a certificate into stores.
-    Deploy(manage::DeployArgs),
+    Deploy(OnCatalog<manage::DeployArgs>),
     /// Inventory stores and record where each certificate is.
-    Inventory(manage::InventoryArgs),
+    Inventory(OnCatalog<manage::InventoryArgs>),
     /// Replace a certificate in every store where inventory found it.
-    Replace(manage::ReplaceArgs),
+    Replace(OnCatalog<manage::ReplaceArgs>),
     /// Management jobs.
-    #[command(subcommand)]
-    Jobs(manage::JobsCommand),
+    Jobs(PrincipalGroup<manage::JobsCommand>),
     /// Serve the Keyfactor-compatible HTTP API.
-    Serve(serve::ServeArgs),
+    Serve(OnCatalog<serve::ServeArgs>),
     /// Users of the HTTP API.
-    #[command(subcommand)]
-    Users(serve::UsersCommand),
+    Users(CatalogGroup<serve::UsersCommand>),
     /// API tokens of the HTTP API.
-    #[command(subcommand)]
-    Tokens(serve::TokensCommand),
+    Tokens(CatalogGroup<serve::TokensCommand>),
     /// Run the whole flow end to end; exits 0 only if every check held.
     Demo {
         /// Work in this directory (kept) instead of a temporary one (removed).
@@ -102,59 +156,191 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_failure(&e),
+    };
+    let json = cli.json;
     if let Err(e) = check_stdin_passwords() {
-        eprintln!("pfxkit: {e}");
-        return ExitCode::from(exit_code(&e));
+        let e = CliError::Failed(e);
+        report_error(&e, json);
+        return ExitCode::from(e.exit_code());
     }
+    // The catalog commands print through their CatalogArgs, which carry the global --json.
+    let before = cli.catalog.clone();
+    let on = |c: catalog::CatalogArgs| c.resolved(before.as_deref(), json);
+    let principal = cli.principal.as_deref();
+    let who = |p: manage::PrincipalArgs| p.resolved(principal);
     let result = match cli.command {
-        Command::Inspect(args) => inspect::run(args),
-        Command::Build(args) => build::build(args),
-        Command::Convert(args) => build::convert(args),
-        Command::Store(command) => store::run(command),
-        Command::Catalog(c) => catalog::catalog(&cli.catalog, c),
-        Command::Ca(c) => catalog::ca(&cli.catalog, c),
-        Command::Enroll(a) => catalog::enroll(&cli.catalog, &cli.principal, a),
-        Command::Import(a) => catalog::import(&cli.catalog, &cli.principal, a),
-        Command::Renew(a) => catalog::renew(&cli.catalog, &cli.principal, a),
-        Command::Expiring(a) => renewal::expiring(&cli.catalog, a),
-        Command::Policy(p) => renewal::policy(&cli.catalog, &cli.principal, p),
-        Command::RenewDue(a) => renewal::renew_due(&cli.catalog, a),
-        Command::Certificates(c) => catalog::certificates(&cli.catalog, c),
-        Command::Containers(c) => manage::containers(&cli.catalog, &cli.principal, c),
-        Command::Stores(c) => manage::stores(&cli.catalog, &cli.principal, c),
-        Command::Grant(g) => manage::grant(&cli.catalog, g),
-        Command::Deploy(d) => manage::deploy(&cli.catalog, &cli.principal, d),
-        Command::Inventory(i) => manage::inventory(&cli.catalog, i),
-        Command::Replace(r) => manage::replace(&cli.catalog, &cli.principal, r),
-        Command::Jobs(j) => match manage::jobs(&cli.catalog, &cli.principal, j) {
+        Command::Inspect(args) => inspect::run(args, json),
+        Command::Build(args) => build::build(args, json),
+        Command::Convert(args) => build::convert(args, json),
+        Command::Store(command) => store::run(command, json),
+        Command::Catalog(g) => catalog::catalog(&on(g.catalog), g.command),
+        Command::Ca(g) => catalog::ca(&on(g.catalog), g.command),
+        Command::Enroll(a) => catalog::enroll(&on(a.catalog), &who(a.principal), a.args),
+        Command::Import(a) => catalog::import(&on(a.catalog), &who(a.principal), a.args),
+        Command::Renew(a) => catalog::renew(&on(a.catalog), &who(a.principal), a.args),
+        Command::Expiring(a) => renewal::expiring(&on(a.catalog), a.args).map_err(CliError::from),
+        Command::Policy(g) => renewal::policy(
+            &on(g.catalog),
+            // `policy set` names the policy's principal with --principal (its actor is --as);
+            // `policy remove` takes its own --principal.
+            &who(manage::PrincipalArgs { principal: None }),
+            g.command,
+        )
+        .map_err(CliError::from),
+        Command::RenewDue(a) => renewal::renew_due(&on(a.catalog), a.args).map_err(CliError::from),
+        Command::Certificates(g) => catalog::certificates(&on(g.catalog), g.command),
+        Command::Containers(g) => manage::containers(&on(g.catalog), &who(g.principal), g.command),
+        Command::Stores(g) => manage::stores(&on(g.catalog), &who(g.principal), g.command),
+        Command::Grant(a) => manage::grant(&on(a.catalog), a.args),
+        Command::Deploy(a) => manage::deploy(&on(a.catalog), a.args, principal),
+        Command::Inventory(a) => manage::inventory(&on(a.catalog), a.args),
+        Command::Replace(a) => manage::replace(&on(a.catalog), a.args, principal),
+        Command::Jobs(g) => match manage::jobs(&on(g.catalog), &who(g.principal), g.command) {
             Ok(Some(code)) => return ExitCode::from(code),
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         },
-        Command::Serve(s) => serve::serve(&cli.catalog, s),
-        Command::Users(u) => serve::users(&cli.catalog, u),
-        Command::Tokens(t) => serve::tokens(&cli.catalog, t),
-        Command::Demo { dir } => manage::demo(&cli.catalog, dir),
+        Command::Serve(a) => serve::serve(&on(a.catalog), a.args).map_err(CliError::from),
+        Command::Users(g) => serve::users(&on(g.catalog), g.command).map_err(CliError::from),
+        Command::Tokens(g) => serve::tokens(&on(g.catalog), g.command).map_err(CliError::from),
+        Command::Demo { dir } => manage::demo(json, dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pfxkit: {e}");
-            ExitCode::from(exit_code(&e))
+            report_error(&e, json);
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-/// Exit codes of the contract: 3 wrong password/integrity, 4 malformed, 5 limit, 6 unsupported,
-/// 1 anything else.
-fn exit_code(e: &Error) -> u8 {
-    match e {
-        Error::Codec(pfxkit::Error::WrongPassword { .. }) => 3,
-        Error::Codec(pfxkit::Error::Malformed { .. }) => 4,
-        Error::Codec(pfxkit::Error::LimitExceeded { .. }) => 5,
-        Error::Codec(pfxkit::Error::Unsupported { .. }) => 6,
-        _ => 1,
+/// A clap error: help and version go to stdout as clap prints them; a usage error is exit 2,
+/// as one JSON object on stderr when `--json` was among the arguments.
+fn usage_failure(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) || !std::env::args().any(|a| a == "--json")
+    {
+        e.exit();
+    }
+    // clap's rendering carries usage and tips after a blank line; the first paragraph is the
+    // error itself (with the missing arguments indented under it).
+    let rendered = e.render().to_string();
+    let message = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string();
+    report_error(&CliError::Usage(message), true);
+    ExitCode::from(2)
+}
+
+/// Prints an error on stderr: `pfxkit: MESSAGE`, or with `--json` one object
+/// `{"Error": {"Code": N, "Kind": "…", "Message": "…"}}`.
+fn report_error(e: &CliError, json: bool) {
+    if json {
+        let value = serde_json::json!({ "Error": {
+            "Code": e.exit_code(),
+            "Kind": e.kind(),
+            "Message": e.to_string(),
+        }});
+        eprintln!("{}", serde_json::to_string(&value).unwrap_or_default());
+    } else {
+        eprintln!("pfxkit: {e}");
+    }
+}
+
+/// Why a command failed: a usage error (exit 2) or a failure of the layers below.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad, missing or conflicting options: exit 2.
+    Usage(String),
+    /// Everything the catalog, the stores and the codecs report.
+    Failed(Error),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(m) => f.write_str(m),
+            CliError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        CliError::Failed(e)
+    }
+}
+
+impl From<pfxkit::Error> for CliError {
+    fn from(e: pfxkit::Error) -> Self {
+        CliError::Failed(Error::Codec(e))
+    }
+}
+
+impl CliError {
+    /// Exit codes of the contract: 2 usage, 3 wrong password/integrity, 4 malformed, 5 limit,
+    /// 6 unsupported, 1 anything else.
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(Error::Codec(pfxkit::Error::WrongPassword { .. })) => 3,
+            CliError::Failed(Error::Codec(pfxkit::Error::Malformed { .. })) => 4,
+            CliError::Failed(Error::Codec(pfxkit::Error::LimitExceeded { .. })) => 5,
+            CliError::Failed(Error::Codec(pfxkit::Error::Unsupported { .. })) => 6,
+            CliError::Failed(_) => 1,
+        }
+    }
+
+    /// The `Kind` of the JSON error object: the error's variant name.
+    fn kind(&self) -> &'static str {
+        match self {
+            CliError::Usage(_) => "Usage",
+            CliError::Failed(Error::Codec(e)) => match e {
+                pfxkit::Error::WrongPassword { .. } => "WrongPassword",
+                pfxkit::Error::Malformed { .. } => "Malformed",
+                pfxkit::Error::LimitExceeded { .. } => "LimitExceeded",
+                pfxkit::Error::Unsupported { .. } => "Unsupported",
+                pfxkit::Error::KeyMismatch { .. } => "KeyMismatch",
+                pfxkit::Error::AliasExists { .. } => "AliasExists",
+                pfxkit::Error::AliasNotFound { .. } => "AliasNotFound",
+                pfxkit::Error::StoreNotFound { .. } => "StoreNotFound",
+                pfxkit::Error::Io { .. } => "Io",
+                _ => "Invalid",
+            },
+            CliError::Failed(Error::Database(_)) => "Database",
+            CliError::Failed(Error::NotFound(_)) => "NotFound",
+            CliError::Failed(Error::Forbidden(_)) => "Forbidden",
+            CliError::Failed(_) => "Invalid",
+        }
+    }
+}
+
+/// Result of a command.
+pub type CliResult = Result<(), CliError>;
+
+/// Names the password that failed in a wrong-password error ("the store password of web.p12")
+/// and leaves every other error as it is.
+pub fn naming_password(which: String) -> impl FnOnce(Error) -> Error {
+    move |e| match e {
+        Error::Codec(pfxkit::Error::WrongPassword { context }) => {
+            Error::Codec(pfxkit::Error::WrongPassword {
+                context: format!("{which} ({context})"),
+            })
+        }
+        other => other,
     }
 }
 

@@ -19,15 +19,31 @@ use crate::catalog::CatalogArgs;
 use crate::{password_source, print_json, resolve};
 
 /// Who acts.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct PrincipalArgs {
-    /// The acting principal; without one the catalog's owner acts with every permission.
-    #[arg(long, env = "PFXKIT_PRINCIPAL", global = true)]
+    /// The acting principal [env: PFXKIT_PRINCIPAL]; without one the catalog's owner acts with
+    /// every permission.
+    #[arg(long = "principal", value_name = "NAME", global = true)]
     pub principal: Option<String>,
+}
+
+impl PrincipalArgs {
+    /// This command's `--principal`, else one given before the command, else
+    /// `PFXKIT_PRINCIPAL`.
+    #[must_use]
+    pub fn resolved(mut self, before_command: Option<&str>) -> Self {
+        self.principal = self
+            .principal
+            .or_else(|| before_command.map(str::to_string))
+            .or_else(|| std::env::var("PFXKIT_PRINCIPAL").ok());
+        self
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ContainersCommand {
+    /// List the containers.
+    List,
     /// Create a container.
     Add {
         /// Its unique name.
@@ -58,6 +74,16 @@ pub enum StoresCommand {
     },
     /// List the stores.
     List,
+    /// Show one store.
+    Show {
+        /// Its GUID.
+        id: String,
+    },
+    /// Forget a store: its locations and jobs go too; its files are left alone.
+    Remove {
+        /// Its GUID.
+        id: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +110,8 @@ pub struct GrantArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
+    #[command(flatten)]
+    principal: PrincipalArgs,
     /// The certificate to deploy.
     #[arg(long)]
     certificate_id: i64,
@@ -114,6 +142,8 @@ pub struct InventoryArgs {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("new").required(true).args(["certificate_id", "request_id"])))]
 pub struct ReplaceArgs {
+    #[command(flatten)]
+    principal: PrincipalArgs,
     /// The certificate being replaced.
     #[arg(long)]
     existing_certificate_id: i64,
@@ -129,6 +159,10 @@ pub struct ReplaceArgs {
     /// When to run: ISO 8601 UTC; absent or past means now.
     #[arg(long)]
     job_time: Option<String>,
+    /// List the target stores and what would happen in each (a job, or a failure and why);
+    /// create nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -166,14 +200,35 @@ pub fn containers(
     args: &CatalogArgs,
     principal: &PrincipalArgs,
     command: ContainersCommand,
-) -> Result<(), Error> {
-    let ContainersCommand::Add { name } = command;
-    let c = args
-        .open()?
-        .add_container(principal.principal.as_deref(), &name)?;
-    emit(args, json!({ "Id": c.id, "Name": c.name }), || {
-        outln!("container {} ({})", c.id, c.name)
-    });
+) -> crate::CliResult {
+    let service = args.open()?;
+    match command {
+        ContainersCommand::Add { name } => {
+            let c = service.add_container(principal.principal.as_deref(), &name)?;
+            emit(args, json!({ "Id": c.id, "Name": c.name }), || {
+                outln!("container {} ({})", c.id, c.name)
+            });
+        }
+        ContainersCommand::List => {
+            let all = service.containers()?;
+            emit(
+                args,
+                Value::Array(
+                    all.iter()
+                        .map(|c| json!({ "Id": c.id, "Name": c.name }))
+                        .collect(),
+                ),
+                || {
+                    for c in &all {
+                        outln!("{:>5}  {}", c.id, c.name);
+                    }
+                    if all.is_empty() {
+                        outln!("no containers");
+                    }
+                },
+            );
+        }
+    }
     Ok(())
 }
 
@@ -197,7 +252,7 @@ pub fn stores(
     args: &CatalogArgs,
     principal: &PrincipalArgs,
     command: StoresCommand,
-) -> Result<(), Error> {
+) -> crate::CliResult {
     let service = args.open()?;
     match command {
         StoresCommand::Add {
@@ -217,6 +272,38 @@ pub fn stores(
             )?;
             emit(args, store_json(&s), || outln!("{}", s.id));
         }
+        StoresCommand::Show { id } => {
+            let s = service.store(&id)?;
+            service.authorize(principal.principal.as_deref(), Action::ReadStore(&s))?;
+            emit(args, store_json(&s), || {
+                outln!(
+                    "store {}: {} {}{}{}",
+                    s.id,
+                    s.store_type.name(),
+                    s.path.display(),
+                    s.key_path
+                        .as_ref()
+                        .map(|k| format!(" (key {})", k.display()))
+                        .unwrap_or_default(),
+                    s.container_id
+                        .map(|c| format!(", container {c}"))
+                        .unwrap_or_default()
+                )
+            });
+        }
+        StoresCommand::Remove { id } => {
+            // Forgetting a store is managing stores: the global admin permission.
+            service.authorize(principal.principal.as_deref(), Action::Admin)?;
+            let s = service.remove_store(&id)?;
+            emit(args, store_json(&s), || {
+                outln!(
+                    "removed store {} ({} {}) from the catalog; its files are untouched",
+                    s.id,
+                    s.store_type.name(),
+                    s.path.display()
+                )
+            });
+        }
         StoresCommand::List => {
             // A principal sees the stores it may read.
             let mut all: Vec<StoreRecord> = Vec::new();
@@ -224,7 +311,7 @@ pub fn stores(
                 match service.authorize(principal.principal.as_deref(), Action::ReadStore(&s)) {
                     Ok(()) => all.push(s),
                     Err(Error::Forbidden(_)) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
             emit(
@@ -241,7 +328,7 @@ pub fn stores(
     Ok(())
 }
 
-pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
+pub fn grant(args: &CatalogArgs, g: GrantArgs) -> crate::CliResult {
     args.open()?.grant(
         g.actor.as_deref(),
         &g.principal,
@@ -255,21 +342,40 @@ pub fn grant(args: &CatalogArgs, g: GrantArgs) -> Result<(), Error> {
 }
 
 pub fn outcome_json(o: &StoreOutcome) -> Value {
-    json!({
+    let mut value = json!({
         "SuccessfulStores": o.successful,
         "FailedStores": o.failed,
         "Failures": o.failures,
         "Warnings": o.warnings,
-    })
+    });
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("Actions".into(), json!(o.actions));
+        if o.dry_run {
+            fields.insert("DryRun".into(), json!(true));
+        }
+    }
+    value
 }
 
 /// The text form of a Deploy or Replace answer.
 pub fn print_outcome_text(o: &StoreOutcome) {
+    if o.dry_run {
+        outln!("dry run: nothing was created");
+    }
     for w in &o.warnings {
         outln!("warning: {w}");
     }
     for s in &o.successful {
-        outln!("job created for store {s}");
+        outln!(
+            "store {s}: {}",
+            o.actions
+                .get(s)
+                .map(String::as_str)
+                .unwrap_or("job created")
+        );
+    }
+    if o.successful.is_empty() && o.failed.is_empty() {
+        outln!("no target stores (the latest inventories found the certificate nowhere)");
     }
     for s in &o.failed {
         outln!(
@@ -281,18 +387,20 @@ pub fn print_outcome_text(o: &StoreOutcome) {
 
 /// Prints the answer of Deploy or Replace; when every targeted store failed the command fails
 /// too (exit 1), after printing it.
-fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) -> Result<(), Error> {
+fn print_outcome(args: &CatalogArgs, o: &StoreOutcome) -> crate::CliResult {
     emit(args, outcome_json(o), || print_outcome_text(o));
     if o.all_failed() {
         return Err(Error::Invalid(format!(
             "every store failed ({}); no job was created",
             o.failed.len()
-        )));
+        ))
+        .into());
     }
     Ok(())
 }
 
-pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> Result<(), Error> {
+pub fn deploy(args: &CatalogArgs, d: DeployArgs, principal: Option<&str>) -> crate::CliResult {
+    let principal = &d.principal.clone().resolved(principal);
     let service = args.open()?;
     let password = resolve(d.password.as_ref())?;
     let options = JobOptions::new(
@@ -310,7 +418,7 @@ pub fn deploy(args: &CatalogArgs, principal: &PrincipalArgs, d: DeployArgs) -> R
     print_outcome(args, &o)
 }
 
-pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
+pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> crate::CliResult {
     let reports = args.open()?.inventory(i.store.as_deref())?;
     let value = Value::Array(
         reports
@@ -335,14 +443,15 @@ pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn replace(args: &CatalogArgs, principal: &PrincipalArgs, r: ReplaceArgs) -> Result<(), Error> {
+pub fn replace(args: &CatalogArgs, r: ReplaceArgs, principal: Option<&str>) -> crate::CliResult {
+    let principal = &r.principal.clone().resolved(principal);
     let service = args.open()?;
     let new = match (r.certificate_id, r.request_id) {
         (Some(c), None) => NewCertificate::Certificate(c),
         (None, Some(q)) => NewCertificate::Request(q),
         // clap's group makes exactly one present.
         _ => {
-            return Err(Error::Invalid(
+            return Err(crate::CliError::Usage(
                 "give exactly one of --certificate-id and --request-id".into(),
             ));
         }
@@ -352,7 +461,8 @@ pub fn replace(args: &CatalogArgs, principal: &PrincipalArgs, r: ReplaceArgs) ->
         password.as_ref(),
         r.job_time.as_deref(),
         principal.principal.as_deref(),
-    );
+    )
+    .dry_run(r.dry_run);
     let o = service.replace(r.existing_certificate_id, new, &options)?;
     print_outcome(args, &o)
 }
@@ -408,6 +518,9 @@ fn print_jobs(args: &CatalogArgs, list: &[JobRecord]) {
 /// Jobs at or above this count get a progress bar on a terminal.
 const PROGRESS_THRESHOLD: usize = 20;
 
+/// Without a terminal (CI, cron, a pipe), a progress line on stderr every this many jobs.
+const PROGRESS_EVERY: usize = 10;
+
 /// The exit code of an interrupted `jobs run` (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: u8 = 130;
 
@@ -416,7 +529,7 @@ pub fn jobs(
     args: &CatalogArgs,
     principal: &PrincipalArgs,
     command: JobsCommand,
-) -> Result<Option<u8>, Error> {
+) -> Result<Option<u8>, crate::CliError> {
     let service = args.open()?;
     let principal = principal.principal.as_deref();
     match command {
@@ -428,6 +541,35 @@ pub fn jobs(
                 Some(t) => jobs::parse_time(&t)?,
                 None => jobs::now_ms(),
             };
+            let queue = service.job_queue(now_ms)?;
+            if queue.due == 0 {
+                print_jobs(args, &[]);
+                let mut why = "no jobs due".to_string();
+                if queue.leased > 0 {
+                    why.push_str(&format!(
+                        "; {} job{} leased by another runner until {}",
+                        queue.leased,
+                        if queue.leased == 1 { " is" } else { "s are" },
+                        queue
+                            .leased_until_ms
+                            .map(jobs::format_time)
+                            .unwrap_or_default()
+                    ));
+                }
+                if let Some(next) = queue.next_due_ms {
+                    why.push_str(&format!(
+                        "; the next falls due at {}",
+                        jobs::format_time(next)
+                    ));
+                }
+                if args.json {
+                    eprintln!("pfxkit: {why}");
+                } else {
+                    outln!("{why}");
+                }
+                return Ok(None);
+            }
+            let due = queue.due;
             // A first SIGINT/SIGTERM asks the runner to stop after the jobs it is running; a
             // second one ends the process at once (the jobs' leases then expire).
             let stop = Arc::new(AtomicBool::new(false));
@@ -440,21 +582,18 @@ pub fn jobs(
                 .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
                 .map_err(|e| Error::Invalid(format!("cannot handle signals: {e}")))?;
             }
-            let due = service
-                .catalog()
-                .jobs()?
-                .iter()
-                .filter(|j| {
-                    j.status == pfxkit_catalog::JobStatus::Waiting && j.job.scheduled_ms <= now_ms
-                })
-                .count();
-            let bar = (!args.json && due >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal())
+            let terminal = std::io::stderr().is_terminal();
+            let bar = (!args.json && due >= PROGRESS_THRESHOLD && terminal)
                 .then(|| indicatif::ProgressBar::new(due as u64));
+            let finished = std::sync::atomic::AtomicUsize::new(0);
             let ran = service.run_jobs_until(
                 now_ms,
                 &|_| {
+                    let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     if let Some(b) = &bar {
                         b.inc(1);
+                    } else if !terminal && n.is_multiple_of(PROGRESS_EVERY) {
+                        eprintln!("pfxkit: ran {n} of {due} jobs");
                     }
                 },
                 &stop,
@@ -479,7 +618,15 @@ pub fn jobs(
                 return Err(Error::Invalid(format!(
                     "{failed} of {} jobs failed (see their messages)",
                     ran.len()
-                )));
+                ))
+                .into());
+            }
+            if !args.json {
+                outln!(
+                    "ran {} job{}, all succeeded",
+                    ran.len(),
+                    if ran.len() == 1 { "" } else { "s" }
+                );
             }
         }
     }
@@ -494,7 +641,7 @@ fn emit(args: &CatalogArgs, value: Value, text: impl FnOnce()) {
     }
 }
 
-pub fn demo(args: &CatalogArgs, dir: Option<PathBuf>) -> Result<(), Error> {
+pub fn demo(json: bool, dir: Option<PathBuf>) -> crate::CliResult {
     let temp;
     let dir = match dir {
         Some(d) => d,
@@ -503,7 +650,6 @@ pub fn demo(args: &CatalogArgs, dir: Option<PathBuf>) -> Result<(), Error> {
             temp.0.clone()
         }
     };
-    let json = args.json;
     let report = pfxkit_catalog::demo::run(&dir, &mut |line| {
         if !json {
             outln!("• {line}");
@@ -537,7 +683,7 @@ pub fn demo(args: &CatalogArgs, dir: Option<PathBuf>) -> Result<(), Error> {
     if report.passed() {
         Ok(())
     } else {
-        Err(Error::Invalid("the demo's checks did not all hold".into()))
+        Err(Error::Invalid("the demo's checks did not all hold".into()).into())
     }
 }
 

@@ -68,6 +68,8 @@ pub enum PolicyCommand {
     Remove {
         #[command(flatten)]
         scope: ScopeArgs,
+        #[command(flatten)]
+        principal: PrincipalArgs,
     },
     /// Every decision the policy checks made.
     History,
@@ -263,8 +265,14 @@ pub fn policy(
                 },
             );
         }
-        PolicyCommand::Remove { scope } => {
-            service.remove_policy(principal.principal.as_deref(), scope.container.as_deref())?;
+        PolicyCommand::Remove {
+            scope,
+            principal: acting,
+        } => {
+            // This command's --principal, else the one the caller resolved (given before the
+            // command, or PFXKIT_PRINCIPAL).
+            let acting = acting.resolved(principal.principal.as_deref());
+            service.remove_policy(acting.principal.as_deref(), scope.container.as_deref())?;
             emit(args, json!({}), || outln!("policy removed"));
         }
         PolicyCommand::History => print_decisions(args, &service.policy_history()?),

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-//! Issue 6: enrollment, renewal and import through the CLI, as `shared/specs/replace.md`
-//! ("Enrollment and renewal", "Catalog") and `shared/specs/cli.md` describe them.
+//! Issue 6: enrollment, renewal and import through the CLI, as `docs/replace.md`
+//! ("Enrollment and renewal", "Catalog") and `docs/cli.md` describe them.
 //!
 //! Every catalog lives in a temporary directory made by `pfxkit catalog init` + `ca init`.
 //! Certificates pfxkit issues are checked by independent tools: `openssl verify` against the CA

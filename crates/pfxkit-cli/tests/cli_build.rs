@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-//! `pfxkit build` and `pfxkit convert` as `shared/specs/cli.md` describes them: chains stored
+//! `pfxkit build` and `pfxkit convert` as `docs/cli.md` describes them: chains stored
 //! leaf-first whatever order they are given in, profiles chosen by exact name only, usage errors
 //! exit 2, keys read from encrypted PKCS#8, PKCS#1 and SEC1 PEM, and conversions between PKCS#12
 //! and PEM that OpenSSL reads back.
@@ -259,7 +259,11 @@ fn build_reads_an_encrypted_pkcs8_key_with_its_key_password() {
     // A wrong key password is a wrong password (exit 3) and writes nothing.
     let wrong = dir.path().join("wrong.p12");
     assert_exit(
-        &build(&encrypted, &wrong, &["--key-password", "pass:nope"]),
+        &build(
+            &encrypted,
+            &wrong,
+            &["--key-password", "pass:nope", "--password", "pass:x"],
+        ),
         3,
     );
     assert!(!wrong.exists());
@@ -380,18 +384,32 @@ fn convert_pkcs12_to_pem_writes_an_encrypted_key_openssl_decrypts_and_the_chain(
         .unwrap();
     assert!(!wrong.status.success(), "the key is really encrypted");
 
-    // With no output password the key is plain PKCS#8, as the contract says.
+    // With no output password a plain PKCS#8 key is written only when asked for by name
+    // (openssl -noenc); by omission it is a usage error that writes nothing.
     let plain = dir.path().join("plain.pem");
-    let output = pfxkit(&[
-        &"convert",
-        &p12,
-        &"--password",
-        &"pass:pfxkit-pass",
-        &"--to",
-        &"pem",
-        &"--out",
-        &plain,
-    ]);
+    let convert_plain = |extra: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"convert",
+            &p12,
+            &"--password",
+            &"pass:pfxkit-pass",
+            &"--to",
+            &"pem",
+            &"--out",
+            &plain,
+        ];
+        args.extend(extra.iter().map(|a| a as &dyn AsRef<_>));
+        pfxkit(&args)
+    };
+    let refused = convert_plain(&[]);
+    assert_exit(&refused, 2);
+    assert!(
+        crate::text(&refused).contains("--plain-key"),
+        "{}",
+        crate::text(&refused)
+    );
+    assert!(!plain.exists());
+    let output = convert_plain(&["--plain-key"]);
     assert_exit(&output, 0);
     let text = std::fs::read_to_string(&plain).unwrap();
     assert_eq!(text.matches("-----BEGIN PRIVATE KEY-----").count(), 1);

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-//! `pfxkit demo` (`shared/specs/cli.md`): the whole flow end to end in a temporary directory,
+//! `pfxkit demo` (`docs/cli.md`): the whole flow end to end in a temporary directory,
 //! exiting 0 only when every check held; `--json` reports `Passed` and each check.
 
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! The `pfxkit inspect` contract (`shared/specs/cli.md`): its JSON for a real archive matches
+//! The `pfxkit inspect` contract (`docs/cli.md`): its JSON for a real archive matches
 //! the facts in `tests/data/manifest.json`, each failure class has its exit code, and password
 //! sources work. Runs the built binary.
 #![allow(

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-//! Issue 19: renewal that nobody has to remember (`shared/specs/fleet.md`): `expiring`,
+//! Issue 19: renewal that nobody has to remember (the fleet specification): `expiring`,
 //! `renew --replace`, renewal policies checked by `renew-due`, and `policy history`, driven
 //! through the `pfxkit` binary.
 //!

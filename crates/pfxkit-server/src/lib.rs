@@ -1,5 +1,5 @@
 //! `pfxkit serve`: the catalog behind a Keyfactor-Command-compatible HTTP API
-//! (`shared/specs/api.md`).
+//! (the API specification).
 //!
 //! Layers, top down: [`Server`] accepts TCP connections (bounded), terminates TLS (rustls,
 //! HTTP/1.1 and HTTP/2 by ALPN) and serves each connection with hyper; every request passes

@@ -1,0 +1,1326 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+//! Issue 15: a command line that `openssl pkcs12`, `keytool` and Keyfactor Command users can
+//! live in, item by item (`docs/cli.md` is the contract these tests hold it to). Each test runs
+//! the `pfxkit` binary and asserts on its exit code and output, with JSON parsed by serde_json.
+//!
+//! Inputs: the PEM fixtures under `tests/data/pki` and `tests/data/jks` (made by
+//! `tests/data/gen.sh`); an expired certificate made here with Python `cryptography`; catalogs
+//! made in temporary directories through the CLI itself.
+
+mod catalog_cli;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use catalog_cli::{Cli, assert_exit, text};
+use serde_json::Value;
+
+const PASSWORD: &str = "pass:pfxkit-pass";
+
+fn data(relative: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data")).join(relative)
+}
+
+fn pfxkit<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pfxkit"))
+        .args(args)
+        .env_remove("PFXKIT_CATALOG")
+        .env_remove("PFXKIT_PRINCIPAL")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json_out(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", text(output)))
+}
+
+fn json_err(output: &Output) -> Value {
+    serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}): {}", text(output)))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `build` of the RSA leaf with its chain into `out` under the test password.
+fn build_p12(out: &Path) {
+    let output = pfxkit(&[
+        "build",
+        "--key",
+        s(&data("pki/keys/leaf-rsa.pem")),
+        "--cert",
+        s(&data("pki/certs/leaf-rsa.pem")),
+        "--chain",
+        s(&data("pki/certs/chain.pem")),
+        "--out",
+        s(out),
+        "--password",
+        PASSWORD,
+        "--name",
+        "web",
+    ]);
+    assert_exit(&output, 0);
+}
+
+// Item 1: every command says in one line what it changed, and gives JSON with --json.
+
+#[test]
+fn build_convert_and_store_commands_say_what_they_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("out.p12");
+    let output = pfxkit(&[
+        "build",
+        "--key",
+        s(&data("pki/keys/leaf-rsa.pem")),
+        "--cert",
+        s(&data("pki/certs/leaf-rsa.pem")),
+        "--chain",
+        s(&data("pki/certs/chain.pem")),
+        "--out",
+        s(&p12),
+        "--password",
+        PASSWORD,
+    ]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        stdout(&output).trim(),
+        format!(
+            "wrote {}: 1 key, 3 certificates, profile modern",
+            p12.display()
+        )
+    );
+
+    let jks = dir.path().join("out.jks");
+    let output = pfxkit(&[
+        "--json",
+        "convert",
+        s(&p12),
+        "--password",
+        PASSWORD,
+        "--to",
+        "jks",
+        "--out",
+        s(&jks),
+        "--out-password",
+        "pass:storepass",
+    ]);
+    assert_exit(&output, 0);
+    let written = &json_out(&output)["written"][0];
+    assert_eq!(written["path"], s(&jks));
+    assert_eq!(written["format"], "jks");
+    assert_eq!(written["keys"], 1);
+    assert_eq!(written["certificates"], 3);
+
+    let store = dir.path().join("store.p12");
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "store",
+            "add",
+            "--type",
+            "pkcs12",
+            "--path",
+            s(&store),
+            "--store-password",
+            "pass:sp",
+            "--alias",
+            "web",
+            "--pfx",
+            s(&p12),
+            "--pfx-password",
+            PASSWORD,
+            "--create",
+        ];
+        args.extend_from_slice(extra);
+        pfxkit(&args)
+    };
+    let first = add(&[]);
+    assert_exit(&first, 0);
+    assert!(
+        stdout(&first).starts_with(&format!("added 'web' in {}", store.display())),
+        "{}",
+        text(&first)
+    );
+    let again = add(&["--overwrite", "--json"]);
+    assert_exit(&again, 0);
+    assert_eq!(json_out(&again)["action"], "replaced");
+
+    let removed = pfxkit(&[
+        "store",
+        "remove",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&store),
+        "--store-password",
+        "pass:sp",
+        "--alias",
+        "web",
+    ]);
+    assert_exit(&removed, 0);
+    assert_eq!(
+        stdout(&removed).trim(),
+        format!("removed 'web' in {}", store.display())
+    );
+}
+
+#[test]
+fn enroll_with_out_says_which_file_it_wrote() {
+    let cli = Cli::with_ca();
+    let out = cli.dir().join("enrolled.p12");
+    let output = cli.command(&[
+        "enroll",
+        "--subject",
+        "CN=a.example.com",
+        "--password",
+        "pass:t",
+        "--out",
+        s(&out),
+    ]);
+    let output = { output }.output().unwrap();
+    assert_exit(&output, 0);
+    assert_eq!(json_out(&output)["Written"], s(&out));
+    assert!(out.exists());
+}
+
+// Item 2: with --json, an error is one JSON object on stderr.
+
+#[test]
+fn errors_under_json_are_one_object_with_code_kind_and_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let wrong = pfxkit(&["--json", "inspect", s(&p12), "--password", "pass:nope"]);
+    assert_exit(&wrong, 3);
+    let error = &json_err(&wrong)["Error"];
+    assert_eq!(error["Code"], 3);
+    assert_eq!(error["Kind"], "WrongPassword");
+    assert!(error["Message"].as_str().unwrap().contains("web.p12"));
+
+    let usage = pfxkit(&["inspect", s(&p12), "--json", "--no-such-option"]);
+    assert_exit(&usage, 2);
+    let error = &json_err(&usage)["Error"];
+    assert_eq!(error["Code"], 2);
+    assert_eq!(error["Kind"], "Usage");
+}
+
+// Item 3: which password was wrong.
+
+#[test]
+fn store_add_names_the_password_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("new.p12");
+    build_p12(&p12);
+    let store = dir.path().join("web.p12");
+    let add = |store_pw: &str, pfx_pw: &str| {
+        pfxkit(&[
+            "store",
+            "add",
+            "--type",
+            "pkcs12",
+            "--path",
+            s(&store),
+            "--store-password",
+            store_pw,
+            "--alias",
+            "web",
+            "--pfx",
+            s(&p12),
+            "--pfx-password",
+            pfx_pw,
+            "--create",
+        ])
+    };
+    assert_exit(&add("pass:sp", PASSWORD), 0);
+    let wrong_pfx = add("pass:sp", "pass:nope");
+    assert_exit(&wrong_pfx, 3);
+    assert!(
+        stderr(&wrong_pfx).contains(&format!("the password of {}", p12.display())),
+        "{}",
+        text(&wrong_pfx)
+    );
+    let wrong_store = add("pass:nope", PASSWORD);
+    assert_exit(&wrong_store, 3);
+    assert!(
+        stderr(&wrong_store).contains(&format!("the store password of {}", store.display())),
+        "{}",
+        text(&wrong_store)
+    );
+}
+
+// Item 4: a file of another format is named, with the option that reads it.
+
+#[test]
+fn a_jks_read_as_pkcs12_is_named_with_the_type_to_use() {
+    let jks = data("jks/chain.jks");
+    let inspect = pfxkit(&[
+        "inspect",
+        s(&jks),
+        "--type",
+        "pkcs12",
+        "--password",
+        "pass:x",
+    ]);
+    assert_exit(&inspect, 4);
+    assert!(
+        stderr(&inspect).contains("a JKS keystore, not a PKCS#12 file; use --type jks"),
+        "{}",
+        text(&inspect)
+    );
+    let inventory = pfxkit(&[
+        "store",
+        "inventory",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:x",
+    ]);
+    assert_exit(&inventory, 4);
+    assert!(
+        stderr(&inventory).contains("use --type jks"),
+        "{}",
+        text(&inventory)
+    );
+
+    let cli = Cli::with_ca();
+    let import = cli.run(&["import", "--pfx", s(&jks), "--password", "pass:x"]);
+    assert_exit(&import, 4);
+    assert!(
+        json_err(&import)["Error"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("a JKS keystore, not a PKCS#12 file"),
+        "{}",
+        text(&import)
+    );
+}
+
+// Item 5: a refusal names the option that gets past it.
+
+#[test]
+fn refusals_name_the_option_that_gets_past_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("new.p12");
+    build_p12(&p12);
+    let add = |store_type: &str, path: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "store",
+            "add",
+            "--type",
+            store_type,
+            "--path",
+            s(path),
+            "--alias",
+            "web",
+            "--pfx",
+            s(&p12),
+            "--pfx-password",
+            PASSWORD,
+        ];
+        args.extend_from_slice(extra);
+        pfxkit(&args)
+    };
+    let store = dir.path().join("web.p12");
+    let missing = add("pkcs12", &store, &["--store-password", "pass:sp"]);
+    assert_exit(&missing, 1);
+    assert!(
+        stderr(&missing).contains("does not exist (use --create to create it)"),
+        "{}",
+        text(&missing)
+    );
+    assert_exit(
+        &add(
+            "pkcs12",
+            &store,
+            &["--store-password", "pass:sp", "--create"],
+        ),
+        0,
+    );
+    let exists = add("pkcs12", &store, &["--store-password", "pass:sp"]);
+    assert_exit(&exists, 1);
+    assert!(
+        stderr(&exists).contains("alias 'web' already exists")
+            && stderr(&exists).contains("(use --overwrite to replace it)"),
+        "{}",
+        text(&exists)
+    );
+
+    // A PEM store holds one entry: adding another alias names both.
+    let pem = dir.path().join("web.pem");
+    assert_exit(
+        &add("pem", &pem, &["--entry-password", "pass:kp", "--create"]),
+        0,
+    );
+    let mut args = vec![
+        "store",
+        "add",
+        "--type",
+        "pem",
+        "--path",
+        s(&pem),
+        "--alias",
+        "other",
+        "--pfx",
+        s(&p12),
+        "--pfx-password",
+        PASSWORD,
+        "--entry-password",
+        "pass:kp",
+    ];
+    let other = pfxkit(&args);
+    assert_exit(&other, 1);
+    assert!(
+        stderr(&other).contains("'other' cannot be added") && stderr(&other).contains("'web'"),
+        "{}",
+        text(&other)
+    );
+    args.push("--overwrite");
+    assert_exit(&pfxkit(&args), 1);
+}
+
+// Item 6: jobs run says when nothing is due, who holds leased jobs, and reports progress
+// without a terminal.
+
+#[test]
+fn jobs_run_says_why_nothing_ran_and_reports_progress_without_a_terminal() {
+    let cli = Cli::with_ca();
+    let nothing = cli
+        .command(&["jobs", "run"])
+        .env_remove("X")
+        .output()
+        .unwrap();
+    assert_exit(&nothing, 0);
+    assert_eq!(json_out(&nothing), serde_json::json!([]));
+    assert!(
+        stderr(&nothing).contains("no jobs due"),
+        "{}",
+        text(&nothing)
+    );
+
+    let info = cli.enroll("CN=jobs.example.com", &["--password", "pass:t"]);
+    let id = info["KeyfactorId"].as_i64().unwrap().to_string();
+    let mut stores = Vec::new();
+    for i in 0..10 {
+        let path = cli.dir().join(format!("s{i}.p12"));
+        let added = cli.ok(&[
+            "stores",
+            "add",
+            "--type",
+            "pkcs12",
+            "--path",
+            s(&path),
+            "--store-password",
+            "pass:sp",
+        ]);
+        stores.push(added["Id"].as_str().unwrap().to_string());
+    }
+    let mut deploy = vec![
+        "deploy",
+        "--certificate-id",
+        &id,
+        "--alias",
+        "web",
+        "--store",
+    ];
+    deploy.extend(stores.iter().map(String::as_str));
+    cli.ok(&deploy);
+    let ran = cli.run(&["jobs", "run"]);
+    assert_exit(&ran, 0);
+    assert_eq!(json_out(&ran).as_array().unwrap().len(), 10);
+    assert!(
+        stderr(&ran).contains("ran 10 of 10 jobs"),
+        "a progress line on stderr: {}",
+        text(&ran)
+    );
+
+    // A job another runner holds a live lease on is counted, with the lease's end.
+    cli.ok(&[
+        "deploy",
+        "--certificate-id",
+        &id,
+        "--alias",
+        "again",
+        "--store",
+        &stores[0],
+    ]);
+    let db = rusqlite::Connection::open(cli.database()).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    db.execute(
+        "UPDATE jobs SET status = 'InProcess', claimed_ms = ?1 WHERE status = 'Waiting'",
+        [now_ms],
+    )
+    .unwrap();
+    let text_run = Command::new(env!("CARGO_BIN_EXE_pfxkit"))
+        .args(["jobs", "run", "--catalog", s(&cli.catalog())])
+        .output()
+        .unwrap();
+    assert_exit(&text_run, 0);
+    let said = stdout(&text_run);
+    assert!(
+        said.contains("no jobs due; 1 job is leased by another runner until 20"),
+        "{}",
+        text(&text_run)
+    );
+}
+
+// Item 7: options only where they are used; values listed; keytool/OpenSSL spellings.
+
+#[test]
+fn help_shows_catalog_options_only_where_used_and_lists_key_types() {
+    let inspect = stdout(&pfxkit(&["inspect", "--help"]));
+    assert!(
+        !inspect.contains("--catalog") && !inspect.contains("--principal"),
+        "{inspect}"
+    );
+    let build = stdout(&pfxkit(&["build", "--help"]));
+    assert!(!build.contains("--catalog"), "{build}");
+    let enroll = stdout(&pfxkit(&["enroll", "--help"]));
+    assert!(enroll.contains("--catalog"), "{enroll}");
+    assert!(
+        enroll.contains("rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384 or ed25519"),
+        "{enroll}"
+    );
+    let deploy = stdout(&pfxkit(&["deploy", "--help"]));
+    assert!(deploy.contains("--principal"), "{deploy}");
+}
+
+#[test]
+fn keytool_and_openssl_spellings_are_accepted_and_a_bad_to_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let inventory = pfxkit(&[
+        "store",
+        "inventory",
+        "--type",
+        "PKCS12",
+        "--path",
+        s(&p12),
+        "--store-password",
+        PASSWORD,
+    ]);
+    assert_exit(&inventory, 0);
+    let out = dir.path().join("copy.p12");
+    let converted = pfxkit(&[
+        "convert",
+        s(&p12),
+        "--password",
+        PASSWORD,
+        "--to",
+        "p12",
+        "--out",
+        s(&out),
+        "--out-password",
+        PASSWORD,
+    ]);
+    assert_exit(&converted, 0);
+    let bad = pfxkit(&[
+        "convert",
+        s(&p12),
+        "--password",
+        PASSWORD,
+        "--to",
+        "der",
+        "--out",
+        s(&dir.path().join("x")),
+    ]);
+    assert_exit(&bad, 2);
+    assert!(
+        stderr(&bad).contains("expected pkcs12, jks, jceks or pem"),
+        "{}",
+        text(&bad)
+    );
+}
+
+// Item 8: inspect shows protection, thumbprints, SANs, validity markers and key usage.
+
+#[test]
+fn inspect_shows_protection_thumbprints_sans_validity_and_key_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let shown = pfxkit(&["inspect", s(&p12), "--password", PASSWORD]);
+    assert_exit(&shown, 0);
+    let said = stdout(&shown);
+    for expected in [
+        "protection pbes2 aes-256-cbc pbkdf2-sha256",
+        "sha1 ",
+        "sha256 ",
+        "sans dns:www.example.com, dns:example.com",
+        "key usage digitalSignature, keyEncipherment",
+        "expires in ",
+    ] {
+        assert!(said.contains(expected), "missing {expected:?} in {said}");
+    }
+    let json = json_out(&pfxkit(&[
+        "inspect",
+        s(&p12),
+        "--password",
+        PASSWORD,
+        "--json",
+    ]));
+    let leaf = &json["certificates"][0];
+    assert_eq!(
+        leaf["sans"],
+        serde_json::json!(["dns:www.example.com", "dns:example.com"])
+    );
+    assert_eq!(leaf["expired"], false);
+    assert!(leaf["encryption"].as_str().unwrap().starts_with("pbes2-"));
+    assert!(
+        json["keys"][0]["encryption"]
+            .as_str()
+            .unwrap()
+            .contains("aes-256-cbc")
+    );
+
+    // An expired certificate is marked EXPIRED.
+    let expired = dir.path().join("expired.pem");
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import datetime\n\
+             from cryptography import x509\n\
+             from cryptography.x509.oid import NameOID\n\
+             from cryptography.hazmat.primitives import hashes, serialization\n\
+             from cryptography.hazmat.primitives.asymmetric import ec\n\
+             k = ec.generate_private_key(ec.SECP256R1())\n\
+             n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'expired.example.com')])\n\
+             t = datetime.datetime(2020, 1, 1)\n\
+             c = (x509.CertificateBuilder().subject_name(n).issuer_name(n)\n\
+                  .public_key(k.public_key()).serial_number(7).not_valid_before(t)\n\
+                  .not_valid_after(t + datetime.timedelta(days=30)).sign(k, hashes.SHA256()))\n\
+             open({:?}, 'wb').write(c.public_bytes(serialization.Encoding.PEM))\n",
+            s(&expired)
+        ))
+        .output()
+        .expect("python3 with cryptography is needed");
+    assert!(made.status.success(), "{}", text(&made));
+    let shown = pfxkit(&["inspect", s(&expired)]);
+    assert_exit(&shown, 0);
+    assert!(stdout(&shown).contains("[EXPIRED "), "{}", text(&shown));
+    let json = json_out(&pfxkit(&["inspect", s(&expired), "--json"]));
+    assert_eq!(json["certificates"][0]["expired"], true);
+}
+
+// Item 9: OpenSSL's selection options, --split, aliases kept and --name.
+
+#[test]
+fn selection_options_pick_keys_and_certificates_as_openssl_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let count = |extra: &[&str]| {
+        let mut args = vec!["inspect", s(&p12), "--password", PASSWORD, "--json"];
+        args.extend_from_slice(extra);
+        let json = json_out(&pfxkit(&args));
+        (
+            json["keys"].as_array().unwrap().len(),
+            json["certificates"].as_array().unwrap().len(),
+        )
+    };
+    assert_eq!(count(&[]), (1, 3));
+    assert_eq!(count(&["--no-keys"]), (0, 3));
+    assert_eq!(count(&["--no-certs"]), (1, 0));
+    assert_eq!(count(&["--leaf-only"]), (1, 1));
+    assert_eq!(count(&["--ca-only", "--no-keys"]), (0, 2));
+
+    let pem = dir.path().join("ca.pem");
+    let converted = pfxkit(&[
+        "convert",
+        s(&p12),
+        "--password",
+        PASSWORD,
+        "--to",
+        "pem",
+        "--out",
+        s(&pem),
+        "--ca-only",
+        "--no-keys",
+    ]);
+    assert_exit(&converted, 0);
+    let written = std::fs::read_to_string(&pem).unwrap();
+    assert_eq!(written.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(!written.contains("PRIVATE KEY"));
+}
+
+#[test]
+fn split_writes_cert_chain_and_key_files_and_convert_keeps_or_renames_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let split = dir.path().join("tls");
+    std::fs::create_dir(&split).unwrap();
+    let output = pfxkit(&[
+        "convert",
+        s(&p12),
+        "--password",
+        PASSWORD,
+        "--to",
+        "pem",
+        "--split",
+        s(&split),
+        "--out-key-password",
+        "pass:kp",
+    ]);
+    assert_exit(&output, 0);
+    let read = |name: &str| std::fs::read_to_string(split.join(name)).unwrap();
+    assert_eq!(read("cert.pem").matches("BEGIN CERTIFICATE").count(), 1);
+    assert_eq!(read("chain.pem").matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(read("key.pem").contains("BEGIN ENCRYPTED PRIVATE KEY"));
+    assert_eq!(stdout(&output).lines().count(), 3, "{}", text(&output));
+
+    let alias_of = |file: &Path| {
+        let json = json_out(&pfxkit(&[
+            "inspect",
+            s(file),
+            "--password",
+            "pass:sp",
+            "--json",
+        ]));
+        json["keys"][0]["alias"].as_str().unwrap().to_string()
+    };
+    let kept = dir.path().join("kept.jks");
+    let renamed = dir.path().join("renamed.jks");
+    for (out, extra) in [(&kept, None), (&renamed, Some("tomcat"))] {
+        let mut args = vec![
+            "convert",
+            s(&p12),
+            "--password",
+            PASSWORD,
+            "--to",
+            "JKS",
+            "--out",
+            s(out),
+            "--out-password",
+            "pass:sp",
+        ];
+        if let Some(name) = extra {
+            args.extend(["--name", name]);
+        }
+        assert_exit(&pfxkit(&args), 0);
+    }
+    assert_eq!(alias_of(&kept), "web");
+    assert_eq!(alias_of(&renamed), "tomcat");
+}
+
+// Item 10 (in part): inventory of one alias.
+
+#[test]
+fn store_inventory_of_one_alias_lists_only_it_and_fails_when_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let inventory = |alias: &str| {
+        pfxkit(&[
+            "store",
+            "inventory",
+            "--type",
+            "pkcs12",
+            "--path",
+            s(&p12),
+            "--store-password",
+            PASSWORD,
+            "--alias",
+            alias,
+            "--json",
+        ])
+    };
+    let found = inventory("web");
+    assert_exit(&found, 0);
+    assert_eq!(json_out(&found)["entries"].as_array().unwrap().len(), 1);
+    let absent = inventory("nope");
+    assert_exit(&absent, 1);
+    assert_eq!(json_err(&absent)["Error"]["Kind"], "Invalid");
+}
+
+// Item 11: a plain PEM key only when asked for by name.
+
+#[test]
+fn a_pem_store_writes_a_plain_key_only_with_plain_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let pem = dir.path().join("web.pem");
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "store",
+            "add",
+            "--type",
+            "pem",
+            "--path",
+            s(&pem),
+            "--alias",
+            "web",
+            "--pfx",
+            s(&p12),
+            "--pfx-password",
+            PASSWORD,
+            "--create",
+        ];
+        args.extend_from_slice(extra);
+        pfxkit(&args)
+    };
+    let omitted = add(&[]);
+    assert_exit(&omitted, 1);
+    assert!(!pem.exists(), "nothing written by omission");
+    let asked = add(&["--plain-key"]);
+    assert_exit(&asked, 0);
+    assert!(
+        stdout(&asked).contains("key unencrypted"),
+        "{}",
+        text(&asked)
+    );
+    let written = std::fs::read_to_string(&pem).unwrap();
+    assert!(written.contains("-----BEGIN PRIVATE KEY-----"), "{written}");
+}
+
+// Item 12: an encrypting profile needs an output password; `pass:` is the explicit empty one.
+
+#[test]
+fn build_and_convert_require_an_output_password_unless_profile_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.p12");
+    let (key, cert) = (
+        data("pki/keys/leaf-rsa.pem"),
+        data("pki/certs/leaf-rsa.pem"),
+    );
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "--key",
+            s(&key),
+            "--cert",
+            s(&cert),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        pfxkit(&args)
+    };
+    let refused = build(&[]);
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("--password is required"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!out.exists());
+    assert_exit(&build(&["--password", "pass:"]), 0);
+    let empty = pfxkit(&["inspect", s(&out), "--password", "pass:", "--json"]);
+    assert_exit(&empty, 0);
+    std::fs::remove_file(&out).unwrap();
+    assert_exit(&build(&["--profile", "none"]), 0);
+
+    let converted = pfxkit(&[
+        "convert",
+        s(&out),
+        "--to",
+        "pkcs12",
+        "--out",
+        s(&dir.path().join("c.p12")),
+    ]);
+    assert_exit(&converted, 2);
+    assert!(stderr(&converted).contains("--out-password is required"));
+}
+
+// Item 13: Keyfactor's listings and look-ups, and a CA that is not replaced by accident.
+
+#[test]
+fn certificates_containers_stores_and_ca_can_be_listed_shown_and_removed() {
+    let cli = Cli::with_ca();
+    cli.enroll(
+        "CN=www.example.com",
+        &["--password", "pass:t", "--days", "10"],
+    );
+    cli.enroll(
+        "CN=api.example.com",
+        &["--password", "pass:t", "--days", "90"],
+    );
+    let all = cli.ok(&["certificates", "list"]);
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        3,
+        "the CA and two leaves: {all}"
+    );
+    let www = cli.ok(&["certificates", "list", "--subject", "WWW.example"]);
+    assert_eq!(www.as_array().unwrap().len(), 1);
+    assert_eq!(www[0]["IssuedDN"], "CN=www.example.com");
+    let soon = cli.ok(&["certificates", "list", "--expiring-within", "30d"]);
+    assert_eq!(soon.as_array().unwrap().len(), 1);
+    assert_eq!(soon[0]["IssuedDN"], "CN=www.example.com");
+    assert_exit(
+        &cli.run(&["certificates", "list", "--expiring-within", "30x"]),
+        2,
+    );
+
+    cli.ok(&["containers", "add", "web"]);
+    let containers = cli.ok(&["containers", "list"]);
+    assert_eq!(containers[0]["Name"], "web");
+
+    let path = cli.dir().join("s.p12");
+    let added = cli.ok(&[
+        "stores",
+        "add",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&path),
+        "--container",
+        "web",
+        "--store-password",
+        "pass:sp",
+    ]);
+    let id = added["Id"].as_str().unwrap();
+    let shown = cli.ok(&["stores", "show", id]);
+    assert_eq!(shown["StorePath"], s(&path));
+    let removed = cli.ok(&["stores", "remove", id]);
+    assert_eq!(removed["Id"], id);
+    assert_eq!(cli.ok(&["stores", "list"]), serde_json::json!([]));
+    let gone = cli.run(&["stores", "show", id]);
+    assert_exit(&gone, 1);
+    assert_eq!(json_err(&gone)["Error"]["Kind"], "NotFound");
+
+    let ca = cli.ok(&["ca", "show"]);
+    assert_eq!(ca["SubjectDN"], "CN=pfxkit Test Root,O=pfxkit");
+    let again = cli.run(&["ca", "init", "--subject", "CN=Second Root"]);
+    assert_exit(&again, 1);
+    assert!(
+        json_err(&again)["Error"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("--replace-ca"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(cli.ok(&["ca", "show"])["Thumbprint"], ca["Thumbprint"]);
+    let replaced = cli.ok(&["ca", "init", "--subject", "CN=Second Root", "--replace-ca"]);
+    assert_eq!(replaced["Replaced"][0]["Thumbprint"], ca["Thumbprint"]);
+    assert_eq!(cli.ok(&["ca", "show"])["SubjectDN"], "CN=Second Root");
+    let issued = cli.enroll("CN=after.example.com", &["--password", "pass:t"]);
+    assert_eq!(issued["IssuerDN"], "CN=Second Root");
+}
+
+/// A catalog where certificate `old` was deployed to a PKCS#12 store and located there by
+/// inventory, and `new` is enrolled to replace it. Returns (cli, old id, new id, store id).
+fn replace_scenario() -> (Cli, String, String, String) {
+    let cli = Cli::with_ca();
+    let old = cli.enroll("CN=svc.example.com", &["--password", "pass:t"]);
+    let old = old["KeyfactorId"].as_i64().unwrap().to_string();
+    let path = cli.dir().join("svc.p12");
+    let store = cli.ok(&[
+        "stores",
+        "add",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&path),
+        "--store-password",
+        "pass:sp",
+    ])["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cli.ok(&[
+        "deploy",
+        "--certificate-id",
+        &old,
+        "--alias",
+        "svc",
+        "--store",
+        &store,
+    ]);
+    cli.ok(&["jobs", "run"]);
+    let new = cli.enroll("CN=svc.example.com", &["--password", "pass:t"]);
+    let new = new["KeyfactorId"].as_i64().unwrap().to_string();
+    (cli, old, new, store)
+}
+
+// Item 14: Replace sent twice queues one job per store.
+
+#[test]
+fn replace_sent_twice_does_not_queue_a_second_job_for_a_store() {
+    let (cli, old, new, store) = replace_scenario();
+    let replace = [
+        "replace",
+        "--existing-certificate-id",
+        &old,
+        "--certificate-id",
+        &new,
+    ];
+    let first = cli.ok(&replace);
+    assert_eq!(first["SuccessfulStores"], serde_json::json!([store]));
+    let second = cli.ok(&replace);
+    assert_eq!(second["SuccessfulStores"], serde_json::json!([store]));
+    assert!(
+        second["Actions"][&store]
+            .as_str()
+            .unwrap()
+            .contains("already waiting"),
+        "{second}"
+    );
+    let waiting = cli
+        .ok(&["jobs", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["Status"] == "Waiting")
+        .count();
+    assert_eq!(waiting, 1);
+}
+
+// Item 15: a dry run lists what would happen per store and creates nothing.
+
+#[test]
+fn replace_dry_run_lists_each_target_and_creates_nothing() {
+    let (cli, old, new, store) = replace_scenario();
+    let jobs_before = cli.ok(&["jobs", "list"]);
+    let planned = cli.ok(&[
+        "replace",
+        "--existing-certificate-id",
+        &old,
+        "--certificate-id",
+        &new,
+        "--dry-run",
+    ]);
+    assert_eq!(planned["DryRun"], true);
+    assert_eq!(planned["SuccessfulStores"], serde_json::json!([store]));
+    assert!(
+        planned["Actions"][&store]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "would queue a job to put certificate {new} under alias 'svc'"
+            )),
+        "{planned}"
+    );
+    assert_eq!(cli.ok(&["jobs", "list"]), jobs_before);
+
+    // A principal that may not use the new certificate's key is refused outright, dry run or
+    // not (the permission rule: Replace hands the new key out, so it needs ownership or the
+    // global recover permission) — nothing is listed, nothing is created.
+    let refused = cli.exits(
+        1,
+        &[
+            "replace",
+            "--existing-certificate-id",
+            &old,
+            "--certificate-id",
+            &new,
+            "--dry-run",
+            "--principal",
+            "nobody",
+        ],
+    );
+    assert!(text(&refused).contains("Forbidden"), "{}", text(&refused));
+    assert_eq!(cli.ok(&["jobs", "list"]), jobs_before);
+
+    // A store that would fail is listed with its reason: a principal that may use the key but
+    // may not schedule jobs on the store.
+    cli.ok(&[
+        "grant",
+        "--principal",
+        "nobody",
+        "--global",
+        "--permission",
+        "recover",
+    ]);
+    // Every target failing is a failure (exit 1), the answer still printed in full.
+    let denied = cli.exits(
+        1,
+        &[
+            "replace",
+            "--existing-certificate-id",
+            &old,
+            "--certificate-id",
+            &new,
+            "--dry-run",
+            "--principal",
+            "nobody",
+        ],
+    );
+    let denied: Value = serde_json::from_slice(&denied.stdout).unwrap();
+    assert_eq!(denied["DryRun"], true);
+    assert_eq!(denied["FailedStores"], serde_json::json!([store]));
+    assert!(
+        denied["Failures"][&store].as_str().unwrap().len() > 3,
+        "{denied}"
+    );
+    let text_run = cli
+        .command(&[
+            "replace",
+            "--existing-certificate-id",
+            &old,
+            "--certificate-id",
+            &new,
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&text_run, 0);
+    assert_eq!(cli.ok(&["jobs", "list"]), jobs_before);
+}
+
+// The contract lives in the repository: nothing tracked points outside it.
+
+#[test]
+fn the_repository_points_nowhere_outside_itself() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let contract = std::fs::read_to_string(root.join("docs/cli.md")).unwrap();
+    for command in [
+        "certificates list",
+        "containers list",
+        "stores show",
+        "stores remove",
+        "ca show",
+        "--replace-ca",
+        "--dry-run",
+        "\"Error\"",
+        "--split",
+        "--plain-key",
+    ] {
+        assert!(contract.contains(command), "docs/cli.md lacks {command}");
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("](docs/cli.md)"));
+    let check = Command::new(root.join(".ci/check-self-contained"))
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check));
+}
+
+// Item 10: keytool's everyday store tasks.
+
+#[test]
+fn store_add_cert_imports_a_trusted_certificate_into_jks_pkcs12_and_pem_trust_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = data("pki/certs/root.pem");
+    let intermediate = data("pki/certs/intermediate.pem");
+    for (store_type, file, password) in [
+        ("jks", "trust.jks", Some("pass:sp")),
+        ("pkcs12", "trust.p12", Some("pass:sp")),
+        ("pem", "trust.pem", None),
+    ] {
+        let path = dir.path().join(file);
+        let mut args = vec!["store", "add", "--type", store_type, "--path", s(&path)];
+        if let Some(p) = password {
+            args.extend(["--store-password", p]);
+        }
+        let inventory = {
+            let mut inv = vec![
+                "store",
+                "inventory",
+                "--type",
+                store_type,
+                "--path",
+                s(&path),
+            ];
+            if let Some(p) = password {
+                inv.extend(["--store-password", p]);
+            }
+            if store_type == "pem" {
+                inv.push("--trust-only");
+            }
+            inv.push("--json");
+            inv
+        };
+        args.extend(["--alias", "root", "--cert", s(&root), "--create"]);
+        let added = pfxkit(&args);
+        assert_exit(&added, 0);
+        assert!(
+            stdout(&added).starts_with("added 'root'"),
+            "{}",
+            text(&added)
+        );
+        let mut second = args.clone();
+        let n = second.len();
+        second[n - 2] = s(&intermediate);
+        second[n - 4] = "int";
+        assert_exit(&pfxkit(&second), 0);
+        let listed = json_out(&pfxkit(&inventory));
+        let entries = listed["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 2, "{store_type}: {listed}");
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["has_private_key"] == false && e["chain"].as_array().unwrap().len() == 1),
+            "{store_type}: {listed}"
+        );
+    }
+    // A PEM trust store renames an entry in place.
+    let pem = dir.path().join("trust.pem");
+    let renamed = pfxkit(&[
+        "store",
+        "rename",
+        "--type",
+        "pem",
+        "--trust-only",
+        "--path",
+        s(&pem),
+        "--alias",
+        "int",
+        "--to",
+        "issuing",
+    ]);
+    assert_exit(&renamed, 0);
+    let text_pem = std::fs::read_to_string(&pem).unwrap();
+    assert!(
+        text_pem.contains("issuing") && !text_pem.contains(": int"),
+        "{text_pem}"
+    );
+    // keytool sees a trustedCertEntry.
+    let listed = catalog_cli::tool(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            s(&dir.path().join("trust.jks")),
+            "-storepass",
+            "sp",
+        ],
+    );
+    assert!(
+        listed.contains("root, ") && listed.contains("trustedCertEntry"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let jks = dir.path().join("web.jks");
+    assert_exit(
+        &pfxkit(&[
+            "convert",
+            s(&p12),
+            "--password",
+            PASSWORD,
+            "--to",
+            "jks",
+            "--out",
+            s(&jks),
+            "--out-password",
+            "pass:old",
+            "--out-key-password",
+            "pass:keypw",
+        ]),
+        0,
+    );
+    let renamed = pfxkit(&[
+        "store",
+        "rename",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:old",
+        "--alias",
+        "web",
+        "--to",
+        "tomcat",
+    ]);
+    assert_exit(&renamed, 0);
+    assert_eq!(
+        stdout(&renamed).trim(),
+        format!("renamed 'web' to 'tomcat' in {}", jks.display())
+    );
+    let missing = pfxkit(&[
+        "store",
+        "rename",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:old",
+        "--alias",
+        "web",
+        "--to",
+        "x",
+    ]);
+    assert_exit(&missing, 1);
+
+    let changed = pfxkit(&[
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:old",
+        "--new-password",
+        "pass:new",
+    ]);
+    assert_exit(&changed, 0);
+    let old = pfxkit(&["inspect", s(&jks), "--password", "pass:old"]);
+    assert_exit(&old, 3);
+    let new = json_out(&pfxkit(&[
+        "inspect",
+        s(&jks),
+        "--password",
+        "pass:new",
+        "--key-password",
+        "pass:keypw",
+        "--json",
+    ]));
+    assert_eq!(new["keys"][0]["alias"], "tomcat");
+    assert_eq!(
+        new["keys"][0]["algorithm"], "rsa",
+        "the key keeps its key password"
+    );
+
+    // PKCS#12 stores too, keytool reading the result.
+    let changed = pfxkit(&[
+        "store",
+        "passwd",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&p12),
+        "--store-password",
+        PASSWORD,
+        "--new-password",
+        "pass:fresh",
+    ]);
+    assert_exit(&changed, 0);
+    let listed = catalog_cli::tool(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            s(&p12),
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "fresh",
+        ],
+    );
+    assert!(
+        listed.contains("web, ") && listed.contains("PrivateKeyEntry"),
+        "{listed}"
+    );
+}
