@@ -377,6 +377,21 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = match self.state.get_mut() {
+            Ok(st) => std::mem::take(&mut st.idle),
+            Err(poisoned) => std::mem::take(&mut poisoned.into_inner().idle),
+        };
+        // The synchronous client closes its connection by blocking on its own runtime, which
+        // panics when the catalog is dropped on an async thread (`pfxkit serve` ending). A
+        // plain thread of its own is never one; joining it keeps the close before we return.
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
 /// A connection borrowed from the pool; returned on drop unless it broke.
 struct Pooled<'a> {
     pool: &'a Pool,

@@ -460,3 +460,98 @@ fn postgres_restarted_under_a_running_process_fails_clearly_then_recovers() {
         .collect();
     assert_eq!(listed.len(), 2);
 }
+
+/// One plain-HTTP request on loopback with `ops:ops-secret`; the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // ops:ops-secret
+    write!(
+        s,
+        "GET /KeyfactorAPI{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic b3BzOm9wcy1zZWNyZXQ=\r\nX-Keyfactor-Requested-With: APIClient\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Threat: a database failover or restart under a running API server. Callers in the gap must
+/// get a retryable 503 with Keyfactor's error body (not a 500, not a hang, no connection detail),
+/// and the same server process must answer again once PostgreSQL is back.
+#[test]
+fn postgres_restarted_under_a_running_serve_answers_503_then_recovers() {
+    use std::io::BufRead;
+    let Some(fleet) = Fleet::start() else { return };
+    let (_service, _stores, certificates) = fleet.populate(1, 1);
+    fleet.ok(&["users", "add", "ops", "--password", "pass:ops-secret"]);
+    fleet.ok(&[
+        "grant",
+        "--principal",
+        "ops",
+        "--global",
+        "--permission",
+        "read",
+    ]);
+    let mut child = fleet
+        .command(&["serve", "--listen", "127.0.0.1:0", "--insecure-http"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // Under --json the URL comes as {"Listening": URL}.
+    let listening: Value = serde_json::from_str(&line).unwrap();
+    let addr = listening["Listening"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("http://"))
+        .and_then(|u| u.strip_suffix("/KeyfactorAPI"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let path = format!("/Certificates/{}?includeLocations=true", certificates[0]);
+    let (status, body) = http_get(&addr, &path);
+    assert_eq!(status, 200, "{body}");
+
+    fleet.server.stop();
+    let (status, body) = http_get(&addr, &path);
+    assert_eq!(status, 503, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["ErrorCode"], "0xA00001F7");
+    assert!(
+        !error["Message"].as_str().unwrap().contains(&fleet.conninfo),
+        "{body}"
+    );
+
+    fleet.server.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http_get(&addr, &path);
+        if status == 200 {
+            let cert: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(cert["Id"], certificates[0]);
+            break;
+        }
+        assert_eq!(status, 503, "only 503 while reconnecting: {body}");
+        assert!(Instant::now() < deadline, "serve did not recover");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {log}", out.status);
+    assert!(!log.contains("ops-secret"), "no secret in the log");
+}

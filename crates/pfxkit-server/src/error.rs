@@ -79,7 +79,8 @@ impl From<Error> for ApiError {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // A catalog database that is down or restarting: the caller retries later.
+            Error::Database(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Codec(pfxkit::Error::Io { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             // Wrong password, malformed input, limits, unsupported algorithms, alias conflicts:
             // all about what the caller sent.
@@ -96,5 +97,36 @@ impl From<Error> for ApiError {
             return ApiError::new(status, "the catalog is unavailable; retry later");
         }
         ApiError::new(status, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_catalog_is_a_503_that_does_not_echo_the_connection_detail() {
+        let e = ApiError::from(Error::Unavailable(
+            "PostgreSQL: connection refused to host=db password=hunter2".into(),
+        ));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        assert_eq!(e.body()["ErrorCode"], "0xA00001F7");
+    }
+
+    #[test]
+    fn caller_mistakes_are_4xx_and_internal_failures_hide_their_detail() {
+        assert_eq!(
+            ApiError::from(Error::Invalid("bad".into())).status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::from(Error::NotFound("none".into())).status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ApiError::from(Error::Forbidden("no".into())).status,
+            StatusCode::FORBIDDEN
+        );
     }
 }
