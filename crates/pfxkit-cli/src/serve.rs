@@ -29,9 +29,13 @@ pub struct ServeArgs {
     /// Serve plain HTTP (only on a loopback address).
     #[arg(long)]
     insecure_http: bool,
-    /// Do not run due jobs in the server.
+    /// Do not run due jobs in the server (nor the renewal policy check).
     #[arg(long)]
     no_runner: bool,
+    /// How often the runner checks the renewal policies (once at start, then every PERIOD):
+    /// 1h, 30m, 1d or seconds.
+    #[arg(long, default_value = "1h", value_parser = crate::catalog::duration_secs, value_name = "PERIOD")]
+    renewal_every: u64,
     /// Log format: `text` or `json` (one line per request, on stderr).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -163,7 +167,16 @@ pub fn serve(args: &CatalogArgs, serve: ServeArgs) -> Result<(), Error> {
             ));
         }
     };
-    let config = ServerConfig::new(serve.listen, tls_config).runner(!serve.no_runner);
+    if serve.renewal_every == 0 {
+        return Err(Error::Invalid(
+            "--renewal-every must be longer than zero".into(),
+        ));
+    }
+    let mut limits = pfxkit_server::ServerLimits::default();
+    limits.renewal_interval = std::time::Duration::from_secs(serve.renewal_every);
+    let config = ServerConfig::new(serve.listen, tls_config)
+        .runner(!serve.no_runner)
+        .limits(limits);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -818,8 +818,32 @@ async fn certificates(req: Req) -> Result<Response<Body>, ApiError> {
                     request_ids.push(svc.catalog().certificate_by_request(r)?.map(|c| c.id));
                 }
             }
+            // `NotAfter -le T` (or `-lt`) asks what `pfxkit expiring` answers: the certificates
+            // in stores that expire by T (a Replace's candidates), not CA certificates or ones
+            // never placed. The catalog answers that with one query.
+            let expiring_by = clauses
+                .iter()
+                .filter(|c| {
+                    c.field == query::Field::NotAfter
+                        && matches!(c.op, query::Op::Le | query::Op::Lt)
+                })
+                .filter_map(|c| pfxkit_catalog::jobs::parse_time(&c.value).ok())
+                .min();
+            let records = match expiring_by {
+                Some(by_ms) => {
+                    let mut located: Vec<_> = svc
+                        .catalog()
+                        .expiring(by_ms.div_euclid(1000))?
+                        .into_iter()
+                        .map(|e| e.record)
+                        .collect();
+                    located.sort_by_key(|r| r.id);
+                    located
+                }
+                None => svc.catalog().certificates()?,
+            };
             let mut out = Vec::new();
-            for record in svc.catalog().certificates()? {
+            for record in records {
                 if request_ids.iter().any(|r| *r != Some(record.id)) {
                     continue;
                 }

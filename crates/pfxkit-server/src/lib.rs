@@ -59,6 +59,9 @@ pub struct ServerLimits {
     pub credential_cache: Duration,
     /// How often the runner looks for due jobs (default 250 ms).
     pub runner_interval: Duration,
+    /// How often the runner checks the renewal policies (default 1 h; the first check runs at
+    /// start): certificates inside their policy's window are renewed and replaced.
+    pub renewal_interval: Duration,
     /// Largest page of a list (default 1000).
     pub max_page: usize,
 }
@@ -75,6 +78,7 @@ impl Default for ServerLimits {
             max_verifications: 2,
             credential_cache: Duration::from_secs(60),
             runner_interval: Duration::from_millis(250),
+            renewal_interval: Duration::from_secs(3600),
             max_page: 1000,
         }
     }

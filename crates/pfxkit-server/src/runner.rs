@@ -4,19 +4,32 @@
 //! soon as its job ends (the service inventories the store after each job). On shutdown it
 //! finishes the batch it is running and stops; `pfxkit jobs run` may run beside it (jobs are
 //! claimed in the catalog, so each runs once).
+//!
+//! Every [`ServerLimits::renewal_interval`](crate::ServerLimits) (hourly by default, and once at
+//! start) the same loop runs the renewal policy check before the due jobs, so the Replace jobs a
+//! renewal creates run in the same pass. Two servers on one catalog may check at once: the
+//! catalog records each renewal exactly once.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::watch;
 
 use crate::State;
 use pfxkit_catalog::jobs::now_ms;
 
-/// Runs due jobs until `stop` turns true.
+/// Runs due jobs (and, when its interval has passed, the renewal check) until `stop` turns true.
 pub(crate) async fn run(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let mut last_renewal_check: Option<Instant> = None;
     loop {
         if *stop.borrow() {
             break;
+        }
+        let renewal_due =
+            last_renewal_check.is_none_or(|t| t.elapsed() >= state.limits.renewal_interval);
+        if renewal_due {
+            last_renewal_check = Some(Instant::now());
+            check_renewals(&state).await;
         }
         let service = state.service.clone();
         let ran = tokio::task::spawn_blocking(move || {
@@ -39,5 +52,28 @@ pub(crate) async fn run(state: Arc<State>, mut stop: watch::Receiver<bool>) {
             () = tokio::time::sleep(state.limits.runner_interval) => {}
             () = async { let _ = stop.wait_for(|s| *s).await; } => break,
         }
+    }
+}
+
+/// The renewal policy check, off the async threads; one log line per decision.
+async fn check_renewals(state: &Arc<State>) {
+    let service = state.service.clone();
+    let checked = tokio::task::spawn_blocking(move || service.renew_due(now_ms())).await;
+    match checked {
+        Ok(Ok(decisions)) => {
+            for d in decisions {
+                tracing::info!(
+                    certificate = d.certificate_id,
+                    successor = d.successor_id.unwrap_or_default(),
+                    outcome = d.outcome.name(),
+                    principal = %d.principal,
+                    stores = d.stores.len(),
+                    message = d.message.as_deref().unwrap_or(""),
+                    "renewal policy decision"
+                );
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "renewal check: catalog error"),
+        Err(e) => tracing::error!(error = %e, "renewal check: task failed"),
     }
 }
