@@ -555,3 +555,99 @@ fn postgres_restarted_under_a_running_serve_answers_503_then_recovers() {
     assert!(out.status.success(), "{:?}: {log}", out.status);
     assert!(!log.contains("ops-secret"), "no secret in the log");
 }
+
+/// Threat: two servers (or cron jobs on two hosts) checking the policies of one shared catalog
+/// at the same moment would each renew the same certificate, issuing two successors and racing
+/// two Replaces into the same stores. Four `renew-due` processes at once on PostgreSQL: each
+/// certificate is renewed by exactly one of them, and its stores get exactly one Replace job.
+#[test]
+fn concurrent_policy_checks_on_postgres_renew_each_certificate_once() {
+    let Some(fleet) = Fleet::start() else { return };
+    let (service, stores, _) = fleet.populate(3, 0);
+    let certificates: Vec<i64> = (0..3)
+        .map(|i| {
+            service
+                .enroll(
+                    None,
+                    &EnrollRequest::new(format!("CN=short-{i}.example")).days(20),
+                    &Password::new(""),
+                )
+                .unwrap()
+                .certificate_id
+        })
+        .collect();
+    for (certificate, store) in certificates.iter().zip(&stores) {
+        service
+            .deploy(
+                *certificate,
+                std::slice::from_ref(store),
+                Some("web"),
+                true,
+                &JobOptions::default(),
+            )
+            .unwrap();
+    }
+    assert_eq!(service.run_jobs(now_ms(), &|_| {}).unwrap().len(), 3);
+    for permission in ["enroll", "schedule"] {
+        fleet.ok(&[
+            "grant",
+            "--principal",
+            "renewer",
+            "--global",
+            "--permission",
+            permission,
+        ]);
+    }
+    fleet.ok(&[
+        "policy",
+        "set",
+        "--global",
+        "--renew-before",
+        "30d",
+        "--principal",
+        "renewer",
+    ]);
+    // Twelve days on, every 20-day certificate is inside its window.
+    let at = format_time(now_ms() + 12 * 86_400_000);
+    let checks: Vec<_> = (0..4)
+        .map(|_| {
+            fleet
+                .command(&["renew-due", "--now", &at])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut renewed = Vec::new();
+    for check in checks {
+        let out = check.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let decisions: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for d in decisions.as_array().unwrap() {
+            assert_eq!(d["Outcome"], "Renewed", "{d}");
+            renewed.push(d["CertificateId"].as_i64().unwrap());
+        }
+    }
+    renewed.sort_unstable();
+    assert_eq!(renewed, certificates, "each renewed by exactly one check");
+    assert_eq!(service.policy_history().unwrap().len(), 3);
+    let waiting = service
+        .catalog()
+        .jobs()
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.status == JobStatus::Waiting)
+        .count();
+    assert_eq!(waiting, 3, "one Replace job per store");
+    let at_ms = now_ms() + 12 * 86_400_000;
+    let ran = service.run_jobs(at_ms, &|_| {}).unwrap();
+    assert!(ran.iter().all(|j| j.result == Some(JobResult::Success)));
+    // A later check finds every certificate renewed already.
+    let again = fleet.ok(&["renew-due", "--now", &at]);
+    assert_eq!(again.as_array().unwrap().len(), 0);
+}
