@@ -9,10 +9,11 @@
 //!   [`PostgresCatalog::migrate`] (`catalog init`) in one transaction under an advisory lock, so
 //!   two hosts migrating at once apply each version once. [`PostgresCatalog::connect`] never
 //!   migrates; it refuses a schema older or newer than this build.
-//! - **Jobs**: a claim is one short transaction, serialised with other claims by an advisory
-//!   lock, walking each store's open jobs in one windowed `UPDATE`, so two runners never claim
-//!   the same job, and a job is never claimed while an older job of its store, by (scheduled
-//!   time, id), is waiting or leased to another runner. Leases are kept on the database's clock and record their holder (the runner's id).
+//! - **Jobs**: a claim is one short transaction that locks the rows of the stores it takes
+//!   jobs from with `SELECT … FOR UPDATE SKIP LOCKED` (runners claim different stores in
+//!   parallel, never waiting on each other), then walks those stores' open jobs in one windowed
+//!   `UPDATE`, so two runners never claim the same job, and a job is never claimed while an
+//!   older job of its store, by (scheduled time, id), is waiting or leased to another runner. Leases are kept on the database's clock and record their holder (the runner's id).
 //!   Every claim also bumps the job's lease number; a completion carrying an older lease number
 //!   (its runner was presumed dead and the job was taken over) is refused and recorded in
 //!   `job_refusals` with the holder that took it over.
@@ -202,9 +203,6 @@ CREATE TABLE tokens (
 
 /// The advisory lock key that serialises migrations (`pfxkit` in ASCII).
 const MIGRATION_LOCK: i64 = 0x7066_786b_6974;
-
-/// The advisory lock key that serialises job claims (`pfxjob` in ASCII).
-const CLAIM_LOCK: i64 = 0x7066_786a_6f62;
 
 /// Connections the pool opens at most, unless [`PostgresCatalog::connect_with_pool`] says
 /// otherwise.
@@ -1237,12 +1235,18 @@ impl Catalog for PostgresCatalog {
         raws.into_iter().map(|r| Ok(to_job(r)?.0)).collect()
     }
 
-    /// One transaction, serialised with other claims by an advisory lock (as SQLite's write
-    /// lock does): each store's open jobs are walked in (scheduled time, id) order, and the due,
-    /// claimable prefix of each store is taken — the first job that is not due, or is leased to
-    /// a live runner, blocks the rest of its store — oldest first, up to `limit`, and moved to
-    /// InProcess under `holder` with a new lease number. The walk is one windowed statement, so
-    /// a claim holds the lock for milliseconds however many runners wait.
+    /// One transaction in two statements. The first locks, with `FOR UPDATE SKIP LOCKED`, the
+    /// rows of up to `limit` stores whose oldest open job (by scheduled time, id) is claimable
+    /// — due, and waiting or leased to a runner presumed dead — oldest first; stores another
+    /// runner is claiming at this moment are skipped, not waited for. The second, a fresh
+    /// snapshot that sees every claim committed before the locks were taken, walks the locked
+    /// stores' open jobs in order and takes each store's due, claimable prefix — the first job
+    /// that is not due, or is leased to a live runner, blocks the rest of its store — oldest
+    /// first, up to `limit`, moving them to InProcess under `holder` with a new lease number.
+    ///
+    /// So runners claim different stores in parallel, and a store's jobs still run in order:
+    /// while one runner holds a store's row no other can claim its jobs, and once it commits
+    /// they are InProcess, which blocks the store's later jobs until they end.
     ///
     /// Time is the database's: `now_ms` (which jobs are due; a chosen time for `jobs run
     /// --now`) and `stale_before_ms` (leases started before it are over; real time) only
@@ -1255,7 +1259,24 @@ impl Catalog for PostgresCatalog {
         limit: usize,
         holder: &str,
     ) -> Result<Vec<JobRecord>> {
-        const SQL: &str = "
+        const LOCK_STORES: &str = "
+            WITH clock AS (
+                SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS real_ms
+            ), heads AS (
+                SELECT DISTINCT ON (j.store_id) j.store_id, j.scheduled_ms, j.id,
+                       j.scheduled_ms <= clock.real_ms + $1::bigint
+                       AND (j.status = 'Waiting' OR j.claimed_ms IS NULL
+                            OR j.claimed_ms < clock.real_ms + $2::bigint) AS claimable
+                FROM jobs j, clock
+                WHERE j.status IN ('Waiting', 'InProcess')
+                ORDER BY j.store_id, j.scheduled_ms, j.id
+            )
+            SELECT s.id FROM stores s JOIN heads h ON h.store_id = s.id
+            WHERE h.claimable
+            ORDER BY h.scheduled_ms, h.id
+            LIMIT $3
+            FOR UPDATE OF s SKIP LOCKED";
+        const CLAIM: &str = "
             WITH clock AS (
                 SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS real_ms
             ), open AS (
@@ -1264,7 +1285,7 @@ impl Catalog for PostgresCatalog {
                        AND (j.status = 'Waiting' OR j.claimed_ms IS NULL
                             OR j.claimed_ms < clock.real_ms + $2::bigint) AS claimable
                 FROM jobs j, clock
-                WHERE j.status IN ('Waiting', 'InProcess')
+                WHERE j.status IN ('Waiting', 'InProcess') AND j.store_id = ANY($5)
             ), walked AS (
                 SELECT id, scheduled_ms,
                        bool_and(claimable) OVER (PARTITION BY store_id ORDER BY scheduled_ms, id
@@ -1287,14 +1308,21 @@ impl Catalog for PostgresCatalog {
         let stale_offset = stale_before_ms.saturating_sub(host_now);
         let raws = self.with(|c| {
             let mut tx = c.client.transaction()?;
-            let lock = prepare(
-                &mut c.statements,
-                &mut tx,
-                "SELECT pg_advisory_xact_lock($1)",
+            let lock = prepare(&mut c.statements, &mut tx, LOCK_STORES)?;
+            let stores: Vec<String> = tx
+                .query(&lock, &[&due_offset, &stale_offset, &limit])?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            if stores.is_empty() {
+                tx.commit()?;
+                return Ok(Vec::new());
+            }
+            let claim = prepare(&mut c.statements, &mut tx, CLAIM)?;
+            let rows = tx.query(
+                &claim,
+                &[&due_offset, &stale_offset, &limit, &holder, &stores],
             )?;
-            tx.execute(&lock, &[&CLAIM_LOCK])?;
-            let st = prepare(&mut c.statements, &mut tx, SQL)?;
-            let rows = tx.query(&st, &[&due_offset, &stale_offset, &limit, &holder])?;
             let raws = rows.iter().map(raw_job).collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
             Ok(raws)
