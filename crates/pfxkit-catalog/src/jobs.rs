@@ -612,13 +612,9 @@ impl Service {
         // next week must not wait for next week.
         let waiting: HashMap<(String, Option<String>), crate::JobId> = self
             .catalog()
-            .jobs()?
+            .waiting_jobs_of_certificate(certificate)?
             .into_iter()
-            .filter(|j| {
-                j.status == JobStatus::Waiting
-                    && j.job.certificate_id == certificate
-                    && j.job.scheduled_ms <= scheduled
-            })
+            .filter(|j| j.job.scheduled_ms <= scheduled)
             .map(|j| ((j.job.store_id, j.job.alias), j.id))
             .collect();
         // Which stores `successful` lists already: a store holding the certificate under

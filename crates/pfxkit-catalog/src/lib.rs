@@ -584,6 +584,14 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn jobs(&self) -> Result<Vec<JobRecord>>;
 
+    /// The jobs still Waiting that would put `certificate` into a store, oldest first: what
+    /// Deploy and Replace ask to avoid queueing the same work twice, without reading the whole
+    /// job history.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>>;
+
     /// Atomically claims up to `limit` jobs for the runner `holder` and returns them, each
     /// store's in order: moves to InProcess (recording `holder` and the real clock's time as the
     /// lease's start) the jobs due at `now_ms` that are Waiting, or InProcess since before

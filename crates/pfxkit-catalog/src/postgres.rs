@@ -1235,6 +1235,20 @@ impl Catalog for PostgresCatalog {
         raws.into_iter().map(|r| Ok(to_job(r)?.0)).collect()
     }
 
+    fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>> {
+        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms FROM jobs WHERE certificate_id = $1 AND status = 'Waiting' ORDER BY id";
+        debug_assert!(SQL.contains(JOB_COLUMNS));
+        let raws = self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
+            c.client
+                .query(&st, &[&certificate])?
+                .iter()
+                .map(raw_job)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        raws.into_iter().map(|r| Ok(to_job(r)?.0)).collect()
+    }
+
     /// One transaction in two statements. The first locks, with `FOR UPDATE SKIP LOCKED`, the
     /// rows of up to `limit` stores whose oldest open job (by scheduled time, id) is claimable
     /// — due, and waiting or leased to a runner presumed dead — oldest first; stores another

@@ -736,6 +736,16 @@ impl Catalog for SqliteCatalog {
         raws.into_iter().map(to_job).collect()
     }
 
+    fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>> {
+        let raws: Vec<RawJob> = self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "{SELECT_JOB} WHERE certificate_id = ?1 AND status = 'Waiting' ORDER BY id"
+            ))?;
+            stmt.query_map([certificate], job_from_row)?.collect()
+        })?;
+        raws.into_iter().map(to_job).collect()
+    }
+
     fn claim_due_jobs(
         &self,
         now_ms: i64,

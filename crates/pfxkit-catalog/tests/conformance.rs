@@ -79,6 +79,7 @@ conformance!(
     users_tokens_containers_and_certificates_are_listed,
     a_store_is_removed_with_its_locations_and_jobs_but_not_while_a_job_runs,
     a_replaced_ca_no_longer_issues_but_its_certificates_stay,
+    waiting_jobs_are_read_by_certificate,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -1214,4 +1215,29 @@ fn postgres_concurrent_claimers_take_each_job_once_and_each_stores_jobs_in_order
             assert!(prev < *id, "store {store}: job {id} claimed after {prev}");
         }
     }
+}
+
+fn waiting_jobs_are_read_by_certificate(service: &Service, dir: &Path) {
+    let a = ca_and_enroll(service, "CN=waiting-a.example");
+    let b = ca_and_enroll(service, "CN=waiting-b.example");
+    let stores = jks_stores(service, dir, 2);
+    deploy(service, a, &stores, "a");
+    deploy(service, b, &stores[..1], "b");
+    let c = service.catalog();
+    let of_a = c.waiting_jobs_of_certificate(a).unwrap();
+    assert_eq!(of_a.len(), 2);
+    assert!(of_a.iter().all(|j| j.job.certificate_id == a));
+    assert!(of_a.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    // A claimed job is no longer waiting; the other certificate's jobs are not listed.
+    let now = now_ms();
+    let claimed = c
+        .claim_due_jobs(now, now - JOB_LEASE_MS, 1, "runner")
+        .unwrap();
+    assert_eq!(claimed[0].id, of_a[0].id);
+    assert_eq!(
+        ids(&c.waiting_jobs_of_certificate(a).unwrap()),
+        vec![of_a[1].id]
+    );
+    assert_eq!(c.waiting_jobs_of_certificate(b).unwrap().len(), 1);
+    assert!(c.waiting_jobs_of_certificate(9999).unwrap().is_empty());
 }
