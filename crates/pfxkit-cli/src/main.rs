@@ -36,6 +36,7 @@ use pfxkit_catalog::Error;
 ///   import a trusted CA         pfxkit store add --type jks --path trust.jks --store-password env:S --alias root --cert root.pem
 ///   rename an entry             pfxkit store rename --type jks --path web.jks --store-password env:S --alias web --to tomcat
 ///   change a store password     pfxkit store passwd --type jks --path web.jks --store-password env:S --new-password env:S2
+///   change a key password       pfxkit store passwd --type jks --path web.jks --store-password env:S --alias web --key-password env:K --new-key-password env:K2
 ///   only the leaf / the CAs     pfxkit inspect web.p12 --password env:P --leaf-only   (or --ca-only, --no-keys)
 ///
 /// Passwords are sources: pass:TEXT, env:VAR, file:PATH or stdin. Exit codes: 0 success,

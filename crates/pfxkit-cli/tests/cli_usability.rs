@@ -1324,3 +1324,293 @@ fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
         "{listed}"
     );
 }
+
+/// `keytool -importkeystore` of one key entry of `jks` with `key_password`: whether keytool
+/// could recover the key (it must decrypt it to copy it into a PKCS#12 file).
+fn keytool_recovers_key(jks: &Path, alias: &str, key_password: &str) -> bool {
+    let dest = jks.with_extension(format!("{alias}-{key_password}.p12"));
+    let output = Command::new("keytool")
+        .args(["-importkeystore", "-noprompt", "-srckeystore"])
+        .arg(jks)
+        .args(["-srcstorepass", "store-pass", "-srcalias", alias])
+        .args(["-srckeypass", key_password, "-destkeystore"])
+        .arg(&dest)
+        .args(["-deststoretype", "PKCS12", "-deststorepass", "dest-pass"])
+        .output()
+        .expect("keytool is needed for these tests");
+    let _ = std::fs::remove_file(&dest);
+    output.status.success()
+}
+
+/// `store passwd` of a key password, as keytool's `-keypasswd` takes it.
+fn key_passwd(jks: &Path, alias: &str, old: &str, new: &str, json: bool) -> Output {
+    let mut args = vec![
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(jks),
+        "--store-password",
+        "pass:store-pass",
+        "--alias",
+        alias,
+        "--key-password",
+        old,
+        "--new-key-password",
+        new,
+    ];
+    if json {
+        args.push("--json");
+    }
+    pfxkit(&args)
+}
+
+/// The algorithm `inspect` reports for each key entry of `jks` opened with `key_password`
+/// (`null` for a key that password does not open).
+fn key_algorithms(jks: &Path, key_password: &str) -> Value {
+    let output = pfxkit(&[
+        "inspect",
+        s(jks),
+        "--password",
+        "pass:store-pass",
+        "--key-password",
+        key_password,
+        "--json",
+    ]);
+    assert_exit(&output, 0);
+    let keys = json_out(&output)["keys"].as_array().unwrap().clone();
+    keys.iter()
+        .map(|k| {
+            (
+                k["alias"].as_str().unwrap().to_string(),
+                k["algorithm"].clone(),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+#[test]
+fn store_passwd_changes_the_key_password_of_one_jks_entry_as_keytool_keypasswd() {
+    let dir = tempfile::tempdir().unwrap();
+    // A keystore keytool made: entry "server" under key password "key-pass-2".
+    let jks = dir.path().join("server.jks");
+    std::fs::copy(data("jks/rsa-keypass.jks"), &jks).unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    // Beside it, a second key entry under its own key password and a trusted certificate.
+    let base = [
+        "store",
+        "add",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:store-pass",
+    ];
+    let other = [
+        "--alias",
+        "other",
+        "--pfx",
+        s(&p12),
+        "--pfx-password",
+        PASSWORD,
+        "--entry-password",
+        "pass:other-key",
+    ];
+    assert_exit(&pfxkit(&[&base[..], &other[..]].concat()), 0);
+    let root = data("pki/certs/root.pem");
+    assert_exit(
+        &pfxkit(&[&base[..], &["--alias", "root", "--cert", s(&root)][..]].concat()),
+        0,
+    );
+    assert!(keytool_recovers_key(&jks, "server", "key-pass-2"));
+
+    let changed = key_passwd(
+        &jks,
+        "server",
+        "pass:key-pass-2",
+        "pass:new-key-pass",
+        false,
+    );
+    assert_exit(&changed, 0);
+    assert_eq!(
+        stdout(&changed).trim(),
+        format!("changed the key password of 'server' in {}", jks.display())
+    );
+    // keytool recovers the key under the new password only.
+    assert!(keytool_recovers_key(&jks, "server", "new-key-pass"));
+    assert!(!keytool_recovers_key(&jks, "server", "key-pass-2"));
+    // The other entries are as they were: keytool lists all three, and the other key still
+    // opens under its own password (and not under the changed one).
+    let listed = catalog_cli::tool(
+        "keytool",
+        &["-list", "-keystore", s(&jks), "-storepass", "store-pass"],
+    );
+    assert!(listed.contains("3 entries"), "{listed}");
+    assert!(
+        listed.contains("root, ") && listed.contains("trustedCertEntry"),
+        "{listed}"
+    );
+    assert!(keytool_recovers_key(&jks, "other", "other-key"));
+    // pfxkit reads it the same way.
+    assert_eq!(
+        key_algorithms(&jks, "pass:new-key-pass"),
+        serde_json::json!({"server": "rsa", "other": null})
+    );
+    assert_eq!(
+        key_algorithms(&jks, "pass:key-pass-2"),
+        serde_json::json!({"server": null, "other": null})
+    );
+    assert_eq!(
+        key_algorithms(&jks, "pass:other-key"),
+        serde_json::json!({"server": null, "other": "rsa"})
+    );
+
+    // JSON; the alias in any case, as keytool takes it.
+    let changed = key_passwd(&jks, "SERVER", "pass:new-key-pass", "pass:third-pass", true);
+    assert_exit(&changed, 0);
+    assert_eq!(
+        json_out(&changed),
+        serde_json::json!({
+            "action": "key password changed",
+            "alias": "server",
+            "store": s(&jks),
+        })
+    );
+    assert!(keytool_recovers_key(&jks, "server", "third-pass"));
+}
+
+#[test]
+fn a_refused_key_password_change_names_what_is_wrong_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let jks = dir.path().join("server.jks");
+    std::fs::copy(data("jks/rsa-keypass.jks"), &jks).unwrap();
+    let root = data("pki/certs/root.pem");
+    assert_exit(
+        &pfxkit(&[
+            "store",
+            "add",
+            "--type",
+            "jks",
+            "--path",
+            s(&jks),
+            "--store-password",
+            "pass:store-pass",
+            "--alias",
+            "root",
+            "--cert",
+            s(&root),
+        ]),
+        0,
+    );
+    let before = std::fs::read(&jks).unwrap();
+
+    // Threat: someone who has the store password but not the key's re-protects the key
+    // under a password of their choosing. The old key password is checked, and named.
+    let wrong = key_passwd(&jks, "server", "pass:guess", "pass:mine", true);
+    assert_exit(&wrong, 3);
+    let error = json_err(&wrong);
+    assert_eq!(error["Error"]["Kind"], "WrongPassword");
+    let message = error["Error"]["Message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "the key password of 'server' in {}",
+            jks.display()
+        )),
+        "{message}"
+    );
+
+    // A wrong store password is named as the store's, not the key's.
+    let mut args: Vec<String> = [
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:nope",
+        "--alias",
+        "server",
+        "--key-password",
+        "pass:key-pass-2",
+        "--new-key-password",
+        "pass:mine",
+    ]
+    .map(String::from)
+    .to_vec();
+    let store = pfxkit(&args);
+    assert_exit(&store, 3);
+    assert!(
+        stderr(&store).contains(&format!("the store password of {}", jks.display())),
+        "{}",
+        text(&store)
+    );
+
+    let missing = key_passwd(&jks, "nobody", "pass:key-pass-2", "pass:mine", false);
+    assert_exit(&missing, 1);
+    assert!(
+        stderr(&missing).contains("alias 'nobody' is not in"),
+        "{}",
+        text(&missing)
+    );
+    let trusted = key_passwd(&jks, "root", "pass:key-pass-2", "pass:mine", false);
+    assert_exit(&trusted, 1);
+    assert!(
+        stderr(&trusted).contains("entry 'root' holds no private key"),
+        "{}",
+        text(&trusted)
+    );
+
+    // Usage: a PKCS#12 store has no per-entry key password; --new-key-password needs --alias;
+    // store and key password are not changed in one go.
+    args[3] = "pkcs12".into();
+    args[7] = "pass:store-pass".into();
+    let pkcs12 = pfxkit(&args);
+    assert_exit(&pkcs12, 2);
+    assert!(
+        stderr(&pkcs12).contains("jks stores only"),
+        "{}",
+        text(&pkcs12)
+    );
+    let no_alias = pfxkit(&[
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:store-pass",
+        "--new-key-password",
+        "pass:mine",
+    ]);
+    assert_exit(&no_alias, 2);
+    let both = pfxkit(&[
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:store-pass",
+        "--new-password",
+        "pass:a",
+        "--alias",
+        "server",
+        "--new-key-password",
+        "pass:mine",
+    ]);
+    assert_exit(&both, 2);
+
+    assert_eq!(
+        std::fs::read(&jks).unwrap(),
+        before,
+        "a refusal changes nothing"
+    );
+    assert!(keytool_recovers_key(&jks, "server", "key-pass-2"));
+}
