@@ -107,7 +107,7 @@ enum Command {
     Build(build::BuildArgs),
     /// Re-encode every key entry and certificate of a file in another format (keytool -importkeystore, openssl pkcs12 -nodes).
     Convert(build::ConvertArgs),
-    /// Inventory, add to, rename in and remove from certificate stores (keytool -list/-importcert/-changealias/-delete).
+    /// Inventory, add to, rename in, re-password and remove from certificate stores (keytool -list/-importcert/-changealias/-storepasswd/-keypasswd/-delete).
     #[command(subcommand)]
     Store(store::StoreCommand),
     /// Create a catalog.

@@ -321,6 +321,9 @@ pub fn stores(
                     for s in &all {
                         outln!("{}  {:6}  {}", s.id, s.store_type.name(), s.path.display());
                     }
+                    if all.is_empty() {
+                        outln!("no stores");
+                    }
                 },
             );
         }
@@ -427,6 +430,9 @@ pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> crate::CliResult {
             .collect(),
     );
     emit(args, value, || {
+        if reports.is_empty() {
+            outln!("no stores to inventory");
+        }
         for r in &reports {
             outln!(
                 "{}: {} ({} entries){}",
@@ -533,7 +539,13 @@ pub fn jobs(
     let service = args.open()?;
     let principal = principal.principal.as_deref();
     match command {
-        JobsCommand::List => print_jobs(args, &service.catalog().jobs()?),
+        JobsCommand::List => {
+            let list = service.catalog().jobs()?;
+            print_jobs(args, &list);
+            if list.is_empty() && !args.json {
+                outln!("no jobs");
+            }
+        }
         JobsCommand::Cancel { id } => print_jobs(args, &[service.cancel_job(principal, id)?]),
         JobsCommand::Retry { id } => print_jobs(args, &[service.retry_job(principal, id)?]),
         JobsCommand::Run { now } => {

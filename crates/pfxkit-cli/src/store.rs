@@ -1,4 +1,4 @@
-//! `pfxkit store inventory|add|remove`.
+//! `pfxkit store inventory|add|rename|passwd|remove`.
 
 use std::path::{Path, PathBuf};
 
