@@ -270,7 +270,18 @@ pub fn stores(
                 container.as_deref(),
                 store_password.as_ref(),
             )?;
-            emit(args, store_json(&s), || outln!("{}", s.id));
+            emit(args, store_json(&s), || {
+                outln!(
+                    "added store {}: {} {}{}",
+                    s.id,
+                    s.store_type.name(),
+                    s.path.display(),
+                    container
+                        .as_deref()
+                        .map(|c| format!(" in container {c}"))
+                        .unwrap_or_default()
+                )
+            });
         }
         StoresCommand::Show { id } => {
             let s = service.store(&id)?;

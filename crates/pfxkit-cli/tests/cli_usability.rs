@@ -198,6 +198,101 @@ fn enroll_with_out_says_which_file_it_wrote() {
     assert!(out.exists());
 }
 
+#[test]
+fn catalog_commands_that_change_something_say_what_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    let store = dir.path().join("web.p12");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--catalog", s(&catalog)];
+        all.extend_from_slice(args);
+        let output = pfxkit(&all);
+        assert_exit(&output, 0);
+        stdout(&output)
+    };
+    assert_eq!(
+        run(&["catalog", "init"]).trim(),
+        format!("catalog created in {}", catalog.display())
+    );
+    assert!(run(&["ca", "init", "--subject", "CN=Root"]).starts_with("CA CN=Root (thumbprint "));
+    assert_eq!(
+        run(&["containers", "add", "web"]).trim(),
+        "container 1 (web)"
+    );
+    let added = run(&[
+        "stores",
+        "add",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&store),
+        "--container",
+        "web",
+        "--store-password",
+        "pass:sp",
+    ]);
+    // Before: the bare GUID, which said neither that a store was added nor which.
+    let id = added
+        .trim()
+        .strip_prefix("added store ")
+        .and_then(|rest| {
+            rest.strip_suffix(&format!(": pkcs12 {} in container web", store.display()))
+        })
+        .unwrap_or_else(|| panic!("{added}"));
+    assert_eq!(id.len(), 36, "{added}");
+    assert_eq!(
+        run(&[
+            "grant",
+            "--principal",
+            "ops",
+            "--global",
+            "--permission",
+            "read"
+        ])
+        .trim(),
+        "granted read to ops"
+    );
+    assert_eq!(
+        run(&["users", "add", "ops", "--password", "pass:pw"]).trim(),
+        "user ops added"
+    );
+    assert!(run(&["tokens", "add", "ops"]).starts_with("token 1 for ops (shown once):"));
+    assert_eq!(run(&["tokens", "revoke", "1"]).trim(), "token 1 revoked");
+    assert_eq!(
+        run(&[
+            "policy",
+            "set",
+            "--global",
+            "--renew-before",
+            "30d",
+            "--principal",
+            "ops"
+        ])
+        .trim(),
+        "policy 1 set: renew 30d before expiry as ops"
+    );
+    assert_eq!(
+        run(&["policy", "remove", "--global"]).trim(),
+        "policy removed"
+    );
+    assert_eq!(run(&["users", "remove", "ops"]).trim(), "user ops removed");
+    let export = dir.path().join("ca.pem");
+    assert_eq!(
+        run(&["ca", "export", "--out", s(&export)]).trim(),
+        format!(
+            "wrote {}: 1 certificate of the CA chain (PEM)",
+            export.display()
+        )
+    );
+    assert_eq!(
+        run(&["stores", "remove", id]).trim(),
+        format!(
+            "removed store {id} (pkcs12 {}) from the catalog; its files are untouched",
+            store.display()
+        )
+    );
+}
+
 // Item 2: with --json, an error is one JSON object on stderr.
 
 #[test]
