@@ -10,6 +10,19 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Store password of the PKCS#12 and JKS stores of [`Cli::with_fleet`].
+pub const STORE_PASSWORD: &str = "store-pass";
+
+/// The stores of [`Cli::with_fleet`], by id.
+pub struct Fleet {
+    /// PEM, certificate `a/web.crt` and key `a/web.key`, in container A.
+    pub pem_a: String,
+    /// PKCS#12 `a/web.p12` in container A.
+    pub p12_a: String,
+    /// JKS `b/app.jks` in container B.
+    pub jks_b: String,
+}
+
 /// A catalog in a temporary directory, driven through the `pfxkit` binary.
 pub struct Cli {
     /// Holds the catalog and every file a test makes; removed on drop.
@@ -31,6 +44,72 @@ impl Cli {
         let cli = Cli::new();
         cli.ok(&["ca", "init", "--subject", "CN=pfxkit Test Root,O=pfxkit"]);
         cli
+    }
+
+    /// A catalog with root `CN={name} Test Root` and issuing CA `CN={name} Test Issuing CA`,
+    /// containers `A` and `B`, and the three stores the replace and renewal tests deploy to
+    /// (directories `a/` and `b/`; PKCS#12 and JKS under [`STORE_PASSWORD`]).
+    pub fn with_fleet(name: &str) -> (Cli, Fleet) {
+        let cli = Cli::new();
+        cli.ok(&[
+            "ca",
+            "init",
+            "--subject",
+            &format!("CN={name} Test Root"),
+            "--intermediate",
+            &format!("CN={name} Test Issuing CA"),
+        ]);
+        cli.ok(&["containers", "add", "A"]);
+        cli.ok(&["containers", "add", "B"]);
+        for sub in ["a", "b"] {
+            std::fs::create_dir(cli.dir().join(sub)).unwrap();
+        }
+        let store_pw = format!("pass:{STORE_PASSWORD}");
+        let fleet = Fleet {
+            pem_a: cli.add_store(&[
+                "--type",
+                "pem",
+                "--path",
+                &cli.path_text("a/web.crt"),
+                "--key-path",
+                &cli.path_text("a/web.key"),
+                "--container",
+                "A",
+            ]),
+            p12_a: cli.add_store(&[
+                "--type",
+                "pkcs12",
+                "--path",
+                &cli.path_text("a/web.p12"),
+                "--container",
+                "A",
+                "--store-password",
+                &store_pw,
+            ]),
+            jks_b: cli.add_store(&[
+                "--type",
+                "jks",
+                "--path",
+                &cli.path_text("b/app.jks"),
+                "--container",
+                "B",
+                "--store-password",
+                &store_pw,
+            ]),
+        };
+        (cli, fleet)
+    }
+
+    /// `stores add ARGS`; returns the new store's id.
+    pub fn add_store(&self, args: &[&str]) -> String {
+        let mut all = vec!["stores", "add"];
+        all.extend_from_slice(args);
+        self.ok(&all)["Id"].as_str().unwrap().to_string()
+    }
+
+    /// `relative` inside the temporary directory, as text for an argument.
+    pub fn path_text(&self, relative: &str) -> String {
+        self.dir().join(relative).to_str().unwrap().to_string()
     }
 
     /// The temporary directory.
