@@ -26,16 +26,12 @@ use pfxkit::store::pem::PemStore;
 use pfxkit::store::pkcs12::Pkcs12Store;
 use pfxkit::store::{AddOptions, StoreAdapter};
 use pfxkit::{Error, Limits, Password};
-use store_common::{ENTRY_PASSWORD, STORE_PASSWORD, ec, rsa, snapshot};
+use store_common::{ENTRY_PASSWORD, STORE_PASSWORD, create, ec, rsa, snapshot};
 
 /// The DER of a PEM fixture under the repository's `tests/data` (`pki/certs/…`).
 fn pem_der(relative: &str) -> Vec<u8> {
     let path = format!("{}/../../tests/data/{relative}", env!("CARGO_MANIFEST_DIR"));
     pem::parse(fs::read(path).unwrap()).unwrap().into_contents()
-}
-
-fn create() -> AddOptions {
-    AddOptions::new(false, true)
 }
 
 fn store_password() -> Password {
