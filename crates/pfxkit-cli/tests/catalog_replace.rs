@@ -28,8 +28,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use catalog_cli::{
-    Cli, Fleet, STORE_PASSWORD, keytool_list_sha1s, keytool_sha1, openssl, openssl_pkcs12_certs,
-    openssl_sha1, sorted, sorted_strings,
+    Cli, Fleet, STORE_PASSWORD, certificate_id as id, keytool_list_sha1s, keytool_sha1, openssl,
+    openssl_pkcs12_certs, openssl_sha1, sorted, sorted_strings, thumbprint,
 };
 use pfxkit_catalog::jobs::{JOB_LEASE_MS, format_time, now_ms, parse_time};
 use serde_json::Value;
@@ -48,14 +48,6 @@ struct Scenario {
     broken_a: String,
     /// `CertificateInformation` of the deployed certificate.
     first: Value,
-}
-
-fn id(info: &Value) -> String {
-    info["KeyfactorId"].to_string()
-}
-
-fn thumbprint(info: &Value) -> String {
-    info["Thumbprint"].as_str().unwrap().to_string()
 }
 
 /// `jobs list --json`, by job id.

@@ -16,10 +16,9 @@
 mod catalog_cli;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use catalog_cli::{Cli, assert_exit, text};
+use catalog_cli::{Cli, assert_exit, data, s, text};
 use serde_json::Value;
 
 /// Options every command documents once, in the contract's sections on output and catalogs,
@@ -38,14 +37,6 @@ const STORE_OPTIONS: [&str; 3] = ["allow-shared-dir", "key-path", "trust-only"];
 
 fn contract() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap()
-}
-
-fn data(relative: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data")).join(relative)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `pfxkit PATH… --help`.

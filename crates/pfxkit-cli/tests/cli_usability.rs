@@ -14,49 +14,13 @@
 
 mod catalog_cli;
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use catalog_cli::{Cli, assert_exit, text};
+use catalog_cli::{Cli, assert_exit, data, json_err, json_out, pfxkit, s, stderr, stdout, text};
 use serde_json::Value;
 
 const PASSWORD: &str = "pass:pfxkit-pass";
-
-fn data(relative: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data")).join(relative)
-}
-
-fn pfxkit<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pfxkit"))
-        .args(args)
-        .env_remove("PFXKIT_CATALOG")
-        .env_remove("PFXKIT_PRINCIPAL")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json_out(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", text(output)))
-}
-
-fn json_err(output: &Output) -> Value {
-    serde_json::from_slice(&output.stderr)
-        .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}): {}", text(output)))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// `build` of the RSA leaf with its chain into `out` under the test password.
 fn build_p12(out: &Path) {
@@ -1073,14 +1037,7 @@ fn replace_sent_twice_does_not_queue_a_second_job_for_a_store() {
             .contains("already waiting"),
         "{second}"
     );
-    let waiting = cli
-        .ok(&["jobs", "list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|j| j["Status"] == "Waiting")
-        .count();
-    assert_eq!(waiting, 1);
+    assert_eq!(cli.jobs_in("Waiting").len(), 1);
 }
 
 // Item 15: a dry run lists what would happen per store and creates nothing.

@@ -23,8 +23,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use catalog_cli::{
-    Cli, Fleet as Stores, STORE_PASSWORD, assert_exit, keytool_list_sha1s, keytool_sha1, openssl,
-    openssl_pkcs12_certs, openssl_sha1, sorted_strings, text,
+    Cli, Fleet as Stores, STORE_PASSWORD, assert_exit, certificate_id as id, keytool_list_sha1s,
+    keytool_sha1, openssl, openssl_pkcs12_certs, openssl_sha1, sorted_strings, text,
+    thumbprint as sha1,
 };
 use pfxkit_catalog::jobs::{format_time, now_ms, parse_time};
 use serde_json::Value;
@@ -41,14 +42,6 @@ struct Fleet {
     jks_b: String,
     /// `CertificateInformation` of the deployed 20-day certificate.
     short: Value,
-}
-
-fn id(info: &Value) -> String {
-    info["KeyfactorId"].to_string()
-}
-
-fn sha1(info: &Value) -> String {
-    info["Thumbprint"].as_str().unwrap().to_string()
 }
 
 /// ISO 8601 UTC of now + `days`.
@@ -759,15 +752,7 @@ fn concurrent_checks_renew_each_certificate_once() {
     );
     assert_eq!(f.history().len(), 4);
     // One job per (store, alias) of each renewed certificate: 3 + 3 × 2.
-    let waiting = f
-        .cli
-        .ok(&["jobs", "list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|j| j["Status"] == "Waiting")
-        .count();
-    assert_eq!(waiting, 9);
+    assert_eq!(f.cli.jobs_in("Waiting").len(), 9);
     f.run_jobs_at(Some(&at));
     assert!(f.renew_due(&at).is_empty());
 }

@@ -175,6 +175,17 @@ impl Cli {
         self.ok(&args)["CertificateInformation"].clone()
     }
 
+    /// The jobs of `jobs list` whose `Status` is `status`.
+    pub fn jobs_in(&self, status: &str) -> Vec<Value> {
+        self.ok(&["jobs", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["Status"] == status)
+            .cloned()
+            .collect()
+    }
+
     /// The id of the catalog certificate with this SHA-1 thumbprint, looked up with
     /// `certificates show` (the CLI has no search by thumbprint).
     pub fn id_of_thumbprint(&self, sha1: &str) -> i64 {
@@ -203,6 +214,59 @@ pub fn text(output: &Output) -> String {
 /// Asserts an exit code, showing the output when it differs.
 pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+/// `pfxkit ARGS` outside any catalog (`PFXKIT_CATALOG` and `PFXKIT_PRINCIPAL` removed), whatever
+/// the exit code.
+pub fn pfxkit<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pfxkit"))
+        .args(args)
+        .env_remove("PFXKIT_CATALOG")
+        .env_remove("PFXKIT_PRINCIPAL")
+        .output()
+        .unwrap()
+}
+
+/// A file under the repository's `tests/data`.
+pub fn data(relative: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data")).join(relative)
+}
+
+/// A path as an argument (the test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Standard output parsed as one JSON document.
+pub fn json_out(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", text(output)))
+}
+
+/// Standard error parsed as one JSON object (an error under `--json`).
+pub fn json_err(output: &Output) -> Value {
+    serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}): {}", text(output)))
+}
+
+/// The catalog id (`KeyfactorId`) of an enrollment's `CertificateInformation`, as an argument.
+pub fn certificate_id(info: &Value) -> String {
+    info["KeyfactorId"].to_string()
+}
+
+/// The SHA-1 thumbprint of an enrollment's `CertificateInformation`.
+pub fn thumbprint(info: &Value) -> String {
+    info["Thumbprint"].as_str().unwrap().to_string()
 }
 
 /// Runs a tool, asserts it succeeded, returns its stdout as text.
