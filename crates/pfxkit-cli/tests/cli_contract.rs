@@ -18,7 +18,7 @@ mod catalog_cli;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use catalog_cli::{Cli, assert_exit, data, s, text};
+use catalog_cli::{Cli, P12_PASSWORD, assert_exit, build_p12, data, in_days, s, text};
 use serde_json::Value;
 
 /// Options every command documents once, in the contract's sections on output and catalogs,
@@ -232,28 +232,14 @@ fn every_command_answers_json_whose_fields_are_all_in_the_contract() {
 
     // Format and store commands.
     let p12 = dir.join("web.p12");
-    ok(&[
-        "build",
-        "--key",
-        s(&data("pki/keys/leaf-rsa.pem")),
-        "--cert",
-        s(&data("pki/certs/leaf-rsa.pem")),
-        "--chain",
-        s(&data("pki/certs/chain.pem")),
-        "--out",
-        s(&p12),
-        "--password",
-        "pass:pw",
-        "--name",
-        "web",
-    ]);
-    ok(&["inspect", s(&p12), "--password", "pass:pw"]);
+    build_p12(&p12);
+    ok(&["inspect", s(&p12), "--password", P12_PASSWORD]);
     let jks = dir.join("web.jks");
     ok(&[
         "convert",
         s(&p12),
         "--password",
-        "pass:pw",
+        P12_PASSWORD,
         "--to",
         "jks",
         "--out",
@@ -328,7 +314,7 @@ fn every_command_answers_json_whose_fields_are_all_in_the_contract() {
         .as_i64()
         .unwrap()
         .to_string();
-    ok(&["import", "--pfx", s(&p12), "--password", "pass:pw"]);
+    ok(&["import", "--pfx", s(&p12), "--password", P12_PASSWORD]);
     ok(&["containers", "add", "web"]);
     ok(&["containers", "list"]);
     let path = dir.join("svc-store.p12");
@@ -385,12 +371,7 @@ fn every_command_answers_json_whose_fields_are_all_in_the_contract() {
     ]);
     ok(&["policy", "list"]);
     // A 10-day certificate's 30-day window opens half-way through its life: check 8 days on.
-    let in_8_days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 8 * 86_400;
-    ok(&["renew-due", "--now", &pfxkit::cert::rfc3339(in_8_days)]);
+    ok(&["renew-due", "--now", &in_days(8)]);
     ok(&["policy", "history"]);
     ok(&["policy", "remove", "--global"]);
     let waiting = ok(&["jobs", "list"])

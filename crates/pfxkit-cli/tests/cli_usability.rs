@@ -17,30 +17,11 @@ mod catalog_cli;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use catalog_cli::{Cli, assert_exit, data, json_err, json_out, pfxkit, s, stderr, stdout, text};
+use catalog_cli::{
+    Cli, P12_PASSWORD, assert_exit, build_p12, data, json_err, json_out, pfxkit, s, stderr, stdout,
+    text,
+};
 use serde_json::Value;
-
-const PASSWORD: &str = "pass:pfxkit-pass";
-
-/// `build` of the RSA leaf with its chain into `out` under the test password.
-fn build_p12(out: &Path) {
-    let output = pfxkit(&[
-        "build",
-        "--key",
-        s(&data("pki/keys/leaf-rsa.pem")),
-        "--cert",
-        s(&data("pki/certs/leaf-rsa.pem")),
-        "--chain",
-        s(&data("pki/certs/chain.pem")),
-        "--out",
-        s(out),
-        "--password",
-        PASSWORD,
-        "--name",
-        "web",
-    ]);
-    assert_exit(&output, 0);
-}
 
 // Item 1: every command says in one line what it changed, and gives JSON with --json.
 
@@ -59,7 +40,7 @@ fn build_convert_and_store_commands_say_what_they_wrote() {
         "--out",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
     ]);
     assert_exit(&output, 0);
     assert_eq!(
@@ -76,7 +57,7 @@ fn build_convert_and_store_commands_say_what_they_wrote() {
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "jks",
         "--out",
@@ -107,7 +88,7 @@ fn build_convert_and_store_commands_say_what_they_wrote() {
             "--pfx",
             s(&p12),
             "--pfx-password",
-            PASSWORD,
+            P12_PASSWORD,
             "--create",
         ];
         args.extend_from_slice(extra);
@@ -305,7 +286,7 @@ fn store_add_names_the_password_that_failed() {
             "--create",
         ])
     };
-    assert_exit(&add("pass:sp", PASSWORD), 0);
+    assert_exit(&add("pass:sp", P12_PASSWORD), 0);
     let wrong_pfx = add("pass:sp", "pass:nope");
     assert_exit(&wrong_pfx, 3);
     assert!(
@@ -313,7 +294,7 @@ fn store_add_names_the_password_that_failed() {
         "{}",
         text(&wrong_pfx)
     );
-    let wrong_store = add("pass:nope", PASSWORD);
+    let wrong_store = add("pass:nope", P12_PASSWORD);
     assert_exit(&wrong_store, 3);
     assert!(
         stderr(&wrong_store).contains(&format!("the store password of {}", store.display())),
@@ -391,7 +372,7 @@ fn refusals_name_the_option_that_gets_past_them() {
             "--pfx",
             s(&p12),
             "--pfx-password",
-            PASSWORD,
+            P12_PASSWORD,
         ];
         args.extend_from_slice(extra);
         pfxkit(&args)
@@ -439,7 +420,7 @@ fn refusals_name_the_option_that_gets_past_them() {
         "--pfx",
         s(&p12),
         "--pfx-password",
-        PASSWORD,
+        P12_PASSWORD,
         "--entry-password",
         "pass:kp",
     ];
@@ -576,7 +557,7 @@ fn keytool_and_openssl_spellings_are_accepted_and_a_bad_to_is_a_usage_error() {
         "--path",
         s(&p12),
         "--store-password",
-        PASSWORD,
+        P12_PASSWORD,
     ]);
     assert_exit(&inventory, 0);
     let out = dir.path().join("copy.p12");
@@ -584,20 +565,20 @@ fn keytool_and_openssl_spellings_are_accepted_and_a_bad_to_is_a_usage_error() {
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "p12",
         "--out",
         s(&out),
         "--out-password",
-        PASSWORD,
+        P12_PASSWORD,
     ]);
     assert_exit(&converted, 0);
     let bad = pfxkit(&[
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "der",
         "--out",
@@ -618,7 +599,7 @@ fn inspect_shows_protection_thumbprints_sans_validity_and_key_usage() {
     let dir = tempfile::tempdir().unwrap();
     let p12 = dir.path().join("web.p12");
     build_p12(&p12);
-    let shown = pfxkit(&["inspect", s(&p12), "--password", PASSWORD]);
+    let shown = pfxkit(&["inspect", s(&p12), "--password", P12_PASSWORD]);
     assert_exit(&shown, 0);
     let said = stdout(&shown);
     for expected in [
@@ -635,7 +616,7 @@ fn inspect_shows_protection_thumbprints_sans_validity_and_key_usage() {
         "inspect",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--json",
     ]));
     let leaf = &json["certificates"][0];
@@ -689,7 +670,7 @@ fn selection_options_pick_keys_and_certificates_as_openssl_does() {
     let p12 = dir.path().join("web.p12");
     build_p12(&p12);
     let count = |extra: &[&str]| {
-        let mut args = vec!["inspect", s(&p12), "--password", PASSWORD, "--json"];
+        let mut args = vec!["inspect", s(&p12), "--password", P12_PASSWORD, "--json"];
         args.extend_from_slice(extra);
         let json = json_out(&pfxkit(&args));
         (
@@ -708,7 +689,7 @@ fn selection_options_pick_keys_and_certificates_as_openssl_does() {
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "pem",
         "--out",
@@ -733,7 +714,7 @@ fn split_writes_cert_chain_and_key_files_and_convert_keeps_or_renames_aliases() 
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "pem",
         "--split",
@@ -765,7 +746,7 @@ fn split_writes_cert_chain_and_key_files_and_convert_keeps_or_renames_aliases() 
             "convert",
             s(&p12),
             "--password",
-            PASSWORD,
+            P12_PASSWORD,
             "--to",
             "JKS",
             "--out",
@@ -798,7 +779,7 @@ fn store_inventory_of_one_alias_lists_only_it_and_fails_when_absent() {
             "--path",
             s(&p12),
             "--store-password",
-            PASSWORD,
+            P12_PASSWORD,
             "--alias",
             alias,
             "--json",
@@ -833,7 +814,7 @@ fn a_pem_store_writes_a_plain_key_only_with_plain_key() {
             "--pfx",
             s(&p12),
             "--pfx-password",
-            PASSWORD,
+            P12_PASSWORD,
             "--create",
         ];
         args.extend_from_slice(extra);
@@ -1268,7 +1249,7 @@ fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
             "convert",
             s(&p12),
             "--password",
-            PASSWORD,
+            P12_PASSWORD,
             "--to",
             "jks",
             "--out",
@@ -1354,7 +1335,7 @@ fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
         "--path",
         s(&p12),
         "--store-password",
-        PASSWORD,
+        P12_PASSWORD,
         "--new-password",
         "pass:fresh",
     ]);
@@ -1468,7 +1449,7 @@ fn store_passwd_changes_the_key_password_of_one_jks_entry_as_keytool_keypasswd()
         "--pfx",
         s(&p12),
         "--pfx-password",
-        PASSWORD,
+        P12_PASSWORD,
         "--entry-password",
         "pass:other-key",
     ];

@@ -23,17 +23,16 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use catalog_cli::{
-    Cli, Fleet as Stores, STORE_PASSWORD, assert_exit, certificate_id as id, keytool_list_sha1s,
-    keytool_sha1, openssl, openssl_pkcs12_certs, openssl_sha1, sorted_strings, text,
-    thumbprint as sha1,
+    Cli, DAY_MS, Fleet as Stores, STORE_PASSWORD, assert_exit, certificate_id as id, in_days,
+    keytool_list_sha1s, keytool_sha1, openssl, openssl_pkcs12_certs, openssl_sha1, sorted_strings,
+    text, thumbprint as sha1,
 };
-use pfxkit_catalog::jobs::{format_time, now_ms, parse_time};
+use pfxkit_catalog::jobs::{format_time, parse_time};
 use serde_json::Value;
 
 const ENTRY_PASSWORD: &str = "entry-pass";
 const ALIAS: &str = "app";
 const RENEWER: &str = "renewer";
-const DAY_MS: i64 = 86_400_000;
 
 struct Fleet {
     cli: Cli,
@@ -42,11 +41,6 @@ struct Fleet {
     jks_b: String,
     /// `CertificateInformation` of the deployed 20-day certificate.
     short: Value,
-}
-
-/// ISO 8601 UTC of now + `days`.
-fn in_days(days: i64) -> String {
-    format_time(now_ms() + days * DAY_MS)
 }
 
 impl Fleet {

@@ -259,6 +259,38 @@ pub fn json_err(output: &Output) -> Value {
         .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}): {}", text(output)))
 }
 
+/// Password source of the PKCS#12 files [`build_p12`] writes.
+pub const P12_PASSWORD: &str = "pass:pfxkit-pass";
+
+/// `build` of the RSA leaf of `tests/data/pki` with its chain into `out`, alias `web`, under
+/// [`P12_PASSWORD`].
+pub fn build_p12(out: &Path) {
+    let output = pfxkit(&[
+        "build",
+        "--key",
+        s(&data("pki/keys/leaf-rsa.pem")),
+        "--cert",
+        s(&data("pki/certs/leaf-rsa.pem")),
+        "--chain",
+        s(&data("pki/certs/chain.pem")),
+        "--out",
+        s(out),
+        "--password",
+        P12_PASSWORD,
+        "--name",
+        "web",
+    ]);
+    assert_exit(&output, 0);
+}
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// ISO 8601 UTC of now + `days`.
+pub fn in_days(days: i64) -> String {
+    pfxkit_catalog::jobs::format_time(pfxkit_catalog::jobs::now_ms() + days * DAY_MS)
+}
+
 /// The catalog id (`KeyfactorId`) of an enrollment's `CertificateInformation`, as an argument.
 pub fn certificate_id(info: &Value) -> String {
     info["KeyfactorId"].to_string()
