@@ -148,7 +148,24 @@ impl StoreArgs {
     }
 
     /// Opens the store after checking that an existing file is of the declared type.
+    ///
+    /// # Errors
+    /// A usage error naming the option for a missing store password or a key path on a store
+    /// type without one; exit 4 for a file of another type; the store's own refusals.
     fn open(&self) -> Result<Box<dyn StoreAdapter>, CliError> {
+        let name = self.store_type.name();
+        if self.store_type != StoreType::Pem {
+            if self.store_password.is_none() {
+                return Err(CliError::Usage(format!(
+                    "--store-password is required for a {name} store (pass: for an empty one)"
+                )));
+            }
+            if self.key_path.is_some() {
+                return Err(CliError::Usage(format!(
+                    "--key-path applies to pem stores only (a {name} store is one file)"
+                )));
+            }
+        }
         if self.path.exists() {
             let bytes = read_file(&self.path)?;
             if !bytes.is_empty() {
@@ -453,6 +470,14 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
 
 /// `store passwd --new-password`: the store password (keytool -storepasswd).
 fn change_store_password(args: &StoreArgs, new_password: &PasswordSource, json: bool) -> CliResult {
+    if args.store_type == StoreType::Pem {
+        return Err(CliError::Usage(
+            "--new-password applies to jks and pkcs12 stores: a pem store has no store \
+             password (its key is encrypted under the entry password; write it again with \
+             store add --overwrite --entry-password)"
+                .into(),
+        ));
+    }
     let new_password = new_password.resolve()?;
     args.open()?
         .change_store_password(&new_password)

@@ -435,6 +435,56 @@ fn refusals_name_the_option_that_gets_past_them() {
     assert_exit(&pfxkit(&args), 1);
 }
 
+#[test]
+fn a_store_command_missing_or_misplacing_an_option_names_it_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let jks = dir.path().join("web.jks");
+    let pem = dir.path().join("web.pem");
+    let run = |args: &[&str]| {
+        let output = pfxkit(args);
+        assert_exit(&output, 2);
+        stderr(&output)
+    };
+    // Before: "a jks store needs a store password", exit 1, naming no option.
+    let no_password = run(&["store", "inventory", "--type", "jks", "--path", s(&jks)]);
+    assert!(
+        no_password.contains("--store-password is required for a jks store"),
+        "{no_password}"
+    );
+    let key_path = run(&[
+        "store",
+        "inventory",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:x",
+        "--key-path",
+        s(&pem),
+    ]);
+    assert!(
+        key_path.contains("--key-path applies to pem stores only"),
+        "{key_path}"
+    );
+    // Before: "unsupported a store password for a pem store", exit 6.
+    let pem_passwd = run(&[
+        "store",
+        "passwd",
+        "--type",
+        "pem",
+        "--path",
+        s(&pem),
+        "--new-password",
+        "pass:x",
+    ]);
+    assert!(
+        pem_passwd.contains("a pem store has no store password"),
+        "{pem_passwd}"
+    );
+    assert!(!jks.exists() && !pem.exists(), "nothing written");
+}
+
 // Item 6: jobs run says when nothing is due, who holds leased jobs, and reports progress
 // without a terminal.
 
