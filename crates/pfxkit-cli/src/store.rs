@@ -561,7 +561,9 @@ fn add_trusted(
     options: AddOptions,
     json: bool,
 ) -> CliResult {
-    let bundle = pfxkit::pem::read_bundle(&read_file(cert)?, None, &Limits::default())?;
+    let bytes = read_file(cert)?;
+    expect_format(cert, &bytes, Format::Pem, "--cert")?;
+    let bundle = pfxkit::pem::read_bundle(&bytes, None, &Limits::default())?;
     let certificate = match bundle.certificates.as_slice() {
         [one] if bundle.keys.is_empty() => one.clone(),
         _ => {

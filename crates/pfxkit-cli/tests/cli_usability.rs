@@ -1289,6 +1289,61 @@ fn store_add_cert_imports_a_trusted_certificate_into_jks_pkcs12_and_pem_trust_st
 }
 
 #[test]
+fn store_add_cert_given_a_keystore_names_its_format_and_the_option_for_key_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let store = dir.path().join("trust.jks");
+    let add = |cert: &Path| {
+        pfxkit(&[
+            "store",
+            "add",
+            "--type",
+            "jks",
+            "--path",
+            s(&store),
+            "--store-password",
+            "pass:sp",
+            "--alias",
+            "root",
+            "--cert",
+            s(cert),
+            "--create",
+        ])
+    };
+    // Before: "malformed PKCS#8 private key at byte 7: …", naming neither file nor option.
+    let pfx = add(&p12);
+    assert_exit(&pfx, 4);
+    assert!(
+        stderr(&pfx).contains(&format!("{}: a PKCS#12 file", p12.display()))
+            && stderr(&pfx).contains("a key entry goes in with --pfx FILE --pfx-password SRC"),
+        "{}",
+        text(&pfx)
+    );
+    let keystore = add(&data("jks/chain.jks"));
+    assert_exit(&keystore, 4);
+    assert!(
+        stderr(&keystore).contains("a JKS keystore")
+            && stderr(&keystore).contains("--cert takes one certificate (PEM or DER)"),
+        "{}",
+        text(&keystore)
+    );
+    assert!(!store.exists(), "nothing written");
+    // A DER certificate is a certificate, not a PKCS#12 file.
+    let der = dir.path().join("root.der");
+    catalog_cli::openssl(&[
+        "x509",
+        "-in",
+        s(&data("pki/certs/root.pem")),
+        "-outform",
+        "DER",
+        "-out",
+        s(&der),
+    ]);
+    assert_exit(&add(&der), 0);
+}
+
+#[test]
 fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let p12 = dir.path().join("web.p12");
