@@ -249,14 +249,24 @@ pub fn stderr(output: &Output) -> String {
 
 /// Standard output parsed as one JSON document.
 pub fn json_out(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", text(output)))
+    let parsed = serde_json::from_slice(&output.stdout);
+    assert!(
+        parsed.is_ok(),
+        "stdout is not one JSON document: {}",
+        text(output)
+    );
+    parsed.unwrap()
 }
 
 /// Standard error parsed as one JSON object (an error under `--json`).
 pub fn json_err(output: &Output) -> Value {
-    serde_json::from_slice(&output.stderr)
-        .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}): {}", text(output)))
+    let parsed = serde_json::from_slice(&output.stderr);
+    assert!(
+        parsed.is_ok(),
+        "stderr is not one JSON object: {}",
+        text(output)
+    );
+    parsed.unwrap()
 }
 
 /// Password source of the PKCS#12 files [`build_p12`] writes.
