@@ -55,7 +55,7 @@ pub enum ContainersCommand {
 pub enum StoresCommand {
     /// Record a store.
     Add {
-        /// pem, pkcs12 or jks.
+        /// pem, pkcs12 or jks (also PKCS12, p12, pfx, JKS: keytool's spellings).
         #[arg(long = "type", value_parser = store_type)]
         store_type: StoreType,
         /// The store's (certificate) file.
@@ -188,8 +188,10 @@ pub enum JobsCommand {
     },
 }
 
+/// The spellings `store --type` accepts (keytool's `PKCS12`, `p12`, …), for one habit across
+/// both commands.
 fn store_type(s: &str) -> Result<StoreType, String> {
-    s.parse().map_err(|e: pfxkit::Error| e.to_string())
+    crate::store::store_type(s)
 }
 
 fn permission(s: &str) -> Result<Permission, String> {

@@ -642,6 +642,35 @@ fn keytool_and_openssl_spellings_are_accepted_and_a_bad_to_is_a_usage_error() {
     );
 }
 
+#[test]
+fn stores_add_takes_the_same_type_spellings_as_store_commands() {
+    let cli = Cli::new();
+    // Before: `stores add --type PKCS12` was a usage error while `store add --type PKCS12` worked.
+    for (spelling, name) in [
+        ("PKCS12", "pkcs12"),
+        ("p12", "pkcs12"),
+        ("JKS", "jks"),
+        ("PEM", "pem"),
+    ] {
+        let path = cli.path_text(&format!("{spelling}.store"));
+        let mut args = vec!["stores", "add", "--type", spelling, "--path", &path];
+        if name != "pem" {
+            args.extend(["--store-password", "pass:sp"]);
+        }
+        assert_eq!(cli.ok(&args)["StoreType"], name, "{spelling}");
+    }
+    let bad = cli.run(&["stores", "add", "--type", "pfx12", "--path", "x"]);
+    assert_exit(&bad, 2);
+    assert!(
+        json_err(&bad)["Error"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("expected pem, pkcs12 or jks"),
+        "{}",
+        text(&bad)
+    );
+}
+
 // Item 8: inspect shows protection, thumbprints, SANs, validity markers and key usage.
 
 #[test]
