@@ -85,6 +85,9 @@ pub fn expect_format(
              goes in with --pfx FILE --pfx-password SRC"
             .into(),
         ("--cert", _) => "; --cert takes one certificate (PEM or DER)".into(),
+        ("build", _) => "; build takes PEM or DER keys and certificates: to re-encode a PKCS#12 \
+             file or a keystore, use pfxkit convert"
+            .into(),
         (_, Format::Jks | Format::Jceks) => format!(
             "; convert it first: pfxkit convert {} --password SRC --to pkcs12 --out FILE --out-password SRC",
             path.display()

@@ -345,6 +345,32 @@ pub fn naming_password(which: String) -> impl FnOnce(Error) -> Error {
     }
 }
 
+/// Names the password of a file read with `--password` and perhaps `--key-password`: a JKS or
+/// JCEKS key entry that does not decrypt failed on the key password ("the key password of
+/// web.jks"), anything else on the file's password.
+pub fn naming_file_password(
+    path: &std::path::Path,
+    key_password_given: bool,
+) -> impl FnOnce(Error) -> Error {
+    let file = path.display().to_string();
+    move |e| match e {
+        Error::Codec(pfxkit::Error::WrongPassword { context })
+            if context.starts_with("key entry ") =>
+        {
+            let which = if key_password_given {
+                format!("the key password of {file}")
+            } else {
+                format!(
+                    "the key password of {file} (none given, so the store password was tried: \
+                     give --key-password)"
+                )
+            };
+            naming_password(which)(Error::Codec(pfxkit::Error::WrongPassword { context }))
+        }
+        other => naming_password(format!("the password of {file}"))(other),
+    }
+}
+
 /// How many password options of this command line read `stdin`.
 static STDIN_PASSWORDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 

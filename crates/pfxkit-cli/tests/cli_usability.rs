@@ -352,6 +352,77 @@ fn a_jks_read_as_pkcs12_is_named_with_the_type_to_use() {
     );
 }
 
+#[test]
+fn build_given_a_pfx_or_keystore_names_its_format_and_points_to_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let out = dir.path().join("out.p12");
+    let key = data("pki/keys/leaf-rsa.pem");
+    let cert = data("pki/certs/leaf-rsa.pem");
+    let jks = data("jks/chain.jks");
+    for (key, cert, wrong) in [(&key, &p12, &p12), (&jks, &cert, &jks)] {
+        let output = pfxkit(&[
+            "build",
+            "--key",
+            s(key),
+            "--cert",
+            s(cert),
+            "--out",
+            s(&out),
+            "--password",
+            "pass:x",
+        ]);
+        // Before: "malformed PKCS#8 private key at byte 7: …", naming neither file nor format.
+        assert_exit(&output, 4);
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("{}: a ", wrong.display()))
+                && message.contains("use pfxkit convert"),
+            "{message}"
+        );
+    }
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn convert_names_the_key_password_when_a_keystore_key_does_not_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    // keytool's rsa-keypass.jks: store password "store-pass", key password "key-pass-2".
+    let jks = data("jks/rsa-keypass.jks");
+    let convert = |extra: &[&str]| {
+        let out = dir.path().join("out.p12");
+        let mut args = vec![
+            "convert",
+            s(&jks),
+            "--password",
+            "pass:store-pass",
+            "--to",
+            "pkcs12",
+            "--out",
+            s(&out),
+            "--out-password",
+            "pass:x",
+        ];
+        args.extend_from_slice(extra);
+        let output = pfxkit(&args);
+        assert_exit(&output, 3);
+        assert!(!out.exists());
+        stderr(&output)
+    };
+    // Before: "the password of rsa-keypass.jks (key entry 'server')", though --password was right.
+    let wrong = convert(&["--key-password", "pass:guess"]);
+    assert!(
+        wrong.contains(&format!("the key password of {} (key entry", jks.display())),
+        "{wrong}"
+    );
+    let omitted = convert(&[]);
+    assert!(
+        omitted.contains("none given, so the store password was tried: give --key-password"),
+        "{omitted}"
+    );
+}
+
 // Item 5: a refusal names the option that gets past it.
 
 #[test]
