@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use catalog_cli::{
-    Cli, P12_PASSWORD, assert_exit, build_p12, data, json_err, json_out, pfxkit, s, stderr, stdout,
-    text,
+    Cli, P12_PASSWORD, assert_exit, assert_fails_saying, build_p12, data, json_err, json_out,
+    pfxkit, s, stderr, stdout, text,
 };
 use serde_json::Value;
 
@@ -288,18 +288,12 @@ fn store_add_names_the_password_that_failed() {
     };
     assert_exit(&add("pass:sp", P12_PASSWORD), 0);
     let wrong_pfx = add("pass:sp", "pass:nope");
-    assert_exit(&wrong_pfx, 3);
-    assert!(
-        stderr(&wrong_pfx).contains(&format!("the password of {}", p12.display())),
-        "{}",
-        text(&wrong_pfx)
-    );
+    assert_fails_saying(&wrong_pfx, 3, &format!("the password of {}", p12.display()));
     let wrong_store = add("pass:nope", P12_PASSWORD);
-    assert_exit(&wrong_store, 3);
-    assert!(
-        stderr(&wrong_store).contains(&format!("the store password of {}", store.display())),
-        "{}",
-        text(&wrong_store)
+    assert_fails_saying(
+        &wrong_store,
+        3,
+        &format!("the store password of {}", store.display()),
     );
 }
 
@@ -316,11 +310,10 @@ fn a_jks_read_as_pkcs12_is_named_with_the_type_to_use() {
         "--password",
         "pass:x",
     ]);
-    assert_exit(&inspect, 4);
-    assert!(
-        stderr(&inspect).contains("a JKS keystore, not a PKCS#12 file; use --type jks"),
-        "{}",
-        text(&inspect)
+    assert_fails_saying(
+        &inspect,
+        4,
+        "a JKS keystore, not a PKCS#12 file; use --type jks",
     );
     let inventory = pfxkit(&[
         "store",
@@ -332,12 +325,7 @@ fn a_jks_read_as_pkcs12_is_named_with_the_type_to_use() {
         "--store-password",
         "pass:x",
     ]);
-    assert_exit(&inventory, 4);
-    assert!(
-        stderr(&inventory).contains("use --type jks"),
-        "{}",
-        text(&inventory)
-    );
+    assert_fails_saying(&inventory, 4, "use --type jks");
 
     let cli = Cli::with_ca();
     let import = cli.run(&["import", "--pfx", s(&jks), "--password", "pass:x"]);
@@ -450,12 +438,7 @@ fn refusals_name_the_option_that_gets_past_them() {
     };
     let store = dir.path().join("web.p12");
     let missing = add("pkcs12", &store, &["--store-password", "pass:sp"]);
-    assert_exit(&missing, 1);
-    assert!(
-        stderr(&missing).contains("does not exist (use --create to create it)"),
-        "{}",
-        text(&missing)
-    );
+    assert_fails_saying(&missing, 1, "does not exist (use --create to create it)");
     assert_exit(
         &add(
             "pkcs12",
@@ -705,12 +688,7 @@ fn keytool_and_openssl_spellings_are_accepted_and_a_bad_to_is_a_usage_error() {
         "--out",
         s(&dir.path().join("x")),
     ]);
-    assert_exit(&bad, 2);
-    assert!(
-        stderr(&bad).contains("expected pkcs12, jks, jceks or pem"),
-        "{}",
-        text(&bad)
-    );
+    assert_fails_saying(&bad, 2, "expected pkcs12, jks, jceks or pem");
 }
 
 #[test]
@@ -1008,12 +986,7 @@ fn build_and_convert_require_an_output_password_unless_profile_none() {
         pfxkit(&args)
     };
     let refused = build(&[]);
-    assert_exit(&refused, 2);
-    assert!(
-        stderr(&refused).contains("--password is required"),
-        "{}",
-        text(&refused)
-    );
+    assert_fails_saying(&refused, 2, "--password is required");
     assert!(!out.exists());
     assert_exit(&build(&["--password", "pass:"]), 0);
     let empty = pfxkit(&["inspect", s(&out), "--password", "pass:", "--json"]);
@@ -1781,39 +1754,23 @@ fn a_refused_key_password_change_names_what_is_wrong_and_changes_nothing() {
     .map(String::from)
     .to_vec();
     let store = pfxkit(&args);
-    assert_exit(&store, 3);
-    assert!(
-        stderr(&store).contains(&format!("the store password of {}", jks.display())),
-        "{}",
-        text(&store)
+    assert_fails_saying(
+        &store,
+        3,
+        &format!("the store password of {}", jks.display()),
     );
 
     let missing = key_passwd(&jks, "nobody", "pass:key-pass-2", "pass:mine", false);
-    assert_exit(&missing, 1);
-    assert!(
-        stderr(&missing).contains("alias 'nobody' is not in"),
-        "{}",
-        text(&missing)
-    );
+    assert_fails_saying(&missing, 1, "alias 'nobody' is not in");
     let trusted = key_passwd(&jks, "root", "pass:key-pass-2", "pass:mine", false);
-    assert_exit(&trusted, 1);
-    assert!(
-        stderr(&trusted).contains("entry 'root' holds no private key"),
-        "{}",
-        text(&trusted)
-    );
+    assert_fails_saying(&trusted, 1, "entry 'root' holds no private key");
 
     // Usage: a PKCS#12 store has no per-entry key password; --new-key-password needs --alias;
     // store and key password are not changed in one go.
     args[3] = "pkcs12".into();
     args[7] = "pass:store-pass".into();
     let pkcs12 = pfxkit(&args);
-    assert_exit(&pkcs12, 2);
-    assert!(
-        stderr(&pkcs12).contains("jks stores only"),
-        "{}",
-        text(&pkcs12)
-    );
+    assert_fails_saying(&pkcs12, 2, "jks stores only");
     let no_alias = pfxkit(&[
         "store",
         "passwd",

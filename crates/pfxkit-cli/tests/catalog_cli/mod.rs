@@ -311,6 +311,16 @@ pub fn thumbprint(info: &Value) -> String {
     info["Thumbprint"].as_str().unwrap().to_string()
 }
 
+/// Asserts a failure: exit `code` and `says` in the message on stderr.
+pub fn assert_fails_saying(output: &Output, code: i32, says: &str) {
+    assert_exit(output, code);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(says),
+        "expected {says:?} on stderr: {}",
+        text(output)
+    );
+}
+
 /// Runs a tool, asserts it succeeded, returns its stdout as text.
 pub fn tool<S: AsRef<OsStr>>(program: &str, args: &[S]) -> String {
     let output = Command::new(program)
