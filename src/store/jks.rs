@@ -261,6 +261,43 @@ impl StoreAdapter for JksStore {
         self.commit(&lock, kind, &writes, &self.store_password)
     }
 
+    fn change_key_password(
+        &self,
+        alias: &str,
+        key_password: &Password,
+        new_key_password: &Password,
+    ) -> Result<()> {
+        let wanted = alias.to_lowercase();
+        let lock = self.lock()?;
+        let store = self.read(&lock)?;
+        let kind = store.kind();
+        let entries = store.into_entries();
+        let index = entries
+            .iter()
+            .position(|e| e.alias().to_lowercase() == wanted)
+            .ok_or_else(|| Error::AliasNotFound {
+                alias: alias.to_string(),
+            })?;
+        let Some(Entry::PrivateKey(key)) = entries.get(index) else {
+            return Err(Error::Invalid(format!(
+                "entry '{wanted}' holds no private key, so it has no key password"
+            )));
+        };
+        // Decrypting under the old password is the proof the caller may re-protect the key;
+        // the identity check also refuses to rewrite an entry whose key is not its leaf's.
+        let identity = key.identity(key_password, &self.limits)?;
+        let mut writes = Self::kept(&entries, None);
+        // In place, so the entry keeps its position in the file (keytool's order).
+        if let Some(slot) = writes.get_mut(index) {
+            *slot = WriteEntry::PrivateKey {
+                alias: key.alias(),
+                identity: &identity,
+                key_password: new_key_password,
+            };
+        }
+        self.commit(&lock, kind, &writes, &self.store_password)
+    }
+
     fn change_store_password(&self, new_password: &Password) -> Result<()> {
         let lock = self.lock()?;
         let store = self.read(&lock)?;

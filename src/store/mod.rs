@@ -182,6 +182,29 @@ pub trait StoreAdapter: Send + Sync + fmt::Debug {
             oid: None,
         })
     }
+
+    /// Re-protects the key of the entry under `alias` with `new_key_password` (keytool's
+    /// `-keypasswd`), for store types whose entries have their own key passwords. Every other
+    /// entry is kept as it was.
+    ///
+    /// # Errors
+    /// [`crate::Error::AliasNotFound`] when `alias` is not there, [`crate::Error::Invalid`]
+    /// when it is not a key entry, [`crate::Error::WrongPassword`] when its key does not decrypt
+    /// under `key_password`; [`crate::Error::Unsupported`] for store types without per-entry key
+    /// passwords (the default); the format's read and write errors. On error the store is
+    /// unchanged.
+    fn change_key_password(
+        &self,
+        alias: &str,
+        key_password: &Password,
+        new_key_password: &Password,
+    ) -> Result<()> {
+        let _ = (alias, key_password, new_key_password);
+        Err(crate::Error::Unsupported {
+            what: format!("per-entry key passwords in a {} store", self.store_type()),
+            oid: None,
+        })
+    }
 }
 
 /// The store types pfxkit implements.

@@ -162,12 +162,20 @@ fn profile(s: &str) -> Result<Profile, String> {
     s.parse().map_err(|e: pfxkit::Error| e.to_string())
 }
 
+/// An input of `build` (PEM or DER), refused by name when it is a PKCS#12 file or a keystore:
+/// its bytes would otherwise fail deep in a key or certificate parser.
+fn pem_input(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    let bytes = read_file(path)?;
+    crate::inspect::expect_format(path, &bytes, contents::Format::Pem, "build")?;
+    Ok(bytes)
+}
+
 pub fn build(args: BuildArgs, json: bool) -> CliResult {
     let limits = Limits::default();
     let password = required_output_password(args.password.as_ref(), args.profile, "--password")?;
     let key_password = resolve(args.key_password.as_ref())?;
     let key_bundle =
-        pfxkit::pem::read_bundle(&read_file(&args.key)?, key_password.as_ref(), &limits)?;
+        pfxkit::pem::read_bundle(&pem_input(&args.key)?, key_password.as_ref(), &limits)?;
     let key = match key_bundle.keys.as_slice() {
         [key] => key.clone(),
         [] => {
@@ -183,14 +191,14 @@ pub fn build(args: BuildArgs, json: bool) -> CliResult {
             .into());
         }
     };
-    let leaf_bundle = pfxkit::pem::read_bundle(&read_file(&args.cert)?, None, &limits)?;
+    let leaf_bundle = pfxkit::pem::read_bundle(&pem_input(&args.cert)?, None, &limits)?;
     let mut certs = leaf_bundle.certificates.into_iter();
     let leaf = certs
         .next()
         .ok_or_else(|| Error::Invalid(format!("{}: no certificate found", args.cert.display())))?;
     let mut pool: Vec<_> = certs.collect();
     if let Some(chain) = &args.chain {
-        pool.extend(pfxkit::pem::read_bundle(&read_file(chain)?, None, &limits)?.certificates);
+        pool.extend(pfxkit::pem::read_bundle(&pem_input(chain)?, None, &limits)?.certificates);
     }
     let order = chain_from(&leaf, &pool);
     let chain = order.iter().filter_map(|i| pool.get(*i).cloned()).collect();
@@ -350,7 +358,7 @@ pub fn convert(args: ConvertArgs, json: bool) -> CliResult {
     }
     let (_, mut contents) =
         contents::load(&input, password.as_ref(), key_password.as_ref(), &limits).map_err(|e| {
-            crate::naming_password(format!("the password of {}", args.input.display()))(e.into())
+            crate::naming_file_password(&args.input, key_password.is_some())(e.into())
         })?;
     for what in &contents.not_converted {
         eprintln!("pfxkit: warning: not converted: {what}");

@@ -284,14 +284,30 @@ pub fn ca(args: &CatalogArgs, command: CaCommand) -> crate::CliResult {
             });
         }
         CaCommand::Export { out } => {
-            let pem: String = service
-                .ca_chain()?
-                .iter()
-                .map(pfxkit::pem::encode_certificate)
-                .collect();
+            let chain = service.ca_chain()?;
+            let pem: String = chain.iter().map(pfxkit::pem::encode_certificate).collect();
+            let certificates: Vec<Value> = chain.iter().map(ca_json).collect();
+            let count = format!(
+                "{} certificate{}",
+                chain.len(),
+                if chain.len() == 1 { "" } else { "s" }
+            );
             match out {
-                Some(path) => write_output(&path, pem.as_bytes(), false)?,
-                None => outln!("{}", pem.trim_end()),
+                Some(path) => {
+                    write_output(&path, pem.as_bytes(), false)?;
+                    let written = path.display().to_string();
+                    emit(
+                        args,
+                        json!({ "Written": written, "Certificates": certificates }),
+                        || outln!("wrote {written}: {count} of the CA chain (PEM)"),
+                    );
+                }
+                // The PEM itself is the text output, so `ca export > ca.pem` works.
+                None => emit(
+                    args,
+                    json!({ "Pem": pem, "Certificates": certificates }),
+                    || outln!("{}", pem.trim_end()),
+                ),
             }
         }
         CaCommand::Init {

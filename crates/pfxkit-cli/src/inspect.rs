@@ -81,6 +81,13 @@ pub fn expect_format(
     let hint = match (option, found) {
         ("--type", Format::Jceks) => "; use --type jks (pfxkit reads JCEKS as a JKS store)".into(),
         ("--type", f) => format!("; use --type {}", f.name()),
+        ("--cert", Format::Pkcs12) => "; --cert takes one certificate (PEM or DER); a key entry \
+             goes in with --pfx FILE --pfx-password SRC"
+            .into(),
+        ("--cert", _) => "; --cert takes one certificate (PEM or DER)".into(),
+        ("build", _) => "; build takes PEM or DER keys and certificates: to re-encode a PKCS#12 \
+             file or a keystore, use pfxkit convert"
+            .into(),
         (_, Format::Jks | Format::Jceks) => format!(
             "; convert it first: pfxkit convert {} --password SRC --to pkcs12 --out FILE --out-password SRC",
             path.display()

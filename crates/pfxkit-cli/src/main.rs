@@ -36,6 +36,7 @@ use pfxkit_catalog::Error;
 ///   import a trusted CA         pfxkit store add --type jks --path trust.jks --store-password env:S --alias root --cert root.pem
 ///   rename an entry             pfxkit store rename --type jks --path web.jks --store-password env:S --alias web --to tomcat
 ///   change a store password     pfxkit store passwd --type jks --path web.jks --store-password env:S --new-password env:S2
+///   change a key password       pfxkit store passwd --type jks --path web.jks --store-password env:S --alias web --key-password env:K --new-key-password env:K2
 ///   only the leaf / the CAs     pfxkit inspect web.p12 --password env:P --leaf-only   (or --ca-only, --no-keys)
 ///
 /// Passwords are sources: pass:TEXT, env:VAR, file:PATH or stdin. Exit codes: 0 success,
@@ -106,7 +107,7 @@ enum Command {
     Build(build::BuildArgs),
     /// Re-encode every key entry and certificate of a file in another format (keytool -importkeystore, openssl pkcs12 -nodes).
     Convert(build::ConvertArgs),
-    /// Inventory, add to, rename in and remove from certificate stores (keytool -list/-importcert/-changealias/-delete).
+    /// Inventory, add to, rename in, re-password and remove from certificate stores (keytool -list/-importcert/-changealias/-storepasswd/-keypasswd/-delete).
     #[command(subcommand)]
     Store(store::StoreCommand),
     /// Create a catalog.
@@ -341,6 +342,32 @@ pub fn naming_password(which: String) -> impl FnOnce(Error) -> Error {
             })
         }
         other => other,
+    }
+}
+
+/// Names the password of a file read with `--password` and perhaps `--key-password`: a JKS or
+/// JCEKS key entry that does not decrypt failed on the key password ("the key password of
+/// web.jks"), anything else on the file's password.
+pub fn naming_file_password(
+    path: &std::path::Path,
+    key_password_given: bool,
+) -> impl FnOnce(Error) -> Error {
+    let file = path.display().to_string();
+    move |e| match e {
+        Error::Codec(pfxkit::Error::WrongPassword { context })
+            if context.starts_with("key entry ") =>
+        {
+            let which = if key_password_given {
+                format!("the key password of {file}")
+            } else {
+                format!(
+                    "the key password of {file} (none given, so the store password was tried: \
+                     give --key-password)"
+                )
+            };
+            naming_password(which)(Error::Codec(pfxkit::Error::WrongPassword { context }))
+        }
+        other => naming_password(format!("the password of {file}"))(other),
     }
 }
 

@@ -55,7 +55,7 @@ pub enum ContainersCommand {
 pub enum StoresCommand {
     /// Record a store.
     Add {
-        /// pem, pkcs12 or jks.
+        /// pem, pkcs12 or jks (also PKCS12, p12, pfx, JKS: keytool's spellings).
         #[arg(long = "type", value_parser = store_type)]
         store_type: StoreType,
         /// The store's (certificate) file.
@@ -188,8 +188,10 @@ pub enum JobsCommand {
     },
 }
 
+/// The spellings `store --type` accepts (keytool's `PKCS12`, `p12`, …), for one habit across
+/// both commands.
 fn store_type(s: &str) -> Result<StoreType, String> {
-    s.parse().map_err(|e: pfxkit::Error| e.to_string())
+    crate::store::store_type(s)
 }
 
 fn permission(s: &str) -> Result<Permission, String> {
@@ -270,7 +272,18 @@ pub fn stores(
                 container.as_deref(),
                 store_password.as_ref(),
             )?;
-            emit(args, store_json(&s), || outln!("{}", s.id));
+            emit(args, store_json(&s), || {
+                outln!(
+                    "added store {}: {} {}{}",
+                    s.id,
+                    s.store_type.name(),
+                    s.path.display(),
+                    container
+                        .as_deref()
+                        .map(|c| format!(" in container {c}"))
+                        .unwrap_or_default()
+                )
+            });
         }
         StoresCommand::Show { id } => {
             let s = service.store(&id)?;
@@ -320,6 +333,9 @@ pub fn stores(
                 || {
                     for s in &all {
                         outln!("{}  {:6}  {}", s.id, s.store_type.name(), s.path.display());
+                    }
+                    if all.is_empty() {
+                        outln!("no stores");
                     }
                 },
             );
@@ -427,6 +443,9 @@ pub fn inventory(args: &CatalogArgs, i: InventoryArgs) -> crate::CliResult {
             .collect(),
     );
     emit(args, value, || {
+        if reports.is_empty() {
+            outln!("no stores to inventory");
+        }
         for r in &reports {
             outln!(
                 "{}: {} ({} entries){}",
@@ -533,7 +552,13 @@ pub fn jobs(
     let service = args.open()?;
     let principal = principal.principal.as_deref();
     match command {
-        JobsCommand::List => print_jobs(args, &service.catalog().jobs()?),
+        JobsCommand::List => {
+            let list = service.catalog().jobs()?;
+            print_jobs(args, &list);
+            if list.is_empty() && !args.json {
+                outln!("no jobs");
+            }
+        }
         JobsCommand::Cancel { id } => print_jobs(args, &[service.cancel_job(principal, id)?]),
         JobsCommand::Retry { id } => print_jobs(args, &[service.retry_job(principal, id)?]),
         JobsCommand::Run { now } => {

@@ -185,11 +185,15 @@ fn decision_json(h: &HistoryRecord) -> Value {
     })
 }
 
-fn print_decisions(args: &CatalogArgs, list: &[HistoryRecord]) {
+/// `none`: the line that says there were no decisions.
+fn print_decisions(args: &CatalogArgs, list: &[HistoryRecord], none: &str) {
     emit(
         args,
         Value::Array(list.iter().map(decision_json).collect()),
         || {
+            if list.is_empty() {
+                outln!("{none}");
+            }
             for h in list {
                 outln!(
                     "{}  certificate {} (window opened {}): {}{}{}",
@@ -252,6 +256,9 @@ pub fn policy(
                 args,
                 Value::Array(list.iter().map(policy_json).collect()),
                 || {
+                    if list.is_empty() {
+                        outln!("no policies");
+                    }
                     for p in &list {
                         outln!(
                             "policy {}  {}  renew {}s before expiry as {}",
@@ -275,7 +282,9 @@ pub fn policy(
             service.remove_policy(acting.principal.as_deref(), scope.container.as_deref())?;
             emit(args, json!({}), || outln!("policy removed"));
         }
-        PolicyCommand::History => print_decisions(args, &service.policy_history()?),
+        PolicyCommand::History => {
+            print_decisions(args, &service.policy_history()?, "no renewal decisions yet")
+        }
     }
     Ok(())
 }
@@ -283,7 +292,7 @@ pub fn policy(
 pub fn renew_due(args: &CatalogArgs, a: RenewDueArgs) -> Result<(), Error> {
     let now = now_or(a.now.as_deref())?;
     let decisions = args.open()?.renew_due(now)?;
-    print_decisions(args, &decisions);
+    print_decisions(args, &decisions, "no certificate is due for renewal");
     // Like `jobs run`: a certificate that could not be renewed must not read as success.
     let failed = decisions
         .iter()

@@ -101,6 +101,9 @@ pub fn users(args: &CatalogArgs, command: UsersCommand) -> Result<(), Error> {
             if args.json {
                 print_json(&json!(users));
             } else {
+                if users.is_empty() {
+                    outln!("no users");
+                }
                 for u in users {
                     outln!("{u}");
                 }

@@ -1,4 +1,4 @@
-//! `pfxkit store inventory|add|remove`.
+//! `pfxkit store inventory|add|rename|passwd|remove`.
 
 use std::path::{Path, PathBuf};
 
@@ -72,14 +72,26 @@ pub enum StoreCommand {
         #[arg(long)]
         to: String,
     },
-    /// Rewrite the store under a new store password (keytool -storepasswd). JKS key entries
-    /// keep their own key passwords.
+    /// Rewrite the store under a new store password (keytool -storepasswd; JKS key entries
+    /// keep their own key passwords), or, for JKS, re-protect the key of one entry under a new
+    /// key password (keytool -keypasswd: --alias, --key-password, --new-key-password).
+    #[command(group(clap::ArgGroup::new("change").required(true).args(["new_password", "new_key_password"])))]
     Passwd {
         #[command(flatten)]
         store: StoreArgs,
         /// The new store password.
-        #[arg(long, value_parser = password_source)]
-        new_password: PasswordSource,
+        #[arg(long, value_parser = password_source, conflicts_with = "new_key_password")]
+        new_password: Option<PasswordSource>,
+        /// JKS: the key entry whose key password changes (keytool -keypasswd -alias).
+        #[arg(long, requires = "new_key_password")]
+        alias: Option<String>,
+        /// JKS: the entry's current key password (default: the store password, as keytool
+        /// assumes).
+        #[arg(long, value_parser = password_source, requires = "new_key_password")]
+        key_password: Option<PasswordSource>,
+        /// JKS: the entry's new key password (keytool -keypasswd -new); needs --alias.
+        #[arg(long, value_parser = password_source, requires = "alias")]
+        new_key_password: Option<PasswordSource>,
     },
     /// Remove the entry under an alias (keytool -delete).
     Remove {
@@ -136,7 +148,24 @@ impl StoreArgs {
     }
 
     /// Opens the store after checking that an existing file is of the declared type.
+    ///
+    /// # Errors
+    /// A usage error naming the option for a missing store password or a key path on a store
+    /// type without one; exit 4 for a file of another type; the store's own refusals.
     fn open(&self) -> Result<Box<dyn StoreAdapter>, CliError> {
+        let name = self.store_type.name();
+        if self.store_type != StoreType::Pem {
+            if self.store_password.is_none() {
+                return Err(CliError::Usage(format!(
+                    "--store-password is required for a {name} store (pass: for an empty one)"
+                )));
+            }
+            if self.key_path.is_some() {
+                return Err(CliError::Usage(format!(
+                    "--key-path applies to pem stores only (a {name} store is one file)"
+                )));
+            }
+        }
         if self.path.exists() {
             let bytes = read_file(&self.path)?;
             if !bytes.is_empty() {
@@ -409,20 +438,25 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
         StoreCommand::Passwd {
             store: args,
             new_password,
+            alias,
+            key_password,
+            new_key_password,
         } => {
-            let new_password = new_password.resolve()?;
-            args.open()?
-                .change_store_password(&new_password)
-                .map_err(|e| args.explain("")((args.name_password())(Error::Codec(e))))?;
-            if json {
-                print_json(&json!({
-                    "action": "password changed",
-                    "store": args.path.display().to_string(),
-                }));
-            } else {
-                outln!("changed the store password of {}", args.path.display());
-            }
-            Ok(())
+            let (Some(alias), Some(new_key_password)) = (alias, new_key_password) else {
+                let Some(new_password) = new_password else {
+                    return Err(CliError::Usage(
+                        "give --new-password, or --alias with --new-key-password".into(),
+                    ));
+                };
+                return change_store_password(&args, &new_password, json);
+            };
+            change_key_password(
+                &args,
+                &alias,
+                key_password.as_ref(),
+                &new_key_password,
+                json,
+            )
         }
         StoreCommand::Remove { store: args, alias } => {
             args.open()?
@@ -434,6 +468,91 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
     }
 }
 
+/// `store passwd --new-password`: the store password (keytool -storepasswd).
+fn change_store_password(args: &StoreArgs, new_password: &PasswordSource, json: bool) -> CliResult {
+    if args.store_type == StoreType::Pem {
+        return Err(CliError::Usage(
+            "--new-password applies to jks and pkcs12 stores: a pem store has no store \
+             password (its key is encrypted under the entry password; write it again with \
+             store add --overwrite --entry-password)"
+                .into(),
+        ));
+    }
+    let new_password = new_password.resolve()?;
+    args.open()?
+        .change_store_password(&new_password)
+        .map_err(|e| args.explain("")((args.name_password())(Error::Codec(e))))?;
+    if json {
+        print_json(&json!({
+            "action": "password changed",
+            "store": args.path.display().to_string(),
+        }));
+    } else {
+        outln!("changed the store password of {}", args.path.display());
+    }
+    Ok(())
+}
+
+/// `store passwd --alias A --new-key-password`: the key password of one JKS entry (keytool
+/// -keypasswd). The store password is checked first, so a wrong-password error names the
+/// password that really failed.
+fn change_key_password(
+    args: &StoreArgs,
+    alias: &str,
+    key_password: Option<&PasswordSource>,
+    new_key_password: &PasswordSource,
+    json: bool,
+) -> CliResult {
+    if args.store_type != StoreType::Jks {
+        return Err(CliError::Usage(format!(
+            "--new-key-password applies to jks stores only (a {} store has no per-entry key \
+             password; use --new-password)",
+            args.store_type
+        )));
+    }
+    let adapter = args.open()?;
+    let entries = adapter
+        .inventory()
+        .map_err(|e| args.explain(alias)((args.name_password())(Error::Codec(e))))?;
+    if !entries.iter().any(|e| e.alias.eq_ignore_ascii_case(alias)) {
+        return Err(args.explain(alias)(Error::Codec(
+            pfxkit::Error::AliasNotFound {
+                alias: alias.to_string(),
+            },
+        )));
+    }
+    // keytool's default for -keypass: the store password.
+    let key_password = match key_password {
+        Some(source) => source.resolve()?,
+        None => resolve(args.store_password.as_ref())?.ok_or_else(|| {
+            CliError::Usage("give --key-password (or --store-password, its default)".into())
+        })?,
+    };
+    let new_key_password = new_key_password.resolve()?;
+    let key_password_of = format!(
+        "the key password of '{}' in {}",
+        crate::escape_text(alias),
+        args.path.display()
+    );
+    adapter
+        .change_key_password(alias, &key_password, &new_key_password)
+        .map_err(|e| args.explain(alias)(naming_password(key_password_of)(Error::Codec(e))))?;
+    if json {
+        print_json(&json!({
+            "action": "key password changed",
+            "alias": alias.to_lowercase(),
+            "store": args.path.display().to_string(),
+        }));
+    } else {
+        outln!(
+            "changed the key password of '{}' in {}",
+            crate::escape_text(&alias.to_lowercase()),
+            args.path.display()
+        );
+    }
+    Ok(())
+}
+
 /// `store add --cert`: a trusted certificate without a key.
 fn add_trusted(
     args: &StoreArgs,
@@ -442,7 +561,9 @@ fn add_trusted(
     options: AddOptions,
     json: bool,
 ) -> CliResult {
-    let bundle = pfxkit::pem::read_bundle(&read_file(cert)?, None, &Limits::default())?;
+    let bytes = read_file(cert)?;
+    expect_format(cert, &bytes, Format::Pem, "--cert")?;
+    let bundle = pfxkit::pem::read_bundle(&bytes, None, &Limits::default())?;
     let certificate = match bundle.certificates.as_slice() {
         [one] if bundle.keys.is_empty() => one.clone(),
         _ => {

@@ -28,13 +28,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use catalog_cli::{
-    Cli, keytool_list_sha1s, keytool_sha1, openssl, openssl_pkcs12_certs, openssl_sha1, sorted,
-    sorted_strings,
+    Cli, Fleet, STORE_PASSWORD, certificate_id as id, keytool_list_sha1s, keytool_sha1, openssl,
+    openssl_pkcs12_certs, openssl_sha1, sorted, sorted_strings, thumbprint,
 };
 use pfxkit_catalog::jobs::{JOB_LEASE_MS, format_time, now_ms, parse_time};
 use serde_json::Value;
 
-const STORE_PASSWORD: &str = "store-pass";
 const ENTRY_PASSWORD: &str = "entry-pass";
 const TRANSPORT: &str = "transport-pass";
 const ALIAS: &str = "app";
@@ -49,14 +48,6 @@ struct Scenario {
     broken_a: String,
     /// `CertificateInformation` of the deployed certificate.
     first: Value,
-}
-
-fn id(info: &Value) -> String {
-    info["KeyfactorId"].to_string()
-}
-
-fn thumbprint(info: &Value) -> String {
-    info["Thumbprint"].as_str().unwrap().to_string()
 }
 
 /// `jobs list --json`, by job id.
@@ -92,59 +83,17 @@ fn completed(result: &str) -> (String, String) {
 
 impl Scenario {
     fn new() -> Scenario {
-        let cli = Cli::new();
-        cli.ok(&[
-            "ca",
-            "init",
-            "--subject",
-            "CN=Replace Test Root",
-            "--intermediate",
-            "CN=Replace Test Issuing CA",
-        ]);
-        cli.ok(&["containers", "add", "A"]);
-        cli.ok(&["containers", "add", "B"]);
-        for sub in ["a", "b", "none"] {
-            std::fs::create_dir(cli.dir().join(sub)).unwrap();
-        }
+        let (cli, stores) = Cli::with_fleet("Replace");
+        let Fleet {
+            pem_a,
+            p12_a,
+            jks_b,
+        } = stores;
+        std::fs::create_dir(cli.dir().join("none")).unwrap();
         std::fs::write(cli.dir().join("not-a-dir"), b"a regular file").unwrap();
-        let dir = cli.dir().to_path_buf();
-        let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
+        let path = |p: &str| cli.path_text(p);
         let store_pw = format!("pass:{STORE_PASSWORD}");
-        let add = |extra: &[&str]| -> String {
-            let mut args = vec!["stores", "add"];
-            args.extend_from_slice(extra);
-            cli.ok(&args)["Id"].as_str().unwrap().to_string()
-        };
-        let pem_a = add(&[
-            "--type",
-            "pem",
-            "--path",
-            &path("a/web.crt"),
-            "--key-path",
-            &path("a/web.key"),
-            "--container",
-            "A",
-        ]);
-        let p12_a = add(&[
-            "--type",
-            "pkcs12",
-            "--path",
-            &path("a/web.p12"),
-            "--container",
-            "A",
-            "--store-password",
-            &store_pw,
-        ]);
-        let jks_b = add(&[
-            "--type",
-            "jks",
-            "--path",
-            &path("b/app.jks"),
-            "--container",
-            "B",
-            "--store-password",
-            &store_pw,
-        ]);
+        let add = |extra: &[&str]| cli.add_store(extra);
         let p12_none = add(&[
             "--type",
             "pkcs12",

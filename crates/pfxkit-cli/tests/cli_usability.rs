@@ -14,69 +14,14 @@
 
 mod catalog_cli;
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use catalog_cli::{Cli, assert_exit, text};
+use catalog_cli::{
+    Cli, P12_PASSWORD, assert_exit, assert_fails_saying, build_p12, data, json_err, json_out,
+    pfxkit, s, stderr, stdout, text,
+};
 use serde_json::Value;
-
-const PASSWORD: &str = "pass:pfxkit-pass";
-
-fn data(relative: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data")).join(relative)
-}
-
-fn pfxkit<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pfxkit"))
-        .args(args)
-        .env_remove("PFXKIT_CATALOG")
-        .env_remove("PFXKIT_PRINCIPAL")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json_out(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", text(output)))
-}
-
-fn json_err(output: &Output) -> Value {
-    serde_json::from_slice(&output.stderr)
-        .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}): {}", text(output)))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// `build` of the RSA leaf with its chain into `out` under the test password.
-fn build_p12(out: &Path) {
-    let output = pfxkit(&[
-        "build",
-        "--key",
-        s(&data("pki/keys/leaf-rsa.pem")),
-        "--cert",
-        s(&data("pki/certs/leaf-rsa.pem")),
-        "--chain",
-        s(&data("pki/certs/chain.pem")),
-        "--out",
-        s(out),
-        "--password",
-        PASSWORD,
-        "--name",
-        "web",
-    ]);
-    assert_exit(&output, 0);
-}
 
 // Item 1: every command says in one line what it changed, and gives JSON with --json.
 
@@ -95,7 +40,7 @@ fn build_convert_and_store_commands_say_what_they_wrote() {
         "--out",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
     ]);
     assert_exit(&output, 0);
     assert_eq!(
@@ -112,7 +57,7 @@ fn build_convert_and_store_commands_say_what_they_wrote() {
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "jks",
         "--out",
@@ -143,7 +88,7 @@ fn build_convert_and_store_commands_say_what_they_wrote() {
             "--pfx",
             s(&p12),
             "--pfx-password",
-            PASSWORD,
+            P12_PASSWORD,
             "--create",
         ];
         args.extend_from_slice(extra);
@@ -198,6 +143,101 @@ fn enroll_with_out_says_which_file_it_wrote() {
     assert!(out.exists());
 }
 
+#[test]
+fn catalog_commands_that_change_something_say_what_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    let store = dir.path().join("web.p12");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--catalog", s(&catalog)];
+        all.extend_from_slice(args);
+        let output = pfxkit(&all);
+        assert_exit(&output, 0);
+        stdout(&output)
+    };
+    assert_eq!(
+        run(&["catalog", "init"]).trim(),
+        format!("catalog created in {}", catalog.display())
+    );
+    assert!(run(&["ca", "init", "--subject", "CN=Root"]).starts_with("CA CN=Root (thumbprint "));
+    assert_eq!(
+        run(&["containers", "add", "web"]).trim(),
+        "container 1 (web)"
+    );
+    let added = run(&[
+        "stores",
+        "add",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&store),
+        "--container",
+        "web",
+        "--store-password",
+        "pass:sp",
+    ]);
+    // Before: the bare GUID, which said neither that a store was added nor which.
+    let id = added
+        .trim()
+        .strip_prefix("added store ")
+        .and_then(|rest| {
+            rest.strip_suffix(&format!(": pkcs12 {} in container web", store.display()))
+        })
+        .unwrap_or_else(|| panic!("{added}"));
+    assert_eq!(id.len(), 36, "{added}");
+    assert_eq!(
+        run(&[
+            "grant",
+            "--principal",
+            "ops",
+            "--global",
+            "--permission",
+            "read"
+        ])
+        .trim(),
+        "granted read to ops"
+    );
+    assert_eq!(
+        run(&["users", "add", "ops", "--password", "pass:pw"]).trim(),
+        "user ops added"
+    );
+    assert!(run(&["tokens", "add", "ops"]).starts_with("token 1 for ops (shown once):"));
+    assert_eq!(run(&["tokens", "revoke", "1"]).trim(), "token 1 revoked");
+    assert_eq!(
+        run(&[
+            "policy",
+            "set",
+            "--global",
+            "--renew-before",
+            "30d",
+            "--principal",
+            "ops"
+        ])
+        .trim(),
+        "policy 1 set: renew 30d before expiry as ops"
+    );
+    assert_eq!(
+        run(&["policy", "remove", "--global"]).trim(),
+        "policy removed"
+    );
+    assert_eq!(run(&["users", "remove", "ops"]).trim(), "user ops removed");
+    let export = dir.path().join("ca.pem");
+    assert_eq!(
+        run(&["ca", "export", "--out", s(&export)]).trim(),
+        format!(
+            "wrote {}: 1 certificate of the CA chain (PEM)",
+            export.display()
+        )
+    );
+    assert_eq!(
+        run(&["stores", "remove", id]).trim(),
+        format!(
+            "removed store {id} (pkcs12 {}) from the catalog; its files are untouched",
+            store.display()
+        )
+    );
+}
+
 // Item 2: with --json, an error is one JSON object on stderr.
 
 #[test]
@@ -246,20 +286,14 @@ fn store_add_names_the_password_that_failed() {
             "--create",
         ])
     };
-    assert_exit(&add("pass:sp", PASSWORD), 0);
+    assert_exit(&add("pass:sp", P12_PASSWORD), 0);
     let wrong_pfx = add("pass:sp", "pass:nope");
-    assert_exit(&wrong_pfx, 3);
-    assert!(
-        stderr(&wrong_pfx).contains(&format!("the password of {}", p12.display())),
-        "{}",
-        text(&wrong_pfx)
-    );
-    let wrong_store = add("pass:nope", PASSWORD);
-    assert_exit(&wrong_store, 3);
-    assert!(
-        stderr(&wrong_store).contains(&format!("the store password of {}", store.display())),
-        "{}",
-        text(&wrong_store)
+    assert_fails_saying(&wrong_pfx, 3, &format!("the password of {}", p12.display()));
+    let wrong_store = add("pass:nope", P12_PASSWORD);
+    assert_fails_saying(
+        &wrong_store,
+        3,
+        &format!("the store password of {}", store.display()),
     );
 }
 
@@ -276,11 +310,10 @@ fn a_jks_read_as_pkcs12_is_named_with_the_type_to_use() {
         "--password",
         "pass:x",
     ]);
-    assert_exit(&inspect, 4);
-    assert!(
-        stderr(&inspect).contains("a JKS keystore, not a PKCS#12 file; use --type jks"),
-        "{}",
-        text(&inspect)
+    assert_fails_saying(
+        &inspect,
+        4,
+        "a JKS keystore, not a PKCS#12 file; use --type jks",
     );
     let inventory = pfxkit(&[
         "store",
@@ -292,12 +325,7 @@ fn a_jks_read_as_pkcs12_is_named_with_the_type_to_use() {
         "--store-password",
         "pass:x",
     ]);
-    assert_exit(&inventory, 4);
-    assert!(
-        stderr(&inventory).contains("use --type jks"),
-        "{}",
-        text(&inventory)
-    );
+    assert_fails_saying(&inventory, 4, "use --type jks");
 
     let cli = Cli::with_ca();
     let import = cli.run(&["import", "--pfx", s(&jks), "--password", "pass:x"]);
@@ -309,6 +337,77 @@ fn a_jks_read_as_pkcs12_is_named_with_the_type_to_use() {
             .contains("a JKS keystore, not a PKCS#12 file"),
         "{}",
         text(&import)
+    );
+}
+
+#[test]
+fn build_given_a_pfx_or_keystore_names_its_format_and_points_to_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let out = dir.path().join("out.p12");
+    let key = data("pki/keys/leaf-rsa.pem");
+    let cert = data("pki/certs/leaf-rsa.pem");
+    let jks = data("jks/chain.jks");
+    for (key, cert, wrong) in [(&key, &p12, &p12), (&jks, &cert, &jks)] {
+        let output = pfxkit(&[
+            "build",
+            "--key",
+            s(key),
+            "--cert",
+            s(cert),
+            "--out",
+            s(&out),
+            "--password",
+            "pass:x",
+        ]);
+        // Before: "malformed PKCS#8 private key at byte 7: …", naming neither file nor format.
+        assert_exit(&output, 4);
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("{}: a ", wrong.display()))
+                && message.contains("use pfxkit convert"),
+            "{message}"
+        );
+    }
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn convert_names_the_key_password_when_a_keystore_key_does_not_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    // keytool's rsa-keypass.jks: store password "store-pass", key password "key-pass-2".
+    let jks = data("jks/rsa-keypass.jks");
+    let convert = |extra: &[&str]| {
+        let out = dir.path().join("out.p12");
+        let mut args = vec![
+            "convert",
+            s(&jks),
+            "--password",
+            "pass:store-pass",
+            "--to",
+            "pkcs12",
+            "--out",
+            s(&out),
+            "--out-password",
+            "pass:x",
+        ];
+        args.extend_from_slice(extra);
+        let output = pfxkit(&args);
+        assert_exit(&output, 3);
+        assert!(!out.exists());
+        stderr(&output)
+    };
+    // Before: "the password of rsa-keypass.jks (key entry 'server')", though --password was right.
+    let wrong = convert(&["--key-password", "pass:guess"]);
+    assert!(
+        wrong.contains(&format!("the key password of {} (key entry", jks.display())),
+        "{wrong}"
+    );
+    let omitted = convert(&[]);
+    assert!(
+        omitted.contains("none given, so the store password was tried: give --key-password"),
+        "{omitted}"
     );
 }
 
@@ -332,19 +431,14 @@ fn refusals_name_the_option_that_gets_past_them() {
             "--pfx",
             s(&p12),
             "--pfx-password",
-            PASSWORD,
+            P12_PASSWORD,
         ];
         args.extend_from_slice(extra);
         pfxkit(&args)
     };
     let store = dir.path().join("web.p12");
     let missing = add("pkcs12", &store, &["--store-password", "pass:sp"]);
-    assert_exit(&missing, 1);
-    assert!(
-        stderr(&missing).contains("does not exist (use --create to create it)"),
-        "{}",
-        text(&missing)
-    );
+    assert_fails_saying(&missing, 1, "does not exist (use --create to create it)");
     assert_exit(
         &add(
             "pkcs12",
@@ -380,7 +474,7 @@ fn refusals_name_the_option_that_gets_past_them() {
         "--pfx",
         s(&p12),
         "--pfx-password",
-        PASSWORD,
+        P12_PASSWORD,
         "--entry-password",
         "pass:kp",
     ];
@@ -393,6 +487,56 @@ fn refusals_name_the_option_that_gets_past_them() {
     );
     args.push("--overwrite");
     assert_exit(&pfxkit(&args), 1);
+}
+
+#[test]
+fn a_store_command_missing_or_misplacing_an_option_names_it_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let jks = dir.path().join("web.jks");
+    let pem = dir.path().join("web.pem");
+    let run = |args: &[&str]| {
+        let output = pfxkit(args);
+        assert_exit(&output, 2);
+        stderr(&output)
+    };
+    // Before: "a jks store needs a store password", exit 1, naming no option.
+    let no_password = run(&["store", "inventory", "--type", "jks", "--path", s(&jks)]);
+    assert!(
+        no_password.contains("--store-password is required for a jks store"),
+        "{no_password}"
+    );
+    let key_path = run(&[
+        "store",
+        "inventory",
+        "--type",
+        "pkcs12",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:x",
+        "--key-path",
+        s(&pem),
+    ]);
+    assert!(
+        key_path.contains("--key-path applies to pem stores only"),
+        "{key_path}"
+    );
+    // Before: "unsupported a store password for a pem store", exit 6.
+    let pem_passwd = run(&[
+        "store",
+        "passwd",
+        "--type",
+        "pem",
+        "--path",
+        s(&pem),
+        "--new-password",
+        "pass:x",
+    ]);
+    assert!(
+        pem_passwd.contains("a pem store has no store password"),
+        "{pem_passwd}"
+    );
+    assert!(!jks.exists() && !pem.exists(), "nothing written");
 }
 
 // Item 6: jobs run says when nothing is due, who holds leased jobs, and reports progress
@@ -517,7 +661,7 @@ fn keytool_and_openssl_spellings_are_accepted_and_a_bad_to_is_a_usage_error() {
         "--path",
         s(&p12),
         "--store-password",
-        PASSWORD,
+        P12_PASSWORD,
     ]);
     assert_exit(&inventory, 0);
     let out = dir.path().join("copy.p12");
@@ -525,28 +669,52 @@ fn keytool_and_openssl_spellings_are_accepted_and_a_bad_to_is_a_usage_error() {
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "p12",
         "--out",
         s(&out),
         "--out-password",
-        PASSWORD,
+        P12_PASSWORD,
     ]);
     assert_exit(&converted, 0);
     let bad = pfxkit(&[
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "der",
         "--out",
         s(&dir.path().join("x")),
     ]);
+    assert_fails_saying(&bad, 2, "expected pkcs12, jks, jceks or pem");
+}
+
+#[test]
+fn stores_add_takes_the_same_type_spellings_as_store_commands() {
+    let cli = Cli::new();
+    // Before: `stores add --type PKCS12` was a usage error while `store add --type PKCS12` worked.
+    for (spelling, name) in [
+        ("PKCS12", "pkcs12"),
+        ("p12", "pkcs12"),
+        ("JKS", "jks"),
+        ("PEM", "pem"),
+    ] {
+        let path = cli.path_text(&format!("{spelling}.store"));
+        let mut args = vec!["stores", "add", "--type", spelling, "--path", &path];
+        if name != "pem" {
+            args.extend(["--store-password", "pass:sp"]);
+        }
+        assert_eq!(cli.ok(&args)["StoreType"], name, "{spelling}");
+    }
+    let bad = cli.run(&["stores", "add", "--type", "pfx12", "--path", "x"]);
     assert_exit(&bad, 2);
     assert!(
-        stderr(&bad).contains("expected pkcs12, jks, jceks or pem"),
+        json_err(&bad)["Error"]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("expected pem, pkcs12 or jks"),
         "{}",
         text(&bad)
     );
@@ -559,7 +727,7 @@ fn inspect_shows_protection_thumbprints_sans_validity_and_key_usage() {
     let dir = tempfile::tempdir().unwrap();
     let p12 = dir.path().join("web.p12");
     build_p12(&p12);
-    let shown = pfxkit(&["inspect", s(&p12), "--password", PASSWORD]);
+    let shown = pfxkit(&["inspect", s(&p12), "--password", P12_PASSWORD]);
     assert_exit(&shown, 0);
     let said = stdout(&shown);
     for expected in [
@@ -576,7 +744,7 @@ fn inspect_shows_protection_thumbprints_sans_validity_and_key_usage() {
         "inspect",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--json",
     ]));
     let leaf = &json["certificates"][0];
@@ -630,7 +798,7 @@ fn selection_options_pick_keys_and_certificates_as_openssl_does() {
     let p12 = dir.path().join("web.p12");
     build_p12(&p12);
     let count = |extra: &[&str]| {
-        let mut args = vec!["inspect", s(&p12), "--password", PASSWORD, "--json"];
+        let mut args = vec!["inspect", s(&p12), "--password", P12_PASSWORD, "--json"];
         args.extend_from_slice(extra);
         let json = json_out(&pfxkit(&args));
         (
@@ -649,7 +817,7 @@ fn selection_options_pick_keys_and_certificates_as_openssl_does() {
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "pem",
         "--out",
@@ -674,7 +842,7 @@ fn split_writes_cert_chain_and_key_files_and_convert_keeps_or_renames_aliases() 
         "convert",
         s(&p12),
         "--password",
-        PASSWORD,
+        P12_PASSWORD,
         "--to",
         "pem",
         "--split",
@@ -706,7 +874,7 @@ fn split_writes_cert_chain_and_key_files_and_convert_keeps_or_renames_aliases() 
             "convert",
             s(&p12),
             "--password",
-            PASSWORD,
+            P12_PASSWORD,
             "--to",
             "JKS",
             "--out",
@@ -739,7 +907,7 @@ fn store_inventory_of_one_alias_lists_only_it_and_fails_when_absent() {
             "--path",
             s(&p12),
             "--store-password",
-            PASSWORD,
+            P12_PASSWORD,
             "--alias",
             alias,
             "--json",
@@ -774,7 +942,7 @@ fn a_pem_store_writes_a_plain_key_only_with_plain_key() {
             "--pfx",
             s(&p12),
             "--pfx-password",
-            PASSWORD,
+            P12_PASSWORD,
             "--create",
         ];
         args.extend_from_slice(extra);
@@ -818,12 +986,7 @@ fn build_and_convert_require_an_output_password_unless_profile_none() {
         pfxkit(&args)
     };
     let refused = build(&[]);
-    assert_exit(&refused, 2);
-    assert!(
-        stderr(&refused).contains("--password is required"),
-        "{}",
-        text(&refused)
-    );
+    assert_fails_saying(&refused, 2, "--password is required");
     assert!(!out.exists());
     assert_exit(&build(&["--password", "pass:"]), 0);
     let empty = pfxkit(&["inspect", s(&out), "--password", "pass:", "--json"]);
@@ -978,14 +1141,7 @@ fn replace_sent_twice_does_not_queue_a_second_job_for_a_store() {
             .contains("already waiting"),
         "{second}"
     );
-    let waiting = cli
-        .ok(&["jobs", "list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|j| j["Status"] == "Waiting")
-        .count();
-    assert_eq!(waiting, 1);
+    assert_eq!(cli.jobs_in("Waiting").len(), 1);
 }
 
 // Item 15: a dry run lists what would happen per store and creates nothing.
@@ -1206,6 +1362,61 @@ fn store_add_cert_imports_a_trusted_certificate_into_jks_pkcs12_and_pem_trust_st
 }
 
 #[test]
+fn store_add_cert_given_a_keystore_names_its_format_and_the_option_for_key_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    let store = dir.path().join("trust.jks");
+    let add = |cert: &Path| {
+        pfxkit(&[
+            "store",
+            "add",
+            "--type",
+            "jks",
+            "--path",
+            s(&store),
+            "--store-password",
+            "pass:sp",
+            "--alias",
+            "root",
+            "--cert",
+            s(cert),
+            "--create",
+        ])
+    };
+    // Before: "malformed PKCS#8 private key at byte 7: …", naming neither file nor option.
+    let pfx = add(&p12);
+    assert_exit(&pfx, 4);
+    assert!(
+        stderr(&pfx).contains(&format!("{}: a PKCS#12 file", p12.display()))
+            && stderr(&pfx).contains("a key entry goes in with --pfx FILE --pfx-password SRC"),
+        "{}",
+        text(&pfx)
+    );
+    let keystore = add(&data("jks/chain.jks"));
+    assert_exit(&keystore, 4);
+    assert!(
+        stderr(&keystore).contains("a JKS keystore")
+            && stderr(&keystore).contains("--cert takes one certificate (PEM or DER)"),
+        "{}",
+        text(&keystore)
+    );
+    assert!(!store.exists(), "nothing written");
+    // A DER certificate is a certificate, not a PKCS#12 file.
+    let der = dir.path().join("root.der");
+    catalog_cli::openssl(&[
+        "x509",
+        "-in",
+        s(&data("pki/certs/root.pem")),
+        "-outform",
+        "DER",
+        "-out",
+        s(&der),
+    ]);
+    assert_exit(&add(&der), 0);
+}
+
+#[test]
 fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let p12 = dir.path().join("web.p12");
@@ -1216,7 +1427,7 @@ fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
             "convert",
             s(&p12),
             "--password",
-            PASSWORD,
+            P12_PASSWORD,
             "--to",
             "jks",
             "--out",
@@ -1302,7 +1513,7 @@ fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
         "--path",
         s(&p12),
         "--store-password",
-        PASSWORD,
+        P12_PASSWORD,
         "--new-password",
         "pass:fresh",
     ]);
@@ -1323,4 +1534,278 @@ fn store_rename_and_passwd_change_alias_and_store_password_in_place() {
         listed.contains("web, ") && listed.contains("PrivateKeyEntry"),
         "{listed}"
     );
+}
+
+/// `keytool -importkeystore` of one key entry of `jks` with `key_password`: whether keytool
+/// could recover the key (it must decrypt it to copy it into a PKCS#12 file).
+fn keytool_recovers_key(jks: &Path, alias: &str, key_password: &str) -> bool {
+    let dest = jks.with_extension(format!("{alias}-{key_password}.p12"));
+    let output = Command::new("keytool")
+        .args(["-importkeystore", "-noprompt", "-srckeystore"])
+        .arg(jks)
+        .args(["-srcstorepass", "store-pass", "-srcalias", alias])
+        .args(["-srckeypass", key_password, "-destkeystore"])
+        .arg(&dest)
+        .args(["-deststoretype", "PKCS12", "-deststorepass", "dest-pass"])
+        .output()
+        .expect("keytool is needed for these tests");
+    let _ = std::fs::remove_file(&dest);
+    output.status.success()
+}
+
+/// `store passwd` of a key password, as keytool's `-keypasswd` takes it.
+fn key_passwd(jks: &Path, alias: &str, old: &str, new: &str, json: bool) -> Output {
+    let mut args = vec![
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(jks),
+        "--store-password",
+        "pass:store-pass",
+        "--alias",
+        alias,
+        "--key-password",
+        old,
+        "--new-key-password",
+        new,
+    ];
+    if json {
+        args.push("--json");
+    }
+    pfxkit(&args)
+}
+
+/// The algorithm `inspect` reports for each key entry of `jks` opened with `key_password`
+/// (`null` for a key that password does not open).
+fn key_algorithms(jks: &Path, key_password: &str) -> Value {
+    let output = pfxkit(&[
+        "inspect",
+        s(jks),
+        "--password",
+        "pass:store-pass",
+        "--key-password",
+        key_password,
+        "--json",
+    ]);
+    assert_exit(&output, 0);
+    let keys = json_out(&output)["keys"].as_array().unwrap().clone();
+    keys.iter()
+        .map(|k| {
+            (
+                k["alias"].as_str().unwrap().to_string(),
+                k["algorithm"].clone(),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+#[test]
+fn store_passwd_changes_the_key_password_of_one_jks_entry_as_keytool_keypasswd() {
+    let dir = tempfile::tempdir().unwrap();
+    // A keystore keytool made: entry "server" under key password "key-pass-2".
+    let jks = dir.path().join("server.jks");
+    std::fs::copy(data("jks/rsa-keypass.jks"), &jks).unwrap();
+    let p12 = dir.path().join("web.p12");
+    build_p12(&p12);
+    // Beside it, a second key entry under its own key password and a trusted certificate.
+    let base = [
+        "store",
+        "add",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:store-pass",
+    ];
+    let other = [
+        "--alias",
+        "other",
+        "--pfx",
+        s(&p12),
+        "--pfx-password",
+        P12_PASSWORD,
+        "--entry-password",
+        "pass:other-key",
+    ];
+    assert_exit(&pfxkit(&[&base[..], &other[..]].concat()), 0);
+    let root = data("pki/certs/root.pem");
+    assert_exit(
+        &pfxkit(&[&base[..], &["--alias", "root", "--cert", s(&root)][..]].concat()),
+        0,
+    );
+    assert!(keytool_recovers_key(&jks, "server", "key-pass-2"));
+
+    let changed = key_passwd(
+        &jks,
+        "server",
+        "pass:key-pass-2",
+        "pass:new-key-pass",
+        false,
+    );
+    assert_exit(&changed, 0);
+    assert_eq!(
+        stdout(&changed).trim(),
+        format!("changed the key password of 'server' in {}", jks.display())
+    );
+    // keytool recovers the key under the new password only.
+    assert!(keytool_recovers_key(&jks, "server", "new-key-pass"));
+    assert!(!keytool_recovers_key(&jks, "server", "key-pass-2"));
+    // The other entries are as they were: keytool lists all three, and the other key still
+    // opens under its own password (and not under the changed one).
+    let listed = catalog_cli::tool(
+        "keytool",
+        &["-list", "-keystore", s(&jks), "-storepass", "store-pass"],
+    );
+    assert!(listed.contains("3 entries"), "{listed}");
+    assert!(
+        listed.contains("root, ") && listed.contains("trustedCertEntry"),
+        "{listed}"
+    );
+    assert!(keytool_recovers_key(&jks, "other", "other-key"));
+    // pfxkit reads it the same way.
+    assert_eq!(
+        key_algorithms(&jks, "pass:new-key-pass"),
+        serde_json::json!({"server": "rsa", "other": null})
+    );
+    assert_eq!(
+        key_algorithms(&jks, "pass:key-pass-2"),
+        serde_json::json!({"server": null, "other": null})
+    );
+    assert_eq!(
+        key_algorithms(&jks, "pass:other-key"),
+        serde_json::json!({"server": null, "other": "rsa"})
+    );
+
+    // JSON; the alias in any case, as keytool takes it.
+    let changed = key_passwd(&jks, "SERVER", "pass:new-key-pass", "pass:third-pass", true);
+    assert_exit(&changed, 0);
+    assert_eq!(
+        json_out(&changed),
+        serde_json::json!({
+            "action": "key password changed",
+            "alias": "server",
+            "store": s(&jks),
+        })
+    );
+    assert!(keytool_recovers_key(&jks, "server", "third-pass"));
+}
+
+#[test]
+fn a_refused_key_password_change_names_what_is_wrong_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let jks = dir.path().join("server.jks");
+    std::fs::copy(data("jks/rsa-keypass.jks"), &jks).unwrap();
+    let root = data("pki/certs/root.pem");
+    assert_exit(
+        &pfxkit(&[
+            "store",
+            "add",
+            "--type",
+            "jks",
+            "--path",
+            s(&jks),
+            "--store-password",
+            "pass:store-pass",
+            "--alias",
+            "root",
+            "--cert",
+            s(&root),
+        ]),
+        0,
+    );
+    let before = std::fs::read(&jks).unwrap();
+
+    // Threat: someone who has the store password but not the key's re-protects the key
+    // under a password of their choosing. The old key password is checked, and named.
+    let wrong = key_passwd(&jks, "server", "pass:guess", "pass:mine", true);
+    assert_exit(&wrong, 3);
+    let error = json_err(&wrong);
+    assert_eq!(error["Error"]["Kind"], "WrongPassword");
+    let message = error["Error"]["Message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "the key password of 'server' in {}",
+            jks.display()
+        )),
+        "{message}"
+    );
+
+    // A wrong store password is named as the store's, not the key's.
+    let mut args: Vec<String> = [
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:nope",
+        "--alias",
+        "server",
+        "--key-password",
+        "pass:key-pass-2",
+        "--new-key-password",
+        "pass:mine",
+    ]
+    .map(String::from)
+    .to_vec();
+    let store = pfxkit(&args);
+    assert_fails_saying(
+        &store,
+        3,
+        &format!("the store password of {}", jks.display()),
+    );
+
+    let missing = key_passwd(&jks, "nobody", "pass:key-pass-2", "pass:mine", false);
+    assert_fails_saying(&missing, 1, "alias 'nobody' is not in");
+    let trusted = key_passwd(&jks, "root", "pass:key-pass-2", "pass:mine", false);
+    assert_fails_saying(&trusted, 1, "entry 'root' holds no private key");
+
+    // Usage: a PKCS#12 store has no per-entry key password; --new-key-password needs --alias;
+    // store and key password are not changed in one go.
+    args[3] = "pkcs12".into();
+    args[7] = "pass:store-pass".into();
+    let pkcs12 = pfxkit(&args);
+    assert_fails_saying(&pkcs12, 2, "jks stores only");
+    let no_alias = pfxkit(&[
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:store-pass",
+        "--new-key-password",
+        "pass:mine",
+    ]);
+    assert_exit(&no_alias, 2);
+    let both = pfxkit(&[
+        "store",
+        "passwd",
+        "--type",
+        "jks",
+        "--path",
+        s(&jks),
+        "--store-password",
+        "pass:store-pass",
+        "--new-password",
+        "pass:a",
+        "--alias",
+        "server",
+        "--new-key-password",
+        "pass:mine",
+    ]);
+    assert_exit(&both, 2);
+
+    assert_eq!(
+        std::fs::read(&jks).unwrap(),
+        before,
+        "a refusal changes nothing"
+    );
+    assert!(keytool_recovers_key(&jks, "server", "key-pass-2"));
 }

@@ -23,17 +23,16 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use catalog_cli::{
-    Cli, assert_exit, keytool_list_sha1s, keytool_sha1, openssl, openssl_pkcs12_certs,
-    openssl_sha1, sorted_strings, text,
+    Cli, DAY_MS, Fleet as Stores, STORE_PASSWORD, assert_exit, certificate_id as id, in_days,
+    keytool_list_sha1s, keytool_sha1, openssl, openssl_pkcs12_certs, openssl_sha1, sorted_strings,
+    text, thumbprint as sha1,
 };
-use pfxkit_catalog::jobs::{format_time, now_ms, parse_time};
+use pfxkit_catalog::jobs::{format_time, parse_time};
 use serde_json::Value;
 
-const STORE_PASSWORD: &str = "store-pass";
 const ENTRY_PASSWORD: &str = "entry-pass";
 const ALIAS: &str = "app";
 const RENEWER: &str = "renewer";
-const DAY_MS: i64 = 86_400_000;
 
 struct Fleet {
     cli: Cli,
@@ -44,73 +43,14 @@ struct Fleet {
     short: Value,
 }
 
-fn id(info: &Value) -> String {
-    info["KeyfactorId"].to_string()
-}
-
-fn sha1(info: &Value) -> String {
-    info["Thumbprint"].as_str().unwrap().to_string()
-}
-
-/// ISO 8601 UTC of now + `days`.
-fn in_days(days: i64) -> String {
-    format_time(now_ms() + days * DAY_MS)
-}
-
 impl Fleet {
     fn new() -> Fleet {
-        let cli = Cli::new();
-        cli.ok(&[
-            "ca",
-            "init",
-            "--subject",
-            "CN=Renewal Test Root",
-            "--intermediate",
-            "CN=Renewal Test Issuing CA",
-        ]);
-        cli.ok(&["containers", "add", "A"]);
-        cli.ok(&["containers", "add", "B"]);
-        for sub in ["a", "b"] {
-            std::fs::create_dir(cli.dir().join(sub)).unwrap();
-        }
-        let dir = cli.dir().to_path_buf();
-        let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
-        let store_pw = format!("pass:{STORE_PASSWORD}");
-        let add = |extra: &[&str]| -> String {
-            let mut args = vec!["stores", "add"];
-            args.extend_from_slice(extra);
-            cli.ok(&args)["Id"].as_str().unwrap().to_string()
-        };
-        let pem_a = add(&[
-            "--type",
-            "pem",
-            "--path",
-            &path("a/web.crt"),
-            "--key-path",
-            &path("a/web.key"),
-            "--container",
-            "A",
-        ]);
-        let p12_a = add(&[
-            "--type",
-            "pkcs12",
-            "--path",
-            &path("a/web.p12"),
-            "--container",
-            "A",
-            "--store-password",
-            &store_pw,
-        ]);
-        let jks_b = add(&[
-            "--type",
-            "jks",
-            "--path",
-            &path("b/app.jks"),
-            "--container",
-            "B",
-            "--store-password",
-            &store_pw,
-        ]);
+        let (cli, stores) = Cli::with_fleet("Renewal");
+        let Stores {
+            pem_a,
+            p12_a,
+            jks_b,
+        } = stores;
         let short = cli.enroll(
             "CN=short.example.com,O=pfxkit",
             &[
@@ -806,15 +746,7 @@ fn concurrent_checks_renew_each_certificate_once() {
     );
     assert_eq!(f.history().len(), 4);
     // One job per (store, alias) of each renewed certificate: 3 + 3 × 2.
-    let waiting = f
-        .cli
-        .ok(&["jobs", "list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|j| j["Status"] == "Waiting")
-        .count();
-    assert_eq!(waiting, 9);
+    assert_eq!(f.cli.jobs_in("Waiting").len(), 9);
     f.run_jobs_at(Some(&at));
     assert!(f.renew_due(&at).is_empty());
 }

@@ -12,6 +12,10 @@
 //! measured first, so kills land across the whole run (parsing, KDF, writing, renaming) and not
 //! only before the write starts. `PFXKIT_CRASH_ITERATIONS` sets the total number of kills across
 //! the four store types (default 200).
+//!
+//! The same holds for `pfxkit store passwd --alias --new-key-password` (keytool's
+//! `-keypasswd`) on a JKS store: killed at any instant, the key opens under exactly one of the
+//! two key passwords and the store's other entries are untouched.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -22,7 +26,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Kind, XorShift, ec, leftovers, read_identity, rsa};
+use common::{Kind, STORE_PASSWORD, XorShift, ec, leftovers, read_identity, rsa};
 use pfxkit::store::AddOptions;
 
 const FIXTURES: [&str; 2] = ["openssl-default.p12", "openssl-ec256.p12"];
@@ -154,4 +158,99 @@ fn pkcs12_store_survives_sigkill_at_any_instant() {
 #[test]
 fn jks_store_survives_sigkill_at_any_instant() {
     crash_loop(Kind::Jks);
+}
+
+/// `pfxkit store passwd` moving the key of `web` in the JKS store of `dir` from `old` to `new`.
+fn key_passwd_command(dir: &Path, old: &str, new: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pfxkit"));
+    cmd.args(["store", "passwd"])
+        .args(Kind::Jks.cli_args(dir))
+        .args(["--alias", "web"])
+        .arg("--key-password")
+        .arg(format!("pass:{old}"))
+        .arg("--new-key-password")
+        .arg(format!("pass:{new}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+#[test]
+fn jks_key_password_change_survives_sigkill_at_any_instant() {
+    let passwords = ["key-pass-one", "key-pass-two"];
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (rsa, ec) = (rsa(), ec());
+    let store = Kind::Jks.open(dir);
+    let create = AddOptions::new(false, true);
+    store
+        .add(
+            Some("web"),
+            &rsa,
+            Some(&pfxkit::Password::new(passwords[0])),
+            create,
+        )
+        .unwrap();
+    // Another key entry under the store password, and a trusted certificate.
+    store.add(Some("other"), &ec, None, create).unwrap();
+    store
+        .add_trusted("root", rsa.chain().last().unwrap(), create)
+        .unwrap();
+
+    let started = Instant::now();
+    assert!(
+        key_passwd_command(dir, passwords[0], passwords[1])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run_ms = started.elapsed().as_millis() as u64;
+    let window_ms = (run_ms + run_ms / 5).clamp(5, 1000);
+    let mut current = 1;
+
+    let mut rng = XorShift::from_time();
+    let (mut kills, mut changed) = (0, 0);
+    for i in 0..iterations_per_store() {
+        let next = 1 - current;
+        let mut child = key_passwd_command(dir, passwords[current], passwords[next])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.below(window_ms * 1000)));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        kills += 1;
+
+        let left = leftovers(dir);
+        let what = format!("kill {i} (leftovers before recovery: {left:?})");
+        let entries = Kind::Jks.open(dir).inventory().unwrap();
+        let mut aliases: Vec<&str> = entries.iter().map(|e| e.alias.as_str()).collect();
+        aliases.sort_unstable();
+        assert_eq!(aliases, ["other", "root", "web"], "{what}");
+        assert!(leftovers(dir).is_empty(), "{what}: {:?}", leftovers(dir));
+        let opens: Vec<bool> = passwords
+            .iter()
+            .map(|p| read_identity(Kind::Jks, dir, "web", Some(p)).is_ok())
+            .collect();
+        assert!(
+            opens[0] != opens[1],
+            "{what}: the key opens under {opens:?}"
+        );
+        let now = usize::from(opens[1]);
+        if status.success() {
+            assert_eq!(now, next, "{what}: a finished change was lost");
+        }
+        if now != current {
+            changed += 1;
+        }
+        current = now;
+        let web = read_identity(Kind::Jks, dir, "web", Some(passwords[current])).unwrap();
+        assert_eq!(web.chain(), rsa.chain(), "{what}");
+        let other = read_identity(Kind::Jks, dir, "other", Some(STORE_PASSWORD)).unwrap();
+        assert_eq!(
+            other.chain(),
+            ec.chain(),
+            "{what}: the other key entry changed"
+        );
+    }
+    eprintln!("jks key password: one run {run_ms} ms, {kills} kills, {changed} changes landed");
 }

@@ -26,16 +26,12 @@ use pfxkit::store::pem::PemStore;
 use pfxkit::store::pkcs12::Pkcs12Store;
 use pfxkit::store::{AddOptions, StoreAdapter};
 use pfxkit::{Error, Limits, Password};
-use store_common::{ENTRY_PASSWORD, STORE_PASSWORD, ec, rsa, snapshot};
+use store_common::{ENTRY_PASSWORD, STORE_PASSWORD, create, ec, rsa, snapshot};
 
 /// The DER of a PEM fixture under the repository's `tests/data` (`pki/certs/…`).
 fn pem_der(relative: &str) -> Vec<u8> {
     let path = format!("{}/../../tests/data/{relative}", env!("CARGO_MANIFEST_DIR"));
     pem::parse(fs::read(path).unwrap()).unwrap().into_contents()
-}
-
-fn create() -> AddOptions {
-    AddOptions::new(false, true)
 }
 
 fn store_password() -> Password {
@@ -196,4 +192,111 @@ fn refuses_pem_alias_with_armor() {
         }
         assert!(snapshot(dir.path()).is_empty());
     }
+}
+
+// =============================================================================================
+// Issue 15, item 10: keytool's -keypasswd through the store
+
+/// Threat: re-protecting one key rewrites the others under a password their owners never
+/// chose (or loses them). Only the named entry changes; every other entry keeps its protected
+/// bytes, its place and its creation time, and a JCEKS file stays JCEKS.
+#[test]
+fn jks_key_password_change_rewrites_only_the_named_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.jks");
+    let store = JksStore::new(&path, store_password());
+    let (web_pw, other_pw) = (Password::new("web-key"), Password::new(ENTRY_PASSWORD));
+    store
+        .add(Some("web"), &rsa(), Some(&web_pw), create())
+        .unwrap();
+    store
+        .add(Some("other"), &ec(), Some(&other_pw), create())
+        .unwrap();
+    store
+        .add_trusted("root", &intermediate(), create())
+        .unwrap();
+    let read = || {
+        jks::read(
+            &fs::read(&path).unwrap(),
+            &store_password(),
+            &Limits::default(),
+        )
+        .unwrap()
+    };
+    let before = read();
+
+    let wrong = store.change_key_password("web", &Password::new("guess"), &Password::new("x"));
+    assert!(
+        matches!(wrong, Err(Error::WrongPassword { .. })),
+        "{wrong:?}"
+    );
+    let trusted = store.change_key_password("root", &web_pw, &Password::new("x"));
+    assert!(matches!(trusted, Err(Error::Invalid(_))), "{trusted:?}");
+    let missing = store.change_key_password("nobody", &web_pw, &Password::new("x"));
+    assert!(
+        matches!(missing, Err(Error::AliasNotFound { .. })),
+        "{missing:?}"
+    );
+    assert_eq!(read().entries().len(), 3);
+
+    let new_pw = Password::new("new-web-key");
+    store.change_key_password("WEB", &web_pw, &new_pw).unwrap();
+    let after = read();
+    let names = |k: &jks::Keystore| -> Vec<String> {
+        k.entries().iter().map(|e| e.alias().to_string()).collect()
+    };
+    assert_eq!(
+        names(&after),
+        names(&before),
+        "same entries in the same order"
+    );
+    let key = |k: &jks::Keystore, alias: &str| match k.get(alias) {
+        Some(jks::Entry::PrivateKey(key)) => key.clone(),
+        other => panic!("{alias}: {other:?}"),
+    };
+    assert_eq!(
+        key(&after, "other").encrypted_key_der(),
+        key(&before, "other").encrypted_key_der()
+    );
+    assert_eq!(
+        key(&after, "other").created_millis(),
+        key(&before, "other").created_millis()
+    );
+    let limits = Limits::default();
+    assert!(key(&after, "web").identity(&web_pw, &limits).is_err());
+    assert_eq!(
+        key(&after, "web")
+            .identity(&new_pw, &limits)
+            .unwrap()
+            .chain(),
+        rsa().chain()
+    );
+    assert_eq!(
+        key(&after, "other")
+            .identity(&other_pw, &limits)
+            .unwrap()
+            .chain(),
+        ec().chain()
+    );
+
+    // A keytool-made JCEKS store stays JCEKS.
+    let jceks = dir.path().join("key.jceks");
+    fs::copy(
+        format!(
+            "{}/../../tests/data/jks/key.jceks",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &jceks,
+    )
+    .unwrap();
+    let mut perms = fs::metadata(&jceks).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    fs::set_permissions(&jceks, perms).unwrap();
+    JksStore::new(&jceks, store_password())
+        .change_key_password("jceks-key", &Password::new("key-pass-2"), &new_pw)
+        .unwrap();
+    let reread = jks::read(&fs::read(&jceks).unwrap(), &store_password(), &limits).unwrap();
+    assert_eq!(reread.kind(), KeystoreKind::Jceks);
+    assert!(key(&reread, "jceks-key").decrypt(&new_pw, &limits).is_ok());
 }

@@ -16,23 +16,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Kind, ec, ed25519, leftovers, read_identity, rsa, snapshot};
+use common::{
+    Kind, create, ec, ed25519, leftovers, overwrite, plain, read_identity, rsa, snapshot,
+};
 use pfxkit::store::fs::{FaultPoint, WriteOptions};
 use pfxkit::store::pem::PemStore;
-use pfxkit::store::{self, AddOptions, StoreAdapter};
+use pfxkit::store::{self, StoreAdapter};
 use pfxkit::{Error, Identity, Password};
-
-fn create() -> AddOptions {
-    AddOptions::new(false, true)
-}
-
-fn overwrite() -> AddOptions {
-    AddOptions::new(true, false)
-}
-
-fn plain() -> AddOptions {
-    AddOptions::new(false, false)
-}
 
 fn faulty(fault: FaultPoint) -> WriteOptions {
     let mut write = WriteOptions::default();

@@ -16,25 +16,13 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    ENTRY_PASSWORD, Kind, STORE_PASSWORD, ec, ed25519, have, java_get_key, keytool_list,
-    openssl_cert_sha256, openssl_key_matches_cert, openssl_pkcs12, python_pkcs12, rsa, snapshot,
-    try_run,
+    ENTRY_PASSWORD, Kind, STORE_PASSWORD, create, ec, ed25519, have, java_get_key, keytool_list,
+    openssl_cert_sha256, openssl_key_matches_cert, openssl_pkcs12, overwrite, plain, python_pkcs12,
+    rsa, snapshot, try_run,
 };
 use pfxkit::store::pem::PemStore;
-use pfxkit::store::{AddOptions, EntryPasswordPolicy, PrivateKeyPolicy, StoreAdapter};
+use pfxkit::store::{EntryPasswordPolicy, PrivateKeyPolicy, StoreAdapter};
 use pfxkit::{Error, Identity, Password};
-
-fn create() -> AddOptions {
-    AddOptions::new(false, true)
-}
-
-fn overwrite() -> AddOptions {
-    AddOptions::new(true, false)
-}
-
-fn plain() -> AddOptions {
-    AddOptions::new(false, false)
-}
 
 fn sha256s(identity: &Identity) -> Vec<String> {
     identity.chain().iter().map(|c| c.sha256_hex()).collect()

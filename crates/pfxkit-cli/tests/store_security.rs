@@ -23,7 +23,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{ENTRY_PASSWORD, Kind, ec, leftovers, rsa, snapshot};
+use common::{ENTRY_PASSWORD, Kind, create, ec, leftovers, rsa, snapshot};
 use pfxkit::store::fs::{StoreLock, WriteOptions};
 use pfxkit::store::pem::PemStore;
 use pfxkit::store::{self, AddOptions, StoreAdapter, StoreSpec, StoreType};
@@ -44,10 +44,6 @@ fn can_chown(test: &str) -> bool {
 
 fn give_to_stranger(path: &Path) {
     std::os::unix::fs::lchown(path, Some(STRANGER), Some(STRANGER)).unwrap();
-}
-
-fn create() -> AddOptions {
-    AddOptions::new(false, true)
 }
 
 /// A PKCS#12 store in `dir` holding `web` → RSA.

@@ -10,6 +10,19 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Store password of the PKCS#12 and JKS stores of [`Cli::with_fleet`].
+pub const STORE_PASSWORD: &str = "store-pass";
+
+/// The stores of [`Cli::with_fleet`], by id.
+pub struct Fleet {
+    /// PEM, certificate `a/web.crt` and key `a/web.key`, in container A.
+    pub pem_a: String,
+    /// PKCS#12 `a/web.p12` in container A.
+    pub p12_a: String,
+    /// JKS `b/app.jks` in container B.
+    pub jks_b: String,
+}
+
 /// A catalog in a temporary directory, driven through the `pfxkit` binary.
 pub struct Cli {
     /// Holds the catalog and every file a test makes; removed on drop.
@@ -31,6 +44,72 @@ impl Cli {
         let cli = Cli::new();
         cli.ok(&["ca", "init", "--subject", "CN=pfxkit Test Root,O=pfxkit"]);
         cli
+    }
+
+    /// A catalog with root `CN={name} Test Root` and issuing CA `CN={name} Test Issuing CA`,
+    /// containers `A` and `B`, and the three stores the replace and renewal tests deploy to
+    /// (directories `a/` and `b/`; PKCS#12 and JKS under [`STORE_PASSWORD`]).
+    pub fn with_fleet(name: &str) -> (Cli, Fleet) {
+        let cli = Cli::new();
+        cli.ok(&[
+            "ca",
+            "init",
+            "--subject",
+            &format!("CN={name} Test Root"),
+            "--intermediate",
+            &format!("CN={name} Test Issuing CA"),
+        ]);
+        cli.ok(&["containers", "add", "A"]);
+        cli.ok(&["containers", "add", "B"]);
+        for sub in ["a", "b"] {
+            std::fs::create_dir(cli.dir().join(sub)).unwrap();
+        }
+        let store_pw = format!("pass:{STORE_PASSWORD}");
+        let fleet = Fleet {
+            pem_a: cli.add_store(&[
+                "--type",
+                "pem",
+                "--path",
+                &cli.path_text("a/web.crt"),
+                "--key-path",
+                &cli.path_text("a/web.key"),
+                "--container",
+                "A",
+            ]),
+            p12_a: cli.add_store(&[
+                "--type",
+                "pkcs12",
+                "--path",
+                &cli.path_text("a/web.p12"),
+                "--container",
+                "A",
+                "--store-password",
+                &store_pw,
+            ]),
+            jks_b: cli.add_store(&[
+                "--type",
+                "jks",
+                "--path",
+                &cli.path_text("b/app.jks"),
+                "--container",
+                "B",
+                "--store-password",
+                &store_pw,
+            ]),
+        };
+        (cli, fleet)
+    }
+
+    /// `stores add ARGS`; returns the new store's id.
+    pub fn add_store(&self, args: &[&str]) -> String {
+        let mut all = vec!["stores", "add"];
+        all.extend_from_slice(args);
+        self.ok(&all)["Id"].as_str().unwrap().to_string()
+    }
+
+    /// `relative` inside the temporary directory, as text for an argument.
+    pub fn path_text(&self, relative: &str) -> String {
+        self.dir().join(relative).to_str().unwrap().to_string()
     }
 
     /// The temporary directory.
@@ -96,6 +175,17 @@ impl Cli {
         self.ok(&args)["CertificateInformation"].clone()
     }
 
+    /// The jobs of `jobs list` whose `Status` is `status`.
+    pub fn jobs_in(&self, status: &str) -> Vec<Value> {
+        self.ok(&["jobs", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["Status"] == status)
+            .cloned()
+            .collect()
+    }
+
     /// The id of the catalog certificate with this SHA-1 thumbprint, looked up with
     /// `certificates show` (the CLI has no search by thumbprint).
     pub fn id_of_thumbprint(&self, sha1: &str) -> i64 {
@@ -124,6 +214,111 @@ pub fn text(output: &Output) -> String {
 /// Asserts an exit code, showing the output when it differs.
 pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+/// `pfxkit ARGS` outside any catalog (`PFXKIT_CATALOG` and `PFXKIT_PRINCIPAL` removed), whatever
+/// the exit code.
+pub fn pfxkit<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pfxkit"))
+        .args(args)
+        .env_remove("PFXKIT_CATALOG")
+        .env_remove("PFXKIT_PRINCIPAL")
+        .output()
+        .unwrap()
+}
+
+/// A file under the repository's `tests/data`.
+pub fn data(relative: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data")).join(relative)
+}
+
+/// A path as an argument (the test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Standard output parsed as one JSON document.
+pub fn json_out(output: &Output) -> Value {
+    let parsed = serde_json::from_slice(&output.stdout);
+    assert!(
+        parsed.is_ok(),
+        "stdout is not one JSON document: {}",
+        text(output)
+    );
+    parsed.unwrap()
+}
+
+/// Standard error parsed as one JSON object (an error under `--json`).
+pub fn json_err(output: &Output) -> Value {
+    let parsed = serde_json::from_slice(&output.stderr);
+    assert!(
+        parsed.is_ok(),
+        "stderr is not one JSON object: {}",
+        text(output)
+    );
+    parsed.unwrap()
+}
+
+/// Password source of the PKCS#12 files [`build_p12`] writes.
+pub const P12_PASSWORD: &str = "pass:pfxkit-pass";
+
+/// `build` of the RSA leaf of `tests/data/pki` with its chain into `out`, alias `web`, under
+/// [`P12_PASSWORD`].
+pub fn build_p12(out: &Path) {
+    let output = pfxkit(&[
+        "build",
+        "--key",
+        s(&data("pki/keys/leaf-rsa.pem")),
+        "--cert",
+        s(&data("pki/certs/leaf-rsa.pem")),
+        "--chain",
+        s(&data("pki/certs/chain.pem")),
+        "--out",
+        s(out),
+        "--password",
+        P12_PASSWORD,
+        "--name",
+        "web",
+    ]);
+    assert_exit(&output, 0);
+}
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// ISO 8601 UTC of now + `days`.
+pub fn in_days(days: i64) -> String {
+    pfxkit_catalog::jobs::format_time(pfxkit_catalog::jobs::now_ms() + days * DAY_MS)
+}
+
+/// The catalog id (`KeyfactorId`) of an enrollment's `CertificateInformation`, as an argument.
+pub fn certificate_id(info: &Value) -> String {
+    info["KeyfactorId"].to_string()
+}
+
+/// The SHA-1 thumbprint of an enrollment's `CertificateInformation`.
+pub fn thumbprint(info: &Value) -> String {
+    info["Thumbprint"].as_str().unwrap().to_string()
+}
+
+/// Asserts a failure: exit `code` and `says` in the message on stderr.
+pub fn assert_fails_saying(output: &Output, code: i32, says: &str) {
+    assert_exit(output, code);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(says),
+        "expected {says:?} on stderr: {}",
+        text(output)
+    );
 }
 
 /// Runs a tool, asserts it succeeded, returns its stdout as text.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pfxkit::store::{self, StoreAdapter, StoreSpec, StoreType, fs::WriteOptions};
+use pfxkit::store::{self, AddOptions, StoreAdapter, StoreSpec, StoreType, fs::WriteOptions};
 use pfxkit::{Identity, Limits, Password};
 use sha2::{Digest, Sha256};
 
@@ -129,6 +129,21 @@ impl Kind {
         }
         args
     }
+}
+
+/// Add options: create the store if missing, never overwrite an alias.
+pub fn create() -> AddOptions {
+    AddOptions::new(false, true)
+}
+
+/// Add options: overwrite the alias in an existing store.
+pub fn overwrite() -> AddOptions {
+    AddOptions::new(true, false)
+}
+
+/// Add options: neither create nor overwrite.
+pub fn plain() -> AddOptions {
+    AddOptions::new(false, false)
 }
 
 pub fn fixture(name: &str) -> PathBuf {
