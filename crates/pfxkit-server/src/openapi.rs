@@ -57,12 +57,13 @@ fn operation(method: &str, path: &str, summary: &str, body: bool) -> Value {
     }
     if path == "/Certificates/Download" {
         params.push(json!({"name": "x-certificateformat", "in": "header",
-            "schema": {"type": "string", "enum": ["PEM", "DER"]}}));
+            "schema": {"type": "string", "enum": ["PEM", "DER", "P7B"]}}));
     }
     let ok_schema = if paged(path)
         || path == "/Status/Endpoints"
         || path.ends_with("/Inventory")
         || path == "/CertificateStoreTypes"
+        || path.starts_with("/CertificateStores/Certificates/")
     {
         json!({"type": "array", "items": {}})
     } else {
