@@ -45,7 +45,9 @@ def main():
             pfxkit, catalog, "stores", "add", "--type", "pkcs12",
             "--path", os.path.join(work, "fuzz.p12"), "--store-password", "pass:fuzz-store",
         )
-        server, base = start_serve(pfxkit, catalog, work)
+        # No runner: generated requests may register stores at any path and schedule jobs on
+        # them; none may run and write a file outside this temporary directory.
+        server, base = start_serve(pfxkit, catalog, work, "--no-runner")
         try:
             cmd = [
                 schemathesis, "run", f"{base}/openapi.json",

@@ -575,12 +575,12 @@ def setup_catalog(pfxkit, work):
     return catalog, ca_file
 
 
-def start_serve(pfxkit, catalog, work):
+def start_serve(pfxkit, catalog, work, *extra):
     """`pfxkit serve --tls-from-ca` on a free port; returns (process, API base URL)."""
     env = dict(os.environ, PFXKIT_CATALOG=catalog)
     env.pop("PFXKIT_PRINCIPAL", None)
     server = subprocess.Popen(
-        [pfxkit, "serve", "--listen", "127.0.0.1:0", "--tls-from-ca"],
+        [pfxkit, "serve", "--listen", "127.0.0.1:0", "--tls-from-ca", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=open(os.path.join(work, "serve.log"), "w"),
