@@ -45,6 +45,9 @@ pub struct StoreOutcome {
     pub actions: BTreeMap<String, String>,
     /// Whether this was a dry run: nothing was created.
     pub dry_run: bool,
+    /// The jobs behind each successful store: the ones created, or the one already waiting
+    /// that stands in for a repeated request (empty in a dry run).
+    pub job_ids: BTreeMap<String, Vec<JobId>>,
     /// What the caller should know although nothing failed (a Replace whose new certificate
     /// has another subject).
     pub warnings: Vec<String>,
@@ -590,6 +593,92 @@ impl Service {
         self.schedule(record.id, targets, overwrite, options)
     }
 
+    /// Remove: a management job per `(store, alias)` removing that entry, as Keyfactor's
+    /// `POST /CertificateStores/Certificates/Remove`. The job names the certificate the entry
+    /// holds now (read from the store), so the history says what was removed.
+    ///
+    /// # Errors
+    /// Request errors ([`Error::Invalid`]): an unknown store, a bad JobTime. A store the
+    /// principal may not schedule on, an alias the store does not have or a store that cannot
+    /// be read goes to `FailedStores` with its reason.
+    pub fn remove(
+        &self,
+        targets: &[(String, String)],
+        options: &JobOptions<'_>,
+    ) -> Result<StoreOutcome> {
+        let scheduled = Self::due(options.job_time)?;
+        let mut outcome = StoreOutcome {
+            dry_run: options.dry_run,
+            ..StoreOutcome::default()
+        };
+        let mut jobs = Vec::new();
+        for (store_id, alias) in targets {
+            let store = self.require_store(store_id)?;
+            match self.authorize(options.principal, Action::Schedule(&store)) {
+                Ok(()) => {}
+                Err(Error::Forbidden(reason)) => {
+                    outcome.fail(&store.id, reason);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let entries = match self.adapter(&store).and_then(|a| Ok(a.inventory()?)) {
+                Ok(e) => e,
+                Err(e @ (Error::Database(_) | Error::Unavailable(_))) => return Err(e),
+                Err(e) => {
+                    outcome.fail(&store.id, format!("the store cannot be read: {e}"));
+                    continue;
+                }
+            };
+            let Some(leaf) = entries
+                .iter()
+                .find(|e| e.alias == *alias)
+                .and_then(|e| e.leaf().cloned())
+            else {
+                outcome.fail(&store.id, format!("the store has no entry '{alias}'"));
+                continue;
+            };
+            let Some(known) = self.catalog().certificate_by_thumbprint(&leaf.sha1_hex())? else {
+                outcome.fail(
+                    &store.id,
+                    format!(
+                        "the certificate under '{alias}' is not in the catalog (run an inventory)"
+                    ),
+                );
+                continue;
+            };
+            outcome
+                .actions
+                .insert(store.id.clone(), format!("job queued to remove '{alias}'"));
+            if !outcome.successful.contains(&store.id) {
+                outcome.successful.push(store.id.clone());
+            }
+            if !options.dry_run {
+                jobs.push(NewJob {
+                    store_id: store.id.clone(),
+                    operation: JobOperation::Remove,
+                    certificate_id: known.id,
+                    alias: Some(alias.clone()),
+                    overwrite: false,
+                    sealed_entry_password: None,
+                    scheduled_ms: scheduled,
+                    principal: options.principal.map(str::to_string),
+                });
+            }
+        }
+        if !jobs.is_empty() {
+            let ids = self.catalog().add_jobs(&jobs)?;
+            for (job, id) in jobs.iter().zip(ids) {
+                outcome
+                    .job_ids
+                    .entry(job.store_id.clone())
+                    .or_default()
+                    .push(id);
+            }
+        }
+        Ok(outcome)
+    }
+
     /// Spec step 3 for every target (a store and the alias to write there): a job where the
     /// checks hold, a `FailedStores` entry with its reason where they do not; all jobs are
     /// created at once.
@@ -614,7 +703,7 @@ impl Service {
             .catalog()
             .waiting_jobs_of_certificate(certificate)?
             .into_iter()
-            .filter(|j| j.job.scheduled_ms <= scheduled)
+            .filter(|j| j.job.operation == JobOperation::Add && j.job.scheduled_ms <= scheduled)
             .map(|j| ((j.job.store_id, j.job.alias), j.id))
             .collect();
         // Which stores `successful` lists already: a store holding the certificate under
@@ -630,6 +719,11 @@ impl Service {
                         None => format!("put certificate {certificate} under its derived alias"),
                     };
                     let action = if let Some(id) = waiting.get(&(store.id.clone(), alias.clone())) {
+                        outcome
+                            .job_ids
+                            .entry(store.id.clone())
+                            .or_default()
+                            .push(*id);
                         format!("job {id} already waiting to {what}; no new job")
                     } else if options.dry_run {
                         format!("would queue a job to {what} at {}", format_time(scheduled))
@@ -660,7 +754,14 @@ impl Service {
             }
         }
         if !jobs.is_empty() {
-            self.catalog().add_jobs(&jobs)?;
+            let ids = self.catalog().add_jobs(&jobs)?;
+            for (job, id) in jobs.iter().zip(ids) {
+                outcome
+                    .job_ids
+                    .entry(job.store_id.clone())
+                    .or_default()
+                    .push(id);
+            }
         }
         Ok(outcome)
     }
@@ -964,6 +1065,10 @@ impl Service {
     /// escape; anything else is the job's Failure.
     fn run_job(&self, mut job: JobRecord) -> Result<JobRecord> {
         let outcome = self.execute(&job);
+        let done = match job.job.operation {
+            JobOperation::Remove => "removed",
+            _ => "added as",
+        };
         let (result, message) = match outcome {
             Ok(alias) => {
                 let inv = self
@@ -971,18 +1076,18 @@ impl Service {
                     .and_then(|s| self.inventory_store(&s));
                 match inv {
                     Ok(r) if r.result == JobResult::Success => {
-                        (JobResult::Success, format!("added as '{alias}'"))
+                        (JobResult::Success, format!("{done} '{alias}'"))
                     }
                     Ok(r) => (
                         JobResult::Warning,
                         format!(
-                            "added as '{alias}'; inventory failed: {}",
+                            "{done} '{alias}'; inventory failed: {}",
                             r.message.unwrap_or_default()
                         ),
                     ),
                     Err(e) => (
                         JobResult::Warning,
-                        format!("added as '{alias}'; inventory failed: {e}"),
+                        format!("{done} '{alias}'; inventory failed: {e}"),
                     ),
                 }
             }
@@ -1000,8 +1105,22 @@ impl Service {
     }
 
     fn execute(&self, job: &JobRecord) -> Result<String> {
-        let JobOperation::Add = job.job.operation;
         let store = self.require_store(&job.job.store_id)?;
+        if job.job.operation == JobOperation::Remove {
+            let alias = job
+                .job
+                .alias
+                .as_deref()
+                .ok_or_else(|| Error::Invalid("a Remove job without an alias".into()))?;
+            let adapter = self.adapter(&store)?;
+            // Re-running a job after an interruption finds the entry gone: the same end
+            // state, so a success.
+            let present = adapter.inventory()?.iter().any(|e| e.alias == alias);
+            if present {
+                adapter.remove(alias)?;
+            }
+            return Ok(alias.to_string());
+        }
         let record = self.certificate(&CertificateRef::Id(job.job.certificate_id))?;
         let identity = self.staged_identity(&record)?;
         let entry_password = match &job.job.sealed_entry_password {

@@ -311,7 +311,10 @@ names!(JobResult { Success = "Success", Warning = "Warning", Failure = "Failure"
 pub enum JobOperation {
     /// Put a certificate (key and chain) under an alias.
     Add,
+    /// Remove the entry under an alias (`POST /CertificateStores/Certificates/Remove`).
+    Remove,
 }
+names!(JobOperation { Add = "Add", Remove = "Remove" });
 
 /// A management job to create.
 #[derive(Clone, Debug)]
@@ -354,6 +357,20 @@ pub struct JobRecord {
     /// When that runner claimed it, milliseconds since the Unix epoch (real clock); the lease
     /// ends [`jobs::JOB_LEASE_MS`] later.
     pub claimed_ms: Option<i64>,
+    /// When a runner last took it, milliseconds since the Unix epoch, kept after it ends
+    /// (JobHistory's `OperationStart`); `None` for a job that never started.
+    pub started_ms: Option<i64>,
+    /// When it last ended (Completed or CompletedWillRetry, a cancellation included),
+    /// milliseconds since the Unix epoch (JobHistory's `OperationEnd`); `None` while it has
+    /// not.
+    pub finished_ms: Option<i64>,
+}
+
+/// The time to record as a job's end when it moves to `status`: now for a status that ends a
+/// run, none otherwise (a job put back to Waiting or InProcess has not ended).
+pub(crate) fn ended_ms(status: JobStatus) -> Option<i64> {
+    matches!(status, JobStatus::Completed | JobStatus::CompletedWillRetry)
+        .then(pfxkit::cert::now_millis)
 }
 
 /// A renewal policy: renew the located certificates of its scope `renew_before_secs` before

@@ -199,6 +199,15 @@ CREATE TABLE tokens (
     expires_ms  BIGINT
 );
 ",
+    // 5 and 6 are reserved for migrations of branches developed at the same time (the CLI's
+    // and the agents'); they take these places when merged. Until then they change nothing.
+    "-- 5: reserved",
+    "-- 6: reserved",
+    // 7: when a job last started and when it ended (JobHistory's OperationStart and
+    // OperationEnd). `claimed_ms` already records the start; it is now kept after the lease.
+    r"
+ALTER TABLE jobs ADD COLUMN finished_ms BIGINT;
+",
 ];
 
 /// The advisory lock key that serialises migrations (`pfxkit` in ASCII).
@@ -801,9 +810,11 @@ type RawJob = (
     i64,
     Option<String>,
     Option<i64>,
+    Option<i64>,
+    String,
 );
 
-const JOB_COLUMNS: &str = "id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms";
+const JOB_COLUMNS: &str = "id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms, finished_ms";
 
 fn raw_job(row: &::postgres::Row) -> Result<RawJob, ::postgres::Error> {
     Ok((
@@ -824,11 +835,15 @@ fn raw_job(row: &::postgres::Row) -> Result<RawJob, ::postgres::Error> {
         row.try_get(12)?,
         row.try_get(13)?,
         row.try_get(14)?,
+        row.try_get(15)?,
+        row.try_get(2)?,
     ))
 }
 
 fn to_job(raw: RawJob) -> Result<(JobRecord, i64)> {
-    let (id, job, status, result, message, lease, claimed_by, claimed_ms) = raw;
+    let (id, mut job, status, result, message, lease, claimed_by, claimed_ms, finished_ms, op) =
+        raw;
+    job.operation = op.parse()?;
     let status: JobStatus = status.parse()?;
     let leased = status == JobStatus::InProcess;
     Ok((
@@ -840,6 +855,8 @@ fn to_job(raw: RawJob) -> Result<(JobRecord, i64)> {
             message,
             claimed_by: claimed_by.filter(|_| leased),
             claimed_ms: claimed_ms.filter(|_| leased),
+            started_ms: claimed_ms,
+            finished_ms,
         },
         lease,
     ))
@@ -1198,7 +1215,7 @@ impl Catalog for PostgresCatalog {
                 &mut tx,
                 "INSERT INTO jobs (store_id, operation, certificate_id, alias, overwrite, sealed_entry_password,
                                    scheduled_ms, principal, status)
-                 VALUES ($1, 'Add', $2, $3, $4, $5, $6, $7, 'Waiting') RETURNING id",
+                 VALUES ($1, $8, $2, $3, $4, $5, $6, $7, 'Waiting') RETURNING id",
             )?;
             let mut ids = Vec::with_capacity(jobs.len());
             for j in jobs {
@@ -1212,6 +1229,7 @@ impl Catalog for PostgresCatalog {
                         &j.sealed_entry_password,
                         &j.scheduled_ms,
                         &j.principal,
+                        &j.operation.name(),
                     ],
                 )?;
                 ids.push(row.try_get(0)?);
@@ -1222,7 +1240,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn jobs(&self) -> Result<Vec<JobRecord>> {
-        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms FROM jobs ORDER BY id";
+        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms, finished_ms FROM jobs ORDER BY id";
         debug_assert!(SQL.contains(JOB_COLUMNS));
         let raws = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
@@ -1309,13 +1327,13 @@ impl Catalog for PostgresCatalog {
                 SELECT id FROM walked WHERE reachable ORDER BY scheduled_ms, id LIMIT $3
             )
             UPDATE jobs SET status = 'InProcess', claimed_ms = clock.real_ms, claimed_by = $4,
-                            lease = jobs.lease + 1
+                            lease = jobs.lease + 1, finished_ms = NULL
             FROM picked, clock
             WHERE jobs.id = picked.id AND jobs.status IN ('Waiting', 'InProcess')
             RETURNING jobs.id, jobs.store_id, jobs.operation, jobs.certificate_id, jobs.alias,
                       jobs.overwrite, jobs.sealed_entry_password, jobs.scheduled_ms,
                       jobs.principal, jobs.status, jobs.result, jobs.message, jobs.lease,
-                      jobs.claimed_by, jobs.claimed_ms";
+                      jobs.claimed_by, jobs.claimed_ms, jobs.finished_ms";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let host_now = now_millis();
         let due_offset = now_ms.saturating_sub(host_now);
@@ -1385,7 +1403,8 @@ impl Catalog for PostgresCatalog {
             let st = prepare(
                 &mut c.statements,
                 &mut c.client,
-                "UPDATE jobs SET status = 'Completed', result = 'Failure', message = $1
+                "UPDATE jobs SET status = 'Completed', result = 'Failure', message = $1,
+                                 finished_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
                  WHERE id = $2 AND status = 'Waiting'",
             )?;
             c.client.execute(&st, &[&message, &id]).map(|n| n == 1)
@@ -1398,7 +1417,7 @@ impl Catalog for PostgresCatalog {
                 &mut c.statements,
                 &mut c.client,
                 "UPDATE jobs SET status = 'Waiting', result = NULL, message = NULL,
-                                 claimed_by = NULL, claimed_ms = NULL,
+                                 claimed_by = NULL, claimed_ms = NULL, finished_ms = NULL,
                                  scheduled_ms = $1
                  WHERE id = $2 AND status = 'Completed' AND result = 'Failure'",
             )?;
@@ -1407,7 +1426,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
-        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms FROM jobs WHERE id = $1";
+        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms, finished_ms FROM jobs WHERE id = $1";
         debug_assert!(SQL.contains(JOB_COLUMNS));
         let raw = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
@@ -1455,9 +1474,19 @@ impl Catalog for PostgresCatalog {
             let st = prepare(
                 &mut c.statements,
                 &mut tx,
-                "UPDATE jobs SET status = $1, result = $2, message = $3 WHERE id = $4",
+                // The database's clock, as for `claimed_ms` (the start), so both ends of a
+                // run are read on one clock.
+                "UPDATE jobs SET status = $1, result = $2, message = $3,
+                                 finished_ms = CASE WHEN $5::boolean
+                                     THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+                                 END
+                 WHERE id = $4",
             )?;
-            tx.execute(&st, &[&status.name(), &result.name(), &message, &id])?;
+            let ends = ended_ms(status).is_some();
+            tx.execute(
+                &st,
+                &[&status.name(), &result.name(), &message, &id, &ends],
+            )?;
             tx.commit()?;
             Ok(None)
         })?;

@@ -152,6 +152,15 @@ CREATE TABLE tokens (
     expires_ms  INTEGER
 );
 ",
+    // 5 and 6 are reserved for migrations of branches developed at the same time (the CLI's
+    // and the agents'); they take these places when merged. Until then they change nothing.
+    "-- 5: reserved",
+    "-- 6: reserved",
+    // 7: when a job last started and when it ended (JobHistory's OperationStart and
+    // OperationEnd). `claimed_ms` already records the start; it is now kept after the lease.
+    r"
+ALTER TABLE jobs ADD COLUMN finished_ms INTEGER;
+",
 ];
 
 /// The SQLite catalog.
@@ -383,6 +392,7 @@ type RawJob = (
     Option<String>,
     Option<String>,
     Option<i64>,
+    Option<i64>,
 );
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
@@ -390,7 +400,13 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
         row.get(0)?,
         NewJob {
             store_id: row.get(1)?,
-            operation: JobOperation::Add,
+            operation: row.get::<_, String>(2)?.parse().map_err(|e: Error| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
             certificate_id: row.get(3)?,
             alias: row.get(4)?,
             overwrite: row.get(5)?,
@@ -403,13 +419,14 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
         row.get(11)?,
         row.get(12)?,
         row.get(13)?,
+        row.get(14)?,
     ))
 }
 
-const SELECT_JOB: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, claimed_by, claimed_ms FROM jobs";
+const SELECT_JOB: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, claimed_by, claimed_ms, finished_ms FROM jobs";
 
 fn to_job(raw: RawJob) -> Result<JobRecord> {
-    let (id, job, status, result, message, claimed_by, claimed_ms) = raw;
+    let (id, job, status, result, message, claimed_by, claimed_ms, finished_ms) = raw;
     let status: JobStatus = status.parse()?;
     let leased = status == JobStatus::InProcess;
     Ok(JobRecord {
@@ -420,6 +437,8 @@ fn to_job(raw: RawJob) -> Result<JobRecord> {
         message,
         claimed_by: claimed_by.filter(|_| leased),
         claimed_ms: claimed_ms.filter(|_| leased),
+        started_ms: claimed_ms,
+        finished_ms,
     })
 }
 
@@ -713,7 +732,7 @@ impl Catalog for SqliteCatalog {
                 tx.execute(
                     "INSERT INTO jobs (store_id, operation, certificate_id, alias, overwrite, sealed_entry_password,
                                        scheduled_ms, principal, status)
-                     VALUES (?1, 'Add', ?2, ?3, ?4, ?5, ?6, ?7, 'Waiting')",
+                     VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7, 'Waiting')",
                     params![
                         j.store_id,
                         j.certificate_id,
@@ -721,7 +740,8 @@ impl Catalog for SqliteCatalog {
                         j.overwrite,
                         j.sealed_entry_password,
                         j.scheduled_ms,
-                        j.principal
+                        j.principal,
+                        j.operation.name()
                     ],
                 )?;
                 ids.push(tx.last_insert_rowid());
@@ -788,7 +808,8 @@ impl Catalog for SqliteCatalog {
             let mut raws = Vec::with_capacity(picked.len());
             {
                 let mut claim = tx.prepare(
-                    "UPDATE jobs SET status = 'InProcess', claimed_ms = ?1, claimed_by = ?2 WHERE id = ?3",
+                    "UPDATE jobs SET status = 'InProcess', claimed_ms = ?1, claimed_by = ?2, finished_ms = NULL
+                     WHERE id = ?3",
                 )?;
                 let mut read = tx.prepare(&format!("{SELECT_JOB} WHERE id = ?1"))?;
                 for id in &picked {
@@ -821,9 +842,10 @@ impl Catalog for SqliteCatalog {
     fn cancel_job(&self, id: JobId, message: &str) -> Result<bool> {
         self.with(|c| {
             c.execute(
-                "UPDATE jobs SET status = 'Completed', result = 'Failure', message = ?1
+                "UPDATE jobs SET status = 'Completed', result = 'Failure', message = ?1,
+                     finished_ms = ?3
                  WHERE id = ?2 AND status = 'Waiting'",
-                params![message, id],
+                params![message, id, now_millis()],
             )
             .map(|n| n == 1)
         })
@@ -833,7 +855,7 @@ impl Catalog for SqliteCatalog {
         self.with(|c| {
             c.execute(
                 "UPDATE jobs SET status = 'Waiting', result = NULL, message = NULL,
-                     claimed_ms = NULL, claimed_by = NULL, scheduled_ms = ?1
+                     claimed_ms = NULL, claimed_by = NULL, finished_ms = NULL, scheduled_ms = ?1
                  WHERE id = ?2 AND status = 'Completed' AND result = 'Failure'",
                 params![scheduled_ms, id],
             )
@@ -928,8 +950,9 @@ impl Catalog for SqliteCatalog {
     ) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "UPDATE jobs SET status = ?1, result = ?2, message = ?3 WHERE id = ?4",
-                params![status.name(), result.name(), message, id],
+                "UPDATE jobs SET status = ?1, result = ?2, message = ?3, finished_ms = ?5
+                 WHERE id = ?4",
+                params![status.name(), result.name(), message, id, ended_ms(status)],
             )
             .map(|_| ())
         })

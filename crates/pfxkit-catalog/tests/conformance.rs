@@ -22,7 +22,7 @@ use pfxkit_catalog::service::{CatalogLocation, CertificateRef, EnrollRequest, Se
 use pfxkit_catalog::{Catalog, Error, JobRecord, JobResult, JobStatus, Permission, RequestKind};
 
 /// The PostgreSQL schema version this build migrates to.
-const SCHEMA_VERSION: usize = 4;
+const SCHEMA_VERSION: usize = 7;
 
 /// Writes a key file as `catalog init` would: 0600, or the catalog refuses it.
 fn write_key(path: &Path, bytes: &[u8]) {
@@ -75,6 +75,7 @@ conformance!(
     only_a_waiting_job_is_cancelled,
     only_a_failed_job_is_retried,
     a_runner_releases_only_the_leases_it_holds,
+    a_job_records_when_its_run_started_and_ended,
     renewal_policies_successors_expiring_and_history,
     users_tokens_containers_and_certificates_are_listed,
     a_store_is_removed_with_its_locations_and_jobs_but_not_while_a_job_runs,
@@ -569,6 +570,54 @@ fn jobs_are_read_by_id_with_their_lease_holder(service: &Service, dir: &Path) {
         (None, None),
         "no lease once finished"
     );
+}
+
+/// JobHistory's OperationStart and OperationEnd: the start is kept after the lease ends, the
+/// end is recorded by every completion (a cancellation included), and a retry clears both.
+fn a_job_records_when_its_run_started_and_ended(service: &Service, dir: &Path) {
+    let all = four_jobs(service, dir, "CN=times.example");
+    let c = service.catalog();
+    let waiting = c.job(all[0]).unwrap().unwrap();
+    assert_eq!((waiting.started_ms, waiting.finished_ms), (None, None));
+    let before = now_ms();
+    let claimed = c
+        .claim_due_jobs(before, before - JOB_LEASE_MS, 2, "r1")
+        .unwrap();
+    assert_eq!(ids(&claimed), vec![all[0], all[1]]);
+    let running = c.job(all[0]).unwrap().unwrap();
+    let started = running.started_ms.expect("a running job has started");
+    // PostgreSQL stamps with its own clock: same host here, so close to ours.
+    assert!((started - before).abs() < 60_000, "{started} vs {before}");
+    assert_eq!(running.finished_ms, None, "still running");
+    c.finish_job(all[0], JobStatus::Completed, JobResult::Success, "ok")
+        .unwrap();
+    c.finish_job(all[1], JobStatus::Completed, JobResult::Failure, "no")
+        .unwrap();
+    let done = c.job(all[0]).unwrap().unwrap();
+    assert_eq!(
+        done.started_ms,
+        Some(started),
+        "the start outlives the lease"
+    );
+    let ended = done.finished_ms.expect("a completed job has ended");
+    assert!(ended >= started, "{ended} < {started}");
+    assert_eq!(done.claimed_ms, None, "no lease once finished");
+    // The listing reads the same columns as the single read.
+    let listed = c.jobs().unwrap();
+    let same = listed.iter().find(|j| j.id == all[0]).unwrap();
+    assert_eq!(
+        (same.started_ms, same.finished_ms),
+        (Some(started), Some(ended))
+    );
+    // A cancelled job ended without starting.
+    assert!(c.cancel_job(all[3], "cancelled").unwrap());
+    let cancelled = c.job(all[3]).unwrap().unwrap();
+    assert_eq!(cancelled.started_ms, None);
+    assert!(cancelled.finished_ms.is_some());
+    // A retried job waits again, with neither time.
+    assert!(c.retry_job(all[1], now_ms()).unwrap());
+    let retried = c.job(all[1]).unwrap().unwrap();
+    assert_eq!((retried.started_ms, retried.finished_ms), (None, None));
 }
 
 fn only_a_waiting_job_is_cancelled(service: &Service, dir: &Path) {

@@ -60,6 +60,8 @@ endpoints! {
     "POST" "/CertificateStores" true "Register a store";
     "GET" "/CertificateStores/{id}" false "A store";
     "GET" "/CertificateStores/{id}/Inventory" false "Inventory a store now and list its entries";
+    "POST" "/CertificateStores/Certificates/Add" true "Schedule jobs adding a certificate to stores";
+    "POST" "/CertificateStores/Certificates/Remove" true "Schedule jobs removing entries from stores";
     "GET" "/CertificateStoreTypes" false "The store types";
     "GET" "/CertificateStoreContainers" false "Store containers";
     "POST" "/CertificateStoreContainers" true "Create a store container";
@@ -246,6 +248,8 @@ async fn route(
         ("POST", "/CertificateStores") => add_store(req).await,
         ("GET", "/CertificateStores/{id}") => store(req).await,
         ("GET", "/CertificateStores/{id}/Inventory") => inventory(req).await,
+        ("POST", "/CertificateStores/Certificates/Add") => add_to_stores(req).await,
+        ("POST", "/CertificateStores/Certificates/Remove") => remove_from_stores(req).await,
         ("GET", "/CertificateStoreTypes") => store_types(req),
         ("GET", "/CertificateStoreContainers") => containers(req).await,
         ("POST", "/CertificateStoreContainers") => add_container(req).await,
@@ -568,10 +572,15 @@ async fn deploy(req: Req) -> Result<Response<Body>, ApiError> {
         .blocking(move |svc| {
             // Deploy asks the service, which checks ownership or `recover` (UseKey).
             let id = resolve_new(svc, which)?;
+            let default_alias = default_alias(svc, id)?;
             // Stores sharing an alias and overwrite flag are one Deploy each.
             let mut groups: BTreeMap<(Option<String>, bool), Vec<String>> = BTreeMap::new();
             for (store, alias, overwrite) in targets {
-                groups.entry((alias, overwrite)).or_default().push(store);
+                let alias = alias.unwrap_or_else(|| default_alias.clone());
+                groups
+                    .entry((Some(alias), overwrite))
+                    .or_default()
+                    .push(store);
             }
             let options = JobOptions::new(password.as_ref(), time.as_deref(), Some(&principal));
             let mut all = StoreOutcome::default();
@@ -585,6 +594,17 @@ async fn deploy(req: Req) -> Result<Response<Body>, ApiError> {
         })
         .await?;
     ok(&outcome_json(&outcome))
+}
+
+/// The alias of a certificate deployed without one (Deploy's `StoreIds`, Add without `Alias`):
+/// its thumbprint, as Keyfactor's remote-file store types name such an entry. PKCS#12 and JKS
+/// entries need an alias, and a job without one would fail when it runs.
+fn default_alias(svc: &Service, id: i64) -> Result<String, ApiError> {
+    let record = svc
+        .catalog()
+        .certificate(id)?
+        .ok_or_else(|| ApiError::bad_request(format!("unknown certificate id {id}")))?;
+    Ok(upper(&record.certificate.sha1_hex()))
 }
 
 fn resolve_new(svc: &Service, which: NewCertificate) -> Result<i64, ApiError> {
@@ -706,6 +726,17 @@ fn certificate_json(
         "HasPrivateKey": record.has_staged_key,
         "CertState": 1,
     });
+    if let Some(obj) = v.as_object_mut() {
+        let key = key_info(cert);
+        obj.insert("KeyType".into(), Value::from(key.kind));
+        obj.insert("KeyTypeString".into(), Value::from(key.name));
+        if let Some(bits) = key.bits {
+            obj.insert("KeySizeInBits".into(), Value::from(bits));
+        }
+        if let Some(curve) = key.curve {
+            obj.insert("Curve".into(), Value::from(curve));
+        }
+    }
     if let (Some(locations), Some(obj)) = (locations, v.as_object_mut()) {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for (store, _) in locations {
@@ -733,6 +764,73 @@ fn certificate_json(
         );
     }
     v
+}
+
+/// A certificate's key as Keyfactor describes it.
+struct KeyInfo {
+    /// Keyfactor's v1 `KeyType` enumeration: 0 Unknown, 1 RSA, 2 DSA, 3 ECC, 4 DH. The v1
+    /// client rejects any other number, so a key outside it (Ed25519) is 0 with its name in
+    /// `KeyTypeString`.
+    kind: i64,
+    name: &'static str,
+    bits: Option<u32>,
+    /// The curve's OID, as Keyfactor's `Curve` field gives it.
+    curve: Option<&'static str>,
+}
+
+fn key_info(cert: &Certificate) -> KeyInfo {
+    use pfxkit::secret::oids;
+    let unknown = KeyInfo {
+        kind: 0,
+        name: "Unknown",
+        bits: None,
+        curve: None,
+    };
+    cert.with_public_key(|spki| {
+        let oid = spki.algorithm.oid;
+        let params = spki.algorithm.parameters.map(|p| p.value());
+        Ok(if oid == oids::RSA || oid == oids::RSA_PSS {
+            KeyInfo {
+                kind: 1,
+                name: "RSA",
+                bits: pfxkit::secret::rsa_modulus_bits(spki.subject_public_key.raw_bytes()),
+                curve: None,
+            }
+        } else if oid == oids::DSA {
+            KeyInfo {
+                kind: 2,
+                name: "DSA",
+                ..unknown
+            }
+        } else if oid == oids::EC {
+            let (bits, curve) = match params {
+                Some(p) if p == oids::P256.as_bytes() => (Some(256), Some("1.2.840.10045.3.1.7")),
+                Some(p) if p == oids::P384.as_bytes() => (Some(384), Some("1.3.132.0.34")),
+                Some(p) if p == oids::P521.as_bytes() => (Some(521), Some("1.3.132.0.35")),
+                _ => (None, None),
+            };
+            KeyInfo {
+                kind: 3,
+                name: "ECC",
+                bits,
+                curve,
+            }
+        } else if oid == oids::ED25519 {
+            KeyInfo {
+                name: "Ed25519",
+                bits: Some(256),
+                ..unknown
+            }
+        } else {
+            unknown
+        })
+    })
+    .unwrap_or(KeyInfo {
+        kind: 0,
+        name: "Unknown",
+        bits: None,
+        curve: None,
+    })
 }
 
 fn location_json(store: &StoreRecord, alias: &str, machine: &str) -> Value {
@@ -887,18 +985,34 @@ async fn locations(req: Req) -> Result<Response<Body>, ApiError> {
                 .certificate(id)?
                 .ok_or_else(|| ApiError::not_found(format!("unknown certificate id {id}")))?;
             let locations = readable_locations(svc, &principal, id)?;
-            let mut details: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+            // Keyfactor's CertificateLocationsResponse: `Details` is a list of groups, one per
+            // store type (the v1 client iterates it as a list).
+            let mut groups: BTreeMap<i64, (StoreType, Vec<Value>)> = BTreeMap::new();
             for (s, alias) in &locations {
-                details
-                    .entry(store_type_short(s.store_type))
-                    .or_default()
-                    .push(location_json(s, alias, &machine));
+                groups
+                    .entry(store_type_id(s.store_type))
+                    .or_insert_with(|| (s.store_type, Vec::new()))
+                    .1
+                    .push(json!({
+                        "StoreId": s.id,
+                        "StoreTypeId": store_type_id(s.store_type),
+                        "ClientMachine": machine,
+                        "StorePath": s.path.display().to_string(),
+                        "Alias": alias,
+                    }));
             }
-            let types: Vec<Value> = details
-                .iter()
-                .map(|(t, l)| json!({"Name": t, "Count": l.len()}))
+            let details: Vec<Value> = groups
+                .into_iter()
+                .map(|(_, (t, l))| {
+                    json!({
+                        "StoreType": store_type_short(t),
+                        "StoreTypeId": store_type_id(t),
+                        "StoreCount": l.len(),
+                        "Locations": l,
+                    })
+                })
                 .collect();
-            Ok(json!({"Details": details, "StoreTypes": types}))
+            Ok(json!({"Details": details}))
         })
         .await?;
     ok(&v)
@@ -909,9 +1023,9 @@ async fn download(req: Req) -> Result<Response<Body>, ApiError> {
         .header("x-certificateformat")
         .unwrap_or("PEM")
         .to_ascii_uppercase();
-    if format != "PEM" && format != "DER" {
+    if !["PEM", "DER", "P7B"].contains(&format.as_str()) {
         return Err(ApiError::bad_request(
-            "x-certificateformat must be PEM or DER here",
+            "x-certificateformat must be PEM, DER or P7B here",
         ));
     }
     let f = &req.fields;
@@ -943,6 +1057,8 @@ async fn download(req: Req) -> Result<Response<Body>, ApiError> {
             }
             Ok(if format == "DER" {
                 record.certificate.der().to_vec()
+            } else if format == "P7B" {
+                p7b(&certs)
             } else {
                 certs
                     .iter()
@@ -953,6 +1069,27 @@ async fn download(req: Req) -> Result<Response<Body>, ApiError> {
         })
         .await?;
     ok(&json!({"Content": Base64::encode_string(&content)}))
+}
+
+/// A degenerate PKCS#7 / CMS SignedData holding only `certs` (RFC 5652 §5; what `openssl
+/// crl2pkcs7 -nocrl` writes and Keyfactor's P7B download is): version 1, no digest algorithms,
+/// empty `data` content, the certificates, no signers. DER.
+fn p7b(certs: &[Certificate]) -> Vec<u8> {
+    use pfxkit::asn1::enc;
+    // 1.2.840.113549.1.7.2 (signedData) and 1.2.840.113549.1.7.1 (data), DER content octets.
+    const SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+    const DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+    const OID: u8 = 0x06;
+    let ders: Vec<&[u8]> = certs.iter().map(Certificate::der).collect();
+    let signed_data = enc::seq(&[
+        &enc::uint(1),
+        &enc::set(&[]),
+        &enc::seq(&[&enc::tlv(OID, DATA)]),
+        // certificates [0] IMPLICIT SET OF Certificate: constructed context tag 0.
+        &enc::explicit0(&ders.concat()),
+        &enc::set(&[]),
+    ]);
+    enc::seq(&[&enc::tlv(OID, SIGNED_DATA), &enc::explicit0(&signed_data)])
 }
 
 // ---- Stores ----
@@ -1097,6 +1234,163 @@ async fn add_store(req: Req) -> Result<Response<Body>, ApiError> {
     ok(&v)
 }
 
+/// Keyfactor's `Schedule` of a store job: absent or `{"Immediate": true}` is now,
+/// `{"ExactlyOnce": {"Time": T}}` is T. Recurring schedules make no sense for a one-off
+/// certificate job and are refused.
+fn schedule_time(f: &Fields) -> Result<Option<String>, ApiError> {
+    let Some(schedule) = f.object("Schedule")? else {
+        return Ok(None);
+    };
+    if let Some(once) = schedule.object("ExactlyOnce")? {
+        let t = once.required_str("Time")?.to_string();
+        pfxkit_catalog::jobs::parse_time(&t)?;
+        return Ok(Some(t));
+    }
+    for (key, value) in &schedule.0 {
+        let off = value.is_null() || *value == Value::Bool(false);
+        if !key.eq_ignore_ascii_case("Immediate") && !off {
+            return Err(ApiError::bad_request(format!(
+                "Schedule.{key} is not supported: use Immediate or ExactlyOnce"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// `POST /CertificateStores/Certificates/Add`: Deploy under Keyfactor's other name, answering
+/// the job ids. The same checks as Deploy: `schedule` on every store (checked for all before
+/// any job exists, so a refused request leaves nothing behind) and ownership of the
+/// certificate or `recover`.
+async fn add_to_stores(req: Req) -> Result<Response<Body>, ApiError> {
+    let f = &req.fields;
+    let certificate = f
+        .int("CertificateId")?
+        .ok_or_else(|| ApiError::bad_request("property 'CertificateId' is required"))?;
+    let time = schedule_time(f)?;
+    // (store, alias, overwrite, entry password)
+    let mut targets = Vec::new();
+    for s in f.objects("CertificateStores")? {
+        let password = match s.get("EntryPassword") {
+            Some(Value::String(p)) => Some(p.clone()),
+            Some(Value::Object(_)) => s
+                .object("EntryPassword")?
+                .and_then(|p| p.str("SecretValue").ok().flatten().map(str::to_string)),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "EntryPassword must be a string or {\"SecretValue\": …}",
+                ));
+            }
+            None => None,
+        };
+        targets.push((
+            s.required_str("CertificateStoreId")?.to_string(),
+            s.str("Alias")?
+                .filter(|a| !a.is_empty())
+                .map(str::to_string),
+            s.bool("Overwrite")?.unwrap_or(false),
+            password.filter(|p| !p.is_empty()),
+        ));
+    }
+    if targets.is_empty() {
+        return Err(ApiError::bad_request("CertificateStores is required"));
+    }
+    let principal = req.principal.clone();
+    let ids = req
+        .blocking(move |svc| {
+            svc.catalog().certificate(certificate)?.ok_or_else(|| {
+                ApiError::bad_request(format!("unknown certificate id {certificate}"))
+            })?;
+            authorize(svc, &principal, Action::UseKey(certificate))?;
+            for (store, ..) in &targets {
+                let record = svc
+                    .catalog()
+                    .store(store)?
+                    .ok_or_else(|| ApiError::bad_request(format!("unknown store {store}")))?;
+                authorize(svc, &principal, Action::Schedule(&record))?;
+            }
+            let default_alias = default_alias(svc, certificate)?;
+            let mut ids = Vec::new();
+            let mut failures = Vec::new();
+            for (store, alias, overwrite, password) in targets {
+                let alias = Some(alias.unwrap_or_else(|| default_alias.clone()));
+                let password = password.map(Password::new);
+                let options = JobOptions::new(password.as_ref(), time.as_deref(), Some(&principal));
+                let o = svc.deploy(
+                    certificate,
+                    std::slice::from_ref(&store),
+                    alias.as_deref(),
+                    overwrite,
+                    &options,
+                )?;
+                ids.extend(o.job_ids.into_values().flatten());
+                failures.extend(
+                    o.failures
+                        .into_iter()
+                        .map(|(s, r)| format!("store {s}: {r}")),
+                );
+            }
+            if !failures.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "{}; jobs created for the other stores: {ids:?}",
+                    failures.join("; ")
+                )));
+            }
+            Ok(ids)
+        })
+        .await?;
+    ok(&json!(ids))
+}
+
+/// `POST /CertificateStores/Certificates/Remove`: a job per `{CertificateStoreId, Alias}`
+/// removing that entry; answers the job ids. `schedule` on every store is checked before any
+/// job exists, so a refused request leaves nothing behind.
+async fn remove_from_stores(req: Req) -> Result<Response<Body>, ApiError> {
+    let f = &req.fields;
+    let time = schedule_time(f)?;
+    let mut targets = Vec::new();
+    for s in f.objects("CertificateStores")? {
+        let alias = s.required_str("Alias")?;
+        if alias.is_empty() {
+            return Err(ApiError::bad_request("Alias must not be empty"));
+        }
+        targets.push((
+            s.required_str("CertificateStoreId")?.to_string(),
+            alias.to_string(),
+        ));
+    }
+    if targets.is_empty() {
+        return Err(ApiError::bad_request("CertificateStores is required"));
+    }
+    let principal = req.principal.clone();
+    let ids = req
+        .blocking(move |svc| {
+            for (store, _) in &targets {
+                let record = svc
+                    .catalog()
+                    .store(store)?
+                    .ok_or_else(|| ApiError::bad_request(format!("unknown store {store}")))?;
+                authorize(svc, &principal, Action::Schedule(&record))?;
+            }
+            let options = JobOptions::new(None, time.as_deref(), Some(&principal));
+            let o = svc.remove(&targets, &options)?;
+            let ids: Vec<i64> = o.job_ids.into_values().flatten().collect();
+            if !o.failures.is_empty() {
+                let failures: Vec<String> = o
+                    .failures
+                    .iter()
+                    .map(|(s, r)| format!("store {s}: {r}"))
+                    .collect();
+                return Err(ApiError::bad_request(format!(
+                    "{}; jobs created for the other stores: {ids:?}",
+                    failures.join("; ")
+                )));
+            }
+            Ok(ids)
+        })
+        .await?;
+    ok(&json!(ids))
+}
+
 async fn inventory(req: Req) -> Result<Response<Body>, ApiError> {
     let id = req.param(0).to_string();
     let principal = req.principal.clone();
@@ -1224,7 +1518,7 @@ fn job_json(job: &JobRecord, store: Option<&StoreRecord>, machine: &str) -> Valu
         "JobHistoryId": job.id,
         "JobId": job.id,
         "JobType": "Management",
-        "Operation": "Add",
+        "Operation": job.job.operation.name(),
         "Status": status,
         "Result": result,
         "Message": job.message.clone().unwrap_or_default(),
@@ -1240,6 +1534,14 @@ fn job_json(job: &JobRecord, store: Option<&StoreRecord>, machine: &str) -> Valu
             "ScheduledTime".into(),
             Value::from(format_time(job.job.scheduled_ms)),
         );
+        // Absent rather than null until the job has started / ended: the clients parse a
+        // present date field as a date.
+        if let Some(t) = job.started_ms {
+            obj.insert("OperationStart".into(), Value::from(format_time(t)));
+        }
+        if let Some(t) = job.finished_ms {
+            obj.insert("OperationEnd".into(), Value::from(format_time(t)));
+        }
     }
     v
 }

@@ -79,7 +79,8 @@ impl From<Error> for ApiError {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            // A catalog database that is down or restarting: the caller retries later.
+            // A database that answered with an error, or one that cannot be reached now (the
+            // PostgreSQL backend's `Unavailable`): the caller may retry later.
             Error::Database(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Codec(pfxkit::Error::Io { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             // Wrong password, malformed input, limits, unsupported algorithms, alias conflicts:
@@ -101,31 +102,37 @@ impl From<Error> for ApiError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
-    fn an_unavailable_catalog_is_a_503_that_does_not_echo_the_connection_detail() {
+    fn an_unreachable_catalog_is_a_503_that_does_not_echo_the_connection_detail() {
+        // Threat: a connection error can carry the server's address or a connection string;
+        // the caller learns only that the catalog is unavailable.
         let e = ApiError::from(Error::Unavailable(
-            "PostgreSQL: connection refused to host=db password=hunter2".into(),
+            "connection refused: postgres://pfxkit:secret@db:5432/pfxkit".into(),
         ));
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(!e.message.contains("hunter2"), "{}", e.message);
-        assert_eq!(e.body()["ErrorCode"], "0xA00001F7");
+        assert_eq!(e.code(), "0xA00001F7");
+        assert!(!e.message.contains("secret"), "{}", e.message);
+        assert!(!e.message.contains("db:5432"), "{}", e.message);
+        let e = ApiError::from(Error::Database("disk I/O error".into()));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]
-    fn caller_mistakes_are_4xx_and_internal_failures_hide_their_detail() {
+    fn bad_input_is_a_4xx_and_never_a_500() {
         assert_eq!(
-            ApiError::from(Error::Invalid("bad".into())).status,
+            ApiError::from(Error::Invalid("x".into())).status,
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            ApiError::from(Error::NotFound("none".into())).status,
+            ApiError::from(Error::NotFound("x".into())).status,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            ApiError::from(Error::Forbidden("no".into())).status,
+            ApiError::from(Error::Forbidden("x".into())).status,
             StatusCode::FORBIDDEN
         );
     }

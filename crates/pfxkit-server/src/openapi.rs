@@ -57,17 +57,9 @@ fn operation(method: &str, path: &str, summary: &str, body: bool) -> Value {
     }
     if path == "/Certificates/Download" {
         params.push(json!({"name": "x-certificateformat", "in": "header",
-            "schema": {"type": "string", "enum": ["PEM", "DER"]}}));
+            "schema": {"type": "string", "enum": ["PEM", "DER", "P7B"]}}));
     }
-    let ok_schema = if paged(path)
-        || path == "/Status/Endpoints"
-        || path.ends_with("/Inventory")
-        || path == "/CertificateStoreTypes"
-    {
-        json!({"type": "array", "items": {}})
-    } else {
-        json!({"type": "object"})
-    };
+    let ok_schema = response_schema(method, path);
     let mut ok = json!({
         "description": "Success",
         "content": {"application/json": {"schema": ok_schema}}
@@ -106,10 +98,276 @@ fn operation(method: &str, path: &str, summary: &str, body: bool) -> Value {
     if body && let Some(o) = op.as_object_mut() {
         o.insert(
             "requestBody".into(),
-            json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}}),
+            json!({"required": true, "content": {"application/json": {"schema": request_schema(path)}}}),
         );
     }
     op
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn array_of(name: &str) -> Value {
+    json!({"type": "array", "items": reference(name)})
+}
+
+/// What a 200 answers, per endpoint: the shapes `api.rs` builds (property names exact, as the
+/// v1 client parses them).
+fn response_schema(method: &str, path: &str) -> Value {
+    match (method, path) {
+        ("POST", "/Enrollment/PFX") => reference("EnrollmentResponse"),
+        ("POST", "/Enrollment/PFX/Deploy" | "/Enrollment/PFX/Replace") => reference("StoreOutcome"),
+        ("POST", "/Enrollment/Renew") => reference("RenewalResponse"),
+        ("GET", "/Certificates") => array_of("Certificate"),
+        ("GET", "/Certificates/{id}") => reference("Certificate"),
+        ("GET", "/Certificates/Locations/{id}") => reference("LocationsResponse"),
+        ("POST", "/Certificates/Download") => json!({
+            "type": "object", "required": ["Content"],
+            "properties": {"Content": {"type": "string", "format": "byte"}},
+        }),
+        ("GET", "/CertificateStores") => array_of("Store"),
+        ("POST" | "GET", "/CertificateStores" | "/CertificateStores/{id}") => reference("Store"),
+        ("GET", "/CertificateStores/{id}/Inventory") => array_of("InventoryEntry"),
+        (
+            "POST",
+            "/CertificateStores/Certificates/Add" | "/CertificateStores/Certificates/Remove",
+        ) => {
+            json!({"type": "array", "items": {"type": "integer", "format": "int64"}})
+        }
+        ("GET", "/CertificateStoreTypes") => array_of("StoreType"),
+        ("GET", "/CertificateStoreContainers") => array_of("Container"),
+        ("POST", "/CertificateStoreContainers") => reference("Container"),
+        ("GET", "/OrchestratorJobs/JobHistory" | "/OrchestratorJobs/ScheduledJobs") => {
+            array_of("Job")
+        }
+        ("GET", "/Status/Endpoints") => json!({"type": "array", "items": {"type": "string"}}),
+        _ => json!({"type": "object"}),
+    }
+}
+
+/// What a request body may hold, per endpoint. Property names are matched case-insensitively
+/// and unknown ones ignored (so `additionalProperties` stays open); the types are enforced
+/// (a wrong type is a 400 naming the property).
+fn request_schema(path: &str) -> Value {
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer", "format": "int64"});
+    let boolean = json!({"type": "boolean"});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let schedule = json!({"type": "object", "properties": {
+        "Immediate": boolean,
+        "ExactlyOnce": {"type": "object", "required": ["Time"], "properties": {"Time": string}},
+    }});
+    match path {
+        "/Enrollment/PFX" => json!({"type": "object", "required": ["Subject"], "properties": {
+            "Subject": string, "Password": string, "IncludeChain": boolean,
+            "CustomFriendlyName": string, "Timestamp": string, "CertificateAuthority": string,
+            "Template": string, "KeyType": string, "KeyLength": int, "Curve": string,
+            "SANs": {"type": "object", "properties": {
+                "dns": strings, "ip4": strings, "ip6": strings, "email": strings,
+            }},
+        }}),
+        "/Enrollment/PFX/Deploy" => json!({"type": "object", "properties": {
+            "CertificateId": int, "RequestId": int, "Password": string, "JobTime": string,
+            "StoreIds": strings,
+            "Stores": {"type": "array", "items": {"type": "object", "required": ["StoreId"],
+                "properties": {"StoreId": string, "Alias": string, "Overwrite": boolean}}},
+        }}),
+        "/Enrollment/PFX/Replace" => {
+            json!({"type": "object", "required": ["ExistingCertificateId"],
+            "properties": {
+                "ExistingCertificateId": int, "CertificateId": int, "RequestId": int,
+                "Password": string, "JobTime": string,
+            }})
+        }
+        "/Enrollment/Renew" => json!({"type": "object", "properties": {
+            "CertificateId": int, "Thumbprint": string,
+        }}),
+        "/Certificates/Download" => json!({"type": "object", "properties": {
+            "CertID": int, "Thumbprint": string, "IncludeChain": boolean, "ChainOrder": string,
+        }}),
+        "/CertificateStores" => {
+            json!({"type": "object", "required": ["StorePath", "CertStoreType"],
+            "properties": {
+                "ClientMachine": string, "StorePath": string, "CertStoreType": int,
+                "ContainerId": int, "Properties": string,
+                "Password": {"type": "object", "properties": {"SecretValue": string}},
+            }})
+        }
+        "/CertificateStores/Certificates/Add" => json!({"type": "object",
+        "required": ["CertificateId", "CertificateStores"],
+        "properties": {
+            "CertificateId": int, "Schedule": schedule,
+            "CertificateStores": {"type": "array", "items": {"type": "object",
+                "required": ["CertificateStoreId"], "properties": {
+                    "CertificateStoreId": string, "Alias": string, "Overwrite": boolean,
+                    "EntryPassword": {"type": "object", "properties": {"SecretValue": string}},
+                }}},
+        }}),
+        "/CertificateStores/Certificates/Remove" => json!({"type": "object",
+        "required": ["CertificateStores"],
+        "properties": {
+            "Schedule": schedule,
+            "CertificateStores": {"type": "array", "items": {"type": "object",
+                "required": ["CertificateStoreId", "Alias"], "properties": {
+                    "CertificateStoreId": string, "Alias": string,
+                }}},
+        }}),
+        "/CertificateStoreContainers" => json!({"type": "object", "required": ["Name"],
+            "properties": {"Name": string}}),
+        _ => json!({"type": "object"}),
+    }
+}
+
+/// The shapes of the answers. Required properties are those every answer carries; a property
+/// that may be `null` says so; dates are ISO 8601 strings, present or absent, never `null`.
+fn schemas() -> Value {
+    let string = json!({"type": "string"});
+    let nullable_string = json!({"type": "string", "nullable": true});
+    let int = json!({"type": "integer", "format": "int64"});
+    let nullable_int = json!({"type": "integer", "format": "int64", "nullable": true});
+    let boolean = json!({"type": "boolean"});
+    let time = json!({"type": "string", "format": "date-time"});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["ErrorCode", "Message"],
+            "properties": {"ErrorCode": string, "Message": string},
+        },
+        "EnrollmentResponse": {
+            "type": "object", "required": ["CertificateInformation", "Metadata"],
+            "properties": {
+                "CertificateInformation": {"type": "object",
+                    "required": ["SerialNumber", "IssuerDN", "Thumbprint", "KeyfactorId",
+                        "KeyfactorRequestId", "Pkcs12Blob", "Password", "RequestDisposition"],
+                    "properties": {
+                        "SerialNumber": string, "IssuerDN": string, "Thumbprint": string,
+                        "KeyfactorId": int, "KeyfactorRequestId": int,
+                        "Pkcs12Blob": {"type": "string", "format": "byte"},
+                        "Password": nullable_string, "RequestDisposition": string,
+                        "DispositionMessage": string,
+                    }},
+                "Metadata": {"type": "object"},
+            },
+        },
+        "StoreOutcome": {
+            "type": "object", "required": ["SuccessfulStores", "FailedStores", "Failures"],
+            "properties": {
+                "SuccessfulStores": strings, "FailedStores": strings,
+                "Failures": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "RenewalResponse": {
+            "type": "object",
+            "required": ["KeyfactorId", "KeyfactorRequestId", "Thumbprint", "SerialNumber",
+                "IssuerDN", "RequestDisposition"],
+            "properties": {
+                "KeyfactorId": int, "KeyfactorRequestId": int, "Thumbprint": string,
+                "SerialNumber": string, "IssuerDN": string, "RequestDisposition": string,
+                "DispositionMessage": string,
+            },
+        },
+        "Certificate": {
+            "type": "object",
+            "required": ["Id", "Thumbprint", "SerialNumber", "IssuedDN", "IssuedCN", "IssuerDN",
+                "NotBefore", "NotAfter", "HasPrivateKey", "CertState", "KeyType"],
+            "properties": {
+                "Id": int, "Thumbprint": string, "SerialNumber": string, "IssuedDN": string,
+                "IssuedCN": string, "IssuerDN": string, "NotBefore": time, "NotAfter": time,
+                "HasPrivateKey": boolean,
+                "CertState": {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 6, 7, 8]},
+                "KeyType": {"type": "integer", "enum": [0, 1, 2, 3, 4]},
+                "KeyTypeString": string, "KeySizeInBits": int, "Curve": string,
+                "LocationsCount": {"type": "array", "items": {"type": "object",
+                    "required": ["Type", "Count"], "properties": {"Type": string, "Count": int}}},
+                "Locations": {"type": "array", "items": {"type": "object",
+                    "required": ["StoreMachine", "StorePath", "StoreType", "Alias", "ChainLevel",
+                        "CertStoreId"],
+                    "properties": {
+                        "StoreMachine": string, "StorePath": string, "StoreType": int,
+                        "Alias": string, "ChainLevel": int, "CertStoreId": string,
+                    }}},
+            },
+        },
+        "LocationsResponse": {
+            "type": "object", "required": ["Details"],
+            "properties": {"Details": {"type": "array", "items": {"type": "object",
+                "required": ["StoreType", "StoreTypeId", "StoreCount", "Locations"],
+                "properties": {
+                    "StoreType": string, "StoreTypeId": int, "StoreCount": int,
+                    "Locations": {"type": "array", "items": {"type": "object",
+                        "required": ["StoreId", "StoreTypeId", "ClientMachine", "StorePath",
+                            "Alias"],
+                        "properties": {
+                            "StoreId": string, "StoreTypeId": int, "ClientMachine": string,
+                            "StorePath": string, "Alias": string,
+                        }}},
+                }}}},
+        },
+        "Store": {
+            "type": "object",
+            "required": ["Id", "ContainerId", "ClientMachine", "StorePath", "CertStoreType",
+                "Approved", "CreateIfMissing", "Properties", "PasswordStored"],
+            "properties": {
+                "Id": string, "ContainerId": nullable_int, "ContainerName": nullable_string,
+                "ClientMachine": string, "StorePath": string, "CertStoreType": int,
+                "Approved": boolean, "CreateIfMissing": boolean,
+                "Properties": {"type": "string", "description": "a JSON object, as a string"},
+                "PasswordStored": boolean,
+            },
+        },
+        "InventoryEntry": {
+            "type": "object", "required": ["Name", "HasPrivateKey", "Certificates", "Parameters"],
+            "properties": {
+                "Name": string, "HasPrivateKey": boolean, "Parameters": {"type": "object"},
+                "Certificates": {"type": "array", "items": {"type": "object",
+                    "required": ["Id", "IssuedDN", "IssuerDN", "SerialNumber", "Thumbprint",
+                        "NotBefore", "NotAfter"],
+                    "properties": {
+                        "Id": nullable_int, "IssuedDN": string, "IssuerDN": string,
+                        "SerialNumber": string, "Thumbprint": string, "NotBefore": time,
+                        "NotAfter": time,
+                    }}},
+            },
+        },
+        "StoreType": {
+            "type": "object",
+            "required": ["StoreType", "Name", "ShortName", "PrivateKeyAllowed",
+                "CustomAliasAllowed", "PasswordOptions", "SupportedOperations"],
+            "properties": {
+                "StoreType": int, "Name": string, "ShortName": string, "LocalStore": boolean,
+                "PrivateKeyAllowed": {"type": "integer", "enum": [0, 1, 2]},
+                "CustomAliasAllowed": {"type": "integer", "enum": [0, 1, 2]},
+                "PowerShell": boolean, "BlueprintAllowed": boolean, "ServerRequired": boolean,
+                "PasswordOptions": {"type": "object", "properties": {
+                    "EntrySupported": boolean, "StoreRequired": boolean,
+                    "Style": {"type": "integer", "enum": [0, 1]},
+                }},
+                "SupportedOperations": {"type": "object",
+                    "additionalProperties": {"type": "boolean"}},
+            },
+        },
+        "Container": {
+            "type": "object", "required": ["Id", "Name", "OverwriteSchedules"],
+            "properties": {"Id": int, "Name": string, "OverwriteSchedules": boolean},
+        },
+        "Job": {
+            "type": "object",
+            "required": ["JobHistoryId", "JobId", "JobType", "Operation", "Status", "Result",
+                "Message", "CertStoreId", "StorePath", "ClientMachine", "CertificateId",
+                "ScheduledTime"],
+            "properties": {
+                "JobHistoryId": int, "JobId": int, "JobType": string, "Operation": string,
+                "Status": {"type": "integer", "enum": [0, 1, 2, 3, 4, 5]},
+                "Result": {"type": "integer", "enum": [0, 2, 3, 4]},
+                "Message": string, "CertStoreId": string, "StorePath": string,
+                "ClientMachine": string, "CertificateId": int, "Alias": nullable_string,
+                "Requestor": nullable_string, "ScheduledTime": time, "OperationStart": time,
+                "OperationEnd": time,
+            },
+        },
+    })
 }
 
 /// The document.
@@ -140,16 +398,7 @@ pub(crate) fn document() -> Value {
                 "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["ErrorCode", "Message"],
-                    "properties": {
-                        "ErrorCode": {"type": "string"},
-                        "Message": {"type": "string"},
-                    },
-                },
-            },
+            "schemas": schemas(),
         },
     })
 }

@@ -298,7 +298,13 @@ async fn enroll_deploy_renew_replace_and_locations_over_tls() {
         .get(&format!("/Certificates/Locations/{new_id}"), ADMIN)
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(loc["StoreTypes"], json!([{"Name": "RFPkcs12", "Count": 1}]));
+    // Keyfactor's shape: `Details` is a list of groups, one per store type (the v1 client
+    // iterates it as a list).
+    assert_eq!(loc["Details"][0]["StoreType"], "RFPkcs12");
+    assert_eq!(loc["Details"][0]["StoreTypeId"], 102);
+    assert_eq!(loc["Details"][0]["StoreCount"], 1);
+    assert_eq!(loc["Details"][0]["Locations"][0]["StoreId"], store);
+    assert_eq!(loc["Details"][0]["Locations"][0]["Alias"], "web");
     let (s, dl) = api
         .post(
             "/Certificates/Download",
@@ -801,5 +807,250 @@ async fn registers_stores_with_a_separate_key_file_property() {
         .unwrap()
         .unwrap();
     assert!(matches!(record.password, StorePasswordRecord::Sealed(_)));
+    api.stop().await;
+}
+
+/// Enrolls `subject` as ADMIN (EC P-256) and returns its id.
+async fn enroll(api: &Api, subject: &str) -> i64 {
+    let (s, v) = api
+        .post("/Enrollment/PFX", ADMIN, json!({"Subject": subject}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["CertificateInformation"]["KeyfactorId"].as_i64().unwrap()
+}
+
+async fn job_count(api: &Api) -> usize {
+    let (_, h) = api
+        .get("/OrchestratorJobs/JobHistory?pq.returnLimit=1000", ADMIN)
+        .await;
+    let (_, w) = api
+        .get("/OrchestratorJobs/ScheduledJobs?pq.returnLimit=1000", ADMIN)
+        .await;
+    h.as_array().unwrap().len() + w.as_array().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_and_remove_answer_job_ids_and_leave_nothing_behind_when_refused() {
+    let api = start(fast_limits()).await;
+    let id = enroll(&api, "CN=addremove").await;
+    let store = add_pkcs12_store(&api, "add.p12").await;
+
+    // Threat: a principal without `schedule` on a store writing to it through Keyfactor's
+    // other endpoint. Refused before any job exists.
+    let add = json!({"CertificateId": id, "Schedule": {"Immediate": true},
+        "CertificateStores": [{"CertificateStoreId": store, "Alias": "web", "Overwrite": true}]});
+    let (s, v) = api
+        .post("/CertificateStores/Certificates/Add", READER, add.clone())
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(job_count(&api).await, 0, "a refused Add leaves no job");
+
+    let (s, ids) = api
+        .post("/CertificateStores/Certificates/Add", ADMIN, add)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ids}");
+    let job = ids[0].as_i64().expect("an array of job ids");
+    assert_eq!(ids.as_array().unwrap().len(), 1);
+    let history = wait_for(&api, "/OrchestratorJobs/JobHistory", |h| {
+        h.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["JobId"] == job && j["Status"] == 3)
+    })
+    .await;
+    let done = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["JobId"] == job)
+        .unwrap();
+    assert_eq!(done["Result"], 2, "{done}");
+    assert_eq!(done["Operation"], "Add");
+    // OperationStart / OperationEnd: ISO 8601 UTC, the end not before the start.
+    let start = done["OperationStart"].as_str().expect("OperationStart");
+    let end = done["OperationEnd"].as_str().expect("OperationEnd");
+    assert!(start.ends_with('Z') && end.ends_with('Z'), "{done}");
+    assert!(
+        pfxkit_catalog::jobs::parse_time(end).unwrap()
+            >= pfxkit_catalog::jobs::parse_time(start).unwrap()
+    );
+    let (_, cert) = api
+        .get(&format!("/Certificates/{id}?includeLocations=true"), ADMIN)
+        .await;
+    assert_eq!(cert["Locations"][0]["Alias"], "web", "{cert}");
+
+    // Remove: refused for the reader, then a job that empties the alias.
+    let remove = json!({"CertificateStores": [{"CertificateStoreId": store, "Alias": "web"}]});
+    let before = job_count(&api).await;
+    let (s, v) = api
+        .post(
+            "/CertificateStores/Certificates/Remove",
+            READER,
+            remove.clone(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(
+        job_count(&api).await,
+        before,
+        "a refused Remove leaves no job"
+    );
+    let (s, ids) = api
+        .post("/CertificateStores/Certificates/Remove", ADMIN, remove)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ids}");
+    let job = ids[0].as_i64().unwrap();
+    wait_for(
+        &api,
+        &format!("/Certificates/{id}?includeLocations=true"),
+        |c| c["Locations"] == json!([]),
+    )
+    .await;
+    let (_, history) = api.get("/OrchestratorJobs/JobHistory", ADMIN).await;
+    let removed = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["JobId"] == job)
+        .unwrap();
+    assert_eq!(removed["Operation"], "Remove");
+    assert_eq!(removed["Result"], 2, "{removed}");
+    let (_, inv) = api
+        .get(&format!("/CertificateStores/{store}/Inventory"), ADMIN)
+        .await;
+    assert_eq!(inv, json!([]), "the entry is gone from the file");
+
+    // An alias the store does not have, and a recurring schedule: 400s that say why.
+    let (s, v) = api
+        .post(
+            "/CertificateStores/Certificates/Remove",
+            ADMIN,
+            json!({"CertificateStores": [{"CertificateStoreId": store, "Alias": "nope"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["Message"].as_str().unwrap().contains("'nope'"), "{v}");
+    let (s, v) = api
+        .post(
+            "/CertificateStores/Certificates/Add",
+            ADMIN,
+            json!({"CertificateId": id, "Schedule": {"Daily": {"Time": "2030-01-01T00:00:00Z"}},
+                   "CertificateStores": [{"CertificateStoreId": store}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["Message"].as_str().unwrap().contains("Daily"), "{v}");
+
+    // ExactlyOnce in the future: scheduled, not run.
+    let (s, ids) = api
+        .post(
+            "/CertificateStores/Certificates/Add",
+            ADMIN,
+            json!({"CertificateId": id, "Schedule": {"ExactlyOnce": {"Time": "2099-01-01T00:00:00Z"}},
+                   "CertificateStores": [{"CertificateStoreId": store, "Alias": "later"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ids}");
+    let (_, scheduled) = api.get("/OrchestratorJobs/ScheduledJobs", ADMIN).await;
+    assert_eq!(scheduled[0]["JobId"], ids[0], "{scheduled}");
+    assert!(
+        scheduled[0].get("OperationStart").is_none(),
+        "a date field is absent, never null, before the job starts: {scheduled}"
+    );
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_carry_their_key_type_and_download_as_p7b() {
+    let api = start(fast_limits()).await;
+    let id = enroll(&api, "CN=p7b.example").await;
+    let (s, cert) = api.get(&format!("/Certificates/{id}"), ADMIN).await;
+    assert_eq!(s, StatusCode::OK, "{cert}");
+    // Keyfactor's v1 KeyType enumeration: 3 is ECC.
+    assert_eq!(cert["KeyType"], 3, "{cert}");
+    assert_eq!(cert["KeyTypeString"], "ECC");
+    assert_eq!(cert["KeySizeInBits"], 256);
+    let (_, listed) = api
+        .get(
+            "/Certificates?pq.queryString=IssuedCN%20-eq%20%22p7b.example%22",
+            ADMIN,
+        )
+        .await;
+    assert_eq!(listed[0]["KeyType"], 3, "{listed}");
+
+    let (s, dl) = api
+        .post(
+            "/Certificates/Download",
+            ADMIN,
+            json!({"CertID": id, "IncludeChain": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let pem = Base64::decode_vec(dl["Content"].as_str().unwrap()).unwrap();
+    assert!(
+        String::from_utf8(pem)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----"),
+        "without x-certificateformat the download is PEM"
+    );
+    let r = api
+        .client
+        .post(api.url("/Certificates/Download"))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .header("X-Keyfactor-Requested-With", "APIClient")
+        .header("x-certificateformat", "P7B")
+        .json(&json!({"CertID": id, "IncludeChain": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    let der = Base64::decode_vec(v["Content"].as_str().unwrap()).unwrap();
+    // The reference tool reads it: a PKCS#7 holding the certificate and its CA.
+    let file = api.dir.path().join("dl.p7b");
+    std::fs::write(&file, &der).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["pkcs7", "-inform", "DER", "-print_certs", "-noout", "-in"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("CN = p7b.example") || text.contains("CN=p7b.example"),
+        "{text}"
+    );
+    assert!(text.contains("Test CA"), "the chain is included: {text}");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_by_store_ids_names_the_entry_by_its_thumbprint() {
+    // The v11 client deploys with `storeIds` and no alias; a PKCS#12 entry needs one, and
+    // without a default the job failed when it ran.
+    let api = start(fast_limits()).await;
+    let id = enroll(&api, "CN=storeids").await;
+    let store = add_pkcs12_store(&api, "ids.p12").await;
+    let (s, out) = api
+        .post(
+            "/Enrollment/PFX/Deploy",
+            ADMIN,
+            json!({"certificateId": id, "storeIds": [store], "password": "entry-pw"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let history = wait_for(&api, "/OrchestratorJobs/JobHistory", |h| {
+        h.as_array().unwrap().iter().any(|j| j["Status"] == 3)
+    })
+    .await;
+    assert_eq!(history[0]["Result"], 2, "{history}");
+    let (_, cert) = api
+        .get(&format!("/Certificates/{id}?includeLocations=true"), ADMIN)
+        .await;
+    assert_eq!(cert["Locations"][0]["Alias"], cert["Thumbprint"], "{cert}");
     api.stop().await;
 }
