@@ -198,6 +198,26 @@ CREATE TABLE tokens (
     expires_ms  BIGINT
 );
 ",
+    r"
+-- Agents (fleet): the machine that runs a store's jobs, PEM stores registered for a plain
+-- key, per-store inventory schedules, and the agents with their one-time token hashes.
+ALTER TABLE stores ADD COLUMN machine TEXT;
+ALTER TABLE stores ADD COLUMN plain_key BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE stores ADD COLUMN inventory_every BIGINT;
+CREATE INDEX stores_machine ON stores(machine);
+CREATE TABLE agents (
+    name                    TEXT PRIMARY KEY,
+    state                   TEXT NOT NULL,
+    token_hash              TEXT UNIQUE,
+    certificate_serial      TEXT,
+    certificate_thumbprint  TEXT,
+    last_seen_ms            BIGINT,
+    version                 TEXT,
+    jobs_done               BIGINT NOT NULL DEFAULT 0,
+    jobs_failed             BIGINT NOT NULL DEFAULT 0,
+    created_ms              BIGINT NOT NULL
+);
+",
 ];
 
 /// The advisory lock key that serialises migrations (`pfxkit` in ASCII).
@@ -840,6 +860,7 @@ type RawStore = (
     Option<i64>,
     String,
     Option<Vec<u8>>,
+    (Option<String>, bool, Option<i64>),
 );
 
 fn raw_store(row: &::postgres::Row) -> Result<RawStore, ::postgres::Error> {
@@ -851,11 +872,13 @@ fn raw_store(row: &::postgres::Row) -> Result<RawStore, ::postgres::Error> {
         row.try_get(4)?,
         row.try_get(5)?,
         row.try_get(6)?,
+        (row.try_get(7)?, row.try_get(8)?, row.try_get(9)?),
     ))
 }
 
 fn to_store(raw: RawStore) -> Result<StoreRecord> {
-    let (id, store_type, path, key_path, container_id, kind, password) = raw;
+    let (id, store_type, path, key_path, container_id, kind, password, fleet) = raw;
+    let (machine, plain_key, inventory_every_secs) = fleet;
     let password = secret_from_columns(&kind, password, "catalog store record")?;
     Ok(StoreRecord {
         id,
@@ -864,11 +887,38 @@ fn to_store(raw: RawStore) -> Result<StoreRecord> {
         key_path: key_path.map(PathBuf::from),
         container_id,
         password,
+        machine,
+        plain_key,
+        inventory_every_secs,
     })
 }
 
-const SELECT_STORE: &str =
-    "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores";
+const SELECT_STORE: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores";
+
+const SELECT_AGENT: &str = "SELECT name, state, token_hash IS NOT NULL, certificate_serial, certificate_thumbprint, last_seen_ms, version, jobs_done, jobs_failed, created_ms FROM agents";
+
+fn raw_agent(r: &::postgres::Row) -> Result<(AgentRecord, String), ::postgres::Error> {
+    Ok((
+        AgentRecord {
+            name: r.try_get(0)?,
+            state: AgentState::Registered,
+            token_pending: r.try_get(2)?,
+            certificate_serial: r.try_get(3)?,
+            certificate_thumbprint: r.try_get(4)?,
+            last_seen_ms: r.try_get(5)?,
+            version: r.try_get(6)?,
+            jobs_done: r.try_get(7)?,
+            jobs_failed: r.try_get(8)?,
+            created_ms: r.try_get(9)?,
+        },
+        r.try_get(1)?,
+    ))
+}
+
+fn to_agent((mut agent, state): (AgentRecord, String)) -> Result<AgentRecord> {
+    agent.state = state.parse()?;
+    Ok(agent)
+}
 
 impl Catalog for PostgresCatalog {
     fn add_certificate(
@@ -1044,8 +1094,9 @@ impl Catalog for PostgresCatalog {
         self.with(|c| {
             c.client
                 .execute(
-                    "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind, password)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind,
+                         password, machine, plain_key, inventory_every)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     &[
                         &store.id,
                         &store.store_type.name(),
@@ -1054,6 +1105,9 @@ impl Catalog for PostgresCatalog {
                         &store.container_id,
                         &kind,
                         &password,
+                        &store.machine,
+                        &store.plain_key,
+                        &store.inventory_every_secs,
                     ],
                 )
                 .map(|_| ())
@@ -1061,7 +1115,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn store(&self, id: &str) -> Result<Option<StoreRecord>> {
-        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores WHERE id = $1";
+        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores WHERE id = $1";
         debug_assert!(SQL.starts_with(SELECT_STORE));
         let raw = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
@@ -1075,7 +1129,8 @@ impl Catalog for PostgresCatalog {
     }
 
     fn stores(&self) -> Result<Vec<StoreRecord>> {
-        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores ORDER BY seq";
+        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores ORDER BY seq";
+        debug_assert!(SQL.starts_with(SELECT_STORE));
         let raws: Vec<RawStore> = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
             c.client.query(&st, &[])?.iter().map(raw_store).collect()
@@ -1240,6 +1295,17 @@ impl Catalog for PostgresCatalog {
         limit: usize,
         holder: &str,
     ) -> Result<Vec<JobRecord>> {
+        self.claim_machine_jobs(now_ms, stale_before_ms, limit, holder, None)
+    }
+
+    fn claim_machine_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+        holder: &str,
+        machine: Option<&str>,
+    ) -> Result<Vec<JobRecord>> {
         const SQL: &str = "
             WITH clock AS (
                 SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS real_ms
@@ -1248,8 +1314,9 @@ impl Catalog for PostgresCatalog {
                        j.scheduled_ms <= clock.real_ms + $1::bigint
                        AND (j.status = 'Waiting' OR j.claimed_ms IS NULL
                             OR j.claimed_ms < clock.real_ms + $2::bigint) AS claimable
-                FROM jobs j, clock
+                FROM jobs j JOIN stores s ON s.id = j.store_id, clock
                 WHERE j.status IN ('Waiting', 'InProcess')
+                  AND s.machine IS NOT DISTINCT FROM $5::text
             ), walked AS (
                 SELECT id, scheduled_ms,
                        bool_and(claimable) OVER (PARTITION BY store_id ORDER BY scheduled_ms, id
@@ -1279,7 +1346,10 @@ impl Catalog for PostgresCatalog {
             )?;
             tx.execute(&lock, &[&CLAIM_LOCK])?;
             let st = prepare(&mut c.statements, &mut tx, SQL)?;
-            let rows = tx.query(&st, &[&due_offset, &stale_offset, &limit, &holder])?;
+            let rows = tx.query(
+                &st,
+                &[&due_offset, &stale_offset, &limit, &holder, &machine],
+            )?;
             let raws = rows.iter().map(raw_job).collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
             Ok(raws)
@@ -1855,6 +1925,153 @@ impl Catalog for PostgresCatalog {
                     })
                 })
                 .transpose()
+        })
+    }
+
+    fn finish_leased_job(
+        &self,
+        id: JobId,
+        holder: &str,
+        status: JobStatus,
+        result: JobResult,
+        message: &str,
+    ) -> Result<bool> {
+        let recorded = self.with(|c| {
+            c.client
+                .execute(
+                    "UPDATE jobs SET status = $1, result = $2, message = $3
+                     WHERE id = $4 AND status = 'InProcess' AND claimed_by = $5",
+                    &[&status.name(), &result.name(), &message, &id, &holder],
+                )
+                .map(|n| n == 1)
+        })?;
+        if recorded && let Ok(mut leases) = self.leases.lock() {
+            leases.remove(&id);
+        }
+        Ok(recorded)
+    }
+
+    fn machines_with_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<String>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT DISTINCT s.machine FROM jobs j JOIN stores s ON s.id = j.store_id
+                 WHERE s.machine IS NOT NULL AND j.scheduled_ms <= $1
+                   AND (j.status = 'Waiting'
+                        OR (j.status = 'InProcess'
+                            AND (j.claimed_ms IS NULL OR j.claimed_ms < $2)))
+                 ORDER BY s.machine",
+            )?;
+            c.client
+                .query(&st, &[&now_ms, &stale_before_ms])?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect()
+        })
+    }
+
+    fn add_agent(&self, name: &str, token_hash: &str) -> Result<()> {
+        let inserted = self.with(|c| {
+            c.client.execute(
+                "INSERT INTO agents (name, state, token_hash, created_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO NOTHING",
+                &[
+                    &name,
+                    &AgentState::Registered.name(),
+                    &token_hash,
+                    &now_millis(),
+                ],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(Error::Invalid(format!("agent '{name}' exists already")));
+        }
+        Ok(())
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRecord>> {
+        let raws = self.with(|c| {
+            c.client
+                .query(&format!("{SELECT_AGENT} ORDER BY name"), &[])?
+                .iter()
+                .map(raw_agent)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        raws.into_iter().map(to_agent).collect()
+    }
+
+    fn agent(&self, name: &str) -> Result<Option<AgentRecord>> {
+        let raw = self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT name, state, token_hash IS NOT NULL, certificate_serial, certificate_thumbprint, last_seen_ms, version, jobs_done, jobs_failed, created_ms FROM agents WHERE name = $1",
+            )?;
+            c.client
+                .query_opt(&st, &[&name])?
+                .as_ref()
+                .map(raw_agent)
+                .transpose()
+        })?;
+        raw.map(to_agent).transpose()
+    }
+
+    fn redeem_agent_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        serial: &str,
+        thumbprint: &str,
+    ) -> Result<bool> {
+        self.with(|c| {
+            c.client
+                .execute(
+                    "UPDATE agents SET token_hash = NULL, certificate_serial = $1,
+                         certificate_thumbprint = $2
+                     WHERE name = $3 AND state = $4 AND token_hash = $5",
+                    &[
+                        &serial,
+                        &thumbprint,
+                        &name,
+                        &AgentState::Registered.name(),
+                        &token_hash,
+                    ],
+                )
+                .map(|n| n == 1)
+        })
+    }
+
+    fn revoke_agent(&self, name: &str) -> Result<bool> {
+        self.with(|c| {
+            c.client
+                .execute(
+                    "UPDATE agents SET state = $1, token_hash = NULL WHERE name = $2",
+                    &[&AgentState::Revoked.name(), &name],
+                )
+                .map(|n| n == 1)
+        })
+    }
+
+    fn agent_seen(
+        &self,
+        name: &str,
+        version: &str,
+        now_ms: i64,
+        done: i64,
+        failed: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "UPDATE agents SET last_seen_ms = $1, version = $2, jobs_done = jobs_done + $3,
+                     jobs_failed = jobs_failed + $4
+                 WHERE name = $5",
+            )?;
+            c.client
+                .execute(&st, &[&now_ms, &version, &done, &failed, &name])
+                .map(|_| ())
         })
     }
 

@@ -190,7 +190,7 @@ pub enum CertificatesCommand {
 }
 
 /// `30d`, `12h`, `90m`, `45s` or a number of seconds.
-fn duration_secs(s: &str) -> Result<u64, String> {
+pub(crate) fn duration_secs(s: &str) -> Result<u64, String> {
     let (number, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (s.get(..i).unwrap_or_default(), c),
         _ => (s, 's'),
