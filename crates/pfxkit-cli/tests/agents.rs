@@ -92,7 +92,8 @@ struct Fleet {
 impl Fleet {
     fn new() -> Fleet {
         let cli = Cli::with_ca();
-        cli.ok(&["ca", "export", "--out", cli.dir().join("ca.pem").to_str().unwrap()]);
+        let out = cli.run(&["ca", "export", "--out", cli.dir().join("ca.pem").to_str().unwrap()]);
+        assert_exit(&out, 0);
         let mut fleet = Fleet { cli, server: None };
         fleet.start_server(0);
         fleet
@@ -121,9 +122,12 @@ impl Fleet {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening on https://127.0.0.1:")
+        let listening: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("unexpected first line: {line}"));
+        let port = listening["Listening"]
+            .as_str()
+            .unwrap_or_default()
+            .strip_prefix("https://127.0.0.1:")
             .and_then(|rest| rest.strip_suffix("/KeyfactorAPI"))
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .parse()
@@ -316,6 +320,7 @@ fn pem_key_is_plain(key: &Path, cert: &Path) {
     // openssl reads it with no password at all, and it is the certificate's key.
     let from_key = openssl(&[
         OsStr::new("pkey"),
+        OsStr::new("-in"),
         key.as_os_str(),
         OsStr::new("-pubout"),
     ]);
