@@ -1067,14 +1067,22 @@ async fn add_store(req: Req) -> Result<Response<Body>, ApiError> {
             .map(|s| PasswordSource::Literal(Password::new(s))),
         None => None,
     };
-    // `ClientMachine` other than this server's host names an agent (fleet); Keyfactor
-    // clients that send the server's own host name keep a server-run store.
-    let server_machine = req.state.machine.clone();
+    // `ClientMachine` naming a known agent ties the store to it (fleet); any other value
+    // (Keyfactor clients send a host name, often the server's) keeps a server-run store, as
+    // before agents existed.
     let client_machine = f
         .str("ClientMachine")?
         .map(str::trim)
-        .filter(|m| !m.is_empty() && !m.eq_ignore_ascii_case(&server_machine))
+        .filter(|m| !m.is_empty())
         .map(str::to_string);
+    let client_machine = match client_machine {
+        Some(m) => {
+            let name = m.clone();
+            req.blocking(move |svc| Ok(svc.catalog().agent(&name)?.map(|_| m)))
+                .await?
+        }
+        None => None,
+    };
     let plain_key = properties.bool("PlainKey")?.unwrap_or(false);
     let inventory_every = properties.int("InventoryEverySecs")?;
     // A machine's store password is a reference resolved on that host (never a literal sent
