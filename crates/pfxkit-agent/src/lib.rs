@@ -275,9 +275,7 @@ fn tls_config(
         Some((chain, key)) => builder
             .with_client_auth_cert(
                 chain,
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-                    key.expose_pkcs8_der().to_vec(),
-                )),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.expose_pkcs8_der().to_vec())),
             )
             .map_err(|e| Error::Config(format!("the agent's certificate and key: {e}")))?,
     })
@@ -387,11 +385,15 @@ fn register(
     {
         let der = Base64::decode_vec(b64)
             .map_err(|_| Error::Refused("a certificate in the answer is not base64".into()))?;
-        pem.push_str(&pfxkit::pem::encode_certificate(&Certificate::from_der(&der)?));
+        pem.push_str(&pfxkit::pem::encode_certificate(&Certificate::from_der(
+            &der,
+        )?));
         chain.push(CertificateDer::from(der));
     }
     if chain.is_empty() {
-        return Err(Error::Refused("the registration answer holds no certificate".into()));
+        return Err(Error::Refused(
+            "the registration answer holds no certificate".into(),
+        ));
     }
     write_private(&state.cert_path(), pem.as_bytes())?;
     log(&format!("registered as {}", config.name));
@@ -499,9 +501,7 @@ fn parse_job(v: &mut Value, now: Instant) -> Result<Job> {
     let bad = |what: &str| Error::Refused(format!("the server sent a job without {what}"));
     let key_b64 = take_secret(v, "Key").ok_or_else(|| bad("Key"))?;
     let entry_password = take_secret(v, "EntryPassword").map(|p| Password::new(p.as_str()));
-    let key_der = Zeroizing::new(
-        Base64::decode_vec(&key_b64).map_err(|_| bad("a base64 Key"))?,
-    );
+    let key_der = Zeroizing::new(Base64::decode_vec(&key_b64).map_err(|_| bad("a base64 Key"))?);
     let mut chain = Vec::new();
     for b64 in v
         .get("Chain")
@@ -514,7 +514,10 @@ fn parse_job(v: &mut Value, now: Instant) -> Result<Job> {
         chain.push(Certificate::from_der(&der)?);
     }
     Ok(Job {
-        id: v.get("Id").and_then(Value::as_i64).ok_or_else(|| bad("Id"))?,
+        id: v
+            .get("Id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("Id"))?,
         store: Store::from_json(v.get("Store").ok_or_else(|| bad("Store"))?, now)?,
         alias: v.get("Alias").and_then(Value::as_str).map(str::to_string),
         overwrite: v.get("Overwrite").and_then(Value::as_bool).unwrap_or(false),
@@ -608,7 +611,9 @@ impl Session<'_> {
     fn hello(&mut self) -> Result<()> {
         let v = self.post("Hello", &json!({"Version": VERSION}))?;
         if let Some(n) = v.get("Released").and_then(Value::as_u64).filter(|n| *n > 0) {
-            log(&format!("{n} job(s) of an earlier run given back to the queue"));
+            log(&format!(
+                "{n} job(s) of an earlier run given back to the queue"
+            ));
         }
         self.set_stores(v.get("Stores").unwrap_or(&Value::Null))
     }
@@ -858,7 +863,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pfxkit-agent-test-{}", random_u64()));
         let state = StateDir::open(&dir).unwrap();
         let key = state.key().unwrap();
-        let mode = std::fs::metadata(state.key_path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(state.key_path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // The same key comes back on the next start.
         assert_eq!(

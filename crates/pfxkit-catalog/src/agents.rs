@@ -136,7 +136,11 @@ impl Service {
     /// message for all: a token guesser learns nothing); [`Error::Invalid`] for a bad CSR or a
     /// catalog without a CA; database errors.
     pub fn register_agent(&self, name: &str, token: &str, csr: &[u8]) -> Result<Vec<Certificate>> {
-        let refused = || Error::Forbidden(format!("registration of agent '{name}' refused: unknown agent, revoked, or a wrong or already used token"));
+        let refused = || {
+            Error::Forbidden(format!(
+                "registration of agent '{name}' refused: unknown agent, revoked, or a wrong or already used token"
+            ))
+        };
         check_agent_name(name).map_err(|_| refused())?;
         let hash = token_hash(token);
         let agent = self.catalog().agent(name)?.ok_or_else(refused)?;
@@ -320,13 +324,9 @@ impl Service {
                 "lease '{holder}' is not agent '{agent}''s"
             )));
         }
-        let recorded = self.catalog().finish_leased_job(
-            id,
-            holder,
-            JobStatus::Completed,
-            result,
-            message,
-        )?;
+        let recorded =
+            self.catalog()
+                .finish_leased_job(id, holder, JobStatus::Completed, result, message)?;
         if recorded {
             if let Some(found) = inventory {
                 self.record_inventory(&store.id, found)?;
@@ -336,8 +336,13 @@ impl Service {
             } else {
                 (1, 0)
             };
-            self.catalog()
-                .agent_seen(agent, &self.agent_version(agent)?, now_ms(), done, failed)?;
+            self.catalog().agent_seen(
+                agent,
+                &self.agent_version(agent)?,
+                now_ms(),
+                done,
+                failed,
+            )?;
         }
         Ok(recorded)
     }

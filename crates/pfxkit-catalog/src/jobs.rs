@@ -578,10 +578,8 @@ impl Service {
                 });
             }
         };
-        let found: Vec<(String, Vec<pfxkit::cert::Certificate>)> = entries
-            .into_iter()
-            .map(|e| (e.alias, e.chain))
-            .collect();
+        let found: Vec<(String, Vec<pfxkit::cert::Certificate>)> =
+            entries.into_iter().map(|e| (e.alias, e.chain)).collect();
         self.record_inventory(&record.id, &found)?;
         Ok(InventoryReport {
             store_id: record.id.clone(),
@@ -618,9 +616,10 @@ impl Service {
                     &sealed_entry_label(&job.job.store_id, job.job.certificate_id),
                     sealed,
                 )?;
-                Ok(Some(Password::new(String::from_utf8(text.to_vec()).map_err(
-                    |_| Error::malformed("entry password", "not UTF-8"),
-                )?)))
+                Ok(Some(Password::new(
+                    String::from_utf8(text.to_vec())
+                        .map_err(|_| Error::malformed("entry password", "not UTF-8"))?,
+                )))
             }
             None => Ok(None),
         }
@@ -872,13 +871,24 @@ impl Service {
 
     /// What `run_jobs` at `now_ms` would find: jobs due, jobs leased by a runner (and when the
     /// last lease ends), and when the next waiting job falls due — so a runner with nothing to
-    /// do can say why.
+    /// do can say why. Jobs of agents' stores are not counted: no runner here takes them.
     ///
     /// # Errors
     /// Database errors.
     pub fn job_queue(&self, now_ms: i64) -> Result<JobQueue> {
         let mut queue = JobQueue::default();
+        // An agent's jobs are its own: a run here never takes them.
+        let agents_stores: HashSet<String> = self
+            .catalog()
+            .stores()?
+            .into_iter()
+            .filter(|s| s.machine.is_some())
+            .map(|s| s.id)
+            .collect();
         for j in self.catalog().jobs()? {
+            if agents_stores.contains(&j.job.store_id) {
+                continue;
+            }
             match j.status {
                 JobStatus::Waiting if j.job.scheduled_ms <= now_ms => queue.due += 1,
                 JobStatus::Waiting => {

@@ -1413,13 +1413,14 @@ impl Catalog for SqliteCatalog {
     }
 
     fn add_agent(&self, name: &str, token_hash: &str) -> Result<()> {
-        let inserted = self.with(|c| {
-            c.execute(
+        let inserted =
+            self.with(|c| {
+                c.execute(
                 "INSERT INTO agents (name, state, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO NOTHING",
                 params![name, AgentState::Registered.name(), token_hash, now_millis()],
             )
-        })?;
+            })?;
         if inserted == 0 {
             return Err(Error::Invalid(format!("agent '{name}' exists already")));
         }

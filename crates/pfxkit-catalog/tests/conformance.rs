@@ -16,10 +16,10 @@ use std::path::Path;
 use pfxkit::secret::{Password, PasswordSource};
 use pfxkit::store::StoreType;
 use pfxkit_catalog::ca::KeyType;
+use pfxkit_catalog::jobs::StoreOptions;
 use pfxkit_catalog::jobs::{JOB_LEASE_MS, JobOptions, NewCertificate, now_ms};
 use pfxkit_catalog::postgres::PostgresCatalog;
 use pfxkit_catalog::service::{CatalogLocation, CertificateRef, EnrollRequest, Service};
-use pfxkit_catalog::jobs::StoreOptions;
 use pfxkit_catalog::{
     AgentState, Catalog, Error, JobRecord, JobResult, JobStatus, Permission, RequestKind,
 };
@@ -1148,7 +1148,10 @@ fn agents_are_added_once_and_their_token_is_redeemed_once(service: &Service, _: 
     let c = service.catalog();
     c.add_agent("web1", "hash-1").unwrap();
     c.add_agent("db1", "hash-2").unwrap();
-    assert!(matches!(c.add_agent("web1", "hash-3"), Err(Error::Invalid(_))));
+    assert!(matches!(
+        c.add_agent("web1", "hash-3"),
+        Err(Error::Invalid(_))
+    ));
     let names: Vec<String> = c.agents().unwrap().into_iter().map(|a| a.name).collect();
     assert_eq!(names, ["db1", "web1"]);
     let web1 = c.agent("web1").unwrap().unwrap();
@@ -1169,7 +1172,12 @@ fn agents_are_added_once_and_their_token_is_redeemed_once(service: &Service, _: 
     c.agent_seen("web1", "0.1.1", 2_000, 1, 0).unwrap();
     let web1 = c.agent("web1").unwrap().unwrap();
     assert_eq!(
-        (web1.last_seen_ms, web1.version.as_deref(), web1.jobs_done, web1.jobs_failed),
+        (
+            web1.last_seen_ms,
+            web1.version.as_deref(),
+            web1.jobs_done,
+            web1.jobs_failed
+        ),
         (Some(2_000), Some("0.1.1"), 3, 1)
     );
     // A revoked agent's unused token is dead too.
@@ -1212,21 +1220,39 @@ fn a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once(
     assert_eq!(stored.inventory_every_secs, Some(3_600));
     let stored = service.catalog().store(&own).unwrap().unwrap();
     assert_eq!((stored.inventory_every(), stored.machine), (86_400, None));
-    deploy(service, cert, &[own.clone(), web.clone(), db.clone()], "app");
+    deploy(
+        service,
+        cert,
+        &[own.clone(), web.clone(), db.clone()],
+        "app",
+    );
     let c = service.catalog();
     let now = now_ms();
     let stale = now - JOB_LEASE_MS;
-    assert_eq!(c.machines_with_due_jobs(now, stale).unwrap(), ["db1", "web1"]);
+    assert_eq!(
+        c.machines_with_due_jobs(now, stale).unwrap(),
+        ["db1", "web1"]
+    );
     // The server's runner takes its own store's job only.
     let server = c.claim_due_jobs(now, stale, 10, "runner").unwrap();
-    assert_eq!(server.iter().map(|j| j.job.store_id.clone()).collect::<Vec<_>>(), [own]);
+    assert_eq!(
+        server
+            .iter()
+            .map(|j| j.job.store_id.clone())
+            .collect::<Vec<_>>(),
+        [own]
+    );
     let web_jobs = c
         .claim_machine_jobs(now, stale, 10, "agent:web1:a", Some("web1"))
         .unwrap();
     assert_eq!(web_jobs.len(), 1);
     assert_eq!(web_jobs[0].job.store_id, web);
     assert_eq!(web_jobs[0].claimed_by.as_deref(), Some("agent:web1:a"));
-    assert!(c.claim_machine_jobs(now, stale, 10, "agent:web1:b", Some("web1")).unwrap().is_empty());
+    assert!(
+        c.claim_machine_jobs(now, stale, 10, "agent:web1:b", Some("web1"))
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(c.machines_with_due_jobs(now, stale).unwrap(), ["db1"]);
     let id = web_jobs[0].id;
     // Only the lease's holder finishes it, once.
@@ -1239,5 +1265,8 @@ fn a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once(
     assert!(finish("agent:web1:a"));
     assert!(!finish("agent:web1:a"));
     let done = c.job(id).unwrap().unwrap();
-    assert_eq!((done.status, done.result), (JobStatus::Completed, Some(JobResult::Success)));
+    assert_eq!(
+        (done.status, done.result),
+        (JobStatus::Completed, Some(JobResult::Success))
+    );
 }

@@ -153,11 +153,7 @@ fn wait_all_completed(svc: &Service, first_job: i64) -> (Duration, usize) {
 }
 
 fn next_job_id(svc: &Service) -> i64 {
-    svc.catalog()
-        .jobs()
-        .unwrap()
-        .last()
-        .map_or(1, |j| j.id + 1)
+    svc.catalog().jobs().unwrap().last().map_or(1, |j| j.id + 1)
 }
 
 fn replace_over(agents: usize, stores: usize) {
@@ -272,7 +268,10 @@ fn hundred_agents() {
         if connected == 100 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(600), "{connected} connected");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "{connected} connected"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(10));

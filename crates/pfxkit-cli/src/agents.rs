@@ -26,7 +26,9 @@ pub enum AgentsCommand {
 }
 
 fn time(ms: Option<i64>) -> Value {
-    ms.map_or(Value::Null, |ms| json!(pfxkit_catalog::jobs::format_time(ms)))
+    ms.map_or(Value::Null, |ms| {
+        json!(pfxkit_catalog::jobs::format_time(ms))
+    })
 }
 
 fn agent_json(a: &AgentRecord) -> Value {
@@ -128,9 +130,8 @@ pub fn agent(args: AgentArgs) -> crate::CliResult {
     use std::sync::atomic::AtomicBool;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone()).map_err(|e| {
-            pfxkit_catalog::Error::Invalid(format!("cannot handle signals: {e}"))
-        })?;
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| pfxkit_catalog::Error::Invalid(format!("cannot handle signals: {e}")))?;
     }
     let mut config = pfxkit_agent::AgentConfig::new(&args.server, &args.name, &args.ca_cert)
         .token(args.token)

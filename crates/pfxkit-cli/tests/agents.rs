@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 //! Agents as separate processes: a `pfxkit serve` and several `pfxkit agent`s, each with its
 //! own state directory and store directory, driven through the real binaries. Store files are
 //! read back with openssl and keytool. Waits are generous (this runs on a loaded 2-core
@@ -92,7 +97,12 @@ struct Fleet {
 impl Fleet {
     fn new() -> Fleet {
         let cli = Cli::with_ca();
-        let out = cli.run(&["ca", "export", "--out", cli.dir().join("ca.pem").to_str().unwrap()]);
+        let out = cli.run(&[
+            "ca",
+            "export",
+            "--out",
+            cli.dir().join("ca.pem").to_str().unwrap(),
+        ]);
         assert_exit(&out, 0);
         let mut fleet = Fleet { cli, server: None };
         fleet.start_server(0);
@@ -122,8 +132,8 @@ impl Fleet {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let listening: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("unexpected first line: {line}"));
+        let listening: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("unexpected first line: {line}"));
         let port = listening["Listening"]
             .as_str()
             .unwrap_or_default()
@@ -171,7 +181,9 @@ impl Fleet {
             .stdout(Stdio::null())
             .stderr(out);
         if let Some(t) = token {
-            cmd.arg("--token").arg("env:AGENT_TOKEN").env("AGENT_TOKEN", t);
+            cmd.arg("--token")
+                .arg("env:AGENT_TOKEN")
+                .env("AGENT_TOKEN", t);
         }
         Agent {
             child: cmd.spawn().unwrap(),
@@ -218,7 +230,10 @@ impl Fleet {
         args.extend_from_slice(stores);
         let v = self.cli.ok(&args);
         assert_eq!(v["FailedStores"], json!([]), "{v}");
-        self.job_ids().into_iter().filter(|j| !before.contains(j)).collect()
+        self.job_ids()
+            .into_iter()
+            .filter(|j| !before.contains(j))
+            .collect()
     }
 
     fn jobs(&self) -> Vec<Value> {
@@ -226,7 +241,10 @@ impl Fleet {
     }
 
     fn job_ids(&self) -> Vec<i64> {
-        self.jobs().iter().map(|j| j["Id"].as_i64().unwrap()).collect()
+        self.jobs()
+            .iter()
+            .map(|j| j["Id"].as_i64().unwrap())
+            .collect()
     }
 
     fn job(&self, id: i64) -> Value {
@@ -364,7 +382,15 @@ fn agents_deploy_and_replace_their_own_stores_checked_by_openssl_and_keytool() {
     let (nginx_crt, nginx_key) = (p(&web, "nginx.crt"), p(&web, "nginx.key"));
     let nginx = fleet.add_store(
         Some("web1"),
-        &["--type", "pem", "--path", &nginx_crt, "--key-path", &nginx_key, "--plain-key"],
+        &[
+            "--type",
+            "pem",
+            "--path",
+            &nginx_crt,
+            "--key-path",
+            &nginx_key,
+            "--plain-key",
+        ],
     );
     let web_p12 = fleet.add_store(
         Some("web1"),
@@ -416,9 +442,13 @@ fn agents_deploy_and_replace_their_own_stores_checked_by_openssl_and_keytool() {
         assert_eq!(openssl_sha1(Path::new(&db_crt)), expected);
         pem_key_is_encrypted(Path::new(&db_key), Path::new(&db_crt));
         let extracted = fleet.path("extracted.pem");
-        let leaf = openssl_pkcs12_certs(&web.join("app.p12"), STORE_PASSWORD, "-clcerts", &extracted);
+        let leaf =
+            openssl_pkcs12_certs(&web.join("app.p12"), STORE_PASSWORD, "-clcerts", &extracted);
         assert_eq!(openssl_sha1(&leaf), expected);
-        assert_eq!(keytool_sha1(&db.join("db.jks"), "JKS", STORE_PASSWORD, "app"), expected);
+        assert_eq!(
+            keytool_sha1(&db.join("db.jks"), "JKS", STORE_PASSWORD, "app"),
+            expected
+        );
     };
     check(&sha1(&first));
 
@@ -442,7 +472,12 @@ fn agents_deploy_and_replace_their_own_stores_checked_by_openssl_and_keytool() {
         .map(|s| s.as_str().unwrap().to_string())
         .collect();
     successful.sort();
-    let mut all = vec![nginx.clone(), web_p12.clone(), db_jks.clone(), db_pem.clone()];
+    let mut all = vec![
+        nginx.clone(),
+        web_p12.clone(),
+        db_jks.clone(),
+        db_pem.clone(),
+    ];
     all.sort();
     assert_eq!(successful, all, "{replaced}");
     let new_jobs: Vec<i64> = fleet
@@ -528,7 +563,15 @@ fn a_registration_token_works_once() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pfxkit"));
     let thief_state = fleet.path("thief-state");
     let out = cmd
-        .args(["agent", "--server", &fleet.url(), "--name", "web1", "--token", "env:T"])
+        .args([
+            "agent",
+            "--server",
+            &fleet.url(),
+            "--name",
+            "web1",
+            "--token",
+            "env:T",
+        ])
         .arg("--ca-cert")
         .arg(fleet.path("ca.pem"))
         .arg("--state")
@@ -543,7 +586,9 @@ fn a_registration_token_works_once() {
     assert!(!thief_state.join("agent.crt").exists());
     // The real agent still works with its certificate (no token needed any more).
     let mut again = fleet.start_agent("web1", None);
-    eventually("reconnection", || again.log().matches("connected as").count() >= 1);
+    eventually("reconnection", || {
+        again.log().matches("connected as").count() >= 1
+    });
     assert!(again.terminate().success());
     // The catalog never kept the token itself.
     let db = std::fs::read(fleet.cli.database()).unwrap();
@@ -687,10 +732,7 @@ fn an_agent_killed_mid_run_and_restarted_completes_every_job_once_in_effect() {
     let jobs = fleet.deploy(&cert, &refs);
     // kill -9 as soon as the first job is done: the rest are leased or waiting.
     eventually("a first job", || {
-        fleet
-            .jobs()
-            .iter()
-            .any(|j| j["Status"] == "Completed")
+        fleet.jobs().iter().any(|j| j["Status"] == "Completed")
     });
     signal(&agent.child, "-KILL");
     wait_exit(&mut agent.child);
@@ -702,8 +744,12 @@ fn an_agent_killed_mid_run_and_restarted_completes_every_job_once_in_effect() {
     fleet.wait_completed(&jobs);
     for i in 0..24 {
         let extracted = fleet.path("x.pem");
-        let leaf =
-            openssl_pkcs12_certs(&dir.join(format!("s{i}.p12")), STORE_PASSWORD, "-clcerts", &extracted);
+        let leaf = openssl_pkcs12_certs(
+            &dir.join(format!("s{i}.p12")),
+            STORE_PASSWORD,
+            "-clcerts",
+            &extracted,
+        );
         assert_eq!(openssl_sha1(&leaf), sha1(&cert), "store {i}");
     }
     let agents = fleet.cli.ok(&["agents", "list"]);
@@ -741,7 +787,11 @@ fn agents_keep_working_across_a_server_restart() {
     assert_eq!(openssl_sha1(&leaf), sha1(&cert));
     // One log line per job, and SIGTERM stops it cleanly.
     assert_eq!(
-        agent.log().lines().filter(|l| l.contains(&format!("job {} ", jobs[0]))).count(),
+        agent
+            .log()
+            .lines()
+            .filter(|l| l.contains(&format!("job {} ", jobs[0])))
+            .count(),
         1,
         "{}",
         agent.log()
@@ -801,7 +851,9 @@ fn refuses_plain_key_for_non_pem_store() {
         "--plain-key",
     ]);
     assert_exit(&out, 2);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--plain-key applies to pem stores only"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--plain-key applies to pem stores only")
+    );
     assert_eq!(cli.ok(&["stores", "list"]), json!([]));
 }
 
@@ -812,14 +864,28 @@ fn a_pem_store_gets_a_plain_key_only_when_registered_so() {
     let d = cli.dir();
     let s = |p: &str| d.join(p).to_str().unwrap().to_string();
     let plain = cli.ok(&[
-        "stores", "add", "--type", "pem", "--path", &s("p.crt"), "--key-path", &s("p.key"),
+        "stores",
+        "add",
+        "--type",
+        "pem",
+        "--path",
+        &s("p.crt"),
+        "--key-path",
+        &s("p.key"),
         "--plain-key",
     ])["Id"]
         .as_str()
         .unwrap()
         .to_string();
     let encrypted = cli.ok(&[
-        "stores", "add", "--type", "pem", "--path", &s("e.crt"), "--key-path", &s("e.key"),
+        "stores",
+        "add",
+        "--type",
+        "pem",
+        "--path",
+        &s("e.crt"),
+        "--key-path",
+        &s("e.key"),
     ])["Id"]
         .as_str()
         .unwrap()
@@ -840,7 +906,10 @@ fn a_pem_store_gets_a_plain_key_only_when_registered_so() {
     ]);
     let ran = cli.ok(&["jobs", "run"]);
     assert!(
-        ran.as_array().unwrap().iter().all(|j| j["Result"] == "Success"),
+        ran.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["Result"] == "Success"),
         "{ran}"
     );
     pem_key_is_plain(&d.join("p.key"), &d.join("p.crt"));
@@ -878,7 +947,14 @@ fn a_machines_store_takes_only_password_references_resolved_on_that_host() {
     assert_exit(&out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("env:VAR or file:PATH"));
     let out = cli.run(&[
-        "stores", "add", "--type", "pem", "--path", "relative.crt", "--machine", "web1",
+        "stores",
+        "add",
+        "--type",
+        "pem",
+        "--path",
+        "relative.crt",
+        "--machine",
+        "web1",
     ]);
     assert_exit(&out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("absolute paths"));

@@ -196,7 +196,10 @@ async fn register(state: &Arc<State>, f: &Fields) -> Result<Response<Body>, ApiE
     let token = Zeroizing::new(f.required_str("Token")?.to_string());
     let csr = Base64::decode_vec(f.required_str("Csr")?.trim())
         .map_err(|_| ApiError::bad_request("property 'Csr' must be base64 DER"))?;
-    let chain = blocking(state, move |svc| Ok(svc.register_agent(&name, &token, &csr)?)).await?;
+    let chain = blocking(state, move |svc| {
+        Ok(svc.register_agent(&name, &token, &csr)?)
+    })
+    .await?;
     tracing::info!(agent = %common_name(&chain), "agent registered");
     Ok(json_response(
         StatusCode::OK,
@@ -241,7 +244,10 @@ async fn hello(state: &Arc<State>, agent: AgentRecord) -> Result<Response<Body>,
 async fn stores(state: &Arc<State>, agent: AgentRecord) -> Result<Response<Body>, ApiError> {
     let v = blocking(state, move |svc| {
         Ok(Value::Array(
-            svc.agent_stores(&agent.name)?.iter().map(store_json).collect(),
+            svc.agent_stores(&agent.name)?
+                .iter()
+                .map(store_json)
+                .collect(),
         ))
     })
     .await?;
@@ -324,7 +330,10 @@ fn claim_json(claim: &AgentClaim) -> Value {
     json!({"Lease": claim.holder, "Jobs": jobs})
 }
 
-fn parse_inventory(f: &Fields) -> Result<Option<Vec<(String, Vec<Certificate>)>>, ApiError> {
+/// What an inventory found: (alias, leaf first then chain) per entry.
+type Found = Vec<(String, Vec<Certificate>)>;
+
+fn parse_inventory(f: &Fields) -> Result<Option<Found>, ApiError> {
     if f.get("Inventory").is_none() {
         return Ok(None);
     }
@@ -362,7 +371,12 @@ async fn complete(
             )));
         }
     };
-    let message: String = f.str("Message")?.unwrap_or_default().chars().take(4096).collect();
+    let message: String = f
+        .str("Message")?
+        .unwrap_or_default()
+        .chars()
+        .take(4096)
+        .collect();
     let inventory = parse_inventory(f)?;
     let name = agent.name.clone();
     let log_message = message.clone();
@@ -380,7 +394,10 @@ async fn complete(
         ));
     }
     tracing::info!(agent = %agent.name, job = id, result = result.name(), message = %log_message, "agent job finished");
-    Ok(json_response(StatusCode::OK, &json!({"Id": id, "Recorded": true})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"Id": id, "Recorded": true}),
+    ))
 }
 
 async fn inventory(

@@ -1087,10 +1087,7 @@ async fn add_store(req: Req) -> Result<Response<Body>, ApiError> {
     let inventory_every = properties.int("InventoryEverySecs")?;
     // A machine's store password is a reference resolved on that host (never a literal sent
     // to it with every job); an API caller cannot name the server's own variables or files.
-    let password = match (
-        &client_machine,
-        properties.str("StorePasswordReference")?,
-    ) {
+    let password = match (&client_machine, properties.str("StorePasswordReference")?) {
         (Some(_), Some(r)) => {
             let source: PasswordSource = r.parse()?;
             if !matches!(source, PasswordSource::Env(_) | PasswordSource::File(_)) {

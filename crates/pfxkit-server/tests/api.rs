@@ -846,5 +846,8 @@ async fn a_store_posted_with_an_agents_client_machine_and_properties_is_that_age
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["Message"].as_str().unwrap().contains("pem stores only"), "{v}");
+    assert!(
+        v["Message"].as_str().unwrap().contains("pem stores only"),
+        "{v}"
+    );
 }
