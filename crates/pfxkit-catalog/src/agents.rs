@@ -1,5 +1,5 @@
 //! Agents: a process on each host that holds stores, running the jobs of that host's stores
-//! (`../docs/cli.md`, "agents"; ARCHITECTURE.md, "Fleet").
+//! (`docs/cli.md`, "The agent"; ARCHITECTURE.md, "Agent").
 //!
 //! The catalog side of the protocol, transport-free: adding an agent yields a one-time
 //! registration token (only its SHA-256 is kept); registering trades the token and a PKCS#10
@@ -327,32 +327,11 @@ impl Service {
         let recorded =
             self.catalog()
                 .finish_leased_job(id, holder, JobStatus::Completed, result, message)?;
-        if recorded {
-            if let Some(found) = inventory {
-                self.record_inventory(&store.id, found)?;
-            }
-            let (done, failed) = if result == JobResult::Failure {
-                (0, 1)
-            } else {
-                (1, 0)
-            };
-            self.catalog().agent_seen(
-                agent,
-                &self.agent_version(agent)?,
-                now_ms(),
-                done,
-                failed,
-            )?;
+        // The job is counted for the agent in the same transaction (its lease names it).
+        if recorded && let Some(found) = inventory {
+            self.record_inventory(&store.id, found)?;
         }
         Ok(recorded)
-    }
-
-    fn agent_version(&self, agent: &str) -> Result<String> {
-        Ok(self
-            .catalog()
-            .agent(agent)?
-            .and_then(|a| a.version)
-            .unwrap_or_default())
     }
 
     /// A store of the agent's machine, or [`Error::Forbidden`] (another machine's, or the

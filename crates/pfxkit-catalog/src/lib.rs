@@ -813,7 +813,9 @@ pub trait Catalog: Send + Sync + fmt::Debug {
 
     /// Records a job's end only while `holder` still holds its lease (InProcess, claimed by
     /// `holder`). Returns whether it was recorded: `false` is a late completion from a lease
-    /// that ended (taken over, released or finished), which changes nothing.
+    /// that ended (taken over, released or finished), which changes nothing. A holder
+    /// `agent:NAME:…` also counts the job as done or failed for agent NAME, in the same
+    /// transaction (a crash between the two would miscount).
     ///
     /// # Errors
     /// Database errors.
@@ -927,6 +929,14 @@ pub struct AgentRecord {
     pub jobs_failed: i64,
     /// When it was added, milliseconds since the Unix epoch.
     pub created_ms: i64,
+}
+
+/// The agent a lease holder id (`agent:NAME:<random>`) belongs to, if it is an agent's.
+pub(crate) fn agent_of_holder(holder: &str) -> Option<&str> {
+    holder
+        .strip_prefix("agent:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(name, _)| name)
 }
 
 /// An API token as recorded: never the token itself, only who it stands for.

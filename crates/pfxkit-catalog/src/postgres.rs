@@ -1936,14 +1936,30 @@ impl Catalog for PostgresCatalog {
         result: JobResult,
         message: &str,
     ) -> Result<bool> {
+        let agent = agent_of_holder(holder);
         let recorded = self.with(|c| {
-            c.client
-                .execute(
-                    "UPDATE jobs SET status = $1, result = $2, message = $3
-                     WHERE id = $4 AND status = 'InProcess' AND claimed_by = $5",
-                    &[&status.name(), &result.name(), &message, &id, &holder],
-                )
-                .map(|n| n == 1)
+            let mut tx = c.client.transaction()?;
+            let recorded = tx.execute(
+                "UPDATE jobs SET status = $1, result = $2, message = $3
+                 WHERE id = $4 AND status = 'InProcess' AND claimed_by = $5",
+                &[&status.name(), &result.name(), &message, &id, &holder],
+            )? == 1;
+            if recorded && let Some(agent) = agent {
+                let failed = result == JobResult::Failure;
+                tx.execute(
+                    "UPDATE agents SET jobs_done = jobs_done + $1, jobs_failed = jobs_failed + $2,
+                         last_seen_ms = $3
+                     WHERE name = $4",
+                    &[
+                        &i64::from(!failed),
+                        &i64::from(failed),
+                        &now_millis(),
+                        &agent,
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(recorded)
         })?;
         if recorded && let Ok(mut leases) = self.leases.lock() {
             leases.remove(&id);

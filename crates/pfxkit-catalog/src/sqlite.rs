@@ -1388,13 +1388,25 @@ impl Catalog for SqliteCatalog {
         result: JobResult,
         message: &str,
     ) -> Result<bool> {
+        let agent = agent_of_holder(holder);
         self.with(|c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let recorded = tx.execute(
                 "UPDATE jobs SET status = ?1, result = ?2, message = ?3
                  WHERE id = ?4 AND status = 'InProcess' AND claimed_by = ?5",
                 params![status.name(), result.name(), message, id, holder],
-            )
-            .map(|n| n == 1)
+            )? == 1;
+            if recorded && let Some(agent) = agent {
+                let failed = result == JobResult::Failure;
+                tx.execute(
+                    "UPDATE agents SET jobs_done = jobs_done + ?1, jobs_failed = jobs_failed + ?2,
+                         last_seen_ms = ?3
+                     WHERE name = ?4",
+                    params![i64::from(!failed), i64::from(failed), now_millis(), agent],
+                )?;
+            }
+            tx.commit()?;
+            Ok(recorded)
         })
     }
 

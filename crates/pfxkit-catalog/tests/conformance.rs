@@ -1211,6 +1211,7 @@ fn a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once(
             .unwrap()
             .id
     };
+    service.catalog().add_agent("web1", "token-hash").unwrap();
     let own = pem("own", None);
     let web = pem("web", Some("web1"));
     let db = pem("db", Some("db1"));
@@ -1264,6 +1265,10 @@ fn a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once(
     assert_eq!(c.job(id).unwrap().unwrap().status, JobStatus::InProcess);
     assert!(finish("agent:web1:a"));
     assert!(!finish("agent:web1:a"));
+    // Counted for web1 once, with the completion itself.
+    let web1 = c.agent("web1").unwrap().unwrap();
+    assert_eq!((web1.jobs_done, web1.jobs_failed), (1, 0));
+    assert!(web1.last_seen_ms.is_some());
     let done = c.job(id).unwrap().unwrap();
     assert_eq!(
         (done.status, done.result),

@@ -587,7 +587,8 @@ fn a_registration_token_works_once() {
     // The real agent still works with its certificate (no token needed any more).
     let mut again = fleet.start_agent("web1", None);
     eventually("reconnection", || {
-        again.log().matches("connected as").count() >= 1
+        // The log file is shared with the first run, which connected once.
+        again.log().matches("connected as").count() >= 2
     });
     assert!(again.terminate().success());
     // The catalog never kept the token itself.
