@@ -960,3 +960,79 @@ fn a_machines_store_takes_only_password_references_resolved_on_that_host() {
     assert_exit(&out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("absolute paths"));
 }
+
+#[test]
+fn an_agent_inventories_its_stores_so_certificates_placed_by_other_means_are_found() {
+    let fleet = Fleet::new();
+    let dir = fleet.store_dir("web1");
+    let p12 = dir.join("other.p12");
+    // A PKCS#12 file made by openssl, not by pfxkit: a certificate the catalog never issued.
+    let key = fleet.path("other.key");
+    let crt = fleet.path("other.crt");
+    openssl(&[
+        OsStr::new("req"),
+        OsStr::new("-x509"),
+        OsStr::new("-newkey"),
+        OsStr::new("ec"),
+        OsStr::new("-pkeyopt"),
+        OsStr::new("ec_paramgen_curve:P-256"),
+        OsStr::new("-nodes"),
+        OsStr::new("-subj"),
+        OsStr::new("/CN=placed-by-hand.example"),
+        OsStr::new("-days"),
+        OsStr::new("30"),
+        OsStr::new("-keyout"),
+        key.as_os_str(),
+        OsStr::new("-out"),
+        crt.as_os_str(),
+    ]);
+    openssl(&[
+        OsStr::new("pkcs12"),
+        OsStr::new("-export"),
+        OsStr::new("-inkey"),
+        key.as_os_str(),
+        OsStr::new("-in"),
+        crt.as_os_str(),
+        OsStr::new("-name"),
+        OsStr::new("byhand"),
+        OsStr::new("-passout"),
+        OsStr::new(&format!("pass:{STORE_PASSWORD}")),
+        OsStr::new("-out"),
+        p12.as_os_str(),
+    ]);
+    let store = fleet.add_store(
+        Some("web1"),
+        &[
+            "--type",
+            "pkcs12",
+            "--path",
+            p12.to_str().unwrap(),
+            "--store-password",
+            "env:AGENT_STORE_PASSWORD",
+            "--inventory-every",
+            "1h",
+        ],
+    );
+    let token = fleet.add_agent("web1");
+    let _agent = fleet.start_agent("web1", Some(&token));
+    let found = || {
+        fleet
+            .cli
+            .ok(&["certificates", "list", "--subject", "placed-by-hand"])
+            .as_array()
+            .unwrap()
+            .first()
+            .cloned()
+    };
+    eventually("the agent's inventory", || found().is_some());
+    let id = found().unwrap()["Id"].to_string();
+    let shown = fleet
+        .cli
+        .ok(&["certificates", "show", &id, "--include-locations"]);
+    assert_eq!(
+        shown["Locations"][0]["CertStoreId"],
+        store.as_str(),
+        "{shown}"
+    );
+    assert_eq!(shown["Locations"][0]["Alias"], "byhand", "{shown}");
+}
