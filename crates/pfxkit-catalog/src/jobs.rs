@@ -625,6 +625,38 @@ impl Service {
         }
     }
 
+    /// Inventories the server's own stores (those without a machine: agents inventory theirs)
+    /// whose scheduled inventory is due at `now_ms`: `last` holds when each store was last
+    /// inventoried on schedule and is updated; a store not in it counts from `started_ms` (the
+    /// runner's start), so a restart does not inventory every store at once. Returns the
+    /// reports of the stores inventoried.
+    ///
+    /// # Errors
+    /// Database errors; a store that cannot be read is a Failure in its report.
+    pub fn scheduled_inventories(
+        &self,
+        now_ms: i64,
+        started_ms: i64,
+        last: &mut HashMap<String, i64>,
+    ) -> Result<Vec<InventoryReport>> {
+        let stores: Vec<StoreRecord> = self
+            .catalog()
+            .stores()?
+            .into_iter()
+            .filter(|s| s.machine.is_none())
+            .collect();
+        last.retain(|id, _| stores.iter().any(|s| &s.id == id));
+        let mut reports = Vec::new();
+        for store in &stores {
+            let since = last.get(&store.id).copied().unwrap_or(started_ms);
+            if now_ms.saturating_sub(since) >= store.inventory_every().saturating_mul(1000) {
+                reports.push(self.inventory_store(store)?);
+                last.insert(store.id.clone(), now_ms);
+            }
+        }
+        Ok(reports)
+    }
+
     /// Decides, for one target store, whether a job can be created (spec step 3).
     fn job_decision(
         &self,
@@ -1259,6 +1291,56 @@ fn resolved(path: &std::path::Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_servers_store_is_inventoried_on_its_schedule_and_an_agents_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, ids, _) = fleet(dir.path(), 2);
+        let agents = service
+            .add_store_with(
+                None,
+                StoreType::Pem,
+                &dir.path().join("agent.crt"),
+                None,
+                None,
+                None,
+                &StoreOptions::default().machine(Some("web1".into())),
+            )
+            .unwrap();
+        let hourly = service
+            .add_store_with(
+                None,
+                StoreType::Pem,
+                &dir.path().join("hourly.crt"),
+                None,
+                None,
+                None,
+                &StoreOptions::default().inventory_every_secs(Some(3_600)),
+            )
+            .unwrap();
+        let mut last = HashMap::new();
+        let start = 1_000_000;
+        let ran = |now: i64, last: &mut HashMap<String, i64>| -> Vec<String> {
+            let mut r: Vec<String> = service
+                .scheduled_inventories(now, start, last)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.store_id)
+                .collect();
+            r.sort();
+            r
+        };
+        // Nothing right after the start.
+        assert!(ran(start + 1_000, &mut last).is_empty());
+        // After an hour the hourly store; after a day the daily ones; never the agent's.
+        assert_eq!(ran(start + 3_600_000, &mut last), [hourly.id.clone()]);
+        assert!(ran(start + 3_700_000, &mut last).is_empty());
+        let mut daily = ids.clone();
+        daily.push(hourly.id.clone());
+        daily.sort();
+        assert_eq!(ran(start + 86_400_000, &mut last), daily);
+        assert!(!last.contains_key(&agents.id));
+    }
 
     #[test]
     fn parses_job_times_with_and_without_milliseconds() {
