@@ -1333,7 +1333,7 @@ mod tests {
         // Nothing right after the start.
         assert!(ran(start + 1_000, &mut last).is_empty());
         // After an hour the hourly store; after a day the daily ones; never the agent's.
-        assert_eq!(ran(start + 3_600_000, &mut last), [hourly.id.clone()]);
+        assert_eq!(ran(start + 3_600_000, &mut last), vec![hourly.id.clone()]);
         assert!(ran(start + 3_700_000, &mut last).is_empty());
         let mut daily = ids.clone();
         daily.push(hourly.id.clone());
