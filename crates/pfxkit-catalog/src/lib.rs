@@ -836,10 +836,13 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn machines_with_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<String>>;
 
-    /// Adds an agent with the SHA-256 (lower-case hex) of its one-time registration token.
+    /// Adds an agent with the SHA-256 (lower-case hex) of its one-time registration token. A
+    /// revoked agent's name may be added again (a re-provisioned host): it gets the new token
+    /// and no certificate, so its old certificate stays refused; its job counts stay.
     ///
     /// # Errors
-    /// [`Error::Invalid`] when the name is taken; database errors.
+    /// [`Error::Invalid`] when the name is taken by an agent that is not revoked; database
+    /// errors.
     fn add_agent(&self, name: &str, token_hash: &str) -> Result<()>;
 
     /// Every agent, by name.

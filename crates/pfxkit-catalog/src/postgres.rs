@@ -1991,7 +1991,10 @@ impl Catalog for PostgresCatalog {
         let inserted = self.with(|c| {
             c.client.execute(
                 "INSERT INTO agents (name, state, token_hash, created_ms) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (name) DO NOTHING",
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state,
+                     token_hash = excluded.token_hash, certificate_serial = NULL,
+                     certificate_thumbprint = NULL
+                 WHERE agents.state = 'revoked'",
                 &[
                     &name,
                     &AgentState::Registered.name(),

@@ -1429,7 +1429,10 @@ impl Catalog for SqliteCatalog {
             self.with(|c| {
                 c.execute(
                 "INSERT INTO agents (name, state, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (name) DO NOTHING",
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state,
+                     token_hash = excluded.token_hash, certificate_serial = NULL,
+                     certificate_thumbprint = NULL
+                 WHERE agents.state = 'revoked'",
                 params![name, AgentState::Registered.name(), token_hash, now_millis()],
             )
             })?;

@@ -1187,6 +1187,18 @@ fn agents_are_added_once_and_their_token_is_redeemed_once(service: &Service, _: 
     assert_eq!(db1.state, AgentState::Revoked);
     assert!(!db1.token_pending);
     assert!(!c.redeem_agent_token("db1", "hash-2", "03", "cc").unwrap());
+    // A revoked name may be added again (a re-provisioned host), with no certificate; a
+    // registered one may not.
+    c.add_agent("db1", "hash-4").unwrap();
+    let db1 = c.agent("db1").unwrap().unwrap();
+    assert_eq!(db1.state, AgentState::Registered);
+    assert!(db1.token_pending);
+    assert_eq!(db1.certificate_thumbprint, None);
+    assert!(c.redeem_agent_token("db1", "hash-4", "04", "dd").unwrap());
+    assert!(matches!(
+        c.add_agent("web1", "hash-5"),
+        Err(Error::Invalid(_))
+    ));
 }
 
 fn a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once(
