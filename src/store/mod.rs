@@ -265,6 +265,9 @@ pub struct StoreSpec {
     pub store_password: Option<Password>,
     /// How files are written.
     pub write: fs::WriteOptions,
+    /// A PEM store that writes its key unencrypted when no entry password is given (see
+    /// [`pem::PemStore::allow_plain_key`]); ignored by other types.
+    pub plain_key: bool,
 }
 
 impl StoreSpec {
@@ -276,7 +279,16 @@ impl StoreSpec {
             key_path: None,
             store_password: None,
             write: fs::WriteOptions::default(),
+            plain_key: false,
         }
+    }
+
+    /// Allowing a PEM store's key to be written unencrypted (nginx, HAProxy): only when the
+    /// store was registered so, never by omission.
+    #[must_use]
+    pub fn plain_key(mut self, plain_key: bool) -> Self {
+        self.plain_key = plain_key;
+        self
     }
 
     /// With a separate key file (PEM).
@@ -326,6 +338,9 @@ pub fn open(spec: &StoreSpec) -> Result<Box<dyn StoreAdapter>> {
             let mut store = pem::PemStore::new(&spec.path).write_options(spec.write.clone());
             if let Some(k) = &spec.key_path {
                 store = store.key_path(k);
+            }
+            if spec.plain_key {
+                store = store.allow_plain_key();
             }
             store.check_paths()?;
             Box::new(store)

@@ -145,6 +145,9 @@ mod tests {
             key_path: None,
             container_id,
             password: StorePasswordRecord::None,
+            machine: None,
+            plain_key: false,
+            inventory_every_secs: None,
         }
     }
 

@@ -260,11 +260,27 @@ pub(crate) enum Usage {
     Tls,
 }
 
+/// The key a certificate certifies: a key the catalog holds, or only the public half a CSR
+/// brought (an agent keeps its private key).
+#[derive(Clone, Copy)]
+pub(crate) enum SubjectKey<'a> {
+    /// A private key (its public half is certified).
+    Private(&'a PrivateKey),
+    /// A SubjectPublicKeyInfo, DER.
+    Public(&'a [u8]),
+}
+
+impl<'a> From<&'a PrivateKey> for SubjectKey<'a> {
+    fn from(key: &'a PrivateKey) -> Self {
+        SubjectKey::Private(key)
+    }
+}
+
 /// Everything needed to issue one certificate.
 pub(crate) struct Request<'a> {
     pub subject_der: Vec<u8>,
     pub sans: &'a [San],
-    pub subject_key: &'a PrivateKey,
+    pub subject_key: SubjectKey<'a>,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
     pub usage: Usage,
@@ -404,6 +420,7 @@ fn sign(key: &PrivateKey, tbs: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
+const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
 const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
 const ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
@@ -473,7 +490,18 @@ pub(crate) fn issue(req: &Request<'_>, issuer: &Issuer<'_>) -> Result<Certificat
     getrandom::fill(&mut serial).map_err(|e| Error::io_other(e.to_string()))?;
     serial[0] &= 0x7f; // positive
     serial[0] |= 0x40; // 16 significant bytes, never a leading zero
-    let spki = public_key_info(req.subject_key)?;
+    let (spki, rsa) = match req.subject_key {
+        SubjectKey::Private(key) => (
+            public_key_info(key)?,
+            matches!(key.algorithm(), KeyAlgorithm::Rsa { .. }),
+        ),
+        SubjectKey::Public(spki) => {
+            use der::Decode;
+            let info = spki::SubjectPublicKeyInfoRef::from_der(spki)
+                .map_err(|e| Error::from_der("public key", e))?;
+            (spki.to_vec(), info.algorithm.oid == RSA_ENCRYPTION)
+        }
+    };
     let ski = key_id(&spki)?;
     let (issuer_name, aki) = match issuer.certificate {
         Some(c) => (
@@ -500,7 +528,6 @@ pub(crate) fn issue(req: &Request<'_>, issuer: &Issuer<'_>) -> Result<Certificat
         }
         Usage::Tls => {
             exts.push(extension(&BASIC_CONSTRAINTS, true, &enc::seq(&[])));
-            let rsa = matches!(req.subject_key.algorithm(), KeyAlgorithm::Rsa { .. });
             let bits: &[u8] = if rsa { &[0, 2] } else { &[0] };
             exts.push(extension(&KEY_USAGE, true, &key_usage_bits(bits)));
             exts.push(extension(
@@ -552,6 +579,82 @@ pub(crate) fn issue(req: &Request<'_>, issuer: &Issuer<'_>) -> Result<Certificat
     bits.extend_from_slice(&signature);
     let der = enc::seq(&[&tbs, &sig_alg, &enc::tlv(tag::BIT_STRING_TAG, &bits)]);
     Ok(Certificate::from_der(&der)?)
+}
+
+/// A PKCS#10 certification request (RFC 2986) for `key` with `subject` (an RFC 4514 DN),
+/// signed by `key` (its proof of possession), DER. No attributes.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad DN; [`Error::Codec`] (unsupported) for key types the CA does
+/// not sign with.
+pub fn csr(key: &PrivateKey, subject: &str) -> Result<Vec<u8>> {
+    let info = enc::seq(&[
+        &enc::uint(0),
+        &name_der(subject)?,
+        &public_key_info(key)?,
+        &enc::tlv(0xa0, &[]),
+    ]);
+    let signature = sign(key, &info)?;
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&signature);
+    Ok(enc::seq(&[
+        &info,
+        &signature_algorithm(key)?,
+        &enc::tlv(tag::BIT_STRING_TAG, &bits),
+    ]))
+}
+
+/// Checks a PKCS#10 request's signature with the key it carries (ECDSA P-256 with SHA-256,
+/// or Ed25519 — what agents generate) and returns that key's SubjectPublicKeyInfo, DER.
+/// The request's subject is not returned: the CA names the certificate itself.
+///
+/// # Errors
+/// [`Error::Invalid`] for a request that does not parse, another algorithm, or a signature
+/// that does not verify (the sender does not hold the key).
+pub fn verify_csr(der_bytes: &[u8]) -> Result<Vec<u8>> {
+    use der::Decode;
+    use p256::ecdsa::signature::Verifier;
+    use p256::pkcs8::DecodePublicKey;
+    let bad = |why: &str| Error::Invalid(format!("certificate signing request: {why}"));
+    let req = x509_cert::request::CertReq::from_der(der_bytes).map_err(|e| bad(&e.to_string()))?;
+    let info = req.info.to_der().map_err(|e| bad(&e.to_string()))?;
+    let spki = req
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| bad(&e.to_string()))?;
+    let signature = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| bad("the signature is not whole bytes"))?;
+    let alg = req.algorithm.oid;
+    if alg == ECDSA_SHA256 {
+        let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
+            .map_err(|_| bad("an ECDSA request must carry a P-256 key"))?;
+        let sig =
+            p256::ecdsa::Signature::from_der(signature).map_err(|_| bad("malformed signature"))?;
+        key.verify(&info, &sig)
+            .map_err(|_| bad("the signature does not verify: the sender does not hold the key"))?;
+    } else if alg == key_oids::ED25519 {
+        let point: [u8; 32] = req
+            .info
+            .public_key
+            .subject_public_key
+            .as_bytes()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("malformed Ed25519 key"))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&point)
+            .map_err(|_| bad("malformed Ed25519 key"))?;
+        let sig = ed25519_dalek::Signature::from_slice(signature)
+            .map_err(|_| bad("malformed signature"))?;
+        key.verify_strict(&info, &sig)
+            .map_err(|_| bad("the signature does not verify: the sender does not hold the key"))?;
+    } else {
+        return Err(bad(&format!(
+            "signature algorithm {alg} (ECDSA P-256 with SHA-256 or Ed25519 expected)"
+        )));
+    }
+    Ok(spki)
 }
 
 /// `now` and `now + days`, with the start set back a minute for clock skew.

@@ -310,7 +310,73 @@ impl Service {
         container: Option<&str>,
         password: Option<&PasswordSource>,
     ) -> Result<StoreRecord> {
+        self.add_store_with(
+            principal,
+            store_type,
+            path,
+            key_path,
+            container,
+            password,
+            &StoreOptions::default(),
+        )
+    }
+
+    /// [`Service::add_store`] with the fleet's options: the agent that runs the store's jobs,
+    /// a plain (unencrypted) key for a PEM store, the inventory schedule.
+    ///
+    /// A store on an agent's machine keeps its files on that host: its path must be absolute,
+    /// "one file is one store" is judged among that machine's stores by path, and its store
+    /// password may only be an `env:` or `file:` reference, resolved on the agent's host (a
+    /// literal one would have to cross the network to every job).
+    ///
+    /// # Errors
+    /// As [`Service::add_store`]; [`Error::Invalid`] for `plain_key` on a store that is not
+    /// PEM, a bad machine name, a relative path or a literal password on a machine's store, or
+    /// an inventory schedule under a minute.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_store_with(
+        &self,
+        principal: Option<&str>,
+        store_type: StoreType,
+        path: &std::path::Path,
+        key_path: Option<&std::path::Path>,
+        container: Option<&str>,
+        password: Option<&PasswordSource>,
+        options: &StoreOptions,
+    ) -> Result<StoreRecord> {
         self.authorize(principal, Action::Admin)?;
+        if options.plain_key && store_type != StoreType::Pem {
+            return Err(Error::Invalid(format!(
+                "a plain (unencrypted) key applies to pem stores only: a {store_type} store keeps \
+                 its keys inside the file, protected by the store password"
+            )));
+        }
+        if let Some(every) = options.inventory_every_secs
+            && every < 60
+        {
+            return Err(Error::Invalid(format!(
+                "inventory every {every} s: the schedule is at least a minute"
+            )));
+        }
+        if let Some(machine) = &options.machine {
+            crate::agents::check_agent_name(machine)?;
+            let relative = |p: &std::path::Path| !p.is_absolute();
+            if relative(path) || key_path.is_some_and(relative) {
+                return Err(Error::Invalid(format!(
+                    "a store on machine '{machine}' needs absolute paths: they name files on \
+                     that host"
+                )));
+            }
+            if matches!(
+                password,
+                Some(s) if !matches!(s, PasswordSource::Env(_) | PasswordSource::File(_))
+            ) {
+                return Err(Error::Invalid(format!(
+                    "a store on machine '{machine}' takes its store password as env:VAR or \
+                     file:PATH, resolved on that host: a literal password would cross the network"
+                )));
+            }
+        }
         let container_id = match container {
             Some(name) => Some(
                 self.catalog()
@@ -322,11 +388,28 @@ impl Service {
         };
         let path = absolute(path);
         let key_path = key_path.map(absolute);
-        let mut new_files = vec![resolved(&path)];
-        new_files.extend(key_path.as_deref().map(resolved));
+        // A machine's files are on that host: this host can neither resolve their links nor
+        // confuse them with its own.
+        let on_host = |p: &std::path::Path, machine: &Option<String>| {
+            if machine.is_some() {
+                p.to_path_buf()
+            } else {
+                resolved(p)
+            }
+        };
+        let mut new_files = vec![on_host(&path, &options.machine)];
+        new_files.extend(key_path.as_deref().map(|k| on_host(k, &options.machine)));
         for existing in self.catalog().stores()? {
-            let mut files = vec![resolved(&existing.path)];
-            files.extend(existing.key_path.as_deref().map(resolved));
+            if existing.machine != options.machine {
+                continue;
+            }
+            let mut files = vec![on_host(&existing.path, &existing.machine)];
+            files.extend(
+                existing
+                    .key_path
+                    .as_deref()
+                    .map(|k| on_host(k, &existing.machine)),
+            );
             if let Some(shared) = new_files.iter().find(|f| files.contains(f)) {
                 return Err(Error::Invalid(format!(
                     "{} is already a file of store {}: one file is one store",
@@ -358,6 +441,9 @@ impl Service {
             key_path,
             container_id,
             password,
+            machine: options.machine.clone(),
+            plain_key: options.plain_key,
+            inventory_every_secs: options.inventory_every_secs,
         };
         // Refuse now what could never be opened later.
         store::open(&self.spec(&record, Some(Password::absent())))?;
@@ -416,9 +502,7 @@ impl Service {
     }
 
     fn spec(&self, record: &StoreRecord, password: Option<Password>) -> StoreSpec {
-        StoreSpec::new(record.store_type, &record.path)
-            .key_path(record.key_path.clone())
-            .store_password(password)
+        store_spec(record, password)
     }
 
     /// Resolves a store's password (opening a sealed one, reading a reference).
@@ -463,8 +547,23 @@ impl Service {
     /// is a Failure in its report, not an error.
     pub fn inventory(&self, store_id: Option<&str>) -> Result<Vec<InventoryReport>> {
         let stores = match store_id {
-            Some(id) => vec![self.require_store(id)?],
-            None => self.catalog().stores()?,
+            Some(id) => {
+                let store = self.require_store(id)?;
+                if let Some(machine) = &store.machine {
+                    return Err(Error::Invalid(format!(
+                        "store {id} is on machine '{machine}': its files are on that host, and \
+                         its agent inventories it"
+                    )));
+                }
+                vec![store]
+            }
+            // The agents inventory their own stores.
+            None => self
+                .catalog()
+                .stores()?
+                .into_iter()
+                .filter(|s| s.machine.is_none())
+                .collect(),
         };
         stores.iter().map(|s| self.inventory_store(s)).collect()
     }
@@ -482,22 +581,83 @@ impl Service {
                 });
             }
         };
-        let mut found = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            let Some(leaf) = entry.leaf() else { continue };
-            let chain = entry.chain.get(1..).unwrap_or_default();
-            let (cert, _) = self
-                .catalog()
-                .add_certificate(leaf, chain, None, None, None)?;
-            found.push((entry.alias.clone(), cert.id));
-        }
-        self.catalog().set_locations(&record.id, &found)?;
+        let found: Vec<(String, Vec<pfxkit::cert::Certificate>)> =
+            entries.into_iter().map(|e| (e.alias, e.chain)).collect();
+        self.record_inventory(&record.id, &found)?;
         Ok(InventoryReport {
             store_id: record.id.clone(),
             result: JobResult::Success,
-            entries: entries.len(),
+            entries: found.len(),
             message: None,
         })
+    }
+
+    /// Records what an inventory found in a store — (alias, leaf first then chain) per entry —
+    /// as its locations, adding certificates the catalog did not know.
+    pub(crate) fn record_inventory(
+        &self,
+        store_id: &str,
+        found: &[(String, Vec<pfxkit::cert::Certificate>)],
+    ) -> Result<()> {
+        let mut locations = Vec::with_capacity(found.len());
+        for (alias, chain) in found {
+            let Some(leaf) = chain.first() else { continue };
+            let issuers = chain.get(1..).unwrap_or_default();
+            let (cert, _) = self
+                .catalog()
+                .add_certificate(leaf, issuers, None, None, None)?;
+            locations.push((alias.clone(), cert.id));
+        }
+        self.catalog().set_locations(store_id, &locations)
+    }
+
+    /// A job's entry password, opened.
+    pub(crate) fn open_entry_password(&self, job: &JobRecord) -> Result<Option<Password>> {
+        match &job.job.sealed_entry_password {
+            Some(sealed) => {
+                let text = self.key().open(
+                    &sealed_entry_label(&job.job.store_id, job.job.certificate_id),
+                    sealed,
+                )?;
+                Ok(Some(Password::new(
+                    String::from_utf8(text.to_vec())
+                        .map_err(|_| Error::malformed("entry password", "not UTF-8"))?,
+                )))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Inventories the server's own stores (those without a machine: agents inventory theirs)
+    /// whose scheduled inventory is due at `now_ms`: `last` holds when each store was last
+    /// inventoried on schedule and is updated; a store not in it counts from `started_ms` (the
+    /// runner's start), so a restart does not inventory every store at once. Returns the
+    /// reports of the stores inventoried.
+    ///
+    /// # Errors
+    /// Database errors; a store that cannot be read is a Failure in its report.
+    pub fn scheduled_inventories(
+        &self,
+        now_ms: i64,
+        started_ms: i64,
+        last: &mut HashMap<String, i64>,
+    ) -> Result<Vec<InventoryReport>> {
+        let stores: Vec<StoreRecord> = self
+            .catalog()
+            .stores()?
+            .into_iter()
+            .filter(|s| s.machine.is_none())
+            .collect();
+        last.retain(|id, _| stores.iter().any(|s| &s.id == id));
+        let mut reports = Vec::new();
+        for store in &stores {
+            let since = last.get(&store.id).copied().unwrap_or(started_ms);
+            if now_ms.saturating_sub(since) >= store.inventory_every().saturating_mul(1000) {
+                reports.push(self.inventory_store(store)?);
+                last.insert(store.id.clone(), now_ms);
+            }
+        }
+        Ok(reports)
     }
 
     /// Decides, for one target store, whether a job can be created (spec step 3).
@@ -840,13 +1000,24 @@ impl Service {
 
     /// What `run_jobs` at `now_ms` would find: jobs due, jobs leased by a runner (and when the
     /// last lease ends), and when the next waiting job falls due — so a runner with nothing to
-    /// do can say why.
+    /// do can say why. Jobs of agents' stores are not counted: no runner here takes them.
     ///
     /// # Errors
     /// Database errors.
     pub fn job_queue(&self, now_ms: i64) -> Result<JobQueue> {
         let mut queue = JobQueue::default();
+        // An agent's jobs are its own: a run here never takes them.
+        let agents_stores: HashSet<String> = self
+            .catalog()
+            .stores()?
+            .into_iter()
+            .filter(|s| s.machine.is_some())
+            .map(|s| s.id)
+            .collect();
         for j in self.catalog().jobs()? {
+            if agents_stores.contains(&j.job.store_id) {
+                continue;
+            }
             match j.status {
                 JobStatus::Waiting if j.job.scheduled_ms <= now_ms => queue.due += 1,
                 JobStatus::Waiting => {
@@ -1123,17 +1294,7 @@ impl Service {
         }
         let record = self.certificate(&CertificateRef::Id(job.job.certificate_id))?;
         let identity = self.staged_identity(&record)?;
-        let entry_password = match &job.job.sealed_entry_password {
-            Some(sealed) => {
-                let text = self
-                    .key()
-                    .open(&sealed_entry_label(&store.id, record.id), sealed)?;
-                Some(Password::new(String::from_utf8(text.to_vec()).map_err(
-                    |_| Error::malformed("entry password", "not UTF-8"),
-                )?))
-            }
-            None => None,
-        };
+        let entry_password = entry_password_for(&store, self.open_entry_password(job)?);
         let adapter = self.adapter(&store)?;
         // Re-running a job after an interruption overwrites the alias with the certificate it
         // may already hold: the same end state, so a success.
@@ -1150,6 +1311,61 @@ impl Service {
             entry_password.as_ref(),
             AddOptions::new(overwrite, true),
         )?)
+    }
+}
+
+/// How a store record is opened: its type, files, password and plain-key registration. An
+/// agent opens its stores with the same spec as the server would.
+pub fn store_spec(record: &StoreRecord, password: Option<Password>) -> StoreSpec {
+    StoreSpec::new(record.store_type, &record.path)
+        .key_path(record.key_path.clone())
+        .store_password(password)
+        .plain_key(record.plain_key)
+}
+
+/// The entry password a job of `store` writes with: none for a PEM store registered for a
+/// plain key (nginx cannot read an encrypted one, so a Replace across a mixed fleet must not
+/// encrypt it), else the job's.
+pub fn entry_password_for(store: &StoreRecord, password: Option<Password>) -> Option<Password> {
+    if store.plain_key && store.store_type == StoreType::Pem {
+        None
+    } else {
+        password
+    }
+}
+
+/// A store's options beyond its files and password ([`Service::add_store_with`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// The agent that runs its jobs (`None`: the server).
+    pub machine: Option<String>,
+    /// PEM only: write the key unencrypted.
+    pub plain_key: bool,
+    /// Inventory schedule in seconds (`None`: daily).
+    pub inventory_every_secs: Option<i64>,
+}
+
+impl StoreOptions {
+    /// Run by agent `machine`.
+    #[must_use]
+    pub fn machine(mut self, machine: Option<String>) -> Self {
+        self.machine = machine;
+        self
+    }
+
+    /// With a plain key (PEM).
+    #[must_use]
+    pub fn plain_key(mut self, plain_key: bool) -> Self {
+        self.plain_key = plain_key;
+        self
+    }
+
+    /// Inventoried every `secs` seconds.
+    #[must_use]
+    pub fn inventory_every_secs(mut self, secs: Option<i64>) -> Self {
+        self.inventory_every_secs = secs;
+        self
     }
 }
 
@@ -1190,6 +1406,56 @@ fn resolved(path: &std::path::Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_servers_store_is_inventoried_on_its_schedule_and_an_agents_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, ids, _) = fleet(dir.path(), 2);
+        let agents = service
+            .add_store_with(
+                None,
+                StoreType::Pem,
+                &dir.path().join("agent.crt"),
+                None,
+                None,
+                None,
+                &StoreOptions::default().machine(Some("web1".into())),
+            )
+            .unwrap();
+        let hourly = service
+            .add_store_with(
+                None,
+                StoreType::Pem,
+                &dir.path().join("hourly.crt"),
+                None,
+                None,
+                None,
+                &StoreOptions::default().inventory_every_secs(Some(3_600)),
+            )
+            .unwrap();
+        let mut last = HashMap::new();
+        let start = 1_000_000;
+        let ran = |now: i64, last: &mut HashMap<String, i64>| -> Vec<String> {
+            let mut r: Vec<String> = service
+                .scheduled_inventories(now, start, last)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.store_id)
+                .collect();
+            r.sort();
+            r
+        };
+        // Nothing right after the start.
+        assert!(ran(start + 1_000, &mut last).is_empty());
+        // After an hour the hourly store; after a day the daily ones; never the agent's.
+        assert_eq!(ran(start + 3_600_000, &mut last), vec![hourly.id.clone()]);
+        assert!(ran(start + 3_700_000, &mut last).is_empty());
+        let mut daily = ids.clone();
+        daily.push(hourly.id.clone());
+        daily.sort();
+        assert_eq!(ran(start + 86_400_000, &mut last), daily);
+        assert!(!last.contains_key(&agents.id));
+    }
 
     #[test]
     fn parses_job_times_with_and_without_milliseconds() {

@@ -9,6 +9,7 @@
 //! behaviour of Keyfactor's Replace (see `docs/` and ARCHITECTURE.md) on top of a `Catalog` and the stores'
 //! [`StoreAdapter`](pfxkit::store::StoreAdapter)s; the catalog never touches store files itself.
 
+pub mod agents;
 pub mod authz;
 pub mod ca;
 pub mod demo;
@@ -152,6 +153,25 @@ pub struct StoreRecord {
     pub container_id: Option<ContainerId>,
     /// Its store password.
     pub password: StorePasswordRecord,
+    /// The agent whose host holds the store's files and runs its jobs; `None`: the server's
+    /// own built-in runner does.
+    pub machine: Option<String>,
+    /// A PEM store registered to get its key unencrypted (`stores add --plain-key`, for
+    /// nginx/HAProxy); never set by omission, and only for PEM stores.
+    pub plain_key: bool,
+    /// How often the store is inventoried on a schedule, in seconds (`None`: daily).
+    pub inventory_every_secs: Option<i64>,
+}
+
+impl StoreRecord {
+    /// The default inventory schedule: daily.
+    pub const DEFAULT_INVENTORY_EVERY_SECS: i64 = 86_400;
+
+    /// How often the store is inventoried on a schedule, in seconds.
+    pub fn inventory_every(&self) -> i64 {
+        self.inventory_every_secs
+            .unwrap_or(Self::DEFAULT_INVENTORY_EVERY_SECS)
+    }
 }
 
 /// Where the latest inventory of a store found a certificate.
@@ -800,6 +820,151 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// # Errors
     /// Database errors.
     fn revoke_token(&self, id: i64) -> Result<bool>;
+
+    /// [`Catalog::claim_due_jobs`] restricted to the stores of one machine: `Some(agent)` for
+    /// an agent's stores, `None` for the stores the server runs itself. `claim_due_jobs` is
+    /// this with `None`, so the built-in runner never takes an agent's job.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn claim_machine_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+        holder: &str,
+        machine: Option<&str>,
+    ) -> Result<Vec<JobRecord>>;
+
+    /// Records a job's end only while `holder` still holds its lease (InProcess, claimed by
+    /// `holder`). Returns whether it was recorded: `false` is a late completion from a lease
+    /// that ended (taken over, released or finished), which changes nothing. A holder
+    /// `agent:NAME:…` also counts the job as done or failed for agent NAME, in the same
+    /// transaction (a crash between the two would miscount).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn finish_leased_job(
+        &self,
+        id: JobId,
+        holder: &str,
+        status: JobStatus,
+        result: JobResult,
+        message: &str,
+    ) -> Result<bool>;
+
+    /// The machines (agent names) with at least one job a claim at `now_ms` could take: due
+    /// and Waiting, or InProcess since before `stale_before_ms`. One cheap read, so the
+    /// server can wake the agents waiting for work without a claim per agent.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn machines_with_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<String>>;
+
+    /// Adds an agent with the SHA-256 (lower-case hex) of its one-time registration token. A
+    /// revoked agent's name may be added again (a re-provisioned host): it gets the new token
+    /// and no certificate, so its old certificate stays refused; its job counts stay.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the name is taken by an agent that is not revoked; database
+    /// errors.
+    fn add_agent(&self, name: &str, token_hash: &str) -> Result<()>;
+
+    /// Every agent, by name.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn agents(&self) -> Result<Vec<AgentRecord>>;
+
+    /// One agent by name.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn agent(&self, name: &str) -> Result<Option<AgentRecord>>;
+
+    /// Uses an agent's registration token, once: when the agent is registered (not revoked)
+    /// and its unused token's hash is `token_hash`, forgets the token and records the issued
+    /// certificate's serial and SHA-256 thumbprint, in one statement. Returns whether it did;
+    /// a second use of the same token finds nothing.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn redeem_agent_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        serial: &str,
+        thumbprint: &str,
+    ) -> Result<bool>;
+
+    /// Revokes an agent: its certificate and any unused token are refused from now on.
+    /// Returns whether it was known.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn revoke_agent(&self, name: &str) -> Result<bool>;
+
+    /// Records that an agent talked to the server at `now_ms` reporting `version`, and counts
+    /// `done` and `failed` more completed jobs.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn agent_seen(
+        &self,
+        name: &str,
+        version: &str,
+        now_ms: i64,
+        done: i64,
+        failed: i64,
+    ) -> Result<()>;
+}
+
+/// Whether an agent may work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgentState {
+    /// Added (and possibly registered with a certificate): its certificate is accepted.
+    Registered,
+    /// Revoked: its certificate and its token are refused.
+    Revoked,
+}
+
+names!(AgentState { Registered = "registered", Revoked = "revoked" });
+
+/// An agent as recorded: never its registration token, only the token's SHA-256 while it is
+/// unused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentRecord {
+    /// Its name, the `machine` of its stores.
+    pub name: String,
+    /// Registered or revoked.
+    pub state: AgentState,
+    /// Whether its one-time registration token is still unused.
+    pub token_pending: bool,
+    /// The serial (lower-case hex) of the client certificate issued at registration.
+    pub certificate_serial: Option<String>,
+    /// That certificate's SHA-256 thumbprint (lower-case hex): the one certificate accepted
+    /// as this agent.
+    pub certificate_thumbprint: Option<String>,
+    /// When it last talked to the server, milliseconds since the Unix epoch.
+    pub last_seen_ms: Option<i64>,
+    /// The version it last reported.
+    pub version: Option<String>,
+    /// Jobs it completed with success or a warning.
+    pub jobs_done: i64,
+    /// Jobs it completed with a failure.
+    pub jobs_failed: i64,
+    /// When it was added, milliseconds since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// The agent a lease holder id (`agent:NAME:<random>`) belongs to, if it is an agent's.
+pub(crate) fn agent_of_holder(holder: &str) -> Option<&str> {
+    holder
+        .strip_prefix("agent:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(name, _)| name)
 }
 
 /// An API token as recorded: never the token itself, only who it stands for.

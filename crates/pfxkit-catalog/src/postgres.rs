@@ -199,11 +199,27 @@ CREATE TABLE tokens (
     expires_ms  BIGINT
 );
 ",
-    // 5 and 6 are reserved for migrations of branches developed at the same time (the CLI's
-    // and the agents'); they take these places when merged. Until then they change nothing.
-    "-- 5: reserved",
-    "-- 6: reserved",
-    // 7: when a job last started and when it ended (JobHistory's OperationStart and
+    r"
+-- Agents (fleet): the machine that runs a store's jobs, PEM stores registered for a plain
+-- key, per-store inventory schedules, and the agents with their one-time token hashes.
+ALTER TABLE stores ADD COLUMN machine TEXT;
+ALTER TABLE stores ADD COLUMN plain_key BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE stores ADD COLUMN inventory_every BIGINT;
+CREATE INDEX stores_machine ON stores(machine);
+CREATE TABLE agents (
+    name                    TEXT PRIMARY KEY,
+    state                   TEXT NOT NULL,
+    token_hash              TEXT UNIQUE,
+    certificate_serial      TEXT,
+    certificate_thumbprint  TEXT,
+    last_seen_ms            BIGINT,
+    version                 TEXT,
+    jobs_done               BIGINT NOT NULL DEFAULT 0,
+    jobs_failed             BIGINT NOT NULL DEFAULT 0,
+    created_ms              BIGINT NOT NULL
+);
+",
+    // 6: when a job last started and when it ended (JobHistory's OperationStart and
     // OperationEnd). `claimed_ms` already records the start; it is now kept after the lease.
     r"
 ALTER TABLE jobs ADD COLUMN finished_ms BIGINT;
@@ -870,6 +886,7 @@ type RawStore = (
     Option<i64>,
     String,
     Option<Vec<u8>>,
+    (Option<String>, bool, Option<i64>),
 );
 
 fn raw_store(row: &::postgres::Row) -> Result<RawStore, ::postgres::Error> {
@@ -881,11 +898,13 @@ fn raw_store(row: &::postgres::Row) -> Result<RawStore, ::postgres::Error> {
         row.try_get(4)?,
         row.try_get(5)?,
         row.try_get(6)?,
+        (row.try_get(7)?, row.try_get(8)?, row.try_get(9)?),
     ))
 }
 
 fn to_store(raw: RawStore) -> Result<StoreRecord> {
-    let (id, store_type, path, key_path, container_id, kind, password) = raw;
+    let (id, store_type, path, key_path, container_id, kind, password, fleet) = raw;
+    let (machine, plain_key, inventory_every_secs) = fleet;
     let password = secret_from_columns(&kind, password, "catalog store record")?;
     Ok(StoreRecord {
         id,
@@ -894,11 +913,38 @@ fn to_store(raw: RawStore) -> Result<StoreRecord> {
         key_path: key_path.map(PathBuf::from),
         container_id,
         password,
+        machine,
+        plain_key,
+        inventory_every_secs,
     })
 }
 
-const SELECT_STORE: &str =
-    "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores";
+const SELECT_STORE: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores";
+
+const SELECT_AGENT: &str = "SELECT name, state, token_hash IS NOT NULL, certificate_serial, certificate_thumbprint, last_seen_ms, version, jobs_done, jobs_failed, created_ms FROM agents";
+
+fn raw_agent(r: &::postgres::Row) -> Result<(AgentRecord, String), ::postgres::Error> {
+    Ok((
+        AgentRecord {
+            name: r.try_get(0)?,
+            state: AgentState::Registered,
+            token_pending: r.try_get(2)?,
+            certificate_serial: r.try_get(3)?,
+            certificate_thumbprint: r.try_get(4)?,
+            last_seen_ms: r.try_get(5)?,
+            version: r.try_get(6)?,
+            jobs_done: r.try_get(7)?,
+            jobs_failed: r.try_get(8)?,
+            created_ms: r.try_get(9)?,
+        },
+        r.try_get(1)?,
+    ))
+}
+
+fn to_agent((mut agent, state): (AgentRecord, String)) -> Result<AgentRecord> {
+    agent.state = state.parse()?;
+    Ok(agent)
+}
 
 impl Catalog for PostgresCatalog {
     fn add_certificate(
@@ -1074,8 +1120,9 @@ impl Catalog for PostgresCatalog {
         self.with(|c| {
             c.client
                 .execute(
-                    "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind, password)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind,
+                         password, machine, plain_key, inventory_every)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     &[
                         &store.id,
                         &store.store_type.name(),
@@ -1084,6 +1131,9 @@ impl Catalog for PostgresCatalog {
                         &store.container_id,
                         &kind,
                         &password,
+                        &store.machine,
+                        &store.plain_key,
+                        &store.inventory_every_secs,
                     ],
                 )
                 .map(|_| ())
@@ -1091,7 +1141,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn store(&self, id: &str) -> Result<Option<StoreRecord>> {
-        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores WHERE id = $1";
+        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores WHERE id = $1";
         debug_assert!(SQL.starts_with(SELECT_STORE));
         let raw = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
@@ -1105,7 +1155,8 @@ impl Catalog for PostgresCatalog {
     }
 
     fn stores(&self) -> Result<Vec<StoreRecord>> {
-        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores ORDER BY seq";
+        const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores ORDER BY seq";
+        debug_assert!(SQL.starts_with(SELECT_STORE));
         let raws: Vec<RawStore> = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
             c.client.query(&st, &[])?.iter().map(raw_store).collect()
@@ -1291,6 +1342,17 @@ impl Catalog for PostgresCatalog {
         limit: usize,
         holder: &str,
     ) -> Result<Vec<JobRecord>> {
+        self.claim_machine_jobs(now_ms, stale_before_ms, limit, holder, None)
+    }
+
+    fn claim_machine_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+        holder: &str,
+        machine: Option<&str>,
+    ) -> Result<Vec<JobRecord>> {
         const LOCK_STORES: &str = "
             WITH clock AS (
                 SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS real_ms
@@ -1304,7 +1366,7 @@ impl Catalog for PostgresCatalog {
                 ORDER BY j.store_id, j.scheduled_ms, j.id
             )
             SELECT s.id FROM stores s JOIN heads h ON h.store_id = s.id
-            WHERE h.claimable
+            WHERE h.claimable AND s.machine IS NOT DISTINCT FROM $4::text
             ORDER BY h.scheduled_ms, h.id
             LIMIT $3
             FOR UPDATE OF s SKIP LOCKED";
@@ -1342,7 +1404,7 @@ impl Catalog for PostgresCatalog {
             let mut tx = c.client.transaction()?;
             let lock = prepare(&mut c.statements, &mut tx, LOCK_STORES)?;
             let stores: Vec<String> = tx
-                .query(&lock, &[&due_offset, &stale_offset, &limit])?
+                .query(&lock, &[&due_offset, &stale_offset, &limit, &machine])?
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
@@ -1941,6 +2003,172 @@ impl Catalog for PostgresCatalog {
                     })
                 })
                 .transpose()
+        })
+    }
+
+    fn finish_leased_job(
+        &self,
+        id: JobId,
+        holder: &str,
+        status: JobStatus,
+        result: JobResult,
+        message: &str,
+    ) -> Result<bool> {
+        let agent = agent_of_holder(holder);
+        let recorded = self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            let recorded = tx.execute(
+                "UPDATE jobs SET status = $1, result = $2, message = $3
+                 WHERE id = $4 AND status = 'InProcess' AND claimed_by = $5",
+                &[&status.name(), &result.name(), &message, &id, &holder],
+            )? == 1;
+            if recorded && let Some(agent) = agent {
+                let failed = result == JobResult::Failure;
+                tx.execute(
+                    "UPDATE agents SET jobs_done = jobs_done + $1, jobs_failed = jobs_failed + $2,
+                         last_seen_ms = $3
+                     WHERE name = $4",
+                    &[
+                        &i64::from(!failed),
+                        &i64::from(failed),
+                        &now_millis(),
+                        &agent,
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(recorded)
+        })?;
+        if recorded && let Ok(mut leases) = self.leases.lock() {
+            leases.remove(&id);
+        }
+        Ok(recorded)
+    }
+
+    fn machines_with_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<String>> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT DISTINCT s.machine FROM jobs j JOIN stores s ON s.id = j.store_id
+                 WHERE s.machine IS NOT NULL AND j.scheduled_ms <= $1
+                   AND (j.status = 'Waiting'
+                        OR (j.status = 'InProcess'
+                            AND (j.claimed_ms IS NULL OR j.claimed_ms < $2)))
+                 ORDER BY s.machine",
+            )?;
+            c.client
+                .query(&st, &[&now_ms, &stale_before_ms])?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect()
+        })
+    }
+
+    fn add_agent(&self, name: &str, token_hash: &str) -> Result<()> {
+        let inserted = self.with(|c| {
+            c.client.execute(
+                "INSERT INTO agents (name, state, token_hash, created_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state,
+                     token_hash = excluded.token_hash, certificate_serial = NULL,
+                     certificate_thumbprint = NULL
+                 WHERE agents.state = 'revoked'",
+                &[
+                    &name,
+                    &AgentState::Registered.name(),
+                    &token_hash,
+                    &now_millis(),
+                ],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(Error::Invalid(format!("agent '{name}' exists already")));
+        }
+        Ok(())
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRecord>> {
+        let raws = self.with(|c| {
+            c.client
+                .query(&format!("{SELECT_AGENT} ORDER BY name"), &[])?
+                .iter()
+                .map(raw_agent)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        raws.into_iter().map(to_agent).collect()
+    }
+
+    fn agent(&self, name: &str) -> Result<Option<AgentRecord>> {
+        let raw = self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "SELECT name, state, token_hash IS NOT NULL, certificate_serial, certificate_thumbprint, last_seen_ms, version, jobs_done, jobs_failed, created_ms FROM agents WHERE name = $1",
+            )?;
+            c.client
+                .query_opt(&st, &[&name])?
+                .as_ref()
+                .map(raw_agent)
+                .transpose()
+        })?;
+        raw.map(to_agent).transpose()
+    }
+
+    fn redeem_agent_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        serial: &str,
+        thumbprint: &str,
+    ) -> Result<bool> {
+        self.with(|c| {
+            c.client
+                .execute(
+                    "UPDATE agents SET token_hash = NULL, certificate_serial = $1,
+                         certificate_thumbprint = $2
+                     WHERE name = $3 AND state = $4 AND token_hash = $5",
+                    &[
+                        &serial,
+                        &thumbprint,
+                        &name,
+                        &AgentState::Registered.name(),
+                        &token_hash,
+                    ],
+                )
+                .map(|n| n == 1)
+        })
+    }
+
+    fn revoke_agent(&self, name: &str) -> Result<bool> {
+        self.with(|c| {
+            c.client
+                .execute(
+                    "UPDATE agents SET state = $1, token_hash = NULL WHERE name = $2",
+                    &[&AgentState::Revoked.name(), &name],
+                )
+                .map(|n| n == 1)
+        })
+    }
+
+    fn agent_seen(
+        &self,
+        name: &str,
+        version: &str,
+        now_ms: i64,
+        done: i64,
+        failed: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            let st = prepare(
+                &mut c.statements,
+                &mut c.client,
+                "UPDATE agents SET last_seen_ms = $1, version = $2, jobs_done = jobs_done + $3,
+                     jobs_failed = jobs_failed + $4
+                 WHERE name = $5",
+            )?;
+            c.client
+                .execute(&st, &[&now_ms, &version, &done, &failed, &name])
+                .map(|_| ())
         })
     }
 

@@ -545,7 +545,7 @@ impl Service {
             &ca::Request {
                 subject_der: ca::name_der(subject)?,
                 sans: &[],
-                subject_key: &root_key,
+                subject_key: (&root_key).into(),
                 not_before,
                 not_after,
                 usage: Usage::Ca,
@@ -563,7 +563,7 @@ impl Service {
                     &ca::Request {
                         subject_der: ca::name_der(sub)?,
                         sans: &[],
-                        subject_key: &int_key,
+                        subject_key: (&int_key).into(),
                         not_before,
                         not_after,
                         usage: Usage::Ca,
@@ -662,7 +662,7 @@ impl Service {
     }
 
     /// The issuing CA's certificate, key and chain (issuer first, the CA itself included).
-    fn issuing_ca(&self) -> Result<(Certificate, PrivateKey, Vec<Certificate>)> {
+    pub(crate) fn issuing_ca(&self) -> Result<(Certificate, PrivateKey, Vec<Certificate>)> {
         let ca = self.catalog.issuing_ca()?.ok_or_else(|| {
             Error::Invalid("the catalog has no CA (run `pfxkit ca init` first)".into())
         })?;
@@ -709,7 +709,7 @@ impl Service {
             &ca::Request {
                 subject_der: ca::name_der(subject)?,
                 sans,
-                subject_key: &key,
+                subject_key: (&key).into(),
                 not_before,
                 not_after,
                 usage: Usage::Tls,
@@ -817,7 +817,7 @@ impl Service {
             &ca::Request {
                 subject_der: ca::name_der(&request.subject)?,
                 sans: &request.sans,
-                subject_key: &key,
+                subject_key: (&key).into(),
                 not_before,
                 not_after,
                 usage: Usage::Tls,

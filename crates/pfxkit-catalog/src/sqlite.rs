@@ -152,11 +152,27 @@ CREATE TABLE tokens (
     expires_ms  INTEGER
 );
 ",
-    // 5 and 6 are reserved for migrations of branches developed at the same time (the CLI's
-    // and the agents'); they take these places when merged. Until then they change nothing.
-    "-- 5: reserved",
-    "-- 6: reserved",
-    // 7: when a job last started and when it ended (JobHistory's OperationStart and
+    // Agents (fleet): the machine that runs a store's jobs, PEM stores registered for a plain
+    // key, per-store inventory schedules, and the agents with their one-time token hashes.
+    r"
+ALTER TABLE stores ADD COLUMN machine TEXT;
+ALTER TABLE stores ADD COLUMN plain_key INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stores ADD COLUMN inventory_every INTEGER;
+CREATE INDEX stores_machine ON stores(machine);
+CREATE TABLE agents (
+    name                    TEXT PRIMARY KEY,
+    state                   TEXT NOT NULL,
+    token_hash              TEXT UNIQUE,
+    certificate_serial      TEXT,
+    certificate_thumbprint  TEXT,
+    last_seen_ms            INTEGER,
+    version                 TEXT,
+    jobs_done               INTEGER NOT NULL DEFAULT 0,
+    jobs_failed             INTEGER NOT NULL DEFAULT 0,
+    created_ms              INTEGER NOT NULL
+);
+",
+    // 6: when a job last started and when it ended (JobHistory's OperationStart and
     // OperationEnd). `claimed_ms` already records the start; it is now kept after the lease.
     r"
 ALTER TABLE jobs ADD COLUMN finished_ms INTEGER;
@@ -451,6 +467,7 @@ fn store_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawStore> {
         row.get(4)?,
         row.get(5)?,
         row.get(6)?,
+        (row.get(7)?, row.get(8)?, row.get(9)?),
     ))
 }
 
@@ -462,10 +479,12 @@ type RawStore = (
     Option<i64>,
     String,
     Option<Vec<u8>>,
+    (Option<String>, bool, Option<i64>),
 );
 
 fn to_store(raw: RawStore) -> Result<StoreRecord> {
-    let (id, store_type, path, key_path, container_id, kind, password) = raw;
+    let (id, store_type, path, key_path, container_id, kind, password, fleet) = raw;
+    let (machine, plain_key, inventory_every_secs) = fleet;
     let password = secret_from_columns(&kind, password, "catalog store record")?;
     Ok(StoreRecord {
         id,
@@ -474,11 +493,56 @@ fn to_store(raw: RawStore) -> Result<StoreRecord> {
         key_path: key_path.map(PathBuf::from),
         container_id,
         password,
+        machine,
+        plain_key,
+        inventory_every_secs,
     })
 }
 
-const SELECT_STORE: &str =
-    "SELECT id, store_type, path, key_path, container_id, password_kind, password FROM stores";
+const SELECT_STORE: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores";
+
+const SELECT_AGENT: &str = "SELECT name, state, token_hash IS NOT NULL, certificate_serial, certificate_thumbprint, last_seen_ms, version, jobs_done, jobs_failed, created_ms FROM agents";
+
+type RawAgent = (
+    String,
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    (i64, i64, i64),
+);
+
+fn agent_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawAgent> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        (row.get(7)?, row.get(8)?, row.get(9)?),
+    ))
+}
+
+fn to_agent(raw: RawAgent) -> Result<AgentRecord> {
+    let (name, state, token_pending, serial, thumbprint, last_seen_ms, version, counts) = raw;
+    let (jobs_done, jobs_failed, created_ms) = counts;
+    Ok(AgentRecord {
+        name,
+        state: state.parse()?,
+        token_pending,
+        certificate_serial: serial,
+        certificate_thumbprint: thumbprint,
+        last_seen_ms,
+        version,
+        jobs_done,
+        jobs_failed,
+        created_ms,
+    })
+}
 
 impl Catalog for SqliteCatalog {
     fn add_certificate(
@@ -623,8 +687,9 @@ impl Catalog for SqliteCatalog {
         let (kind, password) = secret_columns(&store.password);
         self.with(|c| {
             c.execute(
-                "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind, password)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind, password,
+                     machine, plain_key, inventory_every)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     store.id,
                     store.store_type.name(),
@@ -632,7 +697,10 @@ impl Catalog for SqliteCatalog {
                     store.key_path.as_ref().map(|p| p.to_string_lossy().into_owned()),
                     store.container_id,
                     kind,
-                    password
+                    password,
+                    store.machine,
+                    store.plain_key,
+                    store.inventory_every_secs
                 ],
             )
             .map(|_| ())
@@ -773,17 +841,31 @@ impl Catalog for SqliteCatalog {
         limit: usize,
         holder: &str,
     ) -> Result<Vec<JobRecord>> {
+        self.claim_machine_jobs(now_ms, stale_before_ms, limit, holder, None)
+    }
+
+    fn claim_machine_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: usize,
+        holder: &str,
+        machine: Option<&str>,
+    ) -> Result<Vec<JobRecord>> {
         // BEGIN IMMEDIATE takes SQLite's write lock first, so no other runner can claim the
         // same rows between the SELECT and the UPDATE (PostgreSQL: an advisory lock around
         // the same walk).
         let raws = self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let unfinished: Vec<(JobId, String, String, i64, Option<i64>)> = {
+                // `IS` compares NULL with NULL as equal: the server's own stores.
                 let mut stmt = tx.prepare(
-                    "SELECT id, store_id, status, scheduled_ms, claimed_ms FROM jobs
-                     WHERE status IN ('Waiting', 'InProcess') ORDER BY scheduled_ms, id",
+                    "SELECT j.id, j.store_id, j.status, j.scheduled_ms, j.claimed_ms
+                     FROM jobs j JOIN stores s ON s.id = j.store_id
+                     WHERE j.status IN ('Waiting', 'InProcess') AND s.machine IS ?1
+                     ORDER BY j.scheduled_ms, j.id",
                 )?;
-                stmt.query_map([], |r| {
+                stmt.query_map([machine], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
@@ -1324,6 +1406,138 @@ impl Catalog for SqliteCatalog {
                 },
             )
             .optional()
+        })
+    }
+
+    fn finish_leased_job(
+        &self,
+        id: JobId,
+        holder: &str,
+        status: JobStatus,
+        result: JobResult,
+        message: &str,
+    ) -> Result<bool> {
+        let agent = agent_of_holder(holder);
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let recorded = tx.execute(
+                "UPDATE jobs SET status = ?1, result = ?2, message = ?3
+                 WHERE id = ?4 AND status = 'InProcess' AND claimed_by = ?5",
+                params![status.name(), result.name(), message, id, holder],
+            )? == 1;
+            if recorded && let Some(agent) = agent {
+                let failed = result == JobResult::Failure;
+                tx.execute(
+                    "UPDATE agents SET jobs_done = jobs_done + ?1, jobs_failed = jobs_failed + ?2,
+                         last_seen_ms = ?3
+                     WHERE name = ?4",
+                    params![i64::from(!failed), i64::from(failed), now_millis(), agent],
+                )?;
+            }
+            tx.commit()?;
+            Ok(recorded)
+        })
+    }
+
+    fn machines_with_due_jobs(&self, now_ms: i64, stale_before_ms: i64) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT s.machine FROM jobs j JOIN stores s ON s.id = j.store_id
+                 WHERE s.machine IS NOT NULL AND j.scheduled_ms <= ?1
+                   AND (j.status = 'Waiting'
+                        OR (j.status = 'InProcess' AND (j.claimed_ms IS NULL OR j.claimed_ms < ?2)))
+                 ORDER BY s.machine",
+            )?;
+            stmt.query_map(params![now_ms, stale_before_ms], |r| r.get(0))?
+                .collect()
+        })
+    }
+
+    fn add_agent(&self, name: &str, token_hash: &str) -> Result<()> {
+        let inserted =
+            self.with(|c| {
+                c.execute(
+                "INSERT INTO agents (name, state, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state,
+                     token_hash = excluded.token_hash, certificate_serial = NULL,
+                     certificate_thumbprint = NULL
+                 WHERE agents.state = 'revoked'",
+                params![name, AgentState::Registered.name(), token_hash, now_millis()],
+            )
+            })?;
+        if inserted == 0 {
+            return Err(Error::Invalid(format!("agent '{name}' exists already")));
+        }
+        Ok(())
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRecord>> {
+        let raws = self.all(&format!("{SELECT_AGENT} ORDER BY name"), agent_from_row)?;
+        raws.into_iter().map(to_agent).collect()
+    }
+
+    fn agent(&self, name: &str) -> Result<Option<AgentRecord>> {
+        let raw = self.with(|c| {
+            c.query_row(
+                &format!("{SELECT_AGENT} WHERE name = ?1"),
+                [name],
+                agent_from_row,
+            )
+            .optional()
+        })?;
+        raw.map(to_agent).transpose()
+    }
+
+    fn redeem_agent_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        serial: &str,
+        thumbprint: &str,
+    ) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE agents SET token_hash = NULL, certificate_serial = ?1,
+                     certificate_thumbprint = ?2
+                 WHERE name = ?3 AND state = ?4 AND token_hash = ?5",
+                params![
+                    serial,
+                    thumbprint,
+                    name,
+                    AgentState::Registered.name(),
+                    token_hash
+                ],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn revoke_agent(&self, name: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE agents SET state = ?1, token_hash = NULL WHERE name = ?2",
+                params![AgentState::Revoked.name(), name],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn agent_seen(
+        &self,
+        name: &str,
+        version: &str,
+        now_ms: i64,
+        done: i64,
+        failed: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE agents SET last_seen_ms = ?1, version = ?2, jobs_done = jobs_done + ?3,
+                     jobs_failed = jobs_failed + ?4
+                 WHERE name = ?5",
+                params![now_ms, version, done, failed, name],
+            )
+            .map(|_| ())
         })
     }
 

@@ -16,13 +16,16 @@ use std::path::Path;
 use pfxkit::secret::{Password, PasswordSource};
 use pfxkit::store::StoreType;
 use pfxkit_catalog::ca::KeyType;
+use pfxkit_catalog::jobs::StoreOptions;
 use pfxkit_catalog::jobs::{JOB_LEASE_MS, JobOptions, NewCertificate, now_ms};
 use pfxkit_catalog::postgres::PostgresCatalog;
 use pfxkit_catalog::service::{CatalogLocation, CertificateRef, EnrollRequest, Service};
-use pfxkit_catalog::{Catalog, Error, JobRecord, JobResult, JobStatus, Permission, RequestKind};
+use pfxkit_catalog::{
+    AgentState, Catalog, Error, JobRecord, JobResult, JobStatus, Permission, RequestKind,
+};
 
 /// The PostgreSQL schema version this build migrates to.
-const SCHEMA_VERSION: usize = 7;
+const SCHEMA_VERSION: usize = 6;
 
 /// Writes a key file as `catalog init` would: 0600, or the catalog refuses it.
 fn write_key(path: &Path, bytes: &[u8]) {
@@ -81,6 +84,8 @@ conformance!(
     a_store_is_removed_with_its_locations_and_jobs_but_not_while_a_job_runs,
     a_replaced_ca_no_longer_issues_but_its_certificates_stay,
     waiting_jobs_are_read_by_certificate,
+    agents_are_added_once_and_their_token_is_redeemed_once,
+    a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -1289,4 +1294,148 @@ fn waiting_jobs_are_read_by_certificate(service: &Service, dir: &Path) {
     );
     assert_eq!(c.waiting_jobs_of_certificate(b).unwrap().len(), 1);
     assert!(c.waiting_jobs_of_certificate(9999).unwrap().is_empty());
+}
+
+fn agents_are_added_once_and_their_token_is_redeemed_once(service: &Service, _: &Path) {
+    let c = service.catalog();
+    c.add_agent("web1", "hash-1").unwrap();
+    c.add_agent("db1", "hash-2").unwrap();
+    assert!(matches!(
+        c.add_agent("web1", "hash-3"),
+        Err(Error::Invalid(_))
+    ));
+    let names: Vec<String> = c.agents().unwrap().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["db1", "web1"]);
+    let web1 = c.agent("web1").unwrap().unwrap();
+    assert_eq!(web1.state, AgentState::Registered);
+    assert!(web1.token_pending);
+    assert_eq!(web1.certificate_thumbprint, None);
+    assert!(c.agent("nobody").unwrap().is_none());
+    // A wrong token, or another agent's, redeems nothing.
+    assert!(!c.redeem_agent_token("web1", "hash-2", "01", "aa").unwrap());
+    assert!(c.redeem_agent_token("web1", "hash-1", "01", "aa").unwrap());
+    // Threat: the same token used a second time (a copied token).
+    assert!(!c.redeem_agent_token("web1", "hash-1", "02", "bb").unwrap());
+    let web1 = c.agent("web1").unwrap().unwrap();
+    assert!(!web1.token_pending);
+    assert_eq!(web1.certificate_serial.as_deref(), Some("01"));
+    assert_eq!(web1.certificate_thumbprint.as_deref(), Some("aa"));
+    c.agent_seen("web1", "0.1.0", 1_000, 2, 1).unwrap();
+    c.agent_seen("web1", "0.1.1", 2_000, 1, 0).unwrap();
+    let web1 = c.agent("web1").unwrap().unwrap();
+    assert_eq!(
+        (
+            web1.last_seen_ms,
+            web1.version.as_deref(),
+            web1.jobs_done,
+            web1.jobs_failed
+        ),
+        (Some(2_000), Some("0.1.1"), 3, 1)
+    );
+    // A revoked agent's unused token is dead too.
+    assert!(c.revoke_agent("db1").unwrap());
+    assert!(!c.revoke_agent("nobody").unwrap());
+    let db1 = c.agent("db1").unwrap().unwrap();
+    assert_eq!(db1.state, AgentState::Revoked);
+    assert!(!db1.token_pending);
+    assert!(!c.redeem_agent_token("db1", "hash-2", "03", "cc").unwrap());
+    // A revoked name may be added again (a re-provisioned host), with no certificate; a
+    // registered one may not.
+    c.add_agent("db1", "hash-4").unwrap();
+    let db1 = c.agent("db1").unwrap().unwrap();
+    assert_eq!(db1.state, AgentState::Registered);
+    assert!(db1.token_pending);
+    assert_eq!(db1.certificate_thumbprint, None);
+    assert!(c.redeem_agent_token("db1", "hash-4", "04", "dd").unwrap());
+    assert!(matches!(
+        c.add_agent("web1", "hash-5"),
+        Err(Error::Invalid(_))
+    ));
+}
+
+fn a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once(
+    service: &Service,
+    dir: &Path,
+) {
+    let cert = ca_and_enroll(service, "CN=machine.example");
+    let pem = |name: &str, machine: Option<&str>| {
+        service
+            .add_store_with(
+                None,
+                StoreType::Pem,
+                &dir.join(format!("{name}.crt")),
+                Some(&dir.join(format!("{name}.key"))),
+                None,
+                None,
+                &StoreOptions::default()
+                    .machine(machine.map(str::to_string))
+                    .plain_key(true)
+                    .inventory_every_secs(machine.map(|_| 3_600)),
+            )
+            .unwrap()
+            .id
+    };
+    service.catalog().add_agent("web1", "token-hash").unwrap();
+    let own = pem("own", None);
+    let web = pem("web", Some("web1"));
+    let db = pem("db", Some("db1"));
+    let stored = service.catalog().store(&web).unwrap().unwrap();
+    assert_eq!(stored.machine.as_deref(), Some("web1"));
+    assert!(stored.plain_key);
+    assert_eq!(stored.inventory_every_secs, Some(3_600));
+    let stored = service.catalog().store(&own).unwrap().unwrap();
+    assert_eq!((stored.inventory_every(), stored.machine), (86_400, None));
+    deploy(
+        service,
+        cert,
+        &[own.clone(), web.clone(), db.clone()],
+        "app",
+    );
+    let c = service.catalog();
+    let now = now_ms();
+    let stale = now - JOB_LEASE_MS;
+    assert_eq!(
+        c.machines_with_due_jobs(now, stale).unwrap(),
+        ["db1", "web1"]
+    );
+    // The server's runner takes its own store's job only.
+    let server = c.claim_due_jobs(now, stale, 10, "runner").unwrap();
+    assert_eq!(
+        server
+            .iter()
+            .map(|j| j.job.store_id.clone())
+            .collect::<Vec<_>>(),
+        [own]
+    );
+    let web_jobs = c
+        .claim_machine_jobs(now, stale, 10, "agent:web1:a", Some("web1"))
+        .unwrap();
+    assert_eq!(web_jobs.len(), 1);
+    assert_eq!(web_jobs[0].job.store_id, web);
+    assert_eq!(web_jobs[0].claimed_by.as_deref(), Some("agent:web1:a"));
+    assert!(
+        c.claim_machine_jobs(now, stale, 10, "agent:web1:b", Some("web1"))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(c.machines_with_due_jobs(now, stale).unwrap(), ["db1"]);
+    let id = web_jobs[0].id;
+    // Only the lease's holder finishes it, once.
+    let finish = |holder: &str| {
+        c.finish_leased_job(id, holder, JobStatus::Completed, JobResult::Success, "ok")
+            .unwrap()
+    };
+    assert!(!finish("agent:web1:old"));
+    assert_eq!(c.job(id).unwrap().unwrap().status, JobStatus::InProcess);
+    assert!(finish("agent:web1:a"));
+    assert!(!finish("agent:web1:a"));
+    // Counted for web1 once, with the completion itself.
+    let web1 = c.agent("web1").unwrap().unwrap();
+    assert_eq!((web1.jobs_done, web1.jobs_failed), (1, 0));
+    assert!(web1.last_seen_ms.is_some());
+    let done = c.job(id).unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.result),
+        (JobStatus::Completed, Some(JobResult::Success))
+    );
 }

@@ -9,6 +9,7 @@ macro_rules! outln {
     }};
 }
 
+mod agents;
 mod build;
 mod catalog;
 mod inspect;
@@ -148,6 +149,12 @@ enum Command {
     Users(CatalogGroup<serve::UsersCommand>),
     /// API tokens of the HTTP API.
     Tokens(CatalogGroup<serve::TokensCommand>),
+    /// Manage the agents that run the jobs of other hosts' stores (add prints a one-time
+    /// registration token; list; revoke).
+    Agents(PrincipalGroup<agents::AgentsCommand>),
+    /// Run an agent on this host: register once, then run this host's store jobs for
+    /// `pfxkit serve` over mutual TLS until SIGTERM.
+    Agent(agents::AgentArgs),
     /// Run the whole flow end to end; exits 0 only if every check held.
     Demo {
         /// Work in this directory (kept) instead of a temporary one (removed).
@@ -207,6 +214,8 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::serve(&on(a.catalog), a.args).map_err(CliError::from),
         Command::Users(g) => serve::users(&on(g.catalog), g.command).map_err(CliError::from),
         Command::Tokens(g) => serve::tokens(&on(g.catalog), g.command).map_err(CliError::from),
+        Command::Agents(g) => agents::agents(&on(g.catalog), &who(g.principal), g.command),
+        Command::Agent(args) => agents::agent(args),
         Command::Demo { dir } => manage::demo(json, dir),
     };
     match result {

@@ -11,7 +11,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use pfxkit::PasswordSource;
 use pfxkit::store::StoreType;
 use pfxkit_catalog::Error;
-use pfxkit_catalog::jobs::{self, JobOptions, NewCertificate, StoreOutcome};
+use pfxkit_catalog::jobs::{self, JobOptions, NewCertificate, StoreOptions, StoreOutcome};
 use pfxkit_catalog::{Action, JobRecord, Permission, StorePasswordRecord, StoreRecord};
 use serde_json::{Value, json};
 
@@ -71,6 +71,19 @@ pub enum StoresCommand {
         /// references.
         #[arg(long, value_parser = password_source)]
         store_password: Option<PasswordSource>,
+        /// The agent whose host holds the store and runs its jobs (`pfxkit agents add`);
+        /// without it the server runs them. Paths are then absolute paths on that host, and a
+        /// store password must be env:VAR or file:PATH, resolved there.
+        #[arg(long, value_name = "AGENT")]
+        machine: Option<String>,
+        /// PEM only: write the key unencrypted (nginx, HAProxy). Recorded with the store;
+        /// without it a PEM store always gets an encrypted key.
+        #[arg(long)]
+        plain_key: bool,
+        /// How often the store is inventoried on a schedule: 12h, 30m, 1d or seconds
+        /// (default daily).
+        #[arg(long, value_name = "PERIOD", value_parser = crate::catalog::duration_secs)]
+        inventory_every: Option<u64>,
     },
     /// List the stores.
     List,
@@ -247,6 +260,9 @@ fn store_json(s: &StoreRecord) -> Value {
             StorePasswordRecord::Reference(r) => json!(r),
             _ => Value::Null,
         },
+        "Machine": s.machine,
+        "PlainKey": s.plain_key,
+        "InventoryEverySecs": s.inventory_every(),
     })
 }
 
@@ -263,14 +279,30 @@ pub fn stores(
             key_path,
             container,
             store_password,
+            machine,
+            plain_key,
+            inventory_every,
         } => {
-            let s = service.add_store(
+            if plain_key && store_type != StoreType::Pem {
+                return Err(crate::CliError::Usage(format!(
+                    "--plain-key applies to pem stores only, not {store_type}: its keys are \
+                     protected by the store password"
+                )));
+            }
+            let options = StoreOptions::default()
+                .machine(machine)
+                .plain_key(plain_key)
+                .inventory_every_secs(
+                    inventory_every.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                );
+            let s = service.add_store_with(
                 principal.principal.as_deref(),
                 store_type,
                 &path,
                 key_path.as_deref(),
                 container.as_deref(),
                 store_password.as_ref(),
+                &options,
             )?;
             emit(args, store_json(&s), || {
                 outln!(
@@ -301,6 +333,14 @@ pub fn stores(
                     s.container_id
                         .map(|c| format!(", container {c}"))
                         .unwrap_or_default()
+                );
+                outln!(
+                    "  run by {}; inventoried every {} s{}",
+                    s.machine
+                        .as_deref()
+                        .map_or("the server".to_string(), |m| format!("agent {m}")),
+                    s.inventory_every(),
+                    if s.plain_key { "; key unencrypted" } else { "" }
                 )
             });
         }

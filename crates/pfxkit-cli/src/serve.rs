@@ -159,7 +159,9 @@ pub fn serve(args: &CatalogArgs, serve: ServeArgs) -> Result<(), Error> {
     let service = args.open()?;
     let host = host_name();
     let tls_config = match (&serve.tls_cert, &serve.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::from_pem_files(cert, key).map_err(invalid)?),
+        (Some(cert), Some(key)) => {
+            Some(tls::from_pem_files_with_agents(cert, key, &service).map_err(invalid)?)
+        }
         _ if serve.tls_from_ca => {
             Some(tls::from_catalog_ca(&service, &host, serve.listen.ip()).map_err(invalid)?)
         }

@@ -81,6 +81,7 @@ pub(crate) async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    client_cert: Option<Arc<Vec<u8>>>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let method = req.method().clone();
@@ -88,7 +89,7 @@ pub(crate) async fn handle(
     let mut ctx = Ctx::default();
     let outcome = tokio::time::timeout(
         state.limits.request_timeout,
-        route(&state, req, peer, &mut ctx),
+        route(&state, req, peer, client_cert, &mut ctx),
     )
     .await
     .unwrap_or_else(|_| {
@@ -176,6 +177,7 @@ async fn route(
     state: &Arc<State>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    client_cert: Option<Arc<Vec<u8>>>,
     ctx: &mut Ctx,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
@@ -184,7 +186,15 @@ async fn route(
             "not found: the API is under /KeyfactorAPI",
         ));
     };
+    let rest = rest.to_string();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    // The agents' endpoints authenticate by client certificate, not by user credentials.
+    if let Some((first, tail)) = segments.split_first()
+        && first.eq_ignore_ascii_case("Agent")
+    {
+        return crate::agent::route(state, parts, body, tail, client_cert, &mut ctx.principal)
+            .await;
+    }
     // The document describing the API is public, like Keyfactor's Swagger page.
     if parts.method == Method::GET && match_template("/openapi.json", &segments).is_some() {
         return ok(&crate::openapi::document());
@@ -1095,15 +1105,25 @@ fn p7b(certs: &[Certificate]) -> Vec<u8> {
 // ---- Stores ----
 
 fn store_json(store: &StoreRecord, machine: &str, container: Option<&str>) -> Value {
-    let properties = match &store.key_path {
-        Some(k) => json!({"SeparatePrivateKeyFilePath": k.display().to_string()}).to_string(),
-        None => "{}".to_string(),
-    };
+    let mut properties = serde_json::Map::new();
+    if let Some(k) = &store.key_path {
+        properties.insert(
+            "SeparatePrivateKeyFilePath".into(),
+            json!(k.display().to_string()),
+        );
+    }
+    if store.plain_key {
+        properties.insert("PlainKey".into(), json!(true));
+    }
+    if let Some(every) = store.inventory_every_secs {
+        properties.insert("InventoryEverySecs".into(), json!(every));
+    }
+    let properties = Value::Object(properties).to_string();
     json!({
         "Id": store.id,
         "ContainerId": store.container_id,
         "ContainerName": container,
-        "ClientMachine": machine,
+        "ClientMachine": store.machine.as_deref().unwrap_or(machine),
         "StorePath": store.path.display().to_string(),
         "CertStoreType": store_type_id(store.store_type),
         "Approved": true,
@@ -1208,6 +1228,47 @@ async fn add_store(req: Req) -> Result<Response<Body>, ApiError> {
             .map(|s| PasswordSource::Literal(Password::new(s))),
         None => None,
     };
+    // `ClientMachine` naming a known agent ties the store to it (fleet); any other value
+    // (Keyfactor clients send a host name, often the server's) keeps a server-run store, as
+    // before agents existed.
+    let client_machine = f
+        .str("ClientMachine")?
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string);
+    let client_machine = match client_machine {
+        Some(m) => {
+            let name = m.clone();
+            req.blocking(move |svc| Ok(svc.catalog().agent(&name)?.map(|_| m)))
+                .await?
+        }
+        None => None,
+    };
+    let plain_key = properties.bool("PlainKey")?.unwrap_or(false);
+    let inventory_every = properties.int("InventoryEverySecs")?;
+    // A machine's store password is a reference resolved on that host (never a literal sent
+    // to it with every job); an API caller cannot name the server's own variables or files.
+    let password = match (&client_machine, properties.str("StorePasswordReference")?) {
+        (Some(_), Some(r)) => {
+            let source: PasswordSource = r.parse()?;
+            if !matches!(source, PasswordSource::Env(_) | PasswordSource::File(_)) {
+                return Err(ApiError::bad_request(
+                    "StorePasswordReference must be env:VAR or file:PATH",
+                ));
+            }
+            Some(source)
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "StorePasswordReference applies to stores on an agent's machine only",
+            ));
+        }
+        (_, None) => password,
+    };
+    let options = pfxkit_catalog::jobs::StoreOptions::default()
+        .machine(client_machine)
+        .plain_key(plain_key)
+        .inventory_every_secs(inventory_every);
     let principal = req.principal.clone();
     let machine = req.state.machine.clone();
     let v = req
@@ -1220,13 +1281,14 @@ async fn add_store(req: Req) -> Result<Response<Body>, ApiError> {
                     })?),
                     None => None,
                 };
-            let record = svc.add_store(
+            let record = svc.add_store_with(
                 Some(&principal),
                 store_type,
                 std::path::Path::new(&path),
                 key_path.as_deref(),
                 name.as_deref(),
                 password.as_ref(),
+                &options,
             )?;
             Ok(store_json(&record, &machine, name.as_deref()))
         })

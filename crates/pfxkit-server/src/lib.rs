@@ -13,6 +13,7 @@
 //! accepted, connections in flight have finished their requests (or [`ServerLimits::drain`]
 //! passed) and the runner has finished the batch it was running.
 
+mod agent;
 mod api;
 pub mod auth;
 mod body;
@@ -143,6 +144,7 @@ pub(crate) struct State {
     pub(crate) auth: auth::Authenticator,
     pub(crate) limits: ServerLimits,
     pub(crate) machine: String,
+    pub(crate) hub: agent::Hub,
 }
 
 /// A bound server, ready to run.
@@ -174,6 +176,7 @@ impl Server {
             auth: auth::Authenticator::new(&config.limits)?,
             limits: config.limits.clone(),
             machine: config.machine.clone(),
+            hub: agent::Hub::new(),
         });
         Ok(Server {
             listener,
@@ -219,6 +222,7 @@ impl Server {
         let runner = config
             .runner
             .then(|| tokio::spawn(runner::run(state.clone(), stop_rx.clone())));
+        let hub = tokio::spawn(agent::watch_due(state.clone(), stop_rx.clone()));
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -265,7 +269,16 @@ impl Server {
                         )
                         .await;
                         match handshake {
-                            Ok(Ok(tls)) => serve_connection(&builder, tls, peer, state, stop).await,
+                            Ok(Ok(tls)) => {
+                                // The client certificate the handshake verified (agents only).
+                                let cert = tls
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(<[_]>::first)
+                                    .map(|c| Arc::new(c.as_ref().to_vec()));
+                                serve_connection(&builder, tls, peer, state, stop, cert).await;
+                            }
                             Ok(Err(e)) => {
                                 tracing::debug!(peer = %peer.ip(), error = %e, "TLS handshake failed");
                             }
@@ -274,12 +287,13 @@ impl Server {
                             }
                         }
                     }
-                    None => serve_connection(&builder, tcp, peer, state, stop).await,
+                    None => serve_connection(&builder, tcp, peer, state, stop, None).await,
                 }
                 drop(permit);
             });
         }
         drop(listener);
+        state.hub.stop();
         let _ = stop_tx.send(true);
         let deadline = tokio::time::Instant::now() + config.limits.drain;
         // Every connection holds a permit until it ends: all permits back means all done.
@@ -290,6 +304,7 @@ impl Server {
         {
             tracing::warn!("shutdown: connections still open after the drain time");
         }
+        let _ = tokio::time::timeout_at(deadline, hub).await;
         if let Some(runner) = runner
             && tokio::time::timeout_at(deadline, runner).await.is_err()
         {
@@ -305,10 +320,13 @@ async fn serve_connection<S>(
     peer: SocketAddr,
     state: Arc<State>,
     mut stop: watch::Receiver<bool>,
+    client_cert: Option<Arc<Vec<u8>>>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| api::handle(state.clone(), req, peer));
+    let service = hyper::service::service_fn(move |req| {
+        api::handle(state.clone(), req, peer, client_cert.clone())
+    });
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let result = tokio::select! {

@@ -1,4 +1,5 @@
-//! The job runner inside the server: every [`ServerLimits::interval`](crate::ServerLimits)
+//! The job runner inside the server (it also inventories the server's own stores on their
+//! schedules, `stores add --inventory-every`): every [`ServerLimits::interval`](crate::ServerLimits)
 //! (250 ms by default) it runs the jobs that are due by the server's clock, on the blocking
 //! pool, so a job is run within a second of its `JobTime` and a store's locations are current as
 //! soon as its job ends (the service inventories the store after each job). On shutdown it
@@ -10,6 +11,7 @@
 //! renewal creates run in the same pass. Two servers on one catalog may check at once: the
 //! catalog records each renewal exactly once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,8 +20,16 @@ use tokio::sync::watch;
 use crate::State;
 use pfxkit_catalog::jobs::now_ms;
 
-/// Runs due jobs (and, when its interval has passed, the renewal check) until `stop` turns true.
+/// How often the runner looks for stores whose scheduled inventory is due (their schedules are
+/// a minute at least).
+const INVENTORY_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs due jobs, the scheduled inventories of the server's own stores and, when its interval
+/// has passed, the renewal check, until `stop` turns true.
 pub(crate) async fn run(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let started = now_ms();
+    let last_inventory = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let mut next_check = tokio::time::Instant::now() + INVENTORY_CHECK;
     let mut last_renewal_check: Option<Instant> = None;
     loop {
         if *stop.borrow() {
@@ -30,6 +40,32 @@ pub(crate) async fn run(state: Arc<State>, mut stop: watch::Receiver<bool>) {
         if renewal_due {
             last_renewal_check = Some(Instant::now());
             check_renewals(&state).await;
+        }
+        if tokio::time::Instant::now() >= next_check {
+            next_check = tokio::time::Instant::now() + INVENTORY_CHECK;
+            let service = state.service.clone();
+            let last = last_inventory.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let Ok(mut last) = last.lock() else {
+                    return Ok(Vec::new());
+                };
+                service.scheduled_inventories(now_ms(), started, &mut last)
+            })
+            .await;
+            match done {
+                Ok(Ok(reports)) => {
+                    for r in reports {
+                        tracing::info!(
+                            store = %r.store_id,
+                            result = r.result.name(),
+                            entries = r.entries,
+                            "scheduled inventory"
+                        );
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "scheduled inventory: catalog error"),
+                Err(e) => tracing::error!(error = %e, "scheduled inventory: task failed"),
+            }
         }
         let service = state.service.clone();
         let ran = tokio::task::spawn_blocking(move || {

@@ -16,12 +16,33 @@ use pfxkit_catalog::service::Service;
 fn config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    agent_roots: &[CertificateDer<'static>],
 ) -> Result<Arc<rustls::ServerConfig>, ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServerError::Config(format!("TLS: {e}")))?
-        .with_no_client_auth()
+        .map_err(|e| ServerError::Config(format!("TLS: {e}")))?;
+    let builder = if agent_roots.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        // Agents show a certificate from the catalog's CA; everyone else shows none and
+        // authenticates with Basic or Bearer credentials, so a client certificate is asked
+        // for but not required. Which agent it is, and whether it is revoked, the agent
+        // endpoints ask the catalog on every request.
+        let mut roots = rustls::RootCertStore::empty();
+        for root in agent_roots {
+            roots
+                .add(root.clone())
+                .map_err(|e| ServerError::Config(format!("agent CA: {e}")))?;
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| ServerError::Config(format!("agent client verifier: {e}")))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| ServerError::Config(format!("TLS certificate and key: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -45,7 +66,47 @@ pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfi
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| ServerError::Config(format!("{}: {e}", key.display())))?;
-    config(chain, key)
+    config(chain, key, &[])
+}
+
+/// [`from_pem_files`] that also accepts the agents' client certificates, issued by the
+/// catalog's CA (a catalog without a CA has no agents: no client certificate is asked for).
+///
+/// # Errors
+/// As [`from_pem_files`]; [`ServerError::Catalog`] when the catalog cannot be read.
+pub fn from_pem_files_with_agents(
+    cert: &Path,
+    key: &Path,
+    service: &Service,
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| ServerError::Config(format!("{}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(ServerError::Config(format!(
+            "{}: no certificate",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServerError::Config(format!("{}: {e}", key.display())))?;
+    config(chain, key, &agent_roots(service)?)
+}
+
+/// The trust anchors of agents' client certificates: the catalog's CA chain (none without a
+/// CA).
+///
+/// # Errors
+/// [`ServerError::Catalog`] for database errors.
+pub fn agent_roots(service: &Service) -> Result<Vec<CertificateDer<'static>>, ServerError> {
+    if service.catalog().issuing_ca()?.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(service
+        .ca_chain()?
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect())
 }
 
 /// A TLS configuration from an identity (key, leaf, chain).
@@ -61,7 +122,7 @@ pub fn from_identity(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, S
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
         identity.key().expose_pkcs8_der().to_vec(),
     ));
-    config(chain, key)
+    config(chain, key, &[])
 }
 
 /// Issues the server's certificate from the catalog's CA for `localhost`, `127.0.0.1`, `::1`,
@@ -87,5 +148,13 @@ pub fn from_catalog_ca(
         sans.push(San::Ip(listen));
     }
     let identity = service.issue_server_identity("CN=pfxkit serve", &sans, 30)?;
-    from_identity(&identity)
+    let chain = identity
+        .chain()
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        identity.key().expose_pkcs8_der().to_vec(),
+    ));
+    config(chain, key, &agent_roots(service)?)
 }

@@ -1054,3 +1054,51 @@ async fn deploy_by_store_ids_names_the_entry_by_its_thumbprint() {
     assert_eq!(cert["Locations"][0]["Alias"], cert["Thumbprint"], "{cert}");
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_posted_with_an_agents_client_machine_and_properties_is_that_agents() {
+    let api = start(fast_limits()).await;
+    api.service().add_agent(None, "web1").unwrap();
+    let crt = api.dir.path().join("nginx.crt");
+    let key = api.dir.path().join("nginx.key");
+    let props = json!({"SeparatePrivateKeyFilePath": key, "PlainKey": true,
+                       "InventoryEverySecs": 3600})
+    .to_string();
+    let (s, v) = api
+        .post(
+            "/CertificateStores",
+            ADMIN,
+            json!({"ClientMachine": "web1", "StorePath": crt, "CertStoreType": 101,
+                   "Properties": props}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["ClientMachine"], "web1");
+    let record = api
+        .service()
+        .catalog()
+        .store(v["Id"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.machine.as_deref(), Some("web1"));
+    assert!(record.plain_key);
+    assert_eq!(record.inventory_every_secs, Some(3600));
+    // A machine name no agent has keeps the store the server's (Keyfactor clients send one).
+    let id = add_pkcs12_store(&api, "server.p12").await;
+    let record = api.service().catalog().store(&id).unwrap().unwrap();
+    assert_eq!(record.machine, None);
+    // A plain key is for PEM stores only.
+    let (s, v) = api
+        .post(
+            "/CertificateStores",
+            ADMIN,
+            json!({"StorePath": api.dir.path().join("x.p12"), "CertStoreType": 102,
+                   "Properties": "{\"PlainKey\": true}", "Password": {"SecretValue": "pw"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["Message"].as_str().unwrap().contains("pem stores only"),
+        "{v}"
+    );
+}
