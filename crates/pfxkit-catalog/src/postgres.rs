@@ -1305,7 +1305,7 @@ impl Catalog for PostgresCatalog {
     }
 
     fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>> {
-        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms FROM jobs WHERE certificate_id = $1 AND status = 'Waiting' ORDER BY id";
+        const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms, finished_ms FROM jobs WHERE certificate_id = $1 AND status = 'Waiting' ORDER BY id";
         debug_assert!(SQL.contains(JOB_COLUMNS));
         let raws = self.with(|c| {
             let st = prepare(&mut c.statements, &mut c.client, SQL)?;
