@@ -15,7 +15,12 @@
 //! `pfxkit` binary, the same reads and enrollments through the CLI, one process per call, for
 //! comparison. Prints one line per scenario: requests, requests/s, p50 / p99 / max latency.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
