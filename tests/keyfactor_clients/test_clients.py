@@ -519,13 +519,19 @@ def openssl_pkcs12_subjects(data, password, keys=False):
         return out.stdout if out.returncode == 0 else None
 
 
+def first_der(pem):
+    """The DER of the first certificate of a PEM text (the leaf of a chain)."""
+    end = "-----END CERTIFICATE-----"
+    start = pem.index("-----BEGIN CERTIFICATE-----")
+    return ssl.PEM_cert_to_DER_cert(pem[start : pem.index(end, start) + len(end)] + "\n")
+
+
 def sha256_fingerprint(pem):
-    der = ssl.PEM_cert_to_DER_cert(pem)
-    return hashlib.sha256(der).hexdigest().upper()
+    return hashlib.sha256(first_der(pem)).hexdigest().upper()
 
 
 def sha1_of(pem):
-    return hashlib.sha1(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
+    return hashlib.sha1(first_der(pem)).hexdigest().upper()
 
 
 def check_files(c, name, p12, jks, pem):

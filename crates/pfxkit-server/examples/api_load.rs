@@ -6,19 +6,27 @@
 //! cargo run --release -p pfxkit-server --example api_load -- [SECONDS] [PFXKIT_BINARY]
 //! ```
 //!
+//! `PFXKIT_BENCH_STORES` sets the number of located stores (default 10,000);
+//! `PFXKIT_BENCH_DIR` where the catalog goes (default: a temporary directory).
+//!
 //! Scenarios: `GET /Certificates/{id}?includeLocations=true` for SECONDS (default 10; memory
 //! sampled every 10 s), `POST /Enrollment/PFX` (EC P-256) for SECONDS, and a Replace whose
 //! certificate is located in 10,000 stores (jobs created, not run: the runner is off). With a
 //! `pfxkit` binary, the same reads and enrollments through the CLI, one process per call, for
 //! comparison. Prints one line per scenario: requests, requests/s, p50 / p99 / max latency.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pfxkit::secret::Password;
+use pfxkit::secret::{Password, PasswordSource};
 use pfxkit::store::StoreType;
 use pfxkit_catalog::Permission;
 use pfxkit_catalog::ca::KeyType;
@@ -175,10 +183,19 @@ fn cli_calls(name: &str, binary: &str, catalog: &std::path::Path, n: usize, args
 async fn main() {
     let mut args = std::env::args().skip(1);
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let cli = args.next();
+    let cli = args
+        .next()
+        .map(|p| std::fs::canonicalize(&p).expect("the pfxkit binary"));
     let duration = Duration::from_secs(seconds);
 
-    let dir = tempfile::tempdir().unwrap();
+    let stores: usize = std::env::var("PFXKIT_BENCH_STORES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let dir = match std::env::var_os("PFXKIT_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
     let cat = dir.path().join("catalog");
     let svc = Service::init(&cat).unwrap();
     svc.ca_init("CN=Bench CA", KeyType::EcP256, None).unwrap();
@@ -194,19 +211,23 @@ async fn main() {
         )
         .unwrap();
     let id = enrolled.certificate_id;
-    // 10,000 stores, the certificate located in each (as an inventory would have recorded).
+    // `stores` stores, the certificate located in each (as an inventory would have recorded).
     let t = Instant::now();
     let stores_dir = dir.path().join("stores");
+    let store_password = PasswordSource::Literal(Password::new("store-pw"));
     std::fs::create_dir_all(&stores_dir).unwrap();
-    for i in 0..10_000 {
+    for i in 0..stores {
+        if i % 1000 == 0 {
+            println!("set-up: {i} stores");
+        }
         let store = svc
             .add_store(
                 None,
-                StoreType::Pem,
-                &stores_dir.join(format!("s{i}.pem")),
+                StoreType::Pkcs12,
+                &stores_dir.join(format!("s{i}.p12")),
                 None,
                 None,
-                None,
+                Some(&store_password),
             )
             .unwrap();
         svc.catalog()
@@ -214,7 +235,7 @@ async fn main() {
             .unwrap();
     }
     println!(
-        "set-up: 10,000 stores located in {:.1} s; RSS {} MiB",
+        "set-up: {stores} stores located in {:.1} s; RSS {} MiB",
         t.elapsed().as_secs_f64(),
         rss_kib() / 1024
     );
@@ -338,7 +359,9 @@ async fn main() {
         .post(format!("{base}/Enrollment/PFX/Replace"))
         .basic_auth(USER, Some(PASSWORD))
         .header("X-Keyfactor-Requested-With", "APIClient")
-        .json(&json!({"ExistingCertificateId": id, "CertificateId": new_id}))
+        .json(
+            &json!({"ExistingCertificateId": id, "CertificateId": new_id, "Password": "entry-pw"}),
+        )
         .send()
         .await
         .unwrap()
@@ -346,15 +369,19 @@ async fn main() {
         .await
         .unwrap();
     println!(
-        "POST /Enrollment/PFX/Replace over 10,000 stores: answered in {:.3} s, {} SuccessfulStores, {} FailedStores",
+        "POST /Enrollment/PFX/Replace over {stores} stores: answered in {:.3} s, {} SuccessfulStores, {} FailedStores",
         t.elapsed().as_secs_f64(),
         r["SuccessfulStores"].as_array().map_or(0, Vec::len),
         r["FailedStores"].as_array().map_or(0, Vec::len)
     );
+    if let Some((store, reason)) = r["Failures"].as_object().and_then(|f| f.iter().next()) {
+        println!("  first failure: {store}: {reason}");
+    }
     let _ = tx.send(());
     task.await.unwrap();
 
     if let Some(binary) = cli {
+        let binary = binary.to_string_lossy().into_owned();
         let n = 200;
         println!("the same through the CLI, one process per call, 2 at a time ({n} calls):");
         let small_s = small.to_string();

@@ -55,7 +55,7 @@ endpoints! {
     "GET" "/Certificates" false "Query certificates";
     "GET" "/Certificates/{id}" false "A certificate, optionally with its locations";
     "GET" "/Certificates/Locations/{id}" false "Where a certificate is located";
-    "POST" "/Certificates/Download" true "Download a certificate (PEM or DER)";
+    "POST" "/Certificates/Download" true "Download a certificate (PEM, DER or P7B)";
     "GET" "/CertificateStores" false "Stores the caller may read";
     "POST" "/CertificateStores" true "Register a store";
     "GET" "/CertificateStores/{id}" false "A store";
