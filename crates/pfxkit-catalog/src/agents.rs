@@ -125,9 +125,10 @@ impl Service {
             .ok_or_else(|| Error::NotFound(format!("unknown agent '{name}'")))
     }
 
-    /// Registers an agent: checks the CSR's proof of possession, issues a client certificate
-    /// for `CN=<name>` from the catalog's CA, and uses up the token — in that order, so a
-    /// token is spent only on a certificate actually issued, and two registrations racing
+    /// Registers an agent: checks the token, then the CSR's proof of possession, issues a
+    /// client certificate for `CN=<name>` from the catalog's CA, and uses up the token — in
+    /// that order, so nothing is signed for a caller without the token, a token is spent only
+    /// on a certificate actually issued, and two registrations racing
     /// with one token get one certificate (the redemption is one conditional update).
     /// Returns the certificate, then the CA chain.
     ///
@@ -143,8 +144,8 @@ impl Service {
         };
         check_agent_name(name).map_err(|_| refused())?;
         let hash = token_hash(token);
-        let agent = self.catalog().agent(name)?.ok_or_else(refused)?;
-        if agent.state != AgentState::Registered || !agent.token_pending {
+        // The token first: whoever does not hold it gets nothing read, checked or signed.
+        if !self.catalog().agent_token_matches(name, &hash)? {
             return Err(refused());
         }
         let spki = ca::verify_csr(csr)?;

@@ -882,6 +882,14 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn agent(&self, name: &str) -> Result<Option<AgentRecord>>;
 
+    /// Whether `token_hash` is the unused registration token of agent `name`, which is
+    /// registered (not revoked). Asked before anything is signed for a registration; the
+    /// redemption ([`Catalog::redeem_agent_token`]) still decides, once, which request wins.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn agent_token_matches(&self, name: &str, token_hash: &str) -> Result<bool>;
+
     /// Uses an agent's registration token, once: when the agent is registered (not revoked)
     /// and its unused token's hash is `token_hash`, forgets the token and records the issued
     /// certificate's serial and SHA-256 thumbprint, in one statement. Returns whether it did;

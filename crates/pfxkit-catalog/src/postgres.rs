@@ -2114,6 +2114,17 @@ impl Catalog for PostgresCatalog {
         raw.map(to_agent).transpose()
     }
 
+    fn agent_token_matches(&self, name: &str, token_hash: &str) -> Result<bool> {
+        self.with(|c| {
+            c.client
+                .query_opt(
+                    "SELECT 1 FROM agents WHERE name = $1 AND state = $2 AND token_hash = $3",
+                    &[&name, &AgentState::Registered.name(), &token_hash],
+                )
+                .map(|r| r.is_some())
+        })
+    }
+
     fn redeem_agent_token(
         &self,
         name: &str,

@@ -1488,6 +1488,17 @@ impl Catalog for SqliteCatalog {
         raw.map(to_agent).transpose()
     }
 
+    fn agent_token_matches(&self, name: &str, token_hash: &str) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM agents WHERE name = ?1 AND state = ?2 AND token_hash = ?3",
+                params![name, AgentState::Registered.name(), token_hash],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n == 1)
+        })
+    }
+
     fn redeem_agent_token(
         &self,
         name: &str,

@@ -86,6 +86,7 @@ conformance!(
     waiting_jobs_are_read_by_certificate,
     agents_are_added_once_and_their_token_is_redeemed_once,
     a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once,
+    an_agent_registration_without_its_token_is_refused_before_the_csr_is_read,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -1438,4 +1439,29 @@ fn a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once(
         (done.status, done.result),
         (JobStatus::Completed, Some(JobResult::Success))
     );
+}
+
+/// Threat: someone who knows an agent's name but not its token makes the CA sign for it (or
+/// probes the CSR parser). The token is checked first: a wrong or used token gets the same
+/// refusal whatever the CSR holds, and nothing is signed or spent.
+fn an_agent_registration_without_its_token_is_refused_before_the_csr_is_read(
+    service: &Service,
+    _: &Path,
+) {
+    ca_and_enroll(service, "CN=agent-ca.example");
+    let token = service.add_agent(None, "web1").unwrap();
+    let garbage = b"not a certificate request";
+    for wrong in ["", "pfxkit-agent_0000", "web1"] {
+        let err = service.register_agent("web1", wrong, garbage).unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    }
+    // With the token, the CSR is read (and refused), and the token stays unused.
+    let err = service.register_agent("web1", &token, garbage).unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    let c = service.catalog();
+    assert!(c.agent("web1").unwrap().unwrap().token_pending);
+    // Revoked: the token no longer matches.
+    service.revoke_agent(None, "web1").unwrap();
+    let err = service.register_agent("web1", &token, garbage).unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
 }
