@@ -338,6 +338,15 @@ pub fn run(command: StoreCommand, json: bool) -> CliResult {
                     "--plain-key applies to pem stores only".into(),
                 ));
             }
+            // A PEM store never gets a plain key by omission: say which option is missing
+            // before anything is read.
+            if args.store_type == StoreType::Pem && !plain_key && entry_password.is_none() {
+                return Err(CliError::Usage(
+                    "a pem store writes the key encrypted: give --entry-password SRC (or \
+                     --plain-key for an unencrypted key, e.g. for nginx/HAProxy)"
+                        .into(),
+                ));
+            }
             let pfx_bytes = read_file(&pfx)?;
             expect_format(&pfx, &pfx_bytes, Format::Pkcs12, "--pfx")?;
             let pfx_password = resolve(pfx_password.as_ref())?;

@@ -948,8 +948,14 @@ fn a_pem_store_writes_a_plain_key_only_with_plain_key() {
         args.extend_from_slice(extra);
         pfxkit(&args)
     };
+    // Neither option: a usage error that names both, and nothing written.
     let omitted = add(&[]);
-    assert_exit(&omitted, 1);
+    assert_exit(&omitted, 2);
+    let said = stderr(&omitted);
+    assert!(
+        said.contains("--entry-password") && said.contains("--plain-key"),
+        "{said}"
+    );
     assert!(!pem.exists(), "nothing written by omission");
     let asked = add(&["--plain-key"]);
     assert_exit(&asked, 0);
