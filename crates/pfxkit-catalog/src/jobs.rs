@@ -295,7 +295,8 @@ impl Service {
     ///
     /// One file is one store: a path that resolves (through links) to the file of a store
     /// already recorded is refused, so a store's container — and the grants on it — cannot be
-    /// sidestepped by recording its file again elsewhere.
+    /// sidestepped by recording its file again elsewhere. The catalog judges it by lookup in
+    /// the transaction that records the store (see [`crate::Catalog::add_store`]).
     ///
     /// # Errors
     /// [`Error::Forbidden`] without `admin`; [`Error::Invalid`] for an unknown container, a
@@ -388,36 +389,6 @@ impl Service {
         };
         let path = absolute(path);
         let key_path = key_path.map(absolute);
-        // A machine's files are on that host: this host can neither resolve their links nor
-        // confuse them with its own.
-        let on_host = |p: &std::path::Path, machine: &Option<String>| {
-            if machine.is_some() {
-                p.to_path_buf()
-            } else {
-                resolved(p)
-            }
-        };
-        let mut new_files = vec![on_host(&path, &options.machine)];
-        new_files.extend(key_path.as_deref().map(|k| on_host(k, &options.machine)));
-        for existing in self.catalog().stores()? {
-            if existing.machine != options.machine {
-                continue;
-            }
-            let mut files = vec![on_host(&existing.path, &existing.machine)];
-            files.extend(
-                existing
-                    .key_path
-                    .as_deref()
-                    .map(|k| on_host(k, &existing.machine)),
-            );
-            if let Some(shared) = new_files.iter().find(|f| files.contains(f)) {
-                return Err(Error::Invalid(format!(
-                    "{} is already a file of store {}: one file is one store",
-                    shared.display(),
-                    existing.id
-                )));
-            }
-        }
         let id = guid()?;
         let password = match password {
             None => StorePasswordRecord::None,
@@ -1371,36 +1342,6 @@ impl StoreOptions {
 
 fn absolute(path: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// The file a path names once links are resolved: the whole path when it exists, else (a store
-/// whose file its first write makes, or a dangling link to one) the links followed by hand and
-/// the directory resolved with the file name appended.
-fn resolved(path: &std::path::Path) -> std::path::PathBuf {
-    if let Ok(real) = std::fs::canonicalize(path) {
-        return real;
-    }
-    let mut current = path.to_path_buf();
-    // As many links as Linux follows (MAXSYMLINKS); a longer chain is left as it is.
-    for _ in 0..40 {
-        let is_link = std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink());
-        let Ok(target) = std::fs::read_link(&current)
-            .map_err(|_| ())
-            .and_then(|t| if is_link { Ok(t) } else { Err(()) })
-        else {
-            break;
-        };
-        current = match current.parent() {
-            Some(dir) if target.is_relative() => dir.join(target),
-            _ => target,
-        };
-    }
-    match (current.parent(), current.file_name()) {
-        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
-            .map(|d| d.join(name))
-            .unwrap_or(current.clone()),
-        _ => current,
-    }
 }
 
 #[cfg(test)]

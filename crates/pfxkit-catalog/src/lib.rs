@@ -14,6 +14,7 @@ pub mod authz;
 pub mod ca;
 pub mod demo;
 pub mod error;
+mod files;
 pub mod jobs;
 pub mod postgres;
 pub mod renewal;
@@ -559,10 +560,13 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn container_by_name(&self, name: &str) -> Result<Option<ContainerRecord>>;
 
-    /// Records a store.
+    /// Records a store and, in the same transaction, the names of its files on its host (its
+    /// paths and, on the server's host, the files they resolve to through links).
     ///
     /// # Errors
-    /// Database errors.
+    /// [`Error::Invalid`] when one of those files is already a file of another store on the
+    /// same host (one file is one store; checked by lookup, so concurrent registrations of one
+    /// file make one store); database errors.
     fn add_store(&self, store: &StoreRecord) -> Result<()>;
 
     /// A store by GUID.
@@ -985,4 +989,11 @@ pub struct TokenRecord {
     pub principal: String,
     /// When it stops being accepted, milliseconds since the Unix epoch (`None`: never).
     pub expires_ms: Option<i64>,
+}
+
+/// The refusal of a store whose `file` is already a file of store `owner`.
+fn one_file_one_store(file: &str, owner: &str) -> Error {
+    Error::Invalid(format!(
+        "{file} is already a file of store {owner}: one file is one store"
+    ))
 }

@@ -224,7 +224,52 @@ CREATE TABLE agents (
     r"
 ALTER TABLE jobs ADD COLUMN finished_ms BIGINT;
 ",
+    // 7: the names of each store's files on its host, unique per host: "one file is one
+    // store" by lookup (files.rs). Existing stores' rows are written by `record_store_files`
+    // in the same transaction.
+    r"
+CREATE TABLE store_files (
+    host      TEXT NOT NULL,
+    file      TEXT NOT NULL,
+    store_id  TEXT NOT NULL REFERENCES stores(id),
+    PRIMARY KEY (host, file)
+);
+CREATE INDEX store_files_store ON store_files(store_id);
+",
 ];
+
+/// The schema version whose migration creates `store_files`; its rows for the stores already
+/// recorded are computed here (they need the file system), not in SQL.
+const STORE_FILES_VERSION: usize = 7;
+
+/// Records the files of every store recorded before `store_files` existed. A file two such
+/// stores share (registered before "one file is one store" was checked) stays with the first.
+fn record_store_files(tx: &mut ::postgres::Transaction<'_>) -> Result<(), ::postgres::Error> {
+    let rows = tx.query(
+        "SELECT id, path, key_path, machine FROM stores ORDER BY seq",
+        &[],
+    )?;
+    for row in rows {
+        let id: String = row.try_get(0)?;
+        let path: String = row.try_get(1)?;
+        let key_path: Option<String> = row.try_get(2)?;
+        let machine: Option<String> = row.try_get(3)?;
+        let machine = machine.as_deref();
+        let keys = crate::files::store_file_keys(
+            std::path::Path::new(&path),
+            key_path.as_deref().map(std::path::Path::new),
+            machine,
+        );
+        for file in keys {
+            tx.execute(
+                "INSERT INTO store_files (host, file, store_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (host, file) DO NOTHING",
+                &[&crate::files::store_host(machine), &file, &id],
+            )?;
+        }
+    }
+    Ok(())
+}
 
 /// The advisory lock key that serialises migrations (`pfxkit` in ASCII).
 const MIGRATION_LOCK: i64 = 0x7066_786b_6974;
@@ -526,6 +571,9 @@ impl PostgresCatalog {
                 .skip(usize::try_from(version).unwrap_or(0))
             {
                 tx.batch_execute(sql)?;
+                if i + 1 == STORE_FILES_VERSION {
+                    record_store_files(&mut tx)?;
+                }
                 let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
                 tx.execute("INSERT INTO pfxkit_schema (version) VALUES ($1)", &[&v])?;
             }
@@ -1117,27 +1165,57 @@ impl Catalog for PostgresCatalog {
             .key_path
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
-        self.with(|c| {
-            c.client
-                .execute(
-                    "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind,
-                         password, machine, plain_key, inventory_every)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    &[
-                        &store.id,
-                        &store.store_type.name(),
-                        &path,
-                        &key_path,
-                        &store.container_id,
-                        &kind,
-                        &password,
-                        &store.machine,
-                        &store.plain_key,
-                        &store.inventory_every_secs,
-                    ],
-                )
-                .map(|_| ())
-        })
+        let machine = store.machine.as_deref();
+        let host = crate::files::store_host(machine);
+        let mut files =
+            crate::files::store_file_keys(&store.path, store.key_path.as_deref(), machine);
+        // One order for every writer: two registrations sharing two files cannot deadlock.
+        files.sort();
+        let taken: Option<(String, String)> = self.with(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind,
+                     password, machine, plain_key, inventory_every)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &store.id,
+                    &store.store_type.name(),
+                    &path,
+                    &key_path,
+                    &store.container_id,
+                    &kind,
+                    &password,
+                    &store.machine,
+                    &store.plain_key,
+                    &store.inventory_every_secs,
+                ],
+            )?;
+            for file in &files {
+                // A concurrent registration of the same file makes this wait for its outcome:
+                // exactly one of them records it.
+                let inserted = tx.execute(
+                    "INSERT INTO store_files (host, file, store_id) VALUES ($1, $2, $3)
+                     ON CONFLICT (host, file) DO NOTHING",
+                    &[&host, file, &store.id],
+                )?;
+                if inserted == 0 {
+                    let owner: String = tx
+                        .query_one(
+                            "SELECT store_id FROM store_files WHERE host = $1 AND file = $2",
+                            &[&host, file],
+                        )?
+                        .try_get(0)?;
+                    // Dropping the transaction rolls the store row back.
+                    return Ok(Some((file.clone(), owner)));
+                }
+            }
+            tx.commit()?;
+            Ok(None)
+        })?;
+        match taken {
+            Some((file, owner)) => Err(one_file_one_store(&file, &owner)),
+            None => Ok(()),
+        }
     }
 
     fn store(&self, id: &str) -> Result<Option<StoreRecord>> {
@@ -2217,6 +2295,7 @@ impl Catalog for PostgresCatalog {
             )?;
             tx.execute("DELETE FROM locations WHERE store_id = $1", &[&id])?;
             tx.execute("DELETE FROM jobs WHERE store_id = $1", &[&id])?;
+            tx.execute("DELETE FROM store_files WHERE store_id = $1", &[&id])?;
             tx.execute("DELETE FROM stores WHERE id = $1", &[&id])?;
             tx.commit()?;
             Ok(None)

@@ -177,7 +177,23 @@ CREATE TABLE agents (
     r"
 ALTER TABLE jobs ADD COLUMN finished_ms INTEGER;
 ",
+    // 7: the names of each store's files on its host, unique per host: "one file is one
+    // store" by lookup (files.rs). Existing stores' rows are written by `record_store_files`
+    // in the same transaction.
+    r"
+CREATE TABLE store_files (
+    host      TEXT NOT NULL,
+    file      TEXT NOT NULL,
+    store_id  TEXT NOT NULL REFERENCES stores(id),
+    PRIMARY KEY (host, file)
+);
+CREATE INDEX store_files_store ON store_files(store_id);
+",
 ];
+
+/// The schema version whose migration creates `store_files`; its rows for the stores already
+/// recorded are computed here (they need the file system), not in SQL.
+const STORE_FILES_VERSION: usize = 7;
 
 /// The SQLite catalog.
 #[derive(Debug)]
@@ -273,11 +289,39 @@ impl SqliteCatalog {
             let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
                 tx.execute_batch(sql)?;
+                if i + 1 == STORE_FILES_VERSION {
+                    record_store_files(&tx)?;
+                }
                 tx.pragma_update(None, "user_version", i + 1)?;
             }
             tx.commit()
         })
     }
+}
+
+/// Records the files of every store recorded before `store_files` existed. A file two such
+/// stores share (registered before "one file is one store" was checked) stays with the first.
+fn record_store_files(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let stores: Vec<(String, String, Option<String>, Option<String>)> = {
+        let mut stmt =
+            tx.prepare("SELECT id, path, key_path, machine FROM stores ORDER BY rowid")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut insert =
+        tx.prepare("INSERT OR IGNORE INTO store_files (host, file, store_id) VALUES (?1, ?2, ?3)")?;
+    for (id, path, key_path, machine) in stores {
+        let machine = machine.as_deref();
+        let keys = crate::files::store_file_keys(
+            Path::new(&path),
+            key_path.as_deref().map(Path::new),
+            machine,
+        );
+        for file in keys {
+            insert.execute(params![crate::files::store_host(machine), file, id])?;
+        }
+    }
+    Ok(())
 }
 
 type RawCertificate = (i64, Vec<u8>, String, bool, Option<String>);
@@ -685,8 +729,25 @@ impl Catalog for SqliteCatalog {
 
     fn add_store(&self, store: &StoreRecord) -> Result<()> {
         let (kind, password) = secret_columns(&store.password);
-        self.with(|c| {
-            c.execute(
+        let machine = store.machine.as_deref();
+        let host = crate::files::store_host(machine);
+        let files = crate::files::store_file_keys(&store.path, store.key_path.as_deref(), machine);
+        let taken: Option<(String, String)> = self.with(|c| {
+            // IMMEDIATE: the lookup and the insert are one step for every writer.
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for file in &files {
+                let owner: Option<String> = tx
+                    .query_row(
+                        "SELECT store_id FROM store_files WHERE host = ?1 AND file = ?2",
+                        params![host, file],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(owner) = owner {
+                    return Ok(Some((file.clone(), owner)));
+                }
+            }
+            tx.execute(
                 "INSERT INTO stores (id, store_type, path, key_path, container_id, password_kind, password,
                      machine, plain_key, inventory_every)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -702,9 +763,20 @@ impl Catalog for SqliteCatalog {
                     store.plain_key,
                     store.inventory_every_secs
                 ],
-            )
-            .map(|_| ())
-        })
+            )?;
+            for file in &files {
+                tx.execute(
+                    "INSERT INTO store_files (host, file, store_id) VALUES (?1, ?2, ?3)",
+                    params![host, file, store.id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(None)
+        })?;
+        match taken {
+            Some((file, owner)) => Err(one_file_one_store(&file, &owner)),
+            None => Ok(()),
+        }
     }
 
     fn store(&self, id: &str) -> Result<Option<StoreRecord>> {
@@ -984,6 +1056,7 @@ impl Catalog for SqliteCatalog {
             }
             tx.execute("DELETE FROM locations WHERE store_id = ?1", [id])?;
             tx.execute("DELETE FROM jobs WHERE store_id = ?1", [id])?;
+            tx.execute("DELETE FROM store_files WHERE store_id = ?1", [id])?;
             let removed = tx.execute("DELETE FROM stores WHERE id = ?1", [id])?;
             tx.commit()?;
             Ok(if removed > 0 { None } else { Some(-1) })

@@ -25,7 +25,7 @@ use pfxkit_catalog::{
 };
 
 /// The PostgreSQL schema version this build migrates to.
-const SCHEMA_VERSION: usize = 6;
+const SCHEMA_VERSION: usize = 7;
 
 /// Writes a key file as `catalog init` would: 0600, or the catalog refuses it.
 fn write_key(path: &Path, bytes: &[u8]) {
@@ -87,6 +87,8 @@ conformance!(
     agents_are_added_once_and_their_token_is_redeemed_once,
     a_machines_claim_takes_only_its_stores_jobs_and_a_lease_finishes_once,
     an_agent_registration_without_its_token_is_refused_before_the_csr_is_read,
+    one_file_is_one_store_on_each_host_until_its_store_is_removed,
+    concurrent_registrations_of_one_file_make_one_store,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -1464,4 +1466,183 @@ fn an_agent_registration_without_its_token_is_refused_before_the_csr_is_read(
     service.revoke_agent(None, "web1").unwrap();
     let err = service.register_agent("web1", &token, garbage).unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+}
+
+/// A plain-key PEM store `cert` + `key` on `machine` (`None`: this host).
+fn pem_store(
+    service: &Service,
+    cert: &Path,
+    key: &Path,
+    machine: Option<&str>,
+) -> pfxkit_catalog::Result<String> {
+    service
+        .add_store_with(
+            None,
+            StoreType::Pem,
+            cert,
+            Some(key),
+            None,
+            None,
+            &StoreOptions::default()
+                .machine(machine.map(str::to_string))
+                .plain_key(true),
+        )
+        .map(|s| s.id)
+}
+
+/// Threat: a store's file recorded again — under another name, through a link or `..` — as a
+/// second store in another container, so that grants on that container reach the first
+/// store's keys.
+fn one_file_is_one_store_on_each_host_until_its_store_is_removed(service: &Service, dir: &Path) {
+    let refused_for = |result: pfxkit_catalog::Result<String>, owner: &str| match result {
+        Err(Error::Invalid(reason)) => {
+            assert!(reason.contains(owner), "{reason}");
+            assert!(reason.contains("one file is one store"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    };
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a.crt"), b"").unwrap();
+    let original = pem_store(service, &dir.join("a.crt"), &dir.join("a.key"), None).unwrap();
+    // A link to a file not written yet (the key file) and one to the certificate file.
+    std::os::unix::fs::symlink(dir.join("a.key"), dir.join("key-link")).unwrap();
+    std::os::unix::fs::symlink("a.crt", dir.join("crt-link")).unwrap();
+    for (cert, key) in [
+        (dir.join("a.crt"), dir.join("other.key")),
+        (dir.join("crt-link"), dir.join("other.key")),
+        (dir.join("sub/../a.crt"), dir.join("other.key")),
+        (dir.join("other.crt"), dir.join("key-link")),
+        (dir.join("other.crt"), dir.join("a.crt")),
+    ] {
+        refused_for(pem_store(service, &cert, &key, None), &original);
+    }
+    assert_eq!(service.catalog().stores().unwrap().len(), 1);
+    // The same paths on agents' machines are other files; on one machine they are one store.
+    service.catalog().add_agent("web1", "hash-1").unwrap();
+    let web = pem_store(
+        service,
+        &dir.join("a.crt"),
+        &dir.join("a.key"),
+        Some("web1"),
+    )
+    .unwrap();
+    refused_for(
+        pem_store(
+            service,
+            &dir.join("a.crt"),
+            &dir.join("b.key"),
+            Some("web1"),
+        ),
+        &web,
+    );
+    pem_store(service, &dir.join("a.crt"), &dir.join("a.key"), Some("db1")).unwrap();
+    // A removed store's files are free again.
+    service.remove_store(&original).unwrap();
+    pem_store(service, &dir.join("crt-link"), &dir.join("key-link"), None).unwrap();
+    assert_eq!(service.catalog().stores().unwrap().len(), 3);
+}
+
+/// Threat: two registrations of one file racing (two API requests at once) both passing a
+/// check made before either is recorded.
+fn concurrent_registrations_of_one_file_make_one_store(service: &Service, dir: &Path) {
+    const RACERS: usize = 4;
+    for round in 0..8 {
+        let target = dir.join(format!("race{round}.crt"));
+        let names: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let link = dir.join(format!("race{round}-{i}.crt"));
+                std::os::unix::fs::symlink(&target, &link).unwrap();
+                link
+            })
+            .collect();
+        let barrier = std::sync::Barrier::new(RACERS);
+        let made = std::thread::scope(|s| {
+            let handles: Vec<_> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let barrier = &barrier;
+                    let key = dir.join(format!("race{round}-{i}.key"));
+                    s.spawn(move || {
+                        barrier.wait();
+                        pem_store(service, name, &key, None)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(Result::is_ok)
+                .count()
+        });
+        assert_eq!(made, 1, "round {round}: {made} stores for one file");
+    }
+    assert_eq!(service.catalog().stores().unwrap().len(), 8);
+}
+
+/// A catalog made before `store_files` (schema 6) learns its stores' files when it is
+/// upgraded: a file registered then is still refused after.
+#[test]
+fn an_upgraded_sqlite_catalog_knows_the_files_of_its_earlier_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = {
+        let service = sqlite(dir.path());
+        pem_store(
+            &service,
+            &dir.path().join("a.crt"),
+            &dir.path().join("a.key"),
+            None,
+        )
+        .unwrap()
+    };
+    let db = rusqlite::Connection::open(dir.path().join("catalog/catalog.sqlite")).unwrap();
+    db.execute_batch("DROP TABLE store_files; PRAGMA user_version = 6;")
+        .unwrap();
+    drop(db);
+    std::os::unix::fs::symlink(dir.path().join("a.key"), dir.path().join("link")).unwrap();
+    let service = Service::open(&dir.path().join("catalog")).unwrap();
+    let refused = pem_store(
+        &service,
+        &dir.path().join("b.crt"),
+        &dir.path().join("link"),
+        None,
+    )
+    .unwrap_err();
+    assert!(refused.to_string().contains(&original), "{refused}");
+}
+
+#[test]
+fn an_upgraded_postgres_catalog_knows_the_files_of_its_earlier_stores() {
+    let Some(server) = pg::TestPostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (service, conninfo) = postgres_with_conninfo(&server, dir.path());
+    let original = pem_store(
+        &service,
+        &dir.path().join("a.crt"),
+        &dir.path().join("a.key"),
+        None,
+    )
+    .unwrap();
+    drop(service);
+    let mut client = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    client
+        .batch_execute("DROP TABLE store_files; DELETE FROM pfxkit_schema WHERE version = 7;")
+        .unwrap();
+    drop(client);
+    std::os::unix::fs::symlink(dir.path().join("a.key"), dir.path().join("link")).unwrap();
+    let location =
+        CatalogLocation::parse(&conninfo, Some(&dir.path().join("catalog.key"))).unwrap();
+    // Until `catalog init` upgrades it, the catalog is refused; then it knows the old files.
+    assert!(Service::open_at(&location).is_err());
+    let service = Service::init_at(&location).unwrap();
+    let refused = pem_store(
+        &service,
+        &dir.path().join("b.crt"),
+        &dir.path().join("link"),
+        None,
+    )
+    .unwrap_err();
+    assert!(refused.to_string().contains(&original), "{refused}");
 }
