@@ -23,7 +23,7 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pfxkit::secret::{Password, PasswordSource};
@@ -50,29 +50,78 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Latencies in 10 µs buckets up to 2 s (longer ones in the last), shared by every connection:
+/// the load generator's memory stays the same however long it runs, so the process's RSS
+/// tracks the server's.
+struct Histogram {
+    buckets: Vec<AtomicU64>,
+    max_us: AtomicU64,
+}
+
+const BUCKET_US: u64 = 10;
+const BUCKETS: usize = 200_000;
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            max_us: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let i = usize::try_from(us / BUCKET_US).map_or(BUCKETS - 1, |i| i.min(BUCKETS - 1));
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The upper edge of the bucket holding the `p` quantile, in ms.
+    fn quantile_ms(&self, p: f64) -> f64 {
+        let n = self.count();
+        let rank = ((n as f64 * p).ceil() as u64).clamp(1, n.max(1));
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Ordering::Relaxed);
+            if seen >= rank {
+                return ((i as u64 + 1) * BUCKET_US) as f64 / 1000.0;
+            }
+        }
+        0.0
+    }
+}
+
 struct Report {
     name: String,
-    latencies_us: Vec<u64>,
+    latencies: Histogram,
     errors: usize,
     elapsed: Duration,
 }
 
 impl Report {
-    fn print(&mut self) {
-        self.latencies_us.sort_unstable();
-        let n = self.latencies_us.len();
-        let pct = |p: f64| {
-            let i = ((n as f64 * p).ceil() as usize).clamp(1, n.max(1)) - 1;
-            self.latencies_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
-        };
+    fn new(name: &str) -> Self {
+        Report {
+            name: name.to_string(),
+            latencies: Histogram::new(),
+            errors: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn print(&self) {
+        let n = self.latencies.count();
         println!(
             "{:<58} {:>7} req {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  errors {}",
             self.name,
             n,
             n as f64 / self.elapsed.as_secs_f64(),
-            pct(0.50),
-            pct(0.99),
-            pct(1.0),
+            self.latencies.quantile_ms(0.50),
+            self.latencies.quantile_ms(0.99),
+            self.latencies.max_us.load(Ordering::Relaxed) as f64 / 1000.0,
             self.errors
         );
     }
@@ -96,14 +145,15 @@ where
 {
     let request = Arc::new(request);
     let stop = Arc::new(AtomicBool::new(false));
+    let report = Arc::new(Report::new(name));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
         let c = client(ca_pem);
         let request = request.clone();
         let stop = stop.clone();
+        let report = report.clone();
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
             let mut errors = 0;
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -113,28 +163,23 @@ where
                     Err(_) => false,
                 };
                 if ok {
-                    lat.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+                    report.latencies.record(t.elapsed());
                 } else {
                     errors += 1;
                 }
                 i += 1;
             }
-            (lat, errors)
+            errors
         }));
     }
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
-    let mut report = Report {
-        name: name.to_string(),
-        latencies_us: Vec::new(),
-        errors: 0,
-        elapsed: Duration::ZERO,
-    };
+    let mut errors = 0;
     for t in tasks {
-        let (lat, errors) = t.await.unwrap();
-        report.latencies_us.extend(lat);
-        report.errors += errors;
+        errors += t.await.unwrap();
     }
+    let mut report = Arc::into_inner(report).unwrap();
+    report.errors = errors;
     report.elapsed = start.elapsed();
     report
 }
@@ -142,10 +187,10 @@ where
 /// Runs `pfxkit ARGS` `n` times, one process per call, two at a time (the machine's cores).
 fn cli_calls(name: &str, binary: &str, catalog: &std::path::Path, n: usize, args: &[&str]) {
     let start = Instant::now();
-    let lat = std::sync::Mutex::new(Vec::new());
+    let mut report = Report::new(name);
     std::thread::scope(|s| {
         for worker in 0..2 {
-            let lat = &lat;
+            let latencies = &report.latencies;
             s.spawn(move || {
                 for i in (worker..n).step_by(2) {
                     let args: Vec<String> = args
@@ -163,20 +208,13 @@ fn cli_calls(name: &str, binary: &str, catalog: &std::path::Path, n: usize, args
                         "{}",
                         String::from_utf8_lossy(&out.stderr)
                     );
-                    lat.lock()
-                        .unwrap()
-                        .push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+                    latencies.record(t.elapsed());
                 }
             });
         }
     });
-    Report {
-        name: name.to_string(),
-        latencies_us: lat.into_inner().unwrap(),
-        errors: 0,
-        elapsed: start.elapsed(),
-    }
-    .print();
+    report.elapsed = start.elapsed();
+    report.print();
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -293,18 +331,17 @@ async fn main() {
     );
     let url = format!("{base}/Certificates/{small}?includeLocations=true");
     let rss_before = rss_kib();
+    // Sampled every 10 s while the reads run (the first sample includes the connections'
+    // set-up; flat means the later ones do not climb).
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let h = tokio::spawn(async move {
-            let mut samples = Vec::new();
-            while !s.load(Ordering::Relaxed) {
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            loop {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                samples.push(rss_kib() / 1024);
+                samples.lock().unwrap().push(rss_kib() / 1024);
             }
-            samples
-        });
-        (stop, h)
+        })
     };
     load(
         "GET /Certificates/{id}?includeLocations=true",
@@ -318,11 +355,12 @@ async fn main() {
     )
     .await
     .print();
-    sampler.0.store(true, Ordering::Relaxed);
-    let samples = sampler.1.await.unwrap();
+    sampler.abort();
     println!(
-        "  RSS (server and load generator, one process): {} MiB before, every 10 s: {samples:?} MiB",
-        rss_before / 1024
+        "  RSS (server and load generator, one process; the generator's memory is fixed): {} MiB before, every 10 s under load: {:?} MiB, after: {} MiB",
+        rss_before / 1024,
+        samples.lock().unwrap(),
+        rss_kib() / 1024
     );
 
     let enroll_url = format!("{base}/Enrollment/PFX");

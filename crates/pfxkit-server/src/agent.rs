@@ -124,10 +124,7 @@ async fn blocking<T: Send + 'static>(
     state: &Arc<State>,
     f: impl FnOnce(&Service) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let service = state.service.clone();
-    tokio::task::spawn_blocking(move || f(&service))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+    state.blocking(f).await
 }
 
 /// Serves `/Agent/…` (`segments` after `Agent`). `principal` is set to `agent:NAME` for the

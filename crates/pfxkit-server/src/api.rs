@@ -374,10 +374,7 @@ impl Req {
         &self,
         f: impl FnOnce(&Service) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let service = self.state.service.clone();
-        tokio::task::spawn_blocking(move || f(&service))
-            .await
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+        self.state.blocking(f).await
     }
 
     fn param(&self, i: usize) -> &str {

@@ -11,7 +11,14 @@
 //!   recently used credentials, no better than the Argon2 hashes in the catalog.
 //! - **Bounded verifications.** At most [`ServerLimits::max_verifications`] Argon2id runs at
 //!   once (a semaphore); other logins wait their turn, so a flood of bad logins takes those
-//!   cores at most, and cached credentials keep being served.
+//!   cores at most, and cached credentials keep being served. A login that waited looks in the
+//!   cache again when its turn comes: when cached credentials expire under load, the requests
+//!   that carried them meanwhile are answered by the one verification already made, not each
+//!   by its own (64 connections were 64 Argon2 runs, a latency spike of most of a second).
+//! - **Verifier threads.** The runs happen on `max_verifications` threads of their own. Argon2id
+//!   takes 19 MiB per run, and the allocator keeps what a thread frees for that thread's arena:
+//!   spread over the blocking pool, one cache expiry under load left 640 MiB resident; on a
+//!   fixed set of threads, memory holds as many runs as there are threads.
 //! - **Slow-down.** Each failed login for a user name and for a client address doubles the delay
 //!   before the next verification for that name or address (from 250 ms up to 8 s, forgotten
 //!   after 15 minutes without failure); the wait is a timer, not CPU. Every failure is logged
@@ -19,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,7 +69,57 @@ pub struct Authenticator {
     cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     failures: Mutex<HashMap<FailureKey, Failures>>,
     verifications: Arc<Semaphore>,
+    verifiers: Verifiers,
+    verified: AtomicU64,
     ttl: Duration,
+}
+
+/// A job for a verifier thread.
+type VerifierJob = Box<dyn FnOnce() + Send>;
+
+/// Threads of their own for password verifications (see the module docs).
+struct Verifiers {
+    jobs: Mutex<std::sync::mpsc::Sender<VerifierJob>>,
+}
+
+impl Verifiers {
+    /// `n` threads; they end when the verifiers are dropped.
+    fn start(n: usize) -> Result<Self, ServerError> {
+        let (tx, rx) = std::sync::mpsc::channel::<VerifierJob>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..n.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("pfxkit-verify-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| ServerError::Io(format!("cannot start a verifier thread: {e}")))?;
+        }
+        Ok(Verifiers {
+            jobs: Mutex::new(tx),
+        })
+    }
+
+    /// Runs `f` on a verifier thread; its answer.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: VerifierJob = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs.lock().ok()?.send(job).ok()?;
+        rx.await.ok()
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -87,6 +145,8 @@ impl Authenticator {
             cache: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             verifications: Arc::new(Semaphore::new(limits.max_verifications.max(1))),
+            verifiers: Verifiers::start(limits.max_verifications)?,
+            verified: AtomicU64::new(0),
             ttl: limits.credential_cache,
         })
     }
@@ -168,6 +228,11 @@ impl Authenticator {
         }
     }
 
+    /// Password verifications (Argon2id runs) made since start.
+    pub fn verifications(&self) -> u64 {
+        self.verified.load(Ordering::Relaxed)
+    }
+
     /// Failures recorded for a user name (for tests and the log).
     pub fn failures_of(&self, user: &str) -> u32 {
         self.failures
@@ -234,6 +299,10 @@ async fn basic(state: &Arc<State>, encoded: &str, peer: IpAddr) -> Result<String
                 "too many logins in progress; retry later",
             )
         })?;
+    // Credentials verified by another request while this one waited for its turn.
+    if let Some(principal) = auth.cached(&mac) {
+        return Ok(principal);
+    }
     // `DOMAIN\user`: the whole name first, then without the domain.
     let mut candidates = vec![name.to_string()];
     if let Some((_, user)) = name.rsplit_once('\\')
@@ -242,24 +311,32 @@ async fn basic(state: &Arc<State>, encoded: &str, peer: IpAddr) -> Result<String
         candidates.push(user.to_string());
     }
     let password = Password::new(password);
-    let service = state.service.clone();
-    let verified = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        for candidate in candidates {
-            match service.verify_password(&candidate, &password) {
-                Ok(true) => return Ok(Some(candidate)),
-                Ok(false) => {}
-                Err(e) => return Err(e),
+    let shared = state.clone();
+    auth.verified.fetch_add(1, Ordering::Relaxed);
+    let verified = auth
+        .verifiers
+        .run(move || {
+            // Remembered before the turn passes on: the next waiter finds it in the cache.
+            let _permit = permit;
+            for candidate in candidates {
+                match shared.service.verify_password(&candidate, &password) {
+                    Ok(true) => {
+                        shared.auth.remember(mac, &candidate);
+                        return Ok(Some(candidate));
+                    }
+                    Ok(false) => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
-        Ok(None)
-    })
-    .await
-    .map_err(|_| ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
+            Ok(None)
+        })
+        .await
+        .ok_or_else(|| {
+            ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        })??;
     match verified {
         Some(principal) => {
             auth.succeeded(name);
-            auth.remember(mac, &principal);
             Ok(principal)
         }
         None => {
@@ -277,12 +354,11 @@ async fn bearer(state: &Arc<State>, token: &str, peer: IpAddr) -> Result<String,
         tokio::time::sleep(delay).await;
     }
     let token = Zeroizing::new(token.to_string());
-    let service = state.service.clone();
-    let principal = tokio::task::spawn_blocking(move || {
-        service.token_principal(&token, pfxkit_catalog::jobs::now_ms())
-    })
-    .await
-    .map_err(|_| ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
+    let principal = state
+        .blocking(move |service| {
+            Ok(service.token_principal(&token, pfxkit_catalog::jobs::now_ms())?)
+        })
+        .await?;
     match principal {
         Some(p) => Ok(p),
         None => {
@@ -299,4 +375,34 @@ fn shorten(name: &str) -> String {
         .take(64)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Threat: verifications spread over the blocking pool's threads, each keeping the 19 MiB
+    /// it freed (see the module docs). However many run, they run on the verifier threads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verifications_run_on_the_verifier_threads_only() {
+        let verifiers = Arc::new(Verifiers::start(2).unwrap());
+        let mut runs = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let verifiers = verifiers.clone();
+            runs.spawn(async move {
+                verifiers
+                    .run(|| {
+                        std::thread::sleep(Duration::from_millis(2));
+                        std::thread::current().name().map(str::to_string)
+                    })
+                    .await
+            });
+        }
+        let mut threads = std::collections::BTreeSet::new();
+        while let Some(name) = runs.join_next().await {
+            threads.insert(name.unwrap().unwrap().unwrap());
+        }
+        assert!(threads.len() <= 2, "{threads:?}");
+        assert!(threads.iter().all(|t| t.starts_with("pfxkit-verify-")));
+    }
 }

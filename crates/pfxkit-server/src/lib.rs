@@ -65,6 +65,11 @@ pub struct ServerLimits {
     pub renewal_interval: Duration,
     /// Largest page of a list (default 1000).
     pub max_page: usize,
+    /// Requests doing catalog work at once (default: twice the CPUs, at least 2). The rest
+    /// wait their turn in arrival order: a fair queue in front of the blocking pool keeps the
+    /// slowest reads near the median under load (an unfair lock inside let some wait many
+    /// rounds) and bounds the blocking threads, and with them memory.
+    pub catalog_workers: usize,
 }
 
 impl Default for ServerLimits {
@@ -81,6 +86,10 @@ impl Default for ServerLimits {
             runner_interval: Duration::from_millis(250),
             renewal_interval: Duration::from_secs(3600),
             max_page: 1000,
+            catalog_workers: std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get)
+                .saturating_mul(2)
+                .max(2),
         }
     }
 }
@@ -145,6 +154,45 @@ pub(crate) struct State {
     pub(crate) limits: ServerLimits,
     pub(crate) machine: String,
     pub(crate) hub: agent::Hub,
+    /// Turns at catalog work, handed out first come, first served (tokio's semaphore is fair).
+    pub(crate) catalog_work: Semaphore,
+}
+
+impl State {
+    /// Runs catalog work on the blocking pool once it is this request's turn (see
+    /// [`ServerLimits::catalog_workers`]).
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Service) -> Result<T, error::ApiError> + Send + 'static,
+    ) -> Result<T, error::ApiError> {
+        let internal =
+            || error::ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        // Never closed: an error here would be a bug, answered as one.
+        let _turn = self.catalog_work.acquire().await.map_err(|_| internal())?;
+        let service = self.service.clone();
+        tokio::task::spawn_blocking(move || f(&service))
+            .await
+            .map_err(|_| internal())?
+    }
+}
+
+/// Counters of a server (see [`Server::stats`]).
+#[derive(Clone)]
+pub struct Stats(Arc<State>);
+
+impl Stats {
+    /// Password verifications (Argon2id runs) made since start: cached credentials make none.
+    pub fn password_verifications(&self) -> u64 {
+        self.0.auth.verifications()
+    }
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("password_verifications", &self.password_verifications())
+            .finish()
+    }
 }
 
 /// A bound server, ready to run.
@@ -177,12 +225,18 @@ impl Server {
             limits: config.limits.clone(),
             machine: config.machine.clone(),
             hub: agent::Hub::new(),
+            catalog_work: Semaphore::new(config.limits.catalog_workers.max(1)),
         });
         Ok(Server {
             listener,
             config,
             state,
         })
+    }
+
+    /// A handle on the server's counters, valid while and after it runs.
+    pub fn stats(&self) -> Stats {
+        Stats(self.state.clone())
     }
 
     /// The address actually bound (port 0 resolved).
@@ -339,5 +393,56 @@ async fn serve_connection<S>(
     };
     if let Err(e) = result {
         tracing::debug!(peer = %peer.ip(), error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Threat: a flood of requests, each taking a thread of the blocking pool (tokio allows
+    /// 512) for catalog work: memory grows with the flood, and the catalog's lock decides
+    /// unfairly who goes next, so some requests wait many rounds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn catalog_work_runs_at_most_catalog_workers_at_once_and_all_of_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::init(&dir.path().join("catalog")).unwrap();
+        let limits = ServerLimits {
+            catalog_workers: 2,
+            ..ServerLimits::default()
+        };
+        let state = Arc::new(State {
+            service: Arc::new(service),
+            auth: auth::Authenticator::new(&limits).unwrap(),
+            catalog_work: Semaphore::new(limits.catalog_workers),
+            limits,
+            machine: "here".into(),
+            hub: agent::Hub::new(),
+        });
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let requests: Vec<_> = (0..32)
+            .map(|_| {
+                let (state, running, peak) = (state.clone(), running.clone(), peak.clone());
+                tokio::spawn(async move {
+                    state
+                        .blocking(move |service| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(5));
+                            let users = service.catalog().users().map_err(error::ApiError::from);
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            users.map(|u| u.len())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for request in requests {
+            assert_eq!(request.await.unwrap().unwrap(), 0);
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "at most two at once");
     }
 }
