@@ -15,10 +15,10 @@
 //!   cache again when its turn comes: when cached credentials expire under load, the requests
 //!   that carried them meanwhile are answered by the one verification already made, not each
 //!   by its own (64 connections were 64 Argon2 runs, a latency spike of most of a second).
-//! - **Verifier threads.** The runs happen on `max_verifications` threads of their own. Argon2id
-//!   takes 19 MiB per run, and the allocator keeps what a thread frees for that thread's arena:
-//!   spread over the blocking pool, one cache expiry under load left 640 MiB resident; on a
-//!   fixed set of threads, memory holds as many runs as there are threads.
+//! - **Verifier threads.** The runs happen on `max_verifications` threads of their own, each
+//!   with its Argon2id memory (19 MiB, wiped after each run) allocated once. Allocated per run
+//!   on whichever blocking thread, it stayed resident per thread and burst: one cache expiry
+//!   under load left 640 MiB; now memory holds as many runs as there are verifier threads.
 //! - **Slow-down.** Each failed login for a user name and for a client address doubles the delay
 //!   before the next verification for that name or address (from 250 ms up to 8 s, forgotten
 //!   after 15 minutes without failure); the wait is a timer, not CPU. Every failure is logged
@@ -39,6 +39,7 @@ use zeroize::Zeroizing;
 use crate::error::{ApiError, ServerError};
 use crate::{ServerLimits, State};
 use pfxkit::secret::Password;
+use pfxkit_catalog::users::VerifierMemory;
 
 /// Entries kept in the credential cache and the failure table before they are pruned.
 const MAX_ENTRIES: usize = 10_000;
@@ -74,8 +75,8 @@ pub struct Authenticator {
     ttl: Duration,
 }
 
-/// A job for a verifier thread.
-type VerifierJob = Box<dyn FnOnce() + Send>;
+/// A job for a verifier thread, given that thread's Argon2 memory.
+type VerifierJob = Box<dyn FnOnce(&mut VerifierMemory) + Send>;
 
 /// Threads of their own for password verifications (see the module docs).
 struct Verifiers {
@@ -92,6 +93,7 @@ impl Verifiers {
             std::thread::Builder::new()
                 .name(format!("pfxkit-verify-{i}"))
                 .spawn(move || {
+                    let mut memory = VerifierMemory::new();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match rx.lock() {
@@ -99,7 +101,7 @@ impl Verifiers {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => job(&mut memory),
                             Err(_) => return,
                         }
                     }
@@ -111,11 +113,14 @@ impl Verifiers {
         })
     }
 
-    /// Runs `f` on a verifier thread; its answer.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    /// Runs `f` on a verifier thread, with that thread's memory; its answer.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut VerifierMemory) -> T + Send + 'static,
+    ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: VerifierJob = Box::new(move || {
-            let _ = tx.send(f());
+        let job: VerifierJob = Box::new(move |memory| {
+            let _ = tx.send(f(memory));
         });
         self.jobs.lock().ok()?.send(job).ok()?;
         rx.await.ok()
@@ -315,11 +320,14 @@ async fn basic(state: &Arc<State>, encoded: &str, peer: IpAddr) -> Result<String
     auth.verified.fetch_add(1, Ordering::Relaxed);
     let verified = auth
         .verifiers
-        .run(move || {
+        .run(move |memory| {
             // Remembered before the turn passes on: the next waiter finds it in the cache.
             let _permit = permit;
             for candidate in candidates {
-                match shared.service.verify_password(&candidate, &password) {
+                match shared
+                    .service
+                    .verify_password_with(&candidate, &password, memory)
+                {
                     Ok(true) => {
                         shared.auth.remember(mac, &candidate);
                         return Ok(Some(candidate));
@@ -391,7 +399,7 @@ mod tests {
             let verifiers = verifiers.clone();
             runs.spawn(async move {
                 verifiers
-                    .run(|| {
+                    .run(|_| {
                         std::thread::sleep(Duration::from_millis(2));
                         std::thread::current().name().map(str::to_string)
                     })
