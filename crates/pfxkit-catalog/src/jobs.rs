@@ -1234,7 +1234,7 @@ impl Service {
                 }
             }
             Err(Error::Database(e)) => return Err(Error::Database(e)),
-            Err(e) => (JobResult::Failure, e.to_string()),
+            Err(e) => (JobResult::Failure, self.failure_message(&job.job.store_id, &e)),
         };
         self.catalog()
             .finish_job(job.id, JobStatus::Completed, result, &message)?;
@@ -1244,6 +1244,27 @@ impl Service {
         job.result = Some(result);
         job.message = Some(message);
         Ok(job)
+    }
+
+    /// A failed job's message. A keystore that does not open says which password was tried: a
+    /// store's file whose password was changed by other means fails every later job, and "PKCS#12
+    /// MAC" alone does not tell the operator that the catalog's record is what is out of date.
+    fn failure_message(&self, store_id: &str, e: &Error) -> String {
+        let store = match self.catalog().store(store_id) {
+            Ok(Some(s)) if e.is_wrong_password() && s.store_type != StoreType::Pem => s,
+            _ => return e.to_string(),
+        };
+        let recorded = match &store.password {
+            StorePasswordRecord::Sealed(_) => "sealed in the catalog".to_string(),
+            StorePasswordRecord::Reference(source) => format!("from {source}"),
+            StorePasswordRecord::None => "none recorded".to_string(),
+        };
+        format!(
+            "{e}: the store password recorded for store {store_id} ({recorded}) does not open {}; \
+             if the file's password was changed, remove the store and add it again with its \
+             --store-password",
+            store.path.display()
+        )
     }
 
     fn execute(&self, job: &JobRecord) -> Result<String> {
@@ -1447,6 +1468,44 @@ mod tests {
             )
             .unwrap();
         (service, ids, enrolled.certificate_id)
+    }
+
+    #[test]
+    fn a_job_on_a_keystore_whose_password_changed_names_the_recorded_store_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, stores, certificate) = fleet(dir.path(), 1);
+        let options = JobOptions::default();
+        service
+            .deploy(certificate, &stores, Some("a"), false, &options)
+            .unwrap();
+        service.run_jobs(now_ms(), &|_| {}).unwrap();
+        // The file keeps its password; the catalog now records another one for it.
+        service.remove_store(&stores[0]).unwrap();
+        let again = service
+            .add_store(
+                None,
+                StoreType::Jks,
+                &dir.path().join("0.jks"),
+                None,
+                None,
+                Some(&PasswordSource::Literal(Password::new("not-the-password"))),
+            )
+            .unwrap();
+        service
+            .deploy(certificate, &[again.id.clone()], Some("b"), false, &options)
+            .unwrap();
+        let ran = service.run_jobs(now_ms(), &|_| {}).unwrap();
+        assert_eq!(ran[0].result, Some(JobResult::Failure));
+        let message = ran[0].message.clone().unwrap();
+        assert!(message.contains("keystore digest"), "{message}");
+        assert!(
+            message.contains(&format!(
+                "the store password recorded for store {} (sealed in the catalog) does not open",
+                again.id
+            )),
+            "{message}"
+        );
+        assert!(!message.contains("not-the-password"), "{message}");
     }
 
     #[test]
