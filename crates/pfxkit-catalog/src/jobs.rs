@@ -1234,7 +1234,10 @@ impl Service {
                 }
             }
             Err(Error::Database(e)) => return Err(Error::Database(e)),
-            Err(e) => (JobResult::Failure, self.failure_message(&job.job.store_id, &e)),
+            Err(e) => (
+                JobResult::Failure,
+                self.failure_message(&job.job.store_id, &e),
+            ),
         };
         self.catalog()
             .finish_job(job.id, JobStatus::Completed, result, &message)?;
@@ -1492,7 +1495,13 @@ mod tests {
             )
             .unwrap();
         service
-            .deploy(certificate, &[again.id.clone()], Some("b"), false, &options)
+            .deploy(
+                certificate,
+                std::slice::from_ref(&again.id),
+                Some("b"),
+                false,
+                &options,
+            )
             .unwrap();
         let ran = service.run_jobs(now_ms(), &|_| {}).unwrap();
         assert_eq!(ran[0].result, Some(JobResult::Failure));
