@@ -976,43 +976,7 @@ impl Service {
     /// # Errors
     /// Database errors.
     pub fn job_queue(&self, now_ms: i64) -> Result<JobQueue> {
-        let mut queue = JobQueue::default();
-        // An agent's jobs are its own: a run here never takes them.
-        let agents_stores: HashSet<String> = self
-            .catalog()
-            .stores()?
-            .into_iter()
-            .filter(|s| s.machine.is_some())
-            .map(|s| s.id)
-            .collect();
-        for j in self.catalog().jobs()? {
-            if agents_stores.contains(&j.job.store_id) {
-                continue;
-            }
-            match j.status {
-                JobStatus::Waiting if j.job.scheduled_ms <= now_ms => queue.due += 1,
-                JobStatus::Waiting => {
-                    queue.next_due_ms = Some(
-                        queue
-                            .next_due_ms
-                            .map_or(j.job.scheduled_ms, |n| n.min(j.job.scheduled_ms)),
-                    );
-                }
-                JobStatus::InProcess => {
-                    let until = j.claimed_ms.unwrap_or(now_ms).saturating_add(JOB_LEASE_MS);
-                    if until <= now_ms {
-                        // Abandoned by a dead runner: the next run takes it over.
-                        queue.due += 1;
-                    } else {
-                        queue.leased += 1;
-                        queue.leased_until_ms =
-                            Some(queue.leased_until_ms.map_or(until, |u| u.max(until)));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(queue)
+        self.catalog().job_queue(now_ms, JOB_LEASE_MS)
     }
 
     /// Runs every job due at `now_ms` (and any abandoned by a dead runner): jobs for different

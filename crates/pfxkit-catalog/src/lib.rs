@@ -633,6 +633,15 @@ pub trait Catalog: Send + Sync + fmt::Debug {
     /// Database errors.
     fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>>;
 
+    /// The open jobs of the stores this host runs (those without a machine) at `now_ms`,
+    /// counted by the database: due ones (a Waiting job whose time has come, or one whose
+    /// lease — `lease_ms` from its claim — has ended), leased ones and when the last lease
+    /// ends, and when the next job not yet due falls due.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn job_queue(&self, now_ms: i64, lease_ms: i64) -> Result<crate::jobs::JobQueue>;
+
     /// Atomically claims up to `limit` jobs for the runner `holder` and returns them, each
     /// store's in order: moves to InProcess (recording `holder` and the real clock's time as the
     /// lease's start) the jobs due at `now_ms` that are Waiting, or InProcess since before

@@ -1382,6 +1382,41 @@ impl Catalog for PostgresCatalog {
         raws.into_iter().map(|r| Ok(to_job(r)?.0)).collect()
     }
 
+    fn job_queue(&self, now_ms: i64, lease_ms: i64) -> Result<crate::jobs::JobQueue> {
+        // Only open jobs are read (the jobs_due index), and only their counts leave the server.
+        let (due, leased, leased_until_ms, next_due_ms) = self.with(|c| {
+            let row = c.client.query_one(
+                "SELECT
+                     COUNT(*) FILTER (WHERE CASE WHEN j.status = $3 THEN j.scheduled_ms <= $1
+                                       ELSE COALESCE(j.claimed_ms, $1) + $2 <= $1 END),
+                     COUNT(*) FILTER (WHERE j.status = $4 AND COALESCE(j.claimed_ms, $1) + $2 > $1),
+                     MAX(COALESCE(j.claimed_ms, $1) + $2)
+                         FILTER (WHERE j.status = $4 AND COALESCE(j.claimed_ms, $1) + $2 > $1),
+                     MIN(j.scheduled_ms) FILTER (WHERE j.status = $3 AND j.scheduled_ms > $1)
+                 FROM jobs j JOIN stores s ON s.id = j.store_id
+                 WHERE j.status IN ($3, $4) AND s.machine IS NULL",
+                &[
+                    &now_ms,
+                    &lease_ms,
+                    &JobStatus::Waiting.name(),
+                    &JobStatus::InProcess.name(),
+                ],
+            )?;
+            Ok((
+                row.try_get::<_, i64>(0)?,
+                row.try_get::<_, i64>(1)?,
+                row.try_get::<_, Option<i64>>(2)?,
+                row.try_get::<_, Option<i64>>(3)?,
+            ))
+        })?;
+        Ok(crate::jobs::JobQueue {
+            due: usize::try_from(due).unwrap_or(0),
+            leased: usize::try_from(leased).unwrap_or(0),
+            leased_until_ms,
+            next_due_ms,
+        })
+    }
+
     fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>> {
         const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms, finished_ms FROM jobs WHERE certificate_id = $1 AND status = 'Waiting' ORDER BY id";
         debug_assert!(SQL.contains(JOB_COLUMNS));

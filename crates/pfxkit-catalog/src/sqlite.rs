@@ -896,6 +896,43 @@ impl Catalog for SqliteCatalog {
         raws.into_iter().map(to_job).collect()
     }
 
+    fn job_queue(&self, now_ms: i64, lease_ms: i64) -> Result<crate::jobs::JobQueue> {
+        // Only open jobs are read (the jobs_due index), and only their counts leave SQLite.
+        let (due, leased, leased_until_ms, next_due_ms) = self.with(|c| {
+            c.query_row(
+                "SELECT
+                     COALESCE(SUM(CASE WHEN j.status = ?3 THEN j.scheduled_ms <= ?1
+                                       ELSE COALESCE(j.claimed_ms, ?1) + ?2 <= ?1 END), 0),
+                     COALESCE(SUM(j.status = ?4 AND COALESCE(j.claimed_ms, ?1) + ?2 > ?1), 0),
+                     MAX(CASE WHEN j.status = ?4 AND COALESCE(j.claimed_ms, ?1) + ?2 > ?1
+                              THEN COALESCE(j.claimed_ms, ?1) + ?2 END),
+                     MIN(CASE WHEN j.status = ?3 AND j.scheduled_ms > ?1 THEN j.scheduled_ms END)
+                 FROM jobs j JOIN stores s ON s.id = j.store_id
+                 WHERE j.status IN (?3, ?4) AND s.machine IS NULL",
+                params![
+                    now_ms,
+                    lease_ms,
+                    JobStatus::Waiting.name(),
+                    JobStatus::InProcess.name()
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                },
+            )
+        })?;
+        Ok(crate::jobs::JobQueue {
+            due: usize::try_from(due).unwrap_or(0),
+            leased: usize::try_from(leased).unwrap_or(0),
+            leased_until_ms,
+            next_due_ms,
+        })
+    }
+
     fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>> {
         let raws: Vec<RawJob> = self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(

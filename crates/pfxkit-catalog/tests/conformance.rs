@@ -17,7 +17,7 @@ use pfxkit::secret::{Password, PasswordSource};
 use pfxkit::store::StoreType;
 use pfxkit_catalog::ca::KeyType;
 use pfxkit_catalog::jobs::StoreOptions;
-use pfxkit_catalog::jobs::{JOB_LEASE_MS, JobOptions, NewCertificate, now_ms};
+use pfxkit_catalog::jobs::{JOB_LEASE_MS, JobOptions, JobQueue, NewCertificate, now_ms};
 use pfxkit_catalog::postgres::PostgresCatalog;
 use pfxkit_catalog::service::{CatalogLocation, CertificateRef, EnrollRequest, Service};
 use pfxkit_catalog::{
@@ -89,6 +89,7 @@ conformance!(
     an_agent_registration_without_its_token_is_refused_before_the_csr_is_read,
     one_file_is_one_store_on_each_host_until_its_store_is_removed,
     concurrent_registrations_of_one_file_make_one_store,
+    the_job_queue_counts_due_leased_and_future_jobs_of_this_hosts_stores,
 );
 
 fn ca_and_enroll(service: &Service, subject: &str) -> i64 {
@@ -1645,4 +1646,45 @@ fn an_upgraded_postgres_catalog_knows_the_files_of_its_earlier_stores() {
     )
     .unwrap_err();
     assert!(refused.to_string().contains(&original), "{refused}");
+}
+
+fn the_job_queue_counts_due_leased_and_future_jobs_of_this_hosts_stores(
+    service: &Service,
+    dir: &Path,
+) {
+    let cert = ca_and_enroll(service, "CN=queue.example");
+    let c = service.catalog();
+    assert_eq!(c.job_queue(now_ms(), JOB_LEASE_MS).unwrap(), JobQueue::default());
+    let stores = jks_stores(service, dir, 4);
+    // Three due jobs; one claimed (leased), the other two waiting.
+    deploy(service, cert, &stores[..3], "a");
+    let now = now_ms();
+    let claimed = c.claim_due_jobs(now, now - JOB_LEASE_MS, 1, "runner").unwrap();
+    let claimed_at = claimed[0].claimed_ms.unwrap();
+    // A job in an hour, and one on an agent's store (never counted here).
+    let in_an_hour = pfxkit_catalog::jobs::format_time(now + 3_600_000);
+    service
+        .deploy(
+            cert,
+            &stores[3..],
+            Some("later"),
+            false,
+            &JobOptions::new(None, Some(&in_an_hour), None),
+        )
+        .unwrap();
+    c.add_agent("web1", "hash").unwrap();
+    let remote = pem_store(service, &dir.join("r.crt"), &dir.join("r.key"), Some("web1")).unwrap();
+    deploy(service, cert, &[remote], "a");
+    let queue = c.job_queue(now, JOB_LEASE_MS).unwrap();
+    assert_eq!(queue.due, 2, "{queue:?}");
+    assert_eq!(queue.leased, 1, "{queue:?}");
+    assert_eq!(queue.leased_until_ms, Some(claimed_at + JOB_LEASE_MS));
+    let next = queue.next_due_ms.unwrap();
+    assert!((now + 3_599_000..=now + 3_601_000).contains(&next), "{next}");
+    // After the lease: the claimed job counts as due again (its runner is presumed dead).
+    let later = claimed_at + JOB_LEASE_MS;
+    let queue = c.job_queue(later, JOB_LEASE_MS).unwrap();
+    assert_eq!((queue.due, queue.leased, queue.leased_until_ms), (3, 0, None));
+    // Service::job_queue is the catalog's answer.
+    assert_eq!(service.job_queue(later).unwrap(), queue);
 }
