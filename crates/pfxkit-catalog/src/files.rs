@@ -11,6 +11,44 @@ use std::path::{Path, PathBuf};
 /// agent's stores are recorded under the agent's name, which is never empty).
 pub(crate) const SERVER_HOST: &str = "";
 
+/// Migration 7 of both backends: the names of each store's files on its host, unique per host.
+/// Rows for the stores recorded before it are computed by [`store_file_rows`] in the same
+/// transaction (they need the file system, not SQL).
+pub(crate) const STORE_FILES_MIGRATION: &str = r"
+CREATE TABLE store_files (
+    host      TEXT NOT NULL,
+    file      TEXT NOT NULL,
+    store_id  TEXT NOT NULL REFERENCES stores(id),
+    PRIMARY KEY (host, file)
+);
+CREATE INDEX store_files_store ON store_files(store_id);
+";
+
+/// The schema version [`STORE_FILES_MIGRATION`] brings a catalog to.
+pub(crate) const STORE_FILES_VERSION: usize = 7;
+
+/// The `store_files` rows (host, file, store id) of stores given as (id, path, key path,
+/// machine), in order: a file two of them share (recorded before "one file is one store" was
+/// checked) is left to the first by the caller's insert-or-ignore.
+pub(crate) fn store_file_rows(
+    stores: Vec<(String, String, Option<String>, Option<String>)>,
+) -> Vec<(String, String, String)> {
+    let mut rows = Vec::new();
+    for (id, path, key_path, machine) in stores {
+        let keys = store_file_keys(
+            Path::new(&path),
+            key_path.as_deref().map(Path::new),
+            machine.as_deref(),
+        );
+        let host = store_host(machine.as_deref()).to_string();
+        rows.extend(
+            keys.into_iter()
+                .map(|file| (host.clone(), file, id.clone())),
+        );
+    }
+    rows
+}
+
 /// The keys under which a store's files are recorded, in order and without repeats: for a store
 /// on this host, each file's absolute path and the file it resolves to through links (both: a
 /// link later pointed elsewhere still names the store it was registered as); for a store on an

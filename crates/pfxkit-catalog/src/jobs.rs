@@ -85,6 +85,19 @@ pub struct JobQueue {
     pub next_due_ms: Option<i64>,
 }
 
+impl JobQueue {
+    /// The queue from a database's (due, leased, last lease end, next due) row.
+    pub(crate) fn from_row(row: (i64, i64, Option<i64>, Option<i64>)) -> Self {
+        let (due, leased, leased_until_ms, next_due_ms) = row;
+        JobQueue {
+            due: usize::try_from(due).unwrap_or(0),
+            leased: usize::try_from(leased).unwrap_or(0),
+            leased_until_ms,
+            next_due_ms,
+        }
+    }
+}
+
 /// What Deploy and Replace share: the entry password (`Password`), when the jobs are due
 /// (`JobTime`), and who asks.
 #[derive(Clone, Copy, Debug, Default)]

@@ -224,49 +224,28 @@ CREATE TABLE agents (
     r"
 ALTER TABLE jobs ADD COLUMN finished_ms BIGINT;
 ",
-    // 7: the names of each store's files on its host, unique per host: "one file is one
-    // store" by lookup (files.rs). Existing stores' rows are written by `record_store_files`
-    // in the same transaction.
-    r"
-CREATE TABLE store_files (
-    host      TEXT NOT NULL,
-    file      TEXT NOT NULL,
-    store_id  TEXT NOT NULL REFERENCES stores(id),
-    PRIMARY KEY (host, file)
-);
-CREATE INDEX store_files_store ON store_files(store_id);
-",
+    // 7: "one file is one store" by lookup (files.rs).
+    crate::files::STORE_FILES_MIGRATION,
 ];
 
-/// The schema version whose migration creates `store_files`; its rows for the stores already
-/// recorded are computed here (they need the file system), not in SQL.
-const STORE_FILES_VERSION: usize = 7;
+use crate::files::STORE_FILES_VERSION;
 
-/// Records the files of every store recorded before `store_files` existed. A file two such
-/// stores share (registered before "one file is one store" was checked) stays with the first.
+/// Records the files of every store recorded before `store_files` existed.
 fn record_store_files(tx: &mut ::postgres::Transaction<'_>) -> Result<(), ::postgres::Error> {
-    let rows = tx.query(
-        "SELECT id, path, key_path, machine FROM stores ORDER BY seq",
-        &[],
-    )?;
-    for row in rows {
-        let id: String = row.try_get(0)?;
-        let path: String = row.try_get(1)?;
-        let key_path: Option<String> = row.try_get(2)?;
-        let machine: Option<String> = row.try_get(3)?;
-        let machine = machine.as_deref();
-        let keys = crate::files::store_file_keys(
-            std::path::Path::new(&path),
-            key_path.as_deref().map(std::path::Path::new),
-            machine,
-        );
-        for file in keys {
-            tx.execute(
-                "INSERT INTO store_files (host, file, store_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (host, file) DO NOTHING",
-                &[&crate::files::store_host(machine), &file, &id],
-            )?;
-        }
+    let stores = tx
+        .query(
+            "SELECT id, path, key_path, machine FROM stores ORDER BY seq",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect::<Result<_, ::postgres::Error>>()?;
+    for (host, file, id) in crate::files::store_file_rows(stores) {
+        tx.execute(
+            "INSERT INTO store_files (host, file, store_id) VALUES ($1, $2, $3)
+             ON CONFLICT (host, file) DO NOTHING",
+            &[&host, &file, &id],
+        )?;
     }
     Ok(())
 }
@@ -1384,7 +1363,7 @@ impl Catalog for PostgresCatalog {
 
     fn job_queue(&self, now_ms: i64, lease_ms: i64) -> Result<crate::jobs::JobQueue> {
         // Only open jobs are read (the jobs_due index), and only their counts leave the server.
-        let (due, leased, leased_until_ms, next_due_ms) = self.with(|c| {
+        let row = self.with(|c| {
             let row = c.client.query_one(
                 "SELECT
                      COUNT(*) FILTER (WHERE CASE WHEN j.status = $3 THEN j.scheduled_ms <= $1
@@ -1409,12 +1388,7 @@ impl Catalog for PostgresCatalog {
                 row.try_get::<_, Option<i64>>(3)?,
             ))
         })?;
-        Ok(crate::jobs::JobQueue {
-            due: usize::try_from(due).unwrap_or(0),
-            leased: usize::try_from(leased).unwrap_or(0),
-            leased_until_ms,
-            next_due_ms,
-        })
+        Ok(crate::jobs::JobQueue::from_row(row))
     }
 
     fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>> {

@@ -177,23 +177,11 @@ CREATE TABLE agents (
     r"
 ALTER TABLE jobs ADD COLUMN finished_ms INTEGER;
 ",
-    // 7: the names of each store's files on its host, unique per host: "one file is one
-    // store" by lookup (files.rs). Existing stores' rows are written by `record_store_files`
-    // in the same transaction.
-    r"
-CREATE TABLE store_files (
-    host      TEXT NOT NULL,
-    file      TEXT NOT NULL,
-    store_id  TEXT NOT NULL REFERENCES stores(id),
-    PRIMARY KEY (host, file)
-);
-CREATE INDEX store_files_store ON store_files(store_id);
-",
+    // 7: "one file is one store" by lookup (files.rs).
+    crate::files::STORE_FILES_MIGRATION,
 ];
 
-/// The schema version whose migration creates `store_files`; its rows for the stores already
-/// recorded are computed here (they need the file system), not in SQL.
-const STORE_FILES_VERSION: usize = 7;
+use crate::files::STORE_FILES_VERSION;
 
 /// The SQLite catalog.
 #[derive(Debug)]
@@ -299,10 +287,9 @@ impl SqliteCatalog {
     }
 }
 
-/// Records the files of every store recorded before `store_files` existed. A file two such
-/// stores share (registered before "one file is one store" was checked) stays with the first.
+/// Records the files of every store recorded before `store_files` existed.
 fn record_store_files(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let stores: Vec<(String, String, Option<String>, Option<String>)> = {
+    let stores = {
         let mut stmt =
             tx.prepare("SELECT id, path, key_path, machine FROM stores ORDER BY rowid")?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -310,16 +297,8 @@ fn record_store_files(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     };
     let mut insert =
         tx.prepare("INSERT OR IGNORE INTO store_files (host, file, store_id) VALUES (?1, ?2, ?3)")?;
-    for (id, path, key_path, machine) in stores {
-        let machine = machine.as_deref();
-        let keys = crate::files::store_file_keys(
-            Path::new(&path),
-            key_path.as_deref().map(Path::new),
-            machine,
-        );
-        for file in keys {
-            insert.execute(params![crate::files::store_host(machine), file, id])?;
-        }
+    for (host, file, id) in crate::files::store_file_rows(stores) {
+        insert.execute(params![host, file, id])?;
     }
     Ok(())
 }
@@ -898,7 +877,7 @@ impl Catalog for SqliteCatalog {
 
     fn job_queue(&self, now_ms: i64, lease_ms: i64) -> Result<crate::jobs::JobQueue> {
         // Only open jobs are read (the jobs_due index), and only their counts leave SQLite.
-        let (due, leased, leased_until_ms, next_due_ms) = self.with(|c| {
+        let row = self.with(|c| {
             c.query_row(
                 "SELECT
                      COALESCE(SUM(CASE WHEN j.status = ?3 THEN j.scheduled_ms <= ?1
@@ -925,12 +904,7 @@ impl Catalog for SqliteCatalog {
                 },
             )
         })?;
-        Ok(crate::jobs::JobQueue {
-            due: usize::try_from(due).unwrap_or(0),
-            leased: usize::try_from(leased).unwrap_or(0),
-            leased_until_ms,
-            next_due_ms,
-        })
+        Ok(crate::jobs::JobQueue::from_row(row))
     }
 
     fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>> {

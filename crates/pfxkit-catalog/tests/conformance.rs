@@ -1582,34 +1582,38 @@ fn concurrent_registrations_of_one_file_make_one_store(service: &Service, dir: &
 }
 
 /// A catalog made before `store_files` (schema 6) learns its stores' files when it is
-/// upgraded: a file registered then is still refused after.
+/// upgraded: a file registered then is still refused after. `downgrade` takes the catalog
+/// back to schema 6; `upgraded` opens it with this build.
+fn earlier_stores_files_are_known_after_the_upgrade(
+    dir: &Path,
+    service: Service,
+    downgrade: impl FnOnce(),
+    upgraded: impl FnOnce() -> Service,
+) {
+    let original = pem_store(&service, &dir.join("a.crt"), &dir.join("a.key"), None).unwrap();
+    drop(service);
+    downgrade();
+    std::os::unix::fs::symlink(dir.join("a.key"), dir.join("link")).unwrap();
+    let service = upgraded();
+    let refused = pem_store(&service, &dir.join("b.crt"), &dir.join("link"), None).unwrap_err();
+    assert!(refused.to_string().contains(&original), "{refused}");
+}
+
 #[test]
 fn an_upgraded_sqlite_catalog_knows_the_files_of_its_earlier_stores() {
     let dir = tempfile::tempdir().unwrap();
-    let original = {
-        let service = sqlite(dir.path());
-        pem_store(
-            &service,
-            &dir.path().join("a.crt"),
-            &dir.path().join("a.key"),
-            None,
-        )
-        .unwrap()
-    };
-    let db = rusqlite::Connection::open(dir.path().join("catalog/catalog.sqlite")).unwrap();
-    db.execute_batch("DROP TABLE store_files; PRAGMA user_version = 6;")
-        .unwrap();
-    drop(db);
-    std::os::unix::fs::symlink(dir.path().join("a.key"), dir.path().join("link")).unwrap();
-    let service = Service::open(&dir.path().join("catalog")).unwrap();
-    let refused = pem_store(
-        &service,
-        &dir.path().join("b.crt"),
-        &dir.path().join("link"),
-        None,
-    )
-    .unwrap_err();
-    assert!(refused.to_string().contains(&original), "{refused}");
+    let catalog = dir.path().join("catalog");
+    earlier_stores_files_are_known_after_the_upgrade(
+        dir.path(),
+        sqlite(dir.path()),
+        || {
+            rusqlite::Connection::open(catalog.join("catalog.sqlite"))
+                .unwrap()
+                .execute_batch("DROP TABLE store_files; PRAGMA user_version = 6;")
+                .unwrap();
+        },
+        || Service::open(&catalog).unwrap(),
+    );
 }
 
 #[test]
@@ -1619,33 +1623,25 @@ fn an_upgraded_postgres_catalog_knows_the_files_of_its_earlier_stores() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (service, conninfo) = postgres_with_conninfo(&server, dir.path());
-    let original = pem_store(
-        &service,
-        &dir.path().join("a.crt"),
-        &dir.path().join("a.key"),
-        None,
-    )
-    .unwrap();
-    drop(service);
-    let mut client = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
-    client
-        .batch_execute("DROP TABLE store_files; DELETE FROM pfxkit_schema WHERE version = 7;")
-        .unwrap();
-    drop(client);
-    std::os::unix::fs::symlink(dir.path().join("a.key"), dir.path().join("link")).unwrap();
     let location =
         CatalogLocation::parse(&conninfo, Some(&dir.path().join("catalog.key"))).unwrap();
-    // Until `catalog init` upgrades it, the catalog is refused; then it knows the old files.
-    assert!(Service::open_at(&location).is_err());
-    let service = Service::init_at(&location).unwrap();
-    let refused = pem_store(
-        &service,
-        &dir.path().join("b.crt"),
-        &dir.path().join("link"),
-        None,
-    )
-    .unwrap_err();
-    assert!(refused.to_string().contains(&original), "{refused}");
+    earlier_stores_files_are_known_after_the_upgrade(
+        dir.path(),
+        service,
+        || {
+            postgres::Client::connect(&conninfo, postgres::NoTls)
+                .unwrap()
+                .batch_execute(
+                    "DROP TABLE store_files; DELETE FROM pfxkit_schema WHERE version = 7;",
+                )
+                .unwrap();
+        },
+        || {
+            // Until `catalog init` upgrades it, the catalog is refused.
+            assert!(Service::open_at(&location).is_err());
+            Service::init_at(&location).unwrap()
+        },
+    );
 }
 
 fn the_job_queue_counts_due_leased_and_future_jobs_of_this_hosts_stores(
@@ -1654,12 +1650,17 @@ fn the_job_queue_counts_due_leased_and_future_jobs_of_this_hosts_stores(
 ) {
     let cert = ca_and_enroll(service, "CN=queue.example");
     let c = service.catalog();
-    assert_eq!(c.job_queue(now_ms(), JOB_LEASE_MS).unwrap(), JobQueue::default());
+    assert_eq!(
+        c.job_queue(now_ms(), JOB_LEASE_MS).unwrap(),
+        JobQueue::default()
+    );
     let stores = jks_stores(service, dir, 4);
     // Three due jobs; one claimed (leased), the other two waiting.
     deploy(service, cert, &stores[..3], "a");
     let now = now_ms();
-    let claimed = c.claim_due_jobs(now, now - JOB_LEASE_MS, 1, "runner").unwrap();
+    let claimed = c
+        .claim_due_jobs(now, now - JOB_LEASE_MS, 1, "runner")
+        .unwrap();
     let claimed_at = claimed[0].claimed_ms.unwrap();
     // A job in an hour, and one on an agent's store (never counted here).
     let in_an_hour = pfxkit_catalog::jobs::format_time(now + 3_600_000);
@@ -1673,18 +1674,30 @@ fn the_job_queue_counts_due_leased_and_future_jobs_of_this_hosts_stores(
         )
         .unwrap();
     c.add_agent("web1", "hash").unwrap();
-    let remote = pem_store(service, &dir.join("r.crt"), &dir.join("r.key"), Some("web1")).unwrap();
+    let remote = pem_store(
+        service,
+        &dir.join("r.crt"),
+        &dir.join("r.key"),
+        Some("web1"),
+    )
+    .unwrap();
     deploy(service, cert, &[remote], "a");
     let queue = c.job_queue(now, JOB_LEASE_MS).unwrap();
     assert_eq!(queue.due, 2, "{queue:?}");
     assert_eq!(queue.leased, 1, "{queue:?}");
     assert_eq!(queue.leased_until_ms, Some(claimed_at + JOB_LEASE_MS));
     let next = queue.next_due_ms.unwrap();
-    assert!((now + 3_599_000..=now + 3_601_000).contains(&next), "{next}");
+    assert!(
+        (now + 3_599_000..=now + 3_601_000).contains(&next),
+        "{next}"
+    );
     // After the lease: the claimed job counts as due again (its runner is presumed dead).
     let later = claimed_at + JOB_LEASE_MS;
     let queue = c.job_queue(later, JOB_LEASE_MS).unwrap();
-    assert_eq!((queue.due, queue.leased, queue.leased_until_ms), (3, 0, None));
+    assert_eq!(
+        (queue.due, queue.leased, queue.leased_until_ms),
+        (3, 0, None)
+    );
     // Service::job_queue is the catalog's answer.
     assert_eq!(service.job_queue(later).unwrap(), queue);
 }
