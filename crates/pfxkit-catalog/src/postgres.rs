@@ -679,6 +679,36 @@ impl PostgresCatalog {
         }
     }
 
+    /// The rows a statement (prepared once per connection) selects, each read by `row`.
+    fn query_all<T>(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ::postgres::types::ToSql + Sync)],
+        row: impl Fn(&::postgres::Row) -> Result<T, ::postgres::Error>,
+    ) -> Result<Vec<T>> {
+        self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, sql)?;
+            c.client.query(&st, params)?.iter().map(row).collect()
+        })
+    }
+
+    /// The row a statement (prepared once per connection) selects, if any, read by `row`.
+    fn query_opt<T>(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ::postgres::types::ToSql + Sync)],
+        row: impl Fn(&::postgres::Row) -> Result<T, ::postgres::Error>,
+    ) -> Result<Option<T>> {
+        self.with(|c| {
+            let st = prepare(&mut c.statements, &mut c.client, sql)?;
+            c.client
+                .query_opt(&st, params)?
+                .as_ref()
+                .map(row)
+                .transpose()
+        })
+    }
+
     fn lease_of(&self, job: JobId) -> Option<i64> {
         self.leases.lock().ok().and_then(|l| l.get(&job).copied())
     }
@@ -1004,14 +1034,7 @@ impl Catalog for PostgresCatalog {
 
     fn certificate(&self, id: CertificateId) -> Result<Option<CertificateRecord>> {
         const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c WHERE c.id = $1";
-        let raw = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client
-                .query_opt(&st, &[&id])?
-                .as_ref()
-                .map(raw_cert)
-                .transpose()
-        })?;
+        let raw = self.query_opt(SQL, &[&id], raw_cert)?;
         raw.map(to_record).transpose()
     }
 
@@ -1019,14 +1042,7 @@ impl Catalog for PostgresCatalog {
         const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c WHERE c.sha1 = $1 OR c.sha256 = $1 ORDER BY c.id LIMIT 1";
         debug_assert!(SQL.starts_with(SELECT_CERT));
         let t = thumbprint.to_ascii_lowercase();
-        let raw = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client
-                .query_opt(&st, &[&t])?
-                .as_ref()
-                .map(raw_cert)
-                .transpose()
-        })?;
+        let raw = self.query_opt(SQL, &[&t], raw_cert)?;
         raw.map(to_record).transpose()
     }
 
@@ -1200,24 +1216,14 @@ impl Catalog for PostgresCatalog {
     fn store(&self, id: &str) -> Result<Option<StoreRecord>> {
         const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores WHERE id = $1";
         debug_assert!(SQL.starts_with(SELECT_STORE));
-        let raw = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client
-                .query_opt(&st, &[&id])?
-                .as_ref()
-                .map(raw_store)
-                .transpose()
-        })?;
+        let raw = self.query_opt(SQL, &[&id], raw_store)?;
         raw.map(to_store).transpose()
     }
 
     fn stores(&self) -> Result<Vec<StoreRecord>> {
         const SQL: &str = "SELECT id, store_type, path, key_path, container_id, password_kind, password, machine, plain_key, inventory_every FROM stores ORDER BY seq";
         debug_assert!(SQL.starts_with(SELECT_STORE));
-        let raws: Vec<RawStore> = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client.query(&st, &[])?.iter().map(raw_store).collect()
-        })?;
+        let raws: Vec<RawStore> = self.query_all(SQL, &[], raw_store)?;
         raws.into_iter().map(to_store).collect()
     }
 
@@ -1350,14 +1356,7 @@ impl Catalog for PostgresCatalog {
     fn jobs(&self) -> Result<Vec<JobRecord>> {
         const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms, finished_ms FROM jobs ORDER BY id";
         debug_assert!(SQL.contains(JOB_COLUMNS));
-        let raws = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client
-                .query(&st, &[])?
-                .iter()
-                .map(raw_job)
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        let raws = self.query_all(SQL, &[], raw_job)?;
         raws.into_iter().map(|r| Ok(to_job(r)?.0)).collect()
     }
 
@@ -1394,14 +1393,7 @@ impl Catalog for PostgresCatalog {
     fn waiting_jobs_of_certificate(&self, certificate: CertificateId) -> Result<Vec<JobRecord>> {
         const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms, finished_ms FROM jobs WHERE certificate_id = $1 AND status = 'Waiting' ORDER BY id";
         debug_assert!(SQL.contains(JOB_COLUMNS));
-        let raws = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client
-                .query(&st, &[&certificate])?
-                .iter()
-                .map(raw_job)
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        let raws = self.query_all(SQL, &[&certificate], raw_job)?;
         raws.into_iter().map(|r| Ok(to_job(r)?.0)).collect()
     }
 
@@ -1577,14 +1569,7 @@ impl Catalog for PostgresCatalog {
     fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
         const SQL: &str = "SELECT id, store_id, operation, certificate_id, alias, overwrite, sealed_entry_password, scheduled_ms, principal, status, result, message, lease, claimed_by, claimed_ms, finished_ms FROM jobs WHERE id = $1";
         debug_assert!(SQL.contains(JOB_COLUMNS));
-        let raw = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client
-                .query_opt(&st, &[&id])?
-                .as_ref()
-                .map(raw_job)
-                .transpose()
-        })?;
+        let raw = self.query_opt(SQL, &[&id], raw_job)?;
         raw.map(|r| Ok(to_job(r)?.0)).transpose()
     }
 
@@ -2362,10 +2347,7 @@ impl Catalog for PostgresCatalog {
     fn certificates(&self) -> Result<Vec<CertificateRecord>> {
         const SQL: &str = "SELECT c.id, c.der, c.chain, EXISTS(SELECT 1 FROM staged_keys k WHERE k.certificate_id = c.id), c.owner FROM certificates c ORDER BY c.id";
         debug_assert!(SQL.starts_with(SELECT_CERT));
-        let raws: Vec<RawCert> = self.with(|c| {
-            let st = prepare(&mut c.statements, &mut c.client, SQL)?;
-            c.client.query(&st, &[])?.iter().map(raw_cert).collect()
-        })?;
+        let raws: Vec<RawCert> = self.query_all(SQL, &[], raw_cert)?;
         raws.into_iter().map(to_record).collect()
     }
 }
