@@ -23,6 +23,7 @@ seed() {
                 cp -n "$f" "$corpus/$(basename "$(dirname "$f")")-$(basename "$f")"
             done
             ;;
+        api_request) cp -n "$here"/seeds/api_request/* "$corpus"/ ;;
         *) ;; # structured-input targets start from libFuzzer's own inputs
     esac
 }

@@ -18,13 +18,12 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::State;
-use crate::body::{Fields, read_json};
+use crate::body::{Fields, ReqBody, read_json};
 use crate::error::ApiError;
 use pfxkit::cert::Certificate;
 use pfxkit_catalog::agents::AgentClaim;
@@ -132,7 +131,7 @@ async fn blocking<T: Send + 'static>(
 pub(crate) async fn route(
     state: &Arc<State>,
     parts: Parts,
-    body: Incoming,
+    body: ReqBody,
     segments: &[&str],
     client_cert: Option<Arc<Vec<u8>>>,
     principal: &mut Option<String>,

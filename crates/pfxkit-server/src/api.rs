@@ -11,11 +11,10 @@ use base64ct::{Base64, Encoding};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use crate::State;
-use crate::body::{Fields, read_json};
+use crate::body::{Fields, ReqBody, read_json};
 use crate::error::ApiError;
 use crate::query;
 use pfxkit::cert::Certificate;
@@ -79,7 +78,7 @@ struct Ctx {
 /// Serves one request; never fails (every error becomes a response).
 pub(crate) async fn handle(
     state: Arc<State>,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     peer: SocketAddr,
     client_cert: Option<Arc<Vec<u8>>>,
 ) -> Result<Response<Body>, Infallible> {
@@ -175,7 +174,7 @@ fn match_template<'a>(template: &str, segments: &[&'a str]) -> Option<Vec<&'a st
 
 async fn route(
     state: &Arc<State>,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     peer: SocketAddr,
     client_cert: Option<Arc<Vec<u8>>>,
     ctx: &mut Ctx,

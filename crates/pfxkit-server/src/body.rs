@@ -4,16 +4,41 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+/// A request body: hyper's from a connection, or the fuzzing harness's from memory.
+pub(crate) type ReqBody = UnsyncBoxBody<Bytes, BodyError>;
+
+/// Why a request body could not be read (a concrete type: a boxed trait object as the body's
+/// error makes the request futures' `Send` unprovable to the compiler).
+#[derive(Debug)]
+pub(crate) struct BodyError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Any body as a [`ReqBody`].
+pub(crate) fn req_body<B>(body: B) -> ReqBody
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    body.map_err(|e| BodyError(e.into())).boxed_unsync()
+}
+
 /// Reads a JSON object body of at most `max` bytes.
 pub(crate) async fn read_json(
     headers: &HeaderMap,
-    body: Incoming,
+    body: ReqBody,
     max: usize,
 ) -> Result<Fields, ApiError> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {

@@ -18,6 +18,8 @@ mod api;
 pub mod auth;
 mod body;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod openapi;
 mod query;
 pub mod runner;
@@ -378,8 +380,13 @@ async fn serve_connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| {
-        api::handle(state.clone(), req, peer, client_cert.clone())
+    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        api::handle(
+            state.clone(),
+            req.map(body::req_body),
+            peer,
+            client_cert.clone(),
+        )
     });
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
