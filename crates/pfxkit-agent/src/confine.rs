@@ -132,10 +132,9 @@ impl Roots {
             file = match std::fs::canonicalize(&file) {
                 Ok(target) if self.root_of(&target).is_some() => target,
                 Ok(target) => {
-                    return Err(self.outside(
-                        path,
-                        &format!(" (a symbolic link to {})", target.display()),
-                    ));
+                    return Err(
+                        self.outside(path, &format!(" (a symbolic link to {})", target.display()))
+                    );
                 }
                 Err(_) => {
                     return Err(
@@ -223,10 +222,8 @@ mod tests {
     fn temp(tag: &str) -> PathBuf {
         let mut b = [0u8; 8];
         let _ = getrandom::fill(&mut b);
-        let dir = std::env::temp_dir().join(format!(
-            "pfxkit-confine-{tag}-{}",
-            u64::from_le_bytes(b)
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("pfxkit-confine-{tag}-{}", u64::from_le_bytes(b)));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         std::fs::canonicalize(dir).unwrap()
@@ -267,7 +264,10 @@ mod tests {
             .confine(&root.join("nope").join("a.p12"))
             .unwrap_err()
             .to_string();
-        assert!(inside_missing.contains("cannot be resolved"), "{inside_missing}");
+        assert!(
+            inside_missing.contains("cannot be resolved"),
+            "{inside_missing}"
+        );
         let _ = std::fs::remove_dir_all(&base);
     }
 

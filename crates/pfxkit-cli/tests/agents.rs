@@ -374,7 +374,12 @@ fn registered(fleet: &Fleet, name: &str) {
     eventually("registration", || agent.log().contains("connected as"));
     assert!(agent.terminate().success(), "{}", agent.log());
     // Without --root it says, once, that the server decides where it writes.
-    assert_eq!(agent.log().matches("warning: unconfined").count(), 1, "{}", agent.log());
+    assert_eq!(
+        agent.log().matches("warning: unconfined").count(),
+        1,
+        "{}",
+        agent.log()
+    );
 }
 
 fn pem_key_is_plain(key: &Path, cert: &Path) {
@@ -1073,8 +1078,7 @@ fn deploy_and_wait(fleet: &Fleet, cn: &str, stores: &[&str]) -> (Value, Vec<Valu
     let ids = fleet.deploy(&cert, stores);
     assert_eq!(ids.len(), stores.len());
     eventually("every job to end", || {
-        ids.iter()
-            .all(|id| fleet.job(*id)["Status"] == "Completed")
+        ids.iter().all(|id| fleet.job(*id)["Status"] == "Completed")
     });
     let jobs = stores
         .iter()

@@ -204,7 +204,9 @@ fn agent_operation(e: &crate::agent::AgentEndpoint) -> Value {
         "parameters": params,
         "responses": responses,
     });
-    if e.body && let Some(o) = op.as_object_mut() {
+    if e.body
+        && let Some(o) = op.as_object_mut()
+    {
         o.insert(
             "requestBody".into(),
             json!({"required": true, "content": {"application/json": {"schema": agent_request_schema(e.path)}}}),
@@ -218,18 +220,18 @@ fn agent_request_schema(path: &str) -> Value {
     let string = json!({"type": "string"});
     match path {
         "/Agent/Register" => json!({"type": "object", "required": ["Name", "Token", "Csr"],
-            "properties": {
-                "Name": string, "Token": string,
-                "Csr": {"type": "string", "format": "byte", "description": "a PKCS#10 request, DER"},
-            }}),
+        "properties": {
+            "Name": string, "Token": string,
+            "Csr": {"type": "string", "format": "byte", "description": "a PKCS#10 request, DER"},
+        }}),
         "/Agent/Hello" => json!({"type": "object", "properties": {"Version": string}}),
         "/Agent/Jobs/{id}/Complete" => json!({"type": "object", "required": ["Lease", "Result"],
-            "properties": {
-                "Lease": string,
-                "Result": {"type": "string", "enum": ["Success", "Warning", "Failure"]},
-                "Message": {"type": "string", "description": "kept to 4096 characters"},
-                "Inventory": array_of("AgentInventoryEntry"),
-            }}),
+        "properties": {
+            "Lease": string,
+            "Result": {"type": "string", "enum": ["Success", "Warning", "Failure"]},
+            "Message": {"type": "string", "description": "kept to 4096 characters"},
+            "Inventory": array_of("AgentInventoryEntry"),
+        }}),
         "/Agent/Stores/{id}/Inventory" => json!({"type": "object", "required": ["Inventory"],
             "properties": {"Inventory": array_of("AgentInventoryEntry")}}),
         _ => json!({"type": "object"}),

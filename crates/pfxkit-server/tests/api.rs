@@ -765,7 +765,8 @@ async fn openapi_document_lists_exactly_the_endpoints_served() {
             StatusCode::UNAUTHORIZED
         };
         assert_eq!(status, expected, "{endpoint}");
-        let op = &doc["paths"][path.trim_start_matches("/KeyfactorAPI")][method.to_ascii_lowercase()];
+        let op =
+            &doc["paths"][path.trim_start_matches("/KeyfactorAPI")][method.to_ascii_lowercase()];
         assert_eq!(op["security"], json!([]), "{endpoint}: no user credentials");
         assert!(
             op["description"]
@@ -779,7 +780,10 @@ async fn openapi_document_lists_exactly_the_endpoints_served() {
             assert!(responses.contains_key(status), "{endpoint}: {status}");
         }
         let schema = &responses["200"]["content"]["application/json"]["schema"];
-        assert!(schema.is_object() && schema != &json!({"type": "object"}), "{endpoint}: {schema}");
+        assert!(
+            schema.is_object() && schema != &json!({"type": "object"}),
+            "{endpoint}: {schema}"
+        );
     }
     // The shapes the agent reads: a job carries its key and its store.
     let job = &doc["components"]["schemas"]["AgentJob"];
