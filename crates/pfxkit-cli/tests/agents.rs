@@ -1119,6 +1119,20 @@ fn a_confined_agent_refuses_stores_outside_its_root_and_deploys_inside_it() {
     let s_inside = add_p12_store(&fleet, &inside);
     let s_absent = add_p12_store(&fleet, &absent);
     let s_present = add_p12_store(&fleet, &present);
+    // A PEM store whose certificate is inside the root but whose key is not.
+    let split_crt = root.join("split.crt");
+    let split_key = outside.join("split.key");
+    let s_split = fleet.add_store(
+        Some("web1"),
+        &[
+            "--type",
+            "pem",
+            "--path",
+            split_crt.to_str().unwrap(),
+            "--key-path",
+            split_key.to_str().unwrap(),
+        ],
+    );
     let token = fleet.add_agent("web1");
     let mut agent = fleet.start_agent_with(
         "web1",
@@ -1128,7 +1142,7 @@ fn a_confined_agent_refuses_stores_outside_its_root_and_deploys_inside_it() {
     let (cert, jobs) = deploy_and_wait(
         &fleet,
         "confined.example.com",
-        &[&s_inside, &s_absent, &s_present],
+        &[&s_inside, &s_absent, &s_present, &s_split],
     );
     // Inside the root: deployed in the same run.
     assert_eq!(jobs[0]["Result"], "Success", "{}", jobs[0]);
@@ -1138,7 +1152,11 @@ fn a_confined_agent_refuses_stores_outside_its_root_and_deploys_inside_it() {
     );
     // Outside: each job failed naming its path and the root.
     let canonical_root = std::fs::canonicalize(&root).unwrap();
-    for (job, path) in [(&jobs[1], &absent), (&jobs[2], &present)] {
+    for (job, path) in [
+        (&jobs[1], &absent),
+        (&jobs[2], &present),
+        (&jobs[3], &split_key),
+    ] {
         assert_eq!(job["Result"], "Failure", "{job}");
         let message = job["Message"].as_str().unwrap();
         assert!(message.contains("outside the agent's roots"), "{message}");
@@ -1148,8 +1166,10 @@ fn a_confined_agent_refuses_stores_outside_its_root_and_deploys_inside_it() {
             "{message}"
         );
     }
-    // Nothing written outside (not even a lock file), the existing file unchanged...
+    // Nothing written outside (not even a lock file), the existing file unchanged, and the
+    // store refused as a whole (its certificate file not written either)...
     assert_eq!(names_in(&outside), vec!["present.p12".to_string()]);
+    assert!(!split_crt.exists());
     assert_eq!(std::fs::read(&present).unwrap(), present_before);
     // ...nor read: the scheduled inventory, run at connection before any job, refused it too,
     // so the certificate in it never reached the catalog.
