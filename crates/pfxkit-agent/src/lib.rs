@@ -34,6 +34,9 @@ use pfxkit::identity::Identity;
 use pfxkit::secret::{Password, PasswordSource, PrivateKey};
 use pfxkit::store::{self, AddOptions, StoreSpec, StoreType};
 
+mod confine;
+pub use confine::Roots;
+
 /// The version reported to the server.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -50,6 +53,10 @@ pub enum Error {
     /// The network or the server failed; retried with backoff.
     #[error("{0}")]
     Transient(String),
+    /// A store file outside the agent's roots (`--root`), or one whose directories another
+    /// user could swap: the job fails, nothing is read or written, the agent goes on.
+    #[error("{0}")]
+    Confined(String),
     /// A store or codec failure.
     #[error(transparent)]
     Codec(#[from] pfxkit::Error),
@@ -74,6 +81,8 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// The longest long-poll, seconds.
     pub poll_wait_secs: u64,
+    /// The directories store files must lie in (`--root`); unconfined when empty.
+    pub roots: Roots,
 }
 
 impl AgentConfig {
@@ -86,6 +95,7 @@ impl AgentConfig {
             ca_cert: ca_cert.to_path_buf(),
             state_dir: PathBuf::from("pfxkit-agent"),
             poll_wait_secs: 20,
+            roots: Roots::unconfined(),
         }
     }
 
@@ -93,6 +103,13 @@ impl AgentConfig {
     #[must_use]
     pub fn token(mut self, token: Option<PasswordSource>) -> Self {
         self.token = token;
+        self
+    }
+
+    /// Confined to `roots` (see [`Roots`]).
+    #[must_use]
+    pub fn roots(mut self, roots: Roots) -> Self {
+        self.roots = roots;
         self
     }
 
@@ -435,8 +452,16 @@ impl Store {
     }
 
     /// Opens the store with its password resolved here (an `env:` or `file:` reference; a
-    /// server cannot make the agent read its standard input or take a literal).
-    fn adapter(&self) -> Result<Box<dyn store::StoreAdapter>> {
+    /// server cannot make the agent read its standard input or take a literal), at its files'
+    /// paths as `roots` resolved and allowed them.
+    fn adapter(&self, roots: &Roots) -> Result<Box<dyn store::StoreAdapter>> {
+        // Before anything else, the password file included: a refused store touches nothing.
+        let path = roots.confine(&self.path)?;
+        let key_path = self
+            .key_path
+            .as_deref()
+            .map(|k| roots.confine(k))
+            .transpose()?;
         let password = match &self.password {
             None => None,
             Some(r) => match r.parse::<PasswordSource>()? {
@@ -451,15 +476,15 @@ impl Store {
                 }
             },
         };
-        let spec = StoreSpec::new(self.spec_type, &self.path)
-            .key_path(self.key_path.clone())
+        let spec = StoreSpec::new(self.spec_type, &path)
+            .key_path(key_path)
             .store_password(password)
             .plain_key(self.plain_key);
         Ok(store::open(&spec)?)
     }
 
-    fn inventory(&self) -> Result<Value> {
-        let entries = self.adapter()?.inventory()?;
+    fn inventory(&self, roots: &Roots) -> Result<Value> {
+        let entries = self.adapter(roots)?.inventory()?;
         Ok(Value::Array(
             entries
                 .iter()
@@ -529,7 +554,7 @@ fn parse_job(v: &mut Value, now: Instant) -> Result<Job> {
 
 /// Runs a job through the store's adapter, as the server's runner would: the store
 /// transaction, then an inventory. Returns (result, message, inventory).
-fn run_job(job: &Job) -> (&'static str, String, Option<Value>) {
+fn run_job(job: &Job, roots: &Roots) -> (&'static str, String, Option<Value>) {
     let added = (|| -> Result<String> {
         let mut chain = job.chain.clone();
         if chain.is_empty() {
@@ -537,7 +562,7 @@ fn run_job(job: &Job) -> (&'static str, String, Option<Value>) {
         }
         let leaf = chain.remove(0);
         let identity = Identity::new(PrivateKey::from_pkcs8_der(&job.key_der)?, leaf, chain)?;
-        let adapter = job.store.adapter()?;
+        let adapter = job.store.adapter(roots)?;
         // A job re-run after an interruption finds its own certificate under the alias: the
         // same end state, so it overwrites.
         let overwrite = job.overwrite
@@ -555,7 +580,7 @@ fn run_job(job: &Job) -> (&'static str, String, Option<Value>) {
         )?)
     })();
     match added {
-        Ok(alias) => match job.store.inventory() {
+        Ok(alias) => match job.store.inventory(roots) {
             Ok(inv) => ("Success", format!("added as '{alias}'"), Some(inv)),
             Err(e) => (
                 "Warning",
@@ -631,7 +656,7 @@ impl Session<'_> {
             let Some(store) = self.stores.get(i).cloned() else {
                 continue;
             };
-            match store.inventory() {
+            match store.inventory(&self.config.roots) {
                 Ok(inv) => {
                     self.post(
                         &format!("Stores/{}/Inventory", store.id),
@@ -725,7 +750,7 @@ impl Session<'_> {
             let started = Instant::now();
             let (id, result, message, inv, store) = match parsed {
                 Ok(job) => {
-                    let (result, message, inv) = run_job(&job);
+                    let (result, message, inv) = run_job(&job, &self.config.roots);
                     (job.id, result, message, inv, job.store.id.clone())
                 }
                 Err(e) => {
@@ -752,6 +777,23 @@ pub fn run(config: &AgentConfig, stop: &AtomicBool) -> Result<()> {
     pfxkit_catalog::agents::check_agent_name(&config.name)
         .map_err(|e| Error::Config(e.to_string()))?;
     let state = StateDir::open(&config.state_dir)?;
+    if config.roots.is_confined() {
+        log(&format!(
+            "store files confined to {}",
+            config
+                .roots
+                .dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    } else {
+        log(
+            "warning: unconfined: store files are written and read wherever the server says \
+             (give --root DIR to confine them)",
+        );
+    }
     let key = state.key()?;
     let chain = match register(config, &state, &key, stop) {
         Ok(c) => c,
@@ -854,7 +896,10 @@ mod tests {
             Instant::now(),
         )
         .unwrap();
-        assert!(matches!(store.adapter(), Err(Error::Refused(_))));
+        assert!(matches!(
+            store.adapter(&Roots::unconfined()),
+            Err(Error::Refused(_))
+        ));
     }
 
     #[test]

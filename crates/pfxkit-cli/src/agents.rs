@@ -122,6 +122,11 @@ pub struct AgentArgs {
     /// The longest long-poll, in seconds (1 to 25).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=25))]
     poll_wait: u64,
+    /// Touch store files (certificate and key) only inside DIR, after resolving `..` and
+    /// symbolic links; repeatable. Each DIR must exist. Without it the agent writes wherever
+    /// the server says (and warns so at start).
+    #[arg(long = "root", value_name = "DIR")]
+    roots: Vec<std::path::PathBuf>,
 }
 
 /// `pfxkit agent`: runs until SIGTERM or SIGINT, then finishes the job in hand and exits 0.
@@ -133,9 +138,13 @@ pub fn agent(args: AgentArgs) -> crate::CliResult {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| pfxkit_catalog::Error::Invalid(format!("cannot handle signals: {e}")))?;
     }
+    // Resolved once, now: a missing root is the operator's mistake, not a job's failure.
+    let roots = pfxkit_agent::Roots::resolve(&args.roots)
+        .map_err(|e| crate::CliError::Usage(e.to_string()))?;
     let mut config = pfxkit_agent::AgentConfig::new(&args.server, &args.name, &args.ca_cert)
         .token(args.token)
-        .state_dir(&args.state);
+        .state_dir(&args.state)
+        .roots(roots);
     config.poll_wait_secs = args.poll_wait;
     pfxkit_agent::run(&config, &stop)
         .map_err(|e| crate::CliError::Failed(pfxkit_catalog::Error::Invalid(e.to_string())))

@@ -163,6 +163,11 @@ impl Fleet {
     /// Starts `pfxkit agent` for `name` with its own state directory; its stores' passwords
     /// come from its own environment.
     fn start_agent(&self, name: &str, token: Option<&str>) -> Agent {
+        self.start_agent_with(name, token, &[])
+    }
+
+    /// [`Fleet::start_agent`] with more arguments (`--root DIR`).
+    fn start_agent_with(&self, name: &str, token: Option<&str>, extra: &[&OsStr]) -> Agent {
         let log = self.path(&format!("{name}.log"));
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -176,6 +181,7 @@ impl Fleet {
             .arg("--state")
             .arg(self.path(&format!("{name}-state")))
             .args(["--poll-wait", "5"])
+            .args(extra)
             .env("AGENT_STORE_PASSWORD", STORE_PASSWORD)
             .env_remove("PFXKIT_CATALOG")
             .stdout(Stdio::null())
@@ -269,6 +275,44 @@ impl Fleet {
     }
 }
 
+/// Writes `p12`, a PKCS#12 file made by openssl (not by pfxkit) under the agents' store
+/// password, holding a self-signed certificate for `cn` that the catalog never issued.
+fn p12_by_openssl(fleet: &Fleet, cn: &str, p12: &Path) {
+    let key = fleet.path(&format!("{cn}.key"));
+    let crt = fleet.path(&format!("{cn}.crt"));
+    openssl(&[
+        OsStr::new("req"),
+        OsStr::new("-x509"),
+        OsStr::new("-newkey"),
+        OsStr::new("ec"),
+        OsStr::new("-pkeyopt"),
+        OsStr::new("ec_paramgen_curve:P-256"),
+        OsStr::new("-nodes"),
+        OsStr::new("-subj"),
+        OsStr::new(&format!("/CN={cn}")),
+        OsStr::new("-days"),
+        OsStr::new("30"),
+        OsStr::new("-keyout"),
+        key.as_os_str(),
+        OsStr::new("-out"),
+        crt.as_os_str(),
+    ]);
+    openssl(&[
+        OsStr::new("pkcs12"),
+        OsStr::new("-export"),
+        OsStr::new("-inkey"),
+        key.as_os_str(),
+        OsStr::new("-in"),
+        crt.as_os_str(),
+        OsStr::new("-name"),
+        OsStr::new("byhand"),
+        OsStr::new("-passout"),
+        OsStr::new(&format!("pass:{STORE_PASSWORD}")),
+        OsStr::new("-out"),
+        p12.as_os_str(),
+    ]);
+}
+
 fn sha1(info: &Value) -> String {
     info["Thumbprint"].as_str().unwrap().to_string()
 }
@@ -329,6 +373,13 @@ fn registered(fleet: &Fleet, name: &str) {
     let mut agent = fleet.start_agent(name, Some(&token));
     eventually("registration", || agent.log().contains("connected as"));
     assert!(agent.terminate().success(), "{}", agent.log());
+    // Without --root it says, once, that the server decides where it writes.
+    assert_eq!(
+        agent.log().matches("warning: unconfined").count(),
+        1,
+        "{}",
+        agent.log()
+    );
 }
 
 fn pem_key_is_plain(key: &Path, cert: &Path) {
@@ -967,39 +1018,7 @@ fn an_agent_inventories_its_stores_so_certificates_placed_by_other_means_are_fou
     let dir = fleet.store_dir("web1");
     let p12 = dir.join("other.p12");
     // A PKCS#12 file made by openssl, not by pfxkit: a certificate the catalog never issued.
-    let key = fleet.path("other.key");
-    let crt = fleet.path("other.crt");
-    openssl(&[
-        OsStr::new("req"),
-        OsStr::new("-x509"),
-        OsStr::new("-newkey"),
-        OsStr::new("ec"),
-        OsStr::new("-pkeyopt"),
-        OsStr::new("ec_paramgen_curve:P-256"),
-        OsStr::new("-nodes"),
-        OsStr::new("-subj"),
-        OsStr::new("/CN=placed-by-hand.example"),
-        OsStr::new("-days"),
-        OsStr::new("30"),
-        OsStr::new("-keyout"),
-        key.as_os_str(),
-        OsStr::new("-out"),
-        crt.as_os_str(),
-    ]);
-    openssl(&[
-        OsStr::new("pkcs12"),
-        OsStr::new("-export"),
-        OsStr::new("-inkey"),
-        key.as_os_str(),
-        OsStr::new("-in"),
-        crt.as_os_str(),
-        OsStr::new("-name"),
-        OsStr::new("byhand"),
-        OsStr::new("-passout"),
-        OsStr::new(&format!("pass:{STORE_PASSWORD}")),
-        OsStr::new("-out"),
-        p12.as_os_str(),
-    ]);
+    p12_by_openssl(&fleet, "placed-by-hand.example", &p12);
     let store = fleet.add_store(
         Some("web1"),
         &[
@@ -1035,4 +1054,222 @@ fn an_agent_inventories_its_stores_so_certificates_placed_by_other_means_are_fou
         "{shown}"
     );
     assert_eq!(shown["Locations"][0]["Alias"], "byhand", "{shown}");
+}
+
+/// `stores add --machine web1` of a PKCS#12 store at `path`, its password on the agent's host.
+fn add_p12_store(fleet: &Fleet, path: &Path) -> String {
+    fleet.add_store(
+        Some("web1"),
+        &[
+            "--type",
+            "pkcs12",
+            "--path",
+            path.to_str().unwrap(),
+            "--store-password",
+            "env:AGENT_STORE_PASSWORD",
+        ],
+    )
+}
+
+/// Deploys `cn` to `stores` and waits until each job has ended, however it ended; the jobs by
+/// store id.
+fn deploy_and_wait(fleet: &Fleet, cn: &str, stores: &[&str]) -> (Value, Vec<Value>) {
+    let cert = fleet.enroll(cn);
+    let ids = fleet.deploy(&cert, stores);
+    assert_eq!(ids.len(), stores.len());
+    eventually("every job to end", || {
+        ids.iter().all(|id| fleet.job(*id)["Status"] == "Completed")
+    });
+    let jobs = stores
+        .iter()
+        .map(|s| {
+            fleet
+                .jobs()
+                .into_iter()
+                .find(|j| j["StoreId"] == *s && ids.contains(&j["Id"].as_i64().unwrap()))
+                .unwrap()
+        })
+        .collect();
+    (cert, jobs)
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_confined_agent_refuses_stores_outside_its_root_and_deploys_inside_it() {
+    // Threat: whoever controls the server (or a catalog admin) registers a "store" at a path of
+    // its choosing on the agent's host (/etc/shadow, /root/.ssh/authorized_keys) so that the
+    // agent, often root, writes a keystore over it or reads it through an inventory.
+    let fleet = Fleet::new();
+    let root = fleet.store_dir("web1");
+    let outside = fleet.store_dir("etc");
+    let inside = root.join("app.p12");
+    let absent = outside.join("shadow.p12");
+    let present = outside.join("present.p12");
+    p12_by_openssl(&fleet, "outside-the-root.example", &present);
+    let present_before = std::fs::read(&present).unwrap();
+    let s_inside = add_p12_store(&fleet, &inside);
+    let s_absent = add_p12_store(&fleet, &absent);
+    let s_present = add_p12_store(&fleet, &present);
+    // A PEM store whose certificate is inside the root but whose key is not.
+    let split_crt = root.join("split.crt");
+    let split_key = outside.join("split.key");
+    let s_split = fleet.add_store(
+        Some("web1"),
+        &[
+            "--type",
+            "pem",
+            "--path",
+            split_crt.to_str().unwrap(),
+            "--key-path",
+            split_key.to_str().unwrap(),
+        ],
+    );
+    let token = fleet.add_agent("web1");
+    let mut agent = fleet.start_agent_with(
+        "web1",
+        Some(&token),
+        &[OsStr::new("--root"), root.as_os_str()],
+    );
+    let (cert, jobs) = deploy_and_wait(
+        &fleet,
+        "confined.example.com",
+        &[&s_inside, &s_absent, &s_present, &s_split],
+    );
+    // Inside the root: deployed in the same run.
+    assert_eq!(jobs[0]["Result"], "Success", "{}", jobs[0]);
+    assert_eq!(
+        keytool_sha1(&inside, "PKCS12", STORE_PASSWORD, "app"),
+        sha1(&cert)
+    );
+    // Outside: each job failed naming its path and the root.
+    let canonical_root = std::fs::canonicalize(&root).unwrap();
+    for (job, path) in [
+        (&jobs[1], &absent),
+        (&jobs[2], &present),
+        (&jobs[3], &split_key),
+    ] {
+        assert_eq!(job["Result"], "Failure", "{job}");
+        let message = job["Message"].as_str().unwrap();
+        assert!(message.contains("outside the agent's roots"), "{message}");
+        assert!(message.contains(path.to_str().unwrap()), "{message}");
+        assert!(
+            message.contains(canonical_root.to_str().unwrap()),
+            "{message}"
+        );
+    }
+    // Nothing written outside (not even a lock file), the existing file unchanged, and the
+    // store refused as a whole (its certificate file not written either)...
+    assert_eq!(names_in(&outside), vec!["present.p12".to_string()]);
+    assert!(!split_crt.exists());
+    assert_eq!(std::fs::read(&present).unwrap(), present_before);
+    // ...nor read: the scheduled inventory, run at connection before any job, refused it too,
+    // so the certificate in it never reached the catalog.
+    assert!(
+        fleet
+            .cli
+            .ok(&["certificates", "list", "--subject", "outside-the-root"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let log = agent.log();
+    assert!(
+        log.contains(&format!("inventory of store {s_present}:"))
+            && log.contains("outside the agent's roots"),
+        "{log}"
+    );
+    assert!(!log.contains("unconfined"), "{log}");
+    // The agent is still serving.
+    assert!(agent.child.try_wait().unwrap().is_none(), "{log}");
+    assert!(agent.terminate().success(), "{}", agent.log());
+}
+
+#[test]
+fn a_symlink_inside_the_root_leading_outside_is_refused() {
+    // Threat: a link placed inside the root (by anyone who could write there, or left behind)
+    // turning a confined write into a write outside it.
+    let fleet = Fleet::new();
+    let root = fleet.store_dir("web1");
+    let outside = fleet.store_dir("elsewhere");
+    let target = outside.join("target.p12");
+    p12_by_openssl(&fleet, "link-target.example", &target);
+    let target_before = std::fs::read(&target).unwrap();
+    std::os::unix::fs::symlink(&target, root.join("link.p12")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("sub")).unwrap();
+    // The root named through a link of its own, and a store registered through that link:
+    // resolved, it is inside, so it is deployed.
+    let root_link = fleet.path("web1-link");
+    std::os::unix::fs::symlink(&root, &root_link).unwrap();
+    let s_ok = add_p12_store(&fleet, &root_link.join("ok.p12"));
+    let s_link = add_p12_store(&fleet, &root.join("link.p12"));
+    let s_sub = add_p12_store(&fleet, &root.join("sub").join("new.p12"));
+    let token = fleet.add_agent("web1");
+    let mut agent = fleet.start_agent_with(
+        "web1",
+        Some(&token),
+        &[OsStr::new("--root"), root_link.as_os_str()],
+    );
+    let (cert, jobs) = deploy_and_wait(&fleet, "linked.example.com", &[&s_ok, &s_link, &s_sub]);
+    assert_eq!(jobs[0]["Result"], "Success", "{}", jobs[0]);
+    assert_eq!(
+        keytool_sha1(&root.join("ok.p12"), "PKCS12", STORE_PASSWORD, "app"),
+        sha1(&cert)
+    );
+    let link_message = jobs[1]["Message"].as_str().unwrap();
+    assert_eq!(jobs[1]["Result"], "Failure", "{}", jobs[1]);
+    assert!(
+        link_message.contains("outside the agent's roots")
+            && link_message.contains("a symbolic link to"),
+        "{link_message}"
+    );
+    let sub_message = jobs[2]["Message"].as_str().unwrap();
+    assert_eq!(jobs[2]["Result"], "Failure", "{}", jobs[2]);
+    assert!(
+        sub_message.contains("outside the agent's roots"),
+        "{sub_message}"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), target_before);
+    assert_eq!(names_in(&outside), vec!["target.p12".to_string()]);
+    assert!(
+        std::fs::symlink_metadata(root.join("link.p12"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(agent.terminate().success(), "{}", agent.log());
+}
+
+#[test]
+fn an_agent_with_a_missing_root_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let state = dir.path().join("state");
+    let out = Command::new(env!("CARGO_BIN_EXE_pfxkit"))
+        .args(["agent", "--server", "https://127.0.0.1:9", "--name", "web1"])
+        .arg("--ca-cert")
+        .arg(dir.path().join("ca.pem"))
+        .arg("--state")
+        .arg(&state)
+        .arg("--root")
+        .arg(dir.path())
+        .arg("--root")
+        .arg(&missing)
+        .env_remove("PFXKIT_CATALOG")
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("must be an existing directory"), "{stderr}");
+    // Refused before anything else: no state directory, no key.
+    assert!(!state.exists());
 }

@@ -34,9 +34,68 @@ use pfxkit_catalog::{AgentRecord, JobResult, StorePasswordRecord, StoreRecord};
 type Body = Full<Bytes>;
 
 /// The longest long-poll (a request must end well within the request timeout).
-const MAX_WAIT: Duration = Duration::from_secs(25);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(25);
 /// Jobs handed out per poll at most.
-const MAX_CLAIM: usize = 64;
+pub(crate) const MAX_CLAIM: usize = 64;
+
+/// One endpoint [`route`] serves, as `openapi.json` documents it.
+#[derive(Debug)]
+pub(crate) struct AgentEndpoint {
+    pub(crate) method: &'static str,
+    /// Under `/KeyfactorAPI`, `{id}` for a path parameter.
+    pub(crate) path: &'static str,
+    pub(crate) summary: &'static str,
+    /// Whether it takes a JSON body.
+    pub(crate) body: bool,
+    /// Whether it needs the agent's client certificate (all but registration).
+    pub(crate) certificate: bool,
+}
+
+/// Every endpoint [`route`] serves; a test checks each against the router.
+pub(crate) const ENDPOINTS: &[AgentEndpoint] = &[
+    AgentEndpoint {
+        method: "POST",
+        path: "/Agent/Register",
+        summary: "Register an agent: a one-time token and a CSR for its client certificate",
+        body: true,
+        certificate: false,
+    },
+    AgentEndpoint {
+        method: "POST",
+        path: "/Agent/Hello",
+        summary: "Start a session: gives back the leases of an earlier run; the agent's stores",
+        body: true,
+        certificate: true,
+    },
+    AgentEndpoint {
+        method: "GET",
+        path: "/Agent/Stores",
+        summary: "The stores of the agent's machine",
+        body: false,
+        certificate: true,
+    },
+    AgentEndpoint {
+        method: "GET",
+        path: "/Agent/Jobs",
+        summary: "Long-poll for due jobs of the agent's stores, claimed under one lease",
+        body: false,
+        certificate: true,
+    },
+    AgentEndpoint {
+        method: "POST",
+        path: "/Agent/Jobs/{id}/Complete",
+        summary: "Report a leased job's outcome, with the store's inventory",
+        body: true,
+        certificate: true,
+    },
+    AgentEndpoint {
+        method: "POST",
+        path: "/Agent/Stores/{id}/Inventory",
+        summary: "Report a scheduled inventory of one of the agent's stores",
+        body: true,
+        certificate: true,
+    },
+];
 
 /// What the agents' long-polls share: the machines with due jobs, and how many polls wait.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! `GET /KeyfactorAPI/openapi.json`: an OpenAPI 3.0 document generated from the same endpoint
 //! table the router reads, so it lists exactly what is served: the paths, their parameters,
-//! the required headers, the security schemes and every status an endpoint can answer.
+//! the required headers, the security schemes and every status an endpoint can answer. The
+//! agents' endpoints (`/Agent/…`, from `agent.rs`'s table) are in it too, marked as needing the
+//! client certificate issued at registration rather than user credentials.
 
 use serde_json::{Map, Value, json};
 
@@ -102,6 +104,193 @@ fn operation(method: &str, path: &str, summary: &str, body: bool) -> Value {
         );
     }
     op
+}
+
+/// An agent endpoint's operation: no user credentials and no `x-keyfactor-requested-with`
+/// header; registration takes a one-time token in its body, everything else the client
+/// certificate issued at registration (mutual TLS), which OpenAPI 3.0 cannot express as a
+/// security scheme, hence `security: []` and the description.
+fn agent_operation(e: &crate::agent::AgentEndpoint) -> Value {
+    let mut params = vec![json!({
+        "name": "x-pfxkit-agent-version", "in": "header", "required": false,
+        "description": "the agent's version, recorded for `pfxkit agents list`",
+        "schema": {"type": "string", "maxLength": 64}
+    })];
+    if e.path.contains("{id}") {
+        let schema = if e.path.starts_with("/Agent/Jobs/") {
+            json!({"type": "integer", "format": "int64"})
+        } else {
+            json!({"type": "string"})
+        };
+        params.push(json!({"name": "id", "in": "path", "required": true, "schema": schema}));
+    }
+    if e.path == "/Agent/Jobs" {
+        params.push(json!({"name": "wait", "in": "query",
+            "description": format!("seconds to wait for a due job (at most {}; 0: answer at once)",
+                crate::agent::MAX_WAIT.as_secs()),
+            "schema": {"type": "integer", "minimum": 0}}));
+        params.push(json!({"name": "limit", "in": "query",
+            "description": format!("jobs to claim at most (1 to {}, default 16)",
+                crate::agent::MAX_CLAIM),
+            "schema": {"type": "integer", "minimum": 0}}));
+    }
+    let ok = match (e.method, e.path) {
+        ("POST", "/Agent/Register") => reference("AgentRegistration"),
+        ("POST", "/Agent/Hello") => reference("AgentHello"),
+        ("GET", "/Agent/Stores") => array_of("AgentStore"),
+        ("GET", "/Agent/Jobs") => reference("AgentClaim"),
+        ("POST", "/Agent/Jobs/{id}/Complete") => json!({"type": "object",
+            "required": ["Id", "Recorded"],
+            "properties": {"Id": {"type": "integer", "format": "int64"},
+                "Recorded": {"type": "boolean"}}}),
+        ("POST", "/Agent/Stores/{id}/Inventory") => json!({"type": "object",
+            "required": ["Entries"],
+            "properties": {"Entries": {"type": "integer", "minimum": 0}}}),
+        _ => json!({"type": "object"}),
+    };
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "Success", "content": {"application/json": {"schema": ok}}}),
+    );
+    responses.insert("400".into(), error_response("Bad request"));
+    responses.insert(
+        "401".into(),
+        error_response(if e.certificate {
+            "No client certificate (mutual TLS)"
+        } else {
+            "Unauthorized"
+        }),
+    );
+    responses.insert(
+        "403".into(),
+        error_response(if e.certificate {
+            "Not this agent's current, unrevoked certificate, or another machine's store"
+        } else {
+            "Unknown or revoked agent, or a wrong or used token"
+        }),
+    );
+    responses.insert("404".into(), error_response("Not found"));
+    responses.insert("408".into(), error_response("Request timeout"));
+    if e.path == "/Agent/Jobs/{id}/Complete" {
+        responses.insert(
+            "409".into(),
+            error_response("The lease ended (the job was given back or taken over)"),
+        );
+    }
+    if e.body {
+        responses.insert("413".into(), error_response("Body too large"));
+        responses.insert("415".into(), error_response("Body not JSON"));
+    }
+    responses.insert(
+        "500".into(),
+        error_response("Internal error (never for bad input)"),
+    );
+    responses.insert("503".into(), error_response("Catalog unavailable"));
+    let description = if e.certificate {
+        "For agents only: needs the client certificate issued to the agent at registration \
+         (`POST /Agent/Register`), presented in the TLS handshake; user credentials are not \
+         accepted. Answers concern the stores of the agent's own machine only."
+    } else {
+        "For agents only: no credentials but the one-time token `pfxkit agents add` printed; \
+         answers the client certificate every other agent endpoint needs (mutual TLS)."
+    };
+    let mut op = json!({
+        "summary": e.summary,
+        "description": description,
+        "operationId": format!("{}{}", e.method.to_ascii_lowercase(), e.path.replace(['/', '{', '}'], "_")),
+        "tags": ["Agent"],
+        "security": [],
+        "parameters": params,
+        "responses": responses,
+    });
+    if e.body
+        && let Some(o) = op.as_object_mut()
+    {
+        o.insert(
+            "requestBody".into(),
+            json!({"required": true, "content": {"application/json": {"schema": agent_request_schema(e.path)}}}),
+        );
+    }
+    op
+}
+
+/// What an agent endpoint's body holds (property names are matched case-insensitively).
+fn agent_request_schema(path: &str) -> Value {
+    let string = json!({"type": "string"});
+    match path {
+        "/Agent/Register" => json!({"type": "object", "required": ["Name", "Token", "Csr"],
+        "properties": {
+            "Name": string, "Token": string,
+            "Csr": {"type": "string", "format": "byte", "description": "a PKCS#10 request, DER"},
+        }}),
+        "/Agent/Hello" => json!({"type": "object", "properties": {"Version": string}}),
+        "/Agent/Jobs/{id}/Complete" => json!({"type": "object", "required": ["Lease", "Result"],
+        "properties": {
+            "Lease": string,
+            "Result": {"type": "string", "enum": ["Success", "Warning", "Failure"]},
+            "Message": {"type": "string", "description": "kept to 4096 characters"},
+            "Inventory": array_of("AgentInventoryEntry"),
+        }}),
+        "/Agent/Stores/{id}/Inventory" => json!({"type": "object", "required": ["Inventory"],
+            "properties": {"Inventory": array_of("AgentInventoryEntry")}}),
+        _ => json!({"type": "object"}),
+    }
+}
+
+/// The agent endpoints' shapes, as `agent.rs` builds and reads them.
+fn agent_schemas(schemas: &mut Map<String, Value>) {
+    let string = json!({"type": "string"});
+    let nullable_string = json!({"type": "string", "nullable": true});
+    let int = json!({"type": "integer", "format": "int64"});
+    let boolean = json!({"type": "boolean"});
+    let der = json!({"type": "string", "format": "byte"});
+    let ders = json!({"type": "array", "items": der});
+    let added = json!({
+        "AgentRegistration": {
+            "type": "object", "required": ["Certificates"],
+            "properties": {"Certificates": {"type": "array", "items": der,
+                "description": "the agent's certificate (DER), then its issuing chain"}},
+        },
+        "AgentStore": {
+            "type": "object",
+            "required": ["Id", "StoreType", "StorePath", "KeyPath", "StorePassword", "PlainKey",
+                "InventoryEverySecs"],
+            "properties": {
+                "Id": string, "StoreType": {"type": "string", "enum": ["pkcs12", "jks", "pem"]},
+                "StorePath": string, "KeyPath": nullable_string,
+                "StorePassword": {"type": "string", "nullable": true,
+                    "description": "an env:VAR or file:PATH reference, resolved on the agent's host"},
+                "PlainKey": boolean, "InventoryEverySecs": int,
+            },
+        },
+        "AgentHello": {
+            "type": "object", "required": ["Agent", "Released", "Stores"],
+            "properties": {"Agent": string, "Released": int, "Stores": array_of("AgentStore")},
+        },
+        "AgentJob": {
+            "type": "object",
+            "required": ["Id", "StoreId", "Alias", "Overwrite", "Key", "Chain", "EntryPassword",
+                "Store"],
+            "properties": {
+                "Id": int, "StoreId": string, "Alias": nullable_string, "Overwrite": boolean,
+                "Key": {"type": "string", "format": "byte",
+                    "description": "the private key, PKCS#8 DER: to the lease holder only"},
+                "Chain": ders, "EntryPassword": nullable_string, "Store": reference("AgentStore"),
+            },
+        },
+        "AgentClaim": {
+            "type": "object", "required": ["Lease", "Jobs"],
+            "properties": {"Lease": string, "Jobs": array_of("AgentJob")},
+        },
+        "AgentInventoryEntry": {
+            "type": "object", "required": ["Alias"],
+            "properties": {"Alias": string, "Chain": ders},
+        },
+    });
+    if let Value::Object(added) = added {
+        schemas.extend(added);
+    }
 }
 
 fn reference(name: &str) -> Value {
@@ -384,6 +573,19 @@ pub(crate) fn document() -> Value {
             );
         }
     }
+    for e in crate::agent::ENDPOINTS {
+        let entry = paths
+            .entry(e.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(o) = entry.as_object_mut() {
+            o.insert(e.method.to_ascii_lowercase(), agent_operation(e));
+        }
+    }
+    let mut schemas = match schemas() {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    agent_schemas(&mut schemas);
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -398,7 +600,7 @@ pub(crate) fn document() -> Value {
                 "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": schemas(),
+            "schemas": schemas,
         },
     })
 }

@@ -730,8 +730,66 @@ async fn openapi_document_lists_exactly_the_endpoints_served() {
     documented.sort();
     let (_, served) = api.get("/Status/Endpoints", READER).await;
     let mut served: Vec<String> = serde_json::from_value(served).unwrap();
+    // The agents' endpoints are served beside the Keyfactor ones (not listed by
+    // /Status/Endpoints, which is Keyfactor's), and must be documented too.
+    let agent = [
+        "POST /KeyfactorAPI/Agent/Register",
+        "POST /KeyfactorAPI/Agent/Hello",
+        "GET /KeyfactorAPI/Agent/Stores",
+        "GET /KeyfactorAPI/Agent/Jobs",
+        "POST /KeyfactorAPI/Agent/Jobs/{id}/Complete",
+        "POST /KeyfactorAPI/Agent/Stores/{id}/Inventory",
+    ];
+    served.extend(agent.iter().map(|e| (*e).to_string()));
     served.sort();
     assert_eq!(documented, served);
+    // Each documented agent operation is served: without a client certificate it answers 401
+    // (registration, which needs none, a 400 for an empty body), never 404, and the document
+    // says what it needs and answers.
+    for endpoint in agent {
+        let (method, path) = endpoint.split_once(' ').unwrap();
+        let url = format!("{}{}", api.base, path.trim_start_matches("/KeyfactorAPI"))
+            .replace("{id}", "1");
+        let request = if method == "GET" {
+            api.client.get(&url)
+        } else {
+            api.client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{}")
+        };
+        let status = request.send().await.unwrap().status();
+        let expected = if path.ends_with("/Register") {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(status, expected, "{endpoint}");
+        let op =
+            &doc["paths"][path.trim_start_matches("/KeyfactorAPI")][method.to_ascii_lowercase()];
+        assert_eq!(op["security"], json!([]), "{endpoint}: no user credentials");
+        assert!(
+            op["description"]
+                .as_str()
+                .unwrap()
+                .contains("client certificate"),
+            "{endpoint}"
+        );
+        let responses = op["responses"].as_object().unwrap();
+        for status in ["200", "400", "401", "403"] {
+            assert!(responses.contains_key(status), "{endpoint}: {status}");
+        }
+        let schema = &responses["200"]["content"]["application/json"]["schema"];
+        assert!(
+            schema.is_object() && schema != &json!({"type": "object"}),
+            "{endpoint}: {schema}"
+        );
+    }
+    // The shapes the agent reads: a job carries its key and its store.
+    let job = &doc["components"]["schemas"]["AgentJob"];
+    for field in ["Id", "StoreId", "Key", "Chain", "Store"] {
+        assert!(job["properties"].get(field).is_some(), "AgentJob.{field}");
+    }
     api.stop().await;
 }
 
