@@ -8,6 +8,21 @@ use serde_json::{Map, Value, json};
 
 use crate::api::ENDPOINTS;
 
+/// The answers every endpoint may give whatever its caller: a timeout, a body refused before
+/// it is parsed (endpoints that take one), an internal error, an unavailable catalog.
+fn server_responses(responses: &mut Map<String, Value>, body: bool) {
+    responses.insert("408".into(), error_response("Request timeout"));
+    if body {
+        responses.insert("413".into(), error_response("Body too large"));
+        responses.insert("415".into(), error_response("Body not JSON"));
+    }
+    responses.insert(
+        "500".into(),
+        error_response("Internal error (never for bad input)"),
+    );
+    responses.insert("503".into(), error_response("Catalog unavailable"));
+}
+
 fn error_response(description: &str) -> Value {
     json!({
         "description": description,
@@ -81,16 +96,7 @@ fn operation(method: &str, path: &str, summary: &str, body: bool) -> Value {
     responses.insert("403".into(), error_response("Not permitted"));
     responses.insert("404".into(), error_response("Not found"));
     responses.insert("405".into(), error_response("Method not allowed"));
-    responses.insert("408".into(), error_response("Request timeout"));
-    if body {
-        responses.insert("413".into(), error_response("Body too large"));
-        responses.insert("415".into(), error_response("Body not JSON"));
-    }
-    responses.insert(
-        "500".into(),
-        error_response("Internal error (never for bad input)"),
-    );
-    responses.insert("503".into(), error_response("Catalog unavailable"));
+    server_responses(&mut responses, body);
     let mut op = json!({
         "summary": summary,
         "operationId": format!("{}{}", method.to_ascii_lowercase(), path.replace(['/', '{', '}'], "_")),
@@ -171,22 +177,13 @@ fn agent_operation(e: &crate::agent::AgentEndpoint) -> Value {
         }),
     );
     responses.insert("404".into(), error_response("Not found"));
-    responses.insert("408".into(), error_response("Request timeout"));
     if e.path == "/Agent/Jobs/{id}/Complete" {
         responses.insert(
             "409".into(),
             error_response("The lease ended (the job was given back or taken over)"),
         );
     }
-    if e.body {
-        responses.insert("413".into(), error_response("Body too large"));
-        responses.insert("415".into(), error_response("Body not JSON"));
-    }
-    responses.insert(
-        "500".into(),
-        error_response("Internal error (never for bad input)"),
-    );
-    responses.insert("503".into(), error_response("Catalog unavailable"));
+    server_responses(&mut responses, e.body);
     let description = if e.certificate {
         "For agents only: needs the client certificate issued to the agent at registration \
          (`POST /Agent/Register`), presented in the TLS handshake; user credentials are not \
