@@ -449,13 +449,15 @@ async fn expired_cached_credentials_under_concurrent_requests_are_verified_once_
     // request verifying them again (Argon2 each, 19 MiB and tens of ms): a latency spike and
     // a memory burst at every expiry. Waiters take the answer of the verification made while
     // they waited.
+    // The cache holds for 2 s: long enough that the burst, on a connection already open,
+    // ends before the credentials verified at its start expire again on a loaded machine.
     let mut limits = fast_limits();
-    limits.credential_cache = Duration::from_millis(300);
+    limits.credential_cache = Duration::from_secs(2);
     limits.max_verifications = 2;
     let api = start(limits).await;
     let (s, _) = api.get("/CertificateStoreTypes", ADMIN).await;
     assert_eq!(s, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let before = api.stats.password_verifications();
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..32 {
