@@ -87,6 +87,40 @@ def job_time_in(seconds):
 # keyfactor-v-1-client (PascalCase)
 
 
+def replace_now_then_at_a_job_time(c, name, stores, jobs_done, first, second, renew, replace, scheduled):
+    """The Replace part of both flows, through a client's own calls: replace `first` by `second`
+    now, renew `second`, replace it at a JobTime four seconds ahead (listed as scheduled, run
+    only then). Returns the third certificate's id and thumbprint."""
+    r = replace(first, second, None)
+    c.require(f"{name}: replace answers 200", r.status_code == 200, r.content[:300])
+    c.check(
+        f"{name}: replace schedules every store",
+        sorted(r.parsed.successful_stores) == sorted(stores),
+        r.content[:300],
+    )
+    wait_until("the replace jobs", lambda: jobs_done(2 * len(stores)))
+
+    r = renew(second)
+    c.require(f"{name}: second renew answers 200", r.status_code == 200, r.content[:300])
+    third = r.parsed.keyfactor_id
+    third_thumb = r.parsed.thumbprint
+    when = job_time_in(4)
+    r = replace(second, third, when)
+    c.require(f"{name}: replace with a JobTime answers 200", r.status_code == 200, r.content[:300])
+    s = scheduled()
+    c.check(
+        f"{name}: the future jobs are listed as scheduled",
+        s.status_code == 200 and len(s.parsed or []) >= len(stores),
+        s.content[:300],
+    )
+    wait_until("the scheduled replace jobs", lambda: jobs_done(3 * len(stores)))
+    c.check(
+        f"{name}: the scheduled jobs did not run before their JobTime",
+        datetime.datetime.now(datetime.timezone.utc) >= when,
+    )
+    return third, third_thumb
+
+
 def drive_v1(c, base, ctx, auth, stores, paths, subject):
     from keyfactor_v_1_client.client import AuthenticatedClient
     from keyfactor_v_1_client import models as m
@@ -202,49 +236,26 @@ def drive_v1(c, base, ctx, auth, stores, paths, subject):
     second = r.parsed.keyfactor_id
     c.check(f"{name}: renew gives a new id", second != first, second)
 
-    # Replace now.
-    r = enrollment_add_to_existing_cert_stores.sync_detailed(
-        client=client,
-        json_body=m.ModelsEnrollmentExistingEnrollmentManagementRequest(
-            existing_certificate_id=first, certificate_id=second, password=STORE_PASSWORD
+    third, third_thumb = replace_now_then_at_a_job_time(
+        c,
+        name,
+        stores,
+        jobs_done,
+        first,
+        second,
+        renew=lambda cid: enrollment_renew.sync_detailed(
+            client=client, json_body=m.ModelsEnrollmentRenewalRequest(certificate_id=cid)
         ),
-    )
-    c.require(f"{name}: replace answers 200", r.status_code == 200, r.content[:300])
-    c.check(
-        f"{name}: replace schedules every store",
-        sorted(r.parsed.successful_stores) == sorted(stores),
-        r.content[:300],
-    )
-    wait_until("the replace jobs", lambda: jobs_done(2 * len(stores)))
-
-    # Renew again and replace with a future JobTime: the jobs wait, then run.
-    r = enrollment_renew.sync_detailed(
-        client=client, json_body=m.ModelsEnrollmentRenewalRequest(certificate_id=second)
-    )
-    c.require(f"{name}: second renew answers 200", r.status_code == 200, r.content[:300])
-    third = r.parsed.keyfactor_id
-    third_thumb = r.parsed.thumbprint
-    when = job_time_in(4)
-    r = enrollment_add_to_existing_cert_stores.sync_detailed(
-        client=client,
-        json_body=m.ModelsEnrollmentExistingEnrollmentManagementRequest(
-            existing_certificate_id=second,
-            certificate_id=third,
-            password=STORE_PASSWORD,
-            job_time=when,
+        replace=lambda old, new, when: enrollment_add_to_existing_cert_stores.sync_detailed(
+            client=client,
+            json_body=m.ModelsEnrollmentExistingEnrollmentManagementRequest(
+                existing_certificate_id=old,
+                certificate_id=new,
+                password=STORE_PASSWORD,
+                **({"job_time": when} if when else {}),
+            ),
         ),
-    )
-    c.require(f"{name}: replace with a JobTime answers 200", r.status_code == 200, r.content[:300])
-    s = orchestrator_job_get_scheduled_jobs.sync_detailed(client=client)
-    c.check(
-        f"{name}: the future jobs are listed as scheduled",
-        s.status_code == 200 and len(s.parsed or []) >= len(stores),
-        s.content[:300],
-    )
-    wait_until("the scheduled replace jobs", lambda: jobs_done(3 * len(stores)))
-    c.check(
-        f"{name}: the scheduled jobs did not run before their JobTime",
-        datetime.datetime.now(datetime.timezone.utc) >= when,
+        scheduled=lambda: orchestrator_job_get_scheduled_jobs.sync_detailed(client=client),
     )
 
     # Locations: the newest certificate is in every store, the first in none.
@@ -430,47 +441,27 @@ def drive_v11(c, base, ctx, auth, store_files, subject):
     c.require(f"{name}: renew by thumbprint answers 200", r.status_code == 200, r.content[:300])
     second = r.parsed.keyfactor_id
 
-    r = post_enrollment_pfx_replace.sync_detailed(
-        client=client,
-        json_body=m.CSSCMSDataModelModelsEnrollmentExistingEnrollmentManagementRequest(
-            existing_certificate_id=first, certificate_id=second, password=STORE_PASSWORD
+    third, third_thumb = replace_now_then_at_a_job_time(
+        c,
+        name,
+        stores,
+        jobs_done,
+        first,
+        second,
+        renew=lambda cid: post_enrollment_renew.sync_detailed(
+            client=client,
+            json_body=m.CSSCMSDataModelModelsEnrollmentRenewalRequest(certificate_id=cid),
         ),
-    )
-    c.require(f"{name}: replace answers 200", r.status_code == 200, r.content[:300])
-    c.check(
-        f"{name}: replace schedules every store",
-        sorted(r.parsed.successful_stores) == sorted(stores),
-        r.content[:300],
-    )
-    wait_until("the replace jobs", lambda: jobs_done(2 * len(stores)))
-
-    r = post_enrollment_renew.sync_detailed(
-        client=client, json_body=m.CSSCMSDataModelModelsEnrollmentRenewalRequest(certificate_id=second)
-    )
-    c.require(f"{name}: second renew answers 200", r.status_code == 200, r.content[:300])
-    third = r.parsed.keyfactor_id
-    third_thumb = r.parsed.thumbprint
-    when = job_time_in(4)
-    r = post_enrollment_pfx_replace.sync_detailed(
-        client=client,
-        json_body=m.CSSCMSDataModelModelsEnrollmentExistingEnrollmentManagementRequest(
-            existing_certificate_id=second,
-            certificate_id=third,
-            password=STORE_PASSWORD,
-            job_time=when,
+        replace=lambda old, new, when: post_enrollment_pfx_replace.sync_detailed(
+            client=client,
+            json_body=m.CSSCMSDataModelModelsEnrollmentExistingEnrollmentManagementRequest(
+                existing_certificate_id=old,
+                certificate_id=new,
+                password=STORE_PASSWORD,
+                **({"job_time": when} if when else {}),
+            ),
         ),
-    )
-    c.require(f"{name}: replace with a JobTime answers 200", r.status_code == 200, r.content[:300])
-    s = get_orchestrator_jobs_scheduled_jobs.sync_detailed(client=client)
-    c.check(
-        f"{name}: the future jobs are listed as scheduled",
-        s.status_code == 200 and len(s.parsed or []) >= len(stores),
-        s.content[:300],
-    )
-    wait_until("the scheduled replace jobs", lambda: jobs_done(3 * len(stores)))
-    c.check(
-        f"{name}: the scheduled jobs did not run before their JobTime",
-        datetime.datetime.now(datetime.timezone.utc) >= when,
+        scheduled=lambda: get_orchestrator_jobs_scheduled_jobs.sync_detailed(client=client),
     )
 
     r = get_certificates_locations_id.sync_detailed(third, client=client)

@@ -810,17 +810,24 @@ impl Service {
                 });
             }
         }
-        if !jobs.is_empty() {
-            let ids = self.catalog().add_jobs(&jobs)?;
-            for (job, id) in jobs.iter().zip(ids) {
-                outcome
-                    .job_ids
-                    .entry(job.store_id.clone())
-                    .or_default()
-                    .push(id);
-            }
-        }
+        self.record_jobs(&jobs, &mut outcome)?;
         Ok(outcome)
+    }
+
+    /// Creates `jobs` at once and lists each one's id under its store in `outcome`.
+    fn record_jobs(&self, jobs: &[NewJob], outcome: &mut StoreOutcome) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let ids = self.catalog().add_jobs(jobs)?;
+        for (job, id) in jobs.iter().zip(ids) {
+            outcome
+                .job_ids
+                .entry(job.store_id.clone())
+                .or_default()
+                .push(id);
+        }
+        Ok(())
     }
 
     /// Spec step 3 for every target (a store and the alias to write there): a job where the
@@ -897,16 +904,7 @@ impl Service {
                 Err(reason) => outcome.fail(&store.id, reason),
             }
         }
-        if !jobs.is_empty() {
-            let ids = self.catalog().add_jobs(&jobs)?;
-            for (job, id) in jobs.iter().zip(ids) {
-                outcome
-                    .job_ids
-                    .entry(job.store_id.clone())
-                    .or_default()
-                    .push(id);
-            }
-        }
+        self.record_jobs(&jobs, &mut outcome)?;
         Ok(outcome)
     }
 
