@@ -340,49 +340,124 @@ async fn poll(
         })
         .await?;
         if !claim.jobs.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(json_response(StatusCode::OK, &claim_json(&claim)));
+            return claim_response(&claim);
         }
         // Sleep until the hub sees a due job of ours, or the poll ends.
         loop {
             tokio::select! {
                 changed = due.changed() => {
                     if changed.is_err() {
-                        return Ok(json_response(StatusCode::OK, &claim_json(&claim)));
+                        return claim_response(&claim);
                     }
                     if due.borrow_and_update().contains(&agent.name) {
                         break;
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    return Ok(json_response(StatusCode::OK, &claim_json(&claim)));
+                    return claim_response(&claim);
                 }
                 _ = stopping.wait_for(|s| *s) => {
-                    return Ok(json_response(StatusCode::OK, &claim_json(&claim)));
+                    return claim_response(&claim);
                 }
             }
         }
     }
 }
 
-/// The claim as JSON: the key and entry password travel here, to the lease holder only.
-fn claim_json(claim: &AgentClaim) -> Value {
-    let jobs: Vec<Value> = claim
+/// The answer to a claim. The jobs' private keys and entry passwords travel here, to the lease
+/// holder only, so they never enter a `serde_json::Value` (whose strings are freed unwiped): the
+/// answer is written straight into one buffer sized beforehand — no reallocation leaves a copy
+/// behind — and wiped when hyper drops the response body. (hyper and rustls still copy the bytes
+/// through their own write buffers.)
+fn claim_response(claim: &AgentClaim) -> Result<Response<Body>, ApiError> {
+    let jobs: Vec<ClaimedJob<'_>> = claim
         .jobs
         .iter()
-        .map(|j| {
-            json!({
+        .map(|j| ClaimedJob {
+            public: json!({
                 "Id": j.job.id,
                 "StoreId": j.store.id,
                 "Alias": j.job.job.alias,
                 "Overwrite": j.job.job.overwrite,
-                "Key": Base64::encode_string(j.identity.key().expose_pkcs8_der()),
                 "Chain": j.identity.chain().iter().map(|c| Base64::encode_string(c.der())).collect::<Vec<_>>(),
-                "EntryPassword": j.entry_password.as_ref().and_then(|p| p.expose_secret()),
                 "Store": store_json(&j.store),
-            })
+            }),
+            key_der: j.identity.key().expose_pkcs8_der(),
+            entry_password: j.entry_password.as_ref().and_then(|p| p.expose_secret()),
         })
         .collect();
-    json!({"Lease": claim.holder, "Jobs": jobs})
+    let body = write_claim(&claim.holder, &jobs).ok_or_else(|| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })?;
+    let mut r = Response::new(Full::new(Bytes::from_owner(body)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+/// A claimed job's answer: what may be serialized as usual, and the secrets.
+struct ClaimedJob<'a> {
+    public: Value,
+    key_der: &'a [u8],
+    entry_password: Option<&'a str>,
+}
+
+/// Bytes wiped when dropped (the owner of a claim's response body).
+struct Wiped(Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for Wiped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// `{"Lease": holder, "Jobs": [...]}`, each job its public fields plus `Key` (base64 PKCS#8)
+/// and `EntryPassword`, written into a buffer that never grows past the capacity reserved
+/// first; `None` only if that reckoning were wrong (a bug, answered as one).
+fn write_claim(holder: &str, jobs: &[ClaimedJob<'_>]) -> Option<Wiped> {
+    // JSON-escaping at most sextuples a string (\u00XX); the public parts are written first,
+    // unwiped, because they hold no secret.
+    let public: Vec<Vec<u8>> = jobs
+        .iter()
+        .map(|j| serde_json::to_vec(&j.public).ok())
+        .collect::<Option<_>>()?;
+    let capacity = 32
+        + 6 * holder.len()
+        + jobs
+            .iter()
+            .zip(&public)
+            .map(|(j, p)| {
+                48 + p.len()
+                    + Base64::encoded_len(j.key_der)
+                    + 6 * j.entry_password.map_or(0, str::len)
+            })
+            .sum::<usize>();
+    let mut out = Zeroizing::new(Vec::with_capacity(capacity));
+    let reserved = out.capacity();
+    out.extend_from_slice(b"{\"Lease\":");
+    serde_json::to_writer(&mut *out, holder).ok()?;
+    out.extend_from_slice(b",\"Jobs\":[");
+    for (i, (job, public)) in jobs.iter().zip(&public).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"Key\":\"");
+        let start = out.len();
+        out.resize(start + Base64::encoded_len(job.key_der), 0);
+        Base64::encode(job.key_der, out.get_mut(start..)?).ok()?;
+        out.extend_from_slice(b"\",\"EntryPassword\":");
+        match job.entry_password {
+            Some(p) => serde_json::to_writer(&mut *out, p).ok()?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b',');
+        // The public object without its opening brace.
+        out.extend_from_slice(public.get(1..)?);
+    }
+    out.extend_from_slice(b"]}");
+    (out.capacity() == reserved).then_some(Wiped(out))
 }
 
 /// What an inventory found: (alias, leaf first then chain) per entry.
@@ -469,4 +544,48 @@ async fn inventory(
     })
     .await?;
     Ok(json_response(StatusCode::OK, &json!({"Entries": entries})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Threat: a claim's private keys and entry passwords left in freed, unwiped memory of the
+    /// server (a `Value` tree, a growing buffer's earlier copies). The answer is the JSON the
+    /// agents parse, written without the buffer ever growing, whatever the password holds.
+    #[test]
+    fn a_claim_is_written_whole_into_one_buffer_that_never_grows() {
+        let key = (0u8..=255).cycle().take(1_217).collect::<Vec<u8>>();
+        let nasty = "pa\"ss\\\u{1}\u{7f}wörd\n\u{0}".repeat(40);
+        let jobs = [
+            ClaimedJob {
+                public: json!({"Id": 7, "StoreId": "s-1", "Alias": "web", "Overwrite": true,
+                               "Chain": ["AAAA"], "Store": {"Id": "s-1", "KeyPath": null}}),
+                key_der: &key,
+                entry_password: Some(&nasty),
+            },
+            ClaimedJob {
+                public: json!({"Id": 8, "StoreId": "s-2", "Alias": null, "Overwrite": false,
+                               "Chain": [], "Store": {"Id": "s-2"}}),
+                key_der: &key[..32],
+                entry_password: None,
+            },
+        ];
+        let written = write_claim("agent:web1:\u{1}holder", &jobs).expect("no growth");
+        let parsed: Value = serde_json::from_slice(written.as_ref()).unwrap();
+        let mut first = jobs[0].public.clone();
+        first["Key"] = json!(Base64::encode_string(&key));
+        first["EntryPassword"] = json!(nasty);
+        let mut second = jobs[1].public.clone();
+        second["Key"] = json!(Base64::encode_string(&key[..32]));
+        second["EntryPassword"] = Value::Null;
+        assert_eq!(
+            parsed,
+            json!({"Lease": "agent:web1:\u{1}holder", "Jobs": [first, second]})
+        );
+        assert_eq!(
+            serde_json::from_slice::<Value>(write_claim("h", &[]).unwrap().as_ref()).unwrap(),
+            json!({"Lease": "h", "Jobs": []})
+        );
+    }
 }
