@@ -386,9 +386,8 @@ fn claim_response(claim: &AgentClaim) -> Result<Response<Body>, ApiError> {
             entry_password: j.entry_password.as_ref().and_then(|p| p.expose_secret()),
         })
         .collect();
-    let body = write_claim(&claim.holder, &jobs).ok_or_else(|| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    })?;
+    let body = write_claim(&claim.holder, &jobs)
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?;
     let mut r = Response::new(Full::new(Bytes::from_owner(body)));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
