@@ -206,6 +206,22 @@ impl Fleet {
         self.cli.ok(&all)["Id"].as_str().unwrap().to_string()
     }
 
+    /// A `store_type` store at `path` on `machine`, its password read from the agent's
+    /// `AGENT_STORE_PASSWORD`; its id.
+    fn add_remote_store(&self, machine: &str, store_type: &str, path: &Path) -> String {
+        self.add_store(
+            Some(machine),
+            &[
+                "--type",
+                store_type,
+                "--path",
+                path.to_str().unwrap(),
+                "--store-password",
+                "env:AGENT_STORE_PASSWORD",
+            ],
+        )
+    }
+
     fn store_dir(&self, host: &str) -> PathBuf {
         let d = self.path(host);
         std::fs::create_dir_all(&d).unwrap();
@@ -573,17 +589,7 @@ fn the_server_runner_leaves_an_agents_stores_to_that_agent() {
         ],
     );
     let remote_file = fleet.store_dir("web1").join("remote.p12");
-    let remote = fleet.add_store(
-        Some("web1"),
-        &[
-            "--type",
-            "pkcs12",
-            "--path",
-            remote_file.to_str().unwrap(),
-            "--store-password",
-            "env:AGENT_STORE_PASSWORD",
-        ],
-    );
+    let remote = fleet.add_remote_store("web1", "pkcs12", &remote_file);
     let cert = fleet.enroll("split.example.com");
     let jobs = fleet.deploy(&cert, &[&own, &remote]);
     let (own_job, remote_job) = (jobs[0], jobs[1]);
@@ -653,17 +659,7 @@ fn an_agent_gets_403_for_another_machines_jobs_and_stores() {
     let fleet = Fleet::new();
     registered(&fleet, "web1");
     registered(&fleet, "db1");
-    let db_store = fleet.add_store(
-        Some("db1"),
-        &[
-            "--type",
-            "pkcs12",
-            "--path",
-            fleet.store_dir("db1").join("db.p12").to_str().unwrap(),
-            "--store-password",
-            "env:AGENT_STORE_PASSWORD",
-        ],
-    );
+    let db_store = fleet.add_remote_store("db1", "pkcs12", &fleet.store_dir("db1").join("db.p12"));
     let cert = fleet.enroll("db.example.com");
     let jobs = fleet.deploy(&cert, &[&db_store]);
     let web1 = agent_client(&fleet, "web1");
@@ -715,17 +711,7 @@ fn a_late_completion_from_an_ended_lease_is_refused() {
     // an outcome over the job's new run.
     let fleet = Fleet::new();
     registered(&fleet, "web1");
-    let store = fleet.add_store(
-        Some("web1"),
-        &[
-            "--type",
-            "pkcs12",
-            "--path",
-            fleet.store_dir("web1").join("a.p12").to_str().unwrap(),
-            "--store-password",
-            "env:AGENT_STORE_PASSWORD",
-        ],
-    );
+    let store = fleet.add_remote_store("web1", "pkcs12", &fleet.store_dir("web1").join("a.p12"));
     let cert = fleet.enroll("late.example.com");
     let job = fleet.deploy(&cert, &[&store])[0];
     let web1 = agent_client(&fleet, "web1");
@@ -762,19 +748,7 @@ fn an_agent_killed_mid_run_and_restarted_completes_every_job_once_in_effect() {
     let mut fleet = Fleet::new();
     let dir = fleet.store_dir("web1");
     let stores: Vec<String> = (0..24)
-        .map(|i| {
-            fleet.add_store(
-                Some("web1"),
-                &[
-                    "--type",
-                    "pkcs12",
-                    "--path",
-                    dir.join(format!("s{i}.p12")).to_str().unwrap(),
-                    "--store-password",
-                    "env:AGENT_STORE_PASSWORD",
-                ],
-            )
-        })
+        .map(|i| fleet.add_remote_store("web1", "pkcs12", &dir.join(format!("s{i}.p12"))))
         .collect();
     let token = fleet.add_agent("web1");
     let mut agent = fleet.start_agent("web1", Some(&token));
@@ -813,17 +787,7 @@ fn an_agent_killed_mid_run_and_restarted_completes_every_job_once_in_effect() {
 fn agents_keep_working_across_a_server_restart() {
     let mut fleet = Fleet::new();
     let dir = fleet.store_dir("web1");
-    let store = fleet.add_store(
-        Some("web1"),
-        &[
-            "--type",
-            "pkcs12",
-            "--path",
-            dir.join("a.p12").to_str().unwrap(),
-            "--store-password",
-            "env:AGENT_STORE_PASSWORD",
-        ],
-    );
+    let store = fleet.add_remote_store("web1", "pkcs12", &dir.join("a.p12"));
     let token = fleet.add_agent("web1");
     let mut agent = fleet.start_agent("web1", Some(&token));
     eventually("registration", || agent.log().contains("connected as"));
@@ -857,17 +821,7 @@ fn a_revoked_agent_is_refused_at_once() {
     // Threat: a decommissioned or stolen host keeps its certificate.
     let fleet = Fleet::new();
     let dir = fleet.store_dir("web1");
-    let store = fleet.add_store(
-        Some("web1"),
-        &[
-            "--type",
-            "pkcs12",
-            "--path",
-            dir.join("a.p12").to_str().unwrap(),
-            "--store-password",
-            "env:AGENT_STORE_PASSWORD",
-        ],
-    );
+    let store = fleet.add_remote_store("web1", "pkcs12", &dir.join("a.p12"));
     let token = fleet.add_agent("web1");
     let mut agent = fleet.start_agent("web1", Some(&token));
     eventually("registration", || agent.log().contains("connected as"));
@@ -1058,17 +1012,7 @@ fn an_agent_inventories_its_stores_so_certificates_placed_by_other_means_are_fou
 
 /// `stores add --machine web1` of a PKCS#12 store at `path`, its password on the agent's host.
 fn add_p12_store(fleet: &Fleet, path: &Path) -> String {
-    fleet.add_store(
-        Some("web1"),
-        &[
-            "--type",
-            "pkcs12",
-            "--path",
-            path.to_str().unwrap(),
-            "--store-password",
-            "env:AGENT_STORE_PASSWORD",
-        ],
-    )
+    fleet.add_remote_store("web1", "pkcs12", path)
 }
 
 /// Deploys `cn` to `stores` and waits until each job has ended, however it ended; the jobs by
