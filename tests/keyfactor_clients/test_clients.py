@@ -87,6 +87,22 @@ def job_time_in(seconds):
 # keyfactor-v-1-client (PascalCase)
 
 
+def deploy_is_recorded(c, name, stores, jobs_done, inventory, thumbprint):
+    """After a Deploy to `stores`, through a client's own calls: its jobs end with their start
+    and end times in the job history, and each store's inventory lists `thumbprint`."""
+    done = wait_until("the deploy jobs", lambda: jobs_done(len(stores)))
+    c.check(
+        f"{name}: job history has OperationStart and OperationEnd",
+        all(j.operation_start and j.operation_end >= j.operation_start for j in done),
+    )
+    for store in stores:
+        r = inventory(store)
+        if r.status_code != 200:
+            raise AssertionError(f"inventory {store}: {r.status_code} {r.content[:300]}")
+        found = {cert.thumbprint for entry in r.parsed for cert in entry.certificates}
+        c.check(f"{name}: inventory of {store} lists the deployed certificate", thumbprint in found)
+
+
 def replace_now_then_at_a_job_time(c, name, stores, jobs_done, first, second, renew, replace, scheduled):
     """The Replace part of both flows, through a client's own calls: replace `first` by `second`
     now, renew `second`, replace it at a JobTime four seconds ahead (listed as scheduled, run
@@ -210,23 +226,14 @@ def drive_v1(c, base, ctx, auth, stores, paths, subject):
         ]
         return len(done) >= expect and done
 
-    done = wait_until("the deploy jobs", lambda: jobs_done(len(stores)))
-    c.check(
-        f"{name}: job history has OperationStart and OperationEnd",
-        all(j.operation_start and j.operation_end >= j.operation_start for j in done),
+    deploy_is_recorded(
+        c,
+        name,
+        stores,
+        jobs_done,
+        lambda store: certificate_store_get_certificate_store_inventory.sync_detailed(store, client=client),
+        info.thumbprint,
     )
-
-    def inventory_thumbprints(store):
-        r = certificate_store_get_certificate_store_inventory.sync_detailed(store, client=client)
-        if r.status_code != 200:
-            raise AssertionError(f"inventory {store}: {r.status_code} {r.content[:300]}")
-        return {cert.thumbprint for entry in r.parsed for cert in entry.certificates}
-
-    for s in stores:
-        c.check(
-            f"{name}: inventory of {s} lists the deployed certificate",
-            info.thumbprint in inventory_thumbprints(s),
-        )
 
     # Renew: a new certificate, not deployed.
     r = enrollment_renew.sync_detailed(
@@ -417,23 +424,14 @@ def drive_v11(c, base, ctx, auth, store_files, subject):
             print([(j.status, j.result, j.store_path, j.message) for j in h.parsed], paths)
         return len(done) >= expect and done
 
-    done = wait_until("the deploy jobs", lambda: jobs_done(len(stores)))
-    c.check(
-        f"{name}: job history has OperationStart and OperationEnd",
-        all(j.operation_start and j.operation_end >= j.operation_start for j in done),
+    deploy_is_recorded(
+        c,
+        name,
+        stores,
+        jobs_done,
+        lambda store: get_certificate_stores_id_inventory.sync_detailed(store, client=client),
+        first_thumb,
     )
-
-    def inventory_thumbprints(store):
-        r = get_certificate_stores_id_inventory.sync_detailed(store, client=client)
-        if r.status_code != 200:
-            raise AssertionError(f"inventory {store}: {r.status_code} {r.content[:300]}")
-        return {cert.thumbprint for entry in r.parsed for cert in entry.certificates}
-
-    for s in stores:
-        c.check(
-            f"{name}: inventory of {s} lists the deployed certificate",
-            first_thumb in inventory_thumbprints(s),
-        )
 
     r = post_enrollment_renew.sync_detailed(
         client=client, json_body=m.CSSCMSDataModelModelsEnrollmentRenewalRequest(thumbprint=first_thumb)

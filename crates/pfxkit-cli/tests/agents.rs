@@ -10,6 +10,7 @@
 //! machine): each test asserts an end state, never a speed.
 
 mod catalog_cli;
+mod store_common;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use catalog_cli::{Cli, assert_exit, keytool_sha1, openssl, openssl_pkcs12_certs, openssl_sha1};
 use serde_json::{Value, json};
+use store_common::openssl_key_matches_cert;
 
 const STORE_PASSWORD: &str = "store-secret";
 const ENTRY_PASSWORD: &str = "entry-secret";
@@ -402,42 +404,14 @@ fn pem_key_is_plain(key: &Path, cert: &Path) {
     let text = std::fs::read_to_string(key).unwrap();
     assert!(text.contains("-----BEGIN PRIVATE KEY-----"), "{text}");
     assert!(!text.contains("ENCRYPTED"), "{text}");
-    // openssl reads it with no password at all, and it is the certificate's key.
-    let from_key = openssl(&[
-        OsStr::new("pkey"),
-        OsStr::new("-in"),
-        key.as_os_str(),
-        OsStr::new("-pubout"),
-    ]);
-    let from_cert = openssl(&[
-        OsStr::new("x509"),
-        OsStr::new("-in"),
-        cert.as_os_str(),
-        OsStr::new("-noout"),
-        OsStr::new("-pubkey"),
-    ]);
-    assert_eq!(from_key, from_cert);
+    // openssl reads it with an empty password (none is asked), and it is the certificate's key.
+    openssl_key_matches_cert(key, "", cert);
 }
 
 fn pem_key_is_encrypted(key: &Path, cert: &Path) {
     let text = std::fs::read_to_string(key).unwrap();
     assert!(text.contains("ENCRYPTED PRIVATE KEY"), "{text}");
-    let from_key = openssl(&[
-        OsStr::new("pkey"),
-        OsStr::new("-in"),
-        key.as_os_str(),
-        OsStr::new("-passin"),
-        OsStr::new(&format!("pass:{ENTRY_PASSWORD}")),
-        OsStr::new("-pubout"),
-    ]);
-    let from_cert = openssl(&[
-        OsStr::new("x509"),
-        OsStr::new("-in"),
-        cert.as_os_str(),
-        OsStr::new("-noout"),
-        OsStr::new("-pubkey"),
-    ]);
-    assert_eq!(from_key, from_cert);
+    openssl_key_matches_cert(key, ENTRY_PASSWORD, cert);
 }
 
 #[test]
